@@ -1,0 +1,145 @@
+"""Email through any SMTP relay, one connection per message.
+
+Permanent SMTP replies (5xx) are final; temporary replies (4xx), a dropped connection,
+refused connections and timeouts are retryable. Reasons carry the reply code only: SMTP
+reply texts often quote the recipient's address.
+
+Each message has a Message-ID derived from its ledger key, so a re-send of the same
+message (at-least-once delivery) carries the same id and receivers can fold duplicates.
+
+>>> from forewarn.records import MessageKey
+>>> sender = SmtpSender("smtp.example.com", 587, "alerts@example.com")
+>>> mail = sender.build(Message(MessageKey("INC-1", "CU-42", "warning"), "email", "ana@example.com",
+...                             "Outage in your area."))
+>>> mail["Subject"], mail["X-Forewarn-Key"]
+('Service notice', 'INC-1|CU-42|warning')
+>>> SmtpSender("smtp.example.com", 587, "alerts@example.com", username="u")
+Traceback (most recent call last):
+...
+ValueError: SmtpSender needs both username and password, or neither
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import smtplib
+import ssl
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+from forewarn.records import Channel, Message, SendResult
+
+log = logging.getLogger(__name__)
+
+
+def classify_smtp_code(code: int, what: str) -> SendResult:
+    """4xx is temporary (retry), anything else is final.
+
+    >>> classify_smtp_code(451, "recipient refused").retryable
+    True
+    >>> classify_smtp_code(550, "recipient refused").reason
+    'smtp 550: recipient refused'
+    """
+    return SendResult(ok=False, retryable=400 <= code < 500, reason=f"smtp {code}: {what}")
+
+
+class SmtpSender:
+    """Sends email messages over SMTP; implements `Sender`."""
+
+    channel: Channel = "email"
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        from_addr: str,
+        *,
+        starttls: bool = True,
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 10.0,
+        default_subject: str = "Service notice",
+        tls_context: ssl.SSLContext | None = None,
+    ) -> None:
+        if (username is None) != (password is None):
+            raise ValueError("SmtpSender needs both username and password, or neither")
+        if "@" not in from_addr:
+            raise ValueError("from_addr must be an email address")
+        self.host = host
+        self.port = port
+        self.from_addr = from_addr
+        self.starttls = starttls
+        self.timeout = timeout
+        self.default_subject = default_subject
+        self._credentials = (username, password) if username is not None and password is not None else None
+        self._tls_context = tls_context
+        self._domain = from_addr.rpartition("@")[2].strip(">") or "forewarn.invalid"
+
+    def build(self, message: Message) -> EmailMessage:
+        """The email for `message`; raises ValueError for a header that cannot be sent."""
+        digest = hashlib.sha256(str(message.key).encode()).hexdigest()[:32]
+        mail = EmailMessage()
+        mail["Subject"] = message.subject or self.default_subject
+        mail["From"] = self.from_addr
+        mail["To"] = message.to
+        mail["Date"] = format_datetime(datetime.now(UTC))
+        mail["Message-ID"] = f"<forewarn.{digest}@{self._domain}>"
+        mail["X-Forewarn-Key"] = str(message.key)
+        mail.set_content(message.body)
+        return mail
+
+    def send(self, message: Message) -> SendResult:
+        """Send one email; classify any failure instead of raising."""
+        if message.channel != self.channel:
+            return SendResult(ok=False, reason=f"not an email message (channel {message.channel})")
+        try:
+            mail = self.build(message)
+        except (ValueError, TypeError):
+            result = SendResult(ok=False, reason="email: invalid address or header")
+        else:
+            result = self._transmit(mail, message.to)
+        if result.ok:
+            log.debug("email sent key=%s", message.key)
+        else:
+            log.warning("email not sent key=%s reason=%s retryable=%s", message.key, result.reason,
+                        result.retryable)
+        return result
+
+    def _transmit(self, mail: EmailMessage, to: str) -> SendResult:
+        try:
+            with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+                if self.starttls:
+                    smtp.starttls(context=self._tls_context or ssl.create_default_context())
+                if self._credentials is not None:
+                    smtp.login(*self._credentials)
+                refused = smtp.send_message(mail, from_addr=self.from_addr, to_addrs=[to])
+        except smtplib.SMTPRecipientsRefused as exc:
+            code = next(iter(exc.recipients.values()))[0] if exc.recipients else 550
+            return classify_smtp_code(code, "recipient refused")
+        except smtplib.SMTPAuthenticationError as exc:
+            return classify_smtp_code(exc.smtp_code, "authentication failed")
+        except smtplib.SMTPSenderRefused as exc:
+            return classify_smtp_code(exc.smtp_code, "sender refused")
+        except smtplib.SMTPDataError as exc:
+            return classify_smtp_code(exc.smtp_code, "message refused")
+        except smtplib.SMTPResponseException as exc:
+            return classify_smtp_code(exc.smtp_code, "server refused the session")
+        except smtplib.SMTPServerDisconnected:
+            return SendResult(ok=False, retryable=True, reason="smtp: server disconnected")
+        except smtplib.SMTPNotSupportedError:
+            return SendResult(ok=False, reason="smtp: server lacks a required extension (STARTTLS, SMTPUTF8)")
+        except smtplib.SMTPException as exc:
+            return SendResult(ok=False, reason=f"smtp: {type(exc).__name__}")
+        except ssl.SSLCertVerificationError:
+            return SendResult(ok=False, reason="smtp: TLS certificate not trusted")
+        except TimeoutError:
+            return SendResult(ok=False, retryable=True, reason="smtp: timeout")
+        except OSError as exc:
+            reason = f"smtp: connection failed ({type(exc).__name__})"
+            return SendResult(ok=False, retryable=True, reason=reason)
+        if refused:
+            code = next(iter(refused.values()))[0]
+            return classify_smtp_code(code, "recipient refused")
+        return SendResult(ok=True, provider_id=str(mail["Message-ID"]))

@@ -1,0 +1,127 @@
+"""In-process customer index and ledger for the embedded demo: no external service.
+
+They behave like the Redis ones (same contract tests): attribute sets kept consistent on
+upsert, segments as AND of attribute values, claims that expire after `claim_ttl` while
+pending, releases that never remove a recorded outcome. State lives in this process only.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+
+from connectors.redis_index import check_segment
+from connectors.redis_ledger import PENDING, outcome_doc, utc_now
+from forewarn.interfaces import Segment
+from forewarn.records import INDEXED_ATTRIBUTES, Channel, Customer, MessageKey, MessageKind, SendResult
+
+
+class InMemoryCustomerIndex:
+    """`CustomerIndex` over dicts of customers and sets of ids per attribute value."""
+
+    def __init__(self) -> None:
+        self._customers: dict[str, Customer] = {}
+        self._sets: dict[tuple[str, str], set[str]] = defaultdict(set)
+        self._lock = threading.Lock()
+
+    def upsert(self, customers: Iterable[Customer]) -> int:
+        count = 0
+        with self._lock:
+            for customer in customers:
+                old = self._customers.get(customer.id)
+                old_attrs = old.attributes() if old is not None else {}
+                new_attrs = customer.attributes()
+                for attribute in INDEXED_ATTRIBUTES:
+                    before = old_attrs.get(attribute, set())
+                    after = new_attrs[attribute]
+                    for value in before - after:
+                        members = self._sets[(attribute, value)]
+                        members.discard(customer.id)
+                        if not members:
+                            del self._sets[(attribute, value)]
+                    for value in after - before:
+                        self._sets[(attribute, value)].add(customer.id)
+                self._customers[customer.id] = customer
+                count += 1
+        return count
+
+    def get_many(self, ids: Sequence[str]) -> list[Customer | None]:
+        with self._lock:
+            return [self._customers.get(i) for i in ids]
+
+    def size(self) -> int:
+        return len(self._customers)
+
+    def value_counts(self, attribute: str, values: Iterable[str]) -> dict[str, int]:
+        check_segment({attribute: ""})
+        with self._lock:
+            return {v: len(self._sets.get((attribute, v), ())) for v in values}
+
+    def segment(self, segment: Segment) -> Iterator[Customer]:
+        check_segment(segment)
+        with self._lock:
+            if not segment:
+                matched: Iterable[str] = list(self._customers)
+            else:
+                sets = sorted((self._sets.get(item, set()) for item in segment.items()), key=len)
+                matched = set(sets[0]).intersection(*sets[1:])
+            found = [self._customers[i] for i in matched if i in self._customers]
+        return iter(found)
+
+
+class InMemoryLedger:
+    """`Ledger` over a dict: pending claims expire after `claim_ttl`, outcomes never do."""
+
+    def __init__(self, claim_ttl: timedelta = timedelta(hours=1), *,
+                 clock: Callable[[], datetime] = utc_now) -> None:
+        if claim_ttl <= timedelta(0):
+            raise ValueError("claim_ttl must be positive")
+        self.claim_ttl = claim_ttl
+        self.clock = clock
+        self._pending: dict[str, datetime] = {}  # key -> expiry
+        self._final: dict[str, bytes] = {}
+        self._sent: dict[tuple[str, str], set[str]] = defaultdict(set)
+        self._lock = threading.Lock()
+
+    def claim(self, key: MessageKey) -> bool:
+        k = str(key)
+        now = self.clock()
+        with self._lock:
+            if k in self._final:
+                return False
+            expiry = self._pending.get(k)
+            if expiry is not None and expiry > now:
+                return False
+            self._pending[k] = now + self.claim_ttl
+            return True
+
+    def release(self, key: MessageKey) -> None:
+        with self._lock:
+            self._pending.pop(str(key), None)
+
+    def record(self, key: MessageKey, channel: Channel, outcome: SendResult) -> None:
+        k = str(key)
+        doc = outcome_doc(channel, outcome, self.clock())
+        with self._lock:
+            self._pending.pop(k, None)
+            self._final[k] = doc
+            if outcome.ok:
+                self._sent[(key.incident_id, key.kind)].add(key.customer_id)
+
+    def recipients(self, incident_id: str, kind: MessageKind) -> set[str]:
+        with self._lock:
+            return set(self._sent.get((incident_id, kind), ()))
+
+    def outcome(self, key: MessageKey) -> dict[str, Any] | str | None:
+        """The recorded outcome of `key`, "pending" while claimed, or None."""
+        k = str(key)
+        with self._lock:
+            if k in self._final:
+                return dict(orjson.loads(self._final[k]))
+            expiry = self._pending.get(k)
+            return PENDING if expiry is not None and expiry > self.clock() else None

@@ -1,0 +1,141 @@
+"""SMS through Twilio's Messages API, with the official `twilio` client.
+
+Failures are classified, never raised: rate limits (429), Twilio server errors (5xx),
+timeouts and connection errors are retryable; an unsubscribed recipient (21610) is final
+and reported as an opt-out; any other 4xx is final. Reasons are built from status and
+error code only, never from Twilio's message text, which can quote the phone number.
+
+The constructor needs exactly one sender identity, and checks it without any network:
+
+>>> from twilio.rest import Client
+>>> client = Client("AC" + "0" * 32, "token")
+>>> TwilioSender(client, from_number="+15125550199").channel
+'sms'
+>>> TwilioSender(client)
+Traceback (most recent call last):
+...
+ValueError: TwilioSender needs exactly one of from_number or messaging_service_sid, got neither
+>>> TwilioSender(client, messaging_service_sid="PN123")
+Traceback (most recent call last):
+...
+ValueError: messaging_service_sid must start with 'MG' (a Twilio Messaging Service SID)
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import requests
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from forewarn.records import Channel, Message, SendResult
+
+log = logging.getLogger(__name__)
+
+UNSUBSCRIBED = 21610
+_FINAL_REASONS = {
+    20003: "authentication failed",
+    21211: "invalid To number",
+    21408: "region not enabled for this account",
+    21606: "From number cannot send SMS",
+    21612: "To number not reachable from this From number",
+    21614: "To number is not a mobile number",
+    21617: "body exceeds 1600 characters",
+    30007: "message filtered as spam",
+}
+
+
+def classify_twilio_error(status: int, code: int | None) -> SendResult:
+    """Map a Twilio HTTP status and error code to a SendResult.
+
+    >>> result = classify_twilio_error(400, 21211)
+    >>> result.ok, result.retryable, result.reason
+    (False, False, 'twilio 21211: invalid To number')
+    >>> classify_twilio_error(429, 20429).retryable, classify_twilio_error(503, None).retryable
+    (True, True)
+    >>> classify_twilio_error(400, 21610).opted_out
+    True
+    """
+    label = f"twilio {code if code is not None else status}"
+    if status == 429 or code == 20429:
+        return SendResult(ok=False, retryable=True, reason=f"{label}: rate limited")
+    if status >= 500:
+        return SendResult(ok=False, retryable=True, reason=f"{label}: server error (HTTP {status})")
+    if code == UNSUBSCRIBED:
+        return SendResult(ok=False, reason=f"{label}: recipient unsubscribed", opted_out=True)
+    known = _FINAL_REASONS.get(code) if code is not None else None
+    return SendResult(ok=False, retryable=False, reason=f"{label}: {known or f'rejected (HTTP {status})'}")
+
+
+def _as_int(code: object) -> int | None:
+    try:
+        return int(code)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+
+
+class TwilioSender:
+    """Sends SMS messages with an injected `twilio.rest.Client`; implements `Sender`."""
+
+    channel: Channel = "sms"
+
+    def __init__(
+        self, client: Client, *, from_number: str | None = None, messaging_service_sid: str | None = None
+    ) -> None:
+        if bool(from_number) == bool(messaging_service_sid):
+            got = "both" if from_number else "neither"
+            raise ValueError(
+                f"TwilioSender needs exactly one of from_number or messaging_service_sid, got {got}"
+            )
+        if messaging_service_sid and not messaging_service_sid.startswith("MG"):
+            raise ValueError("messaging_service_sid must start with 'MG' (a Twilio Messaging Service SID)")
+        self._client = client
+        self._identity: dict[str, Any] = (
+            {"from_": from_number} if from_number else {"messaging_service_sid": messaging_service_sid}
+        )
+
+    @classmethod
+    def from_settings(
+        cls,
+        account_sid: str,
+        auth_token: str,
+        from_number: str | None = None,
+        messaging_service_sid: str | None = None,
+        base_url: str | None = None,
+        timeout: float = 10.0,
+    ) -> TwilioSender:
+        """Build the client from credentials; `base_url` replaces https://api.twilio.com."""
+        if not account_sid or not auth_token:
+            raise ValueError("TwilioSender needs a Twilio account_sid and auth_token")
+        client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout))
+        if base_url is not None:
+            client.api.base_url = base_url
+            # TWILIO_EDGE/TWILIO_REGION from the environment would rewrite the host of base_url.
+            client.edge = client.region = None
+        return cls(client, from_number=from_number, messaging_service_sid=messaging_service_sid)
+
+    def send(self, message: Message) -> SendResult:
+        """Send one SMS; classify any failure instead of raising."""
+        if message.channel != self.channel:
+            return SendResult(ok=False, reason=f"not an sms message (channel {message.channel})")
+        try:
+            created = self._client.messages.create(to=message.to, body=message.body, **self._identity)
+        except (TwilioRestException, TwilioServiceException) as exc:
+            result = classify_twilio_error(int(exc.status), _as_int(exc.code))
+        except requests.Timeout:
+            result = SendResult(ok=False, retryable=True, reason="twilio: timeout")
+        except (requests.ConnectionError, ConnectionError):
+            result = SendResult(ok=False, retryable=True, reason="twilio: connection failed")
+        except (requests.RequestException, OSError) as exc:
+            result = SendResult(ok=False, retryable=True, reason=f"twilio: {type(exc).__name__}")
+        except TwilioException as exc:
+            result = SendResult(ok=False, retryable=False, reason=f"twilio: {type(exc).__name__}")
+        else:
+            log.debug("sms sent key=%s sid=%s", message.key, created.sid)
+            return SendResult(ok=True, provider_id=created.sid)
+        log.warning("sms not sent key=%s reason=%s retryable=%s", message.key, result.reason,
+                    result.retryable)
+        return result

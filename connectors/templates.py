@@ -1,0 +1,65 @@
+"""Message text from Jinja2 templates under `config/templates/`, chosen per topic.
+
+Lookup order for a message, most specific first:
+`{topic}.{kind}.{channel}.{language}.j2`, `{topic}.{kind}.{channel}.j2`,
+`default.{kind}.{channel}.{language}.j2`, `default.{kind}.{channel}.j2`.
+Email templates start with a `Subject: ...` line followed by a blank line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import jinja2
+
+from forewarn.interfaces import Rendered
+from forewarn.records import Channel, MessageKind
+
+
+class JinjaRenderer:
+    """Renders messages from a template folder; strict about undefined variables."""
+
+    def __init__(self, directory: Path):
+        if not directory.is_dir():
+            raise ValueError(f"template folder {directory} does not exist: set outreach.templates to a folder")
+        self.directory = directory
+        self._env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(directory)),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=False,
+        )
+
+    def candidates(self, topic: str, kind: MessageKind, channel: Channel, language: str) -> list[str]:
+        return [
+            f"{topic}.{kind}.{channel}.{language}.j2",
+            f"{topic}.{kind}.{channel}.j2",
+            f"default.{kind}.{channel}.{language}.j2",
+            f"default.{kind}.{channel}.j2",
+        ]
+
+    def render(self, topic: str, kind: MessageKind, channel: Channel, context: Mapping[str, object]) -> Rendered:
+        names = self.candidates(topic, kind, channel, str(context.get("language", "en")))
+        try:
+            template = self._env.select_template(names)
+        except jinja2.TemplatesNotFound:
+            raise ValueError(f"no template for {kind} on {channel}: add {names[-1]} to {self.directory}") from None
+        text = template.render(**context).strip()
+        if channel != "email":
+            return Rendered(None, text)
+        first, _, rest = text.partition("\n")
+        if first.startswith("Subject:"):
+            return Rendered(first.removeprefix("Subject:").strip(), rest.strip())
+        return Rendered(f"Service notice: {context.get('topic_label', '')}".strip(), text)
+
+    def check(self, topics: list[str]) -> None:
+        """Fail at start-up, not mid-incident, when a default template is missing or broken."""
+        for kind in ("warning", "resolved"):
+            for channel in ("sms", "email"):
+                for topic in [*topics, "default"]:
+                    for name in self.candidates(topic, kind, channel, "en"):  # type: ignore[arg-type]
+                        if (self.directory / name).exists():
+                            self._env.get_template(name)
+                if not (self.directory / f"default.{kind}.{channel}.j2").exists():
+                    raise ValueError(f"template default.{kind}.{channel}.j2 is missing from {self.directory}")

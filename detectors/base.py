@@ -1,0 +1,54 @@
+"""The small contracts every detector follows, in the manner of river's estimators.
+
+Constructor arguments are the configuration; `clone()` returns a fresh, unfitted copy
+with the same arguments; instances are plain data that pickle and deep-copy cheaply,
+because Bytewax snapshots per-key state.
+"""
+
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from datetime import datetime
+from typing import Any, Self
+
+
+class Estimator(ABC):
+    """Base of every detector unit: parameters in, `clone()` out."""
+
+    def _get_params(self) -> dict[str, Any]:
+        names = inspect.signature(type(self).__init__).parameters
+        return {name: getattr(self, name) for name in names if name != "self"}
+
+    def clone(self) -> Self:
+        """A new instance with the same parameters and no learned state."""
+        return type(self)(**self._get_params())
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._get_params().items())
+        return f"{type(self).__name__}({args})"
+
+
+class CountBaseline(Estimator):
+    """Learns counts per pane and predicts the count expected in a pane."""
+
+    @abstractmethod
+    def learn_one(self, t: datetime, count: float) -> None:
+        """Learn the count observed in the pane starting at `t`."""
+
+    @abstractmethod
+    def predict_one(self, t: datetime) -> float:
+        """The count expected in the pane starting at `t`."""
+
+    @property
+    @abstractmethod
+    def n_learned(self) -> int:
+        """How many panes this baseline has learned from."""
+
+
+class TailScorer(Estimator):
+    """Turns an observed count and its expectation into a tail probability."""
+
+    @abstractmethod
+    def p_value(self, observed: int, expected: float) -> float:
+        """P(X >= observed) under the scorer's count distribution."""

@@ -1,0 +1,184 @@
+"""Per-topic spike detection over sliding windows built from tumbling panes.
+
+Bytewax hands this detector one pane (one slide of time) of a topic's cases at a
+time, already counted per region. The detector keeps the last `window / slide` panes
+in a ring and sums them into the window itself, which is far cheaper than letting a
+sliding windower copy every record into every overlapping window.
+
+Keeping all regions of a topic in one state lets one decision see the whole picture:
+a surge that is national becomes one national spike, while a surge concentrated in a
+few regions is reported for those regions only.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import datetime, timedelta, timezone
+
+from detectors.base import CountBaseline, Estimator, TailScorer
+from detectors.baseline import RegionShares, SeasonalBaseline
+from detectors.scoring import NegativeBinomialScorer, SpikeRule
+from forewarn.records import NATIONAL, PaneCases, Spike, WindowVerdict
+from forewarn.stats import score
+
+PANE_EPOCH = datetime(2000, 1, 3, tzinfo=timezone.utc)
+"""Panes are aligned to this Monday midnight UTC, so pane ids are stable everywhere."""
+
+MAX_GAP_PANES = 7 * 24 * 12
+"""A silence longer than this (a week of 5-minute panes) restarts the window ring."""
+
+
+def pane_index(ts: datetime, slide: timedelta) -> int:
+    """The index of the pane holding `ts`, counted from `PANE_EPOCH`."""
+    return int((ts - PANE_EPOCH) // slide)
+
+
+def _merge(panes: list[PaneCases], max_examples: int) -> PaneCases:
+    case_ids: list[str] = []
+    reporters: list[str] = []
+    for pane in panes:
+        case_ids.extend(pane.case_ids[: max(0, max_examples - len(case_ids))])
+        reporters.extend(pane.reporters)
+    return PaneCases(sum(p.count for p in panes), tuple(case_ids), tuple(dict.fromkeys(reporters)))
+
+
+class TopicDetector(Estimator):
+    """Finds improbable windows of one topic, nationally and per region.
+
+    Learn-then-score would leak a surge into its own baseline, so each pane is
+    scored first and then learned, and panes of flagged keys are left out.
+
+    >>> from datetime import timedelta
+    >>> det = TopicDetector("no_internet", window=timedelta(hours=1), slide=timedelta(minutes=15),
+    ...                     warmup=timedelta(hours=6))
+    >>> quiet = {"TX-453": PaneCases(1), "CA-037": PaneCases(2)}
+    >>> verdicts = [v for p in range(40) for v in det.process(p, quiet)]
+    >>> any(v.spikes for v in verdicts)
+    False
+    >>> burst = {"TX-453": PaneCases(30, ("C-1",), ("CU-1",)), "CA-037": PaneCases(2)}
+    >>> [(s.region, s.observed) for s in det.process(40, burst)[0].spikes]
+    [('TX-453', 33)]
+    """
+
+    def __init__(
+        self,
+        topic: str,
+        window: timedelta = timedelta(hours=1),
+        slide: timedelta = timedelta(minutes=15),
+        warmup: timedelta = timedelta(days=1),
+        baseline: CountBaseline | None = None,
+        scorer: TailScorer | None = None,
+        rule: SpikeRule | None = None,
+        share_fading: float = 0.003,
+        explained_share: float = 0.5,
+        min_expected: float = 0.05,
+        max_examples: int = 5,
+    ):
+        if window < slide or window % slide:
+            raise ValueError(f"window {window} must be a whole multiple of slide {slide}")
+        self.topic = topic
+        self.window = window
+        self.slide = slide
+        self.warmup = warmup
+        self.baseline = baseline
+        self.scorer = scorer
+        self.rule = rule
+        self.share_fading = share_fading
+        self.explained_share = explained_share
+        self.min_expected = min_expected
+        self.max_examples = max_examples
+        self._national = baseline.clone() if baseline else SeasonalBaseline()
+        self._scorer = scorer or NegativeBinomialScorer()
+        self._rule = rule or SpikeRule()
+        self._shares = RegionShares(fading=share_fading)
+        self._panes = window // slide
+        self._ring: deque[dict[str, PaneCases]] = deque(maxlen=self._panes)
+        self._last: int | None = None
+        self.stale_panes = 0
+
+    def pane_start(self, index: int) -> datetime:
+        return PANE_EPOCH + index * self.slide
+
+    def process(self, index: int, cases: dict[str, PaneCases]) -> list[WindowVerdict]:
+        """Close pane `index` with its cases per region; one verdict per pane closed.
+
+        Panes skipped because nothing happened in them are closed first as empty
+        panes, so baselines learn the zeros and incidents see the quiet time. A pane
+        at or before the last one closed is a straggler of a window already emitted
+        and is dropped (counted in `stale_panes`).
+        """
+        if self._last is not None and index <= self._last:
+            self.stale_panes += 1
+            return []
+        verdicts = []
+        if self._last is not None:
+            gap_start = max(self._last + 1, index - MAX_GAP_PANES)
+            verdicts.extend(self._close(gap, {}) for gap in range(gap_start, index))
+        verdicts.append(self._close(index, cases))
+        self._last = index
+        return verdicts
+
+    def _close(self, index: int, cases: dict[str, PaneCases]) -> WindowVerdict:
+        self._ring.append(cases)
+        spikes: list[Spike] = []
+        flagged: dict[str, float] = {}
+        national_flagged = False
+        if len(self._ring) == self._panes and self._national.n_learned * self.slide >= self.warmup:
+            spikes, flagged, national_flagged = self._score(index)
+        self._learn(index, cases, flagged, national_flagged)
+        return WindowVerdict(self.topic, self.pane_start(index), self.pane_start(index + 1),
+                             tuple(spikes), dict(cases))
+
+    def _window_panes(self, index: int) -> list[datetime]:
+        return [self.pane_start(index - k) for k in range(self._panes)]
+
+    def _score(self, index: int) -> tuple[list[Spike], dict[str, float], bool]:
+        starts = self._window_panes(index)
+        national_expected = max(sum(self._national.predict_one(t) for t in starts), self.min_expected)
+        by_region: dict[str, list[PaneCases]] = {}
+        for pane in self._ring:
+            for region, pane_cases in pane.items():
+                by_region.setdefault(region, []).append(pane_cases)
+        regional: list[Spike] = []
+        flagged: dict[str, float] = {}
+        for region, panes in by_region.items():
+            merged = _merge(panes, self.max_examples)
+            if merged.count < self._rule.min_count:
+                continue
+            share = self._shares.share(region)
+            expected = max(national_expected * share, self.min_expected)
+            spike = self._spike(index, region, merged, expected, f"national seasonal x share {share:.4f}")
+            if spike is not None:
+                regional.append(spike)
+                flagged[region] = expected / self._panes
+        national = self._spike(index, NATIONAL, _merge([c for p in by_region.values() for c in p],
+                               self.max_examples), national_expected, "national seasonal (hour of day)")
+        if national is None:
+            return regional, flagged, False
+        national_excess = national.observed - national.expected
+        regional_excess = sum(s.observed - s.expected for s in regional)
+        if regional and regional_excess >= self.explained_share * national_excess:
+            return regional, flagged, False
+        return [national], flagged, True
+
+    def _spike(self, index: int, region: str, cases: PaneCases, expected: float,
+               baseline: str) -> Spike | None:
+        p_value = self._scorer.p_value(cases.count, expected)
+        if not self._rule.fires(cases.count, expected, p_value):
+            return None
+        return Spike(
+            topic=self.topic, region=region,
+            window_start=self.pane_start(index - self._panes + 1), window_end=self.pane_start(index + 1),
+            observed=cases.count, expected=expected, p_value=p_value, score=score(p_value),
+            baseline=f"{baseline}; {self._scorer!r}",
+            example_case_ids=cases.case_ids, reporters=cases.reporters,
+        )
+
+    def _learn(self, index: int, cases: dict[str, PaneCases], flagged: dict[str, float],
+               national_flagged: bool) -> None:
+        if not national_flagged:
+            # Flagged regions count at their expected level, not their surge.
+            total = sum(c.count for r, c in cases.items() if r not in flagged) + sum(flagged.values())
+            self._national.learn_one(self.pane_start(index), total)
+        counts = {} if national_flagged else {r: c.count for r, c in cases.items() if r not in flagged}
+        self._shares.learn(index, counts)

@@ -1,0 +1,143 @@
+"""The early-warning dataflow: wiring only; the logic lives in detectors/ and outreach/.
+
+read → parse (bad → dead letters) → count per topic in tumbling panes (late → dead
+letters) → detect → incidents → outreach (isolate, target, deliver through the
+ledger) → incident reports. `forewarn detect` stops after detect and writes spikes.
+
+For `python -m bytewax.run`, point it at `flows.early_warning:get_flow('CONFIG.yaml')`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow, Stream
+from bytewax.inputs import Source
+from bytewax.operators.windowing import EventClock, TumblingWindower, fold_window
+from bytewax.outputs import Sink
+
+from detectors.topic import PANE_EPOCH
+from flows.steps import (
+    DetectorFactory,
+    Event,
+    TrackIncidents,
+    add_to_pane,
+    detect_step,
+    late_letter,
+    merge_panes,
+    new_pane,
+    to_event,
+)
+from forewarn.parsing import parse_record
+from forewarn.records import DeadLetter, Incident, Origin, Spike
+from forewarn.settings import Settings
+from outreach.planner import Outreach, OutreachReport
+
+RawRecord = tuple[Origin, bytes]
+_REPLAY_NOW = datetime(2000, 1, 1, tzinfo=timezone.utc)
+
+
+@dataclass
+class FlowIO:
+    """The edges a flow runs against: where records come from and where results go.
+
+    `to_raw` turns a source item into (origin, bytes) or a dead letter; `types`
+    maps an origin's source (a Kafka topic or file) to the record type it carries
+    when a record does not say. `replay` makes windows close on event time alone.
+    """
+
+    source: Source[Any]
+    dead_letters: Sink[Any]
+    to_raw: Callable[[Any], RawRecord | DeadLetter] = lambda item: item
+    encode_dead_letter: Callable[[DeadLetter], Any] = lambda letter: letter.to_json()
+    types: dict[str, str] = field(default_factory=dict)
+    replay: bool = True
+    spikes: Sink[Any] | None = None
+    encode_spike: Callable[[Spike], Any] = lambda spike: spike
+    reports: Sink[Any] | None = None
+    encode_report: Callable[[OutreachReport], Any] = lambda report: report
+    outreach: Callable[[], Outreach] | None = None
+
+
+class _Once:
+    """Builds the outreach parts once per process, on first use inside a worker."""
+
+    def __init__(self, build: Callable[[], Outreach]):
+        self._build = build
+        self._value: Outreach | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Outreach:
+        with self._lock:
+            if self._value is None:
+                self._value = self._build()
+            return self._value
+
+
+def build_flow(settings: Settings, io: FlowIO, flow_id: str = "forewarn") -> Dataflow:
+    """Wire the dataflow; with `io.outreach` None it stops after detection."""
+    flow = Dataflow(flow_id)
+    raw = op.map("to_raw", op.input("read", flow, io.source), io.to_raw)
+    parsed = op.map("parse", raw, lambda item: _parse(item, io.types, settings.max_record_bytes))
+    valid = op.branch("valid", parsed, lambda r: not isinstance(r, DeadLetter))
+    verdicts, late = _detect(settings, valid.trues, io.replay)
+    letters = op.merge("dead_letters", valid.falses, late)
+    op.output("write_dead_letters", op.map("encode_dead_letters", letters, io.encode_dead_letter),
+              io.dead_letters)
+    if io.spikes is not None:
+        spikes = op.flat_map("spikes", verdicts, lambda vs: [s for v in vs for s in v.spikes])
+        op.output("write_spikes", op.map("encode_spikes", spikes, io.encode_spike), io.spikes)
+    if io.outreach is None:
+        return flow
+    incidents = op.stateful_map("incidents", op.key_on("by_topic", verdicts, lambda vs: vs[0].topic),
+                                TrackIncidents(settings.incidents.resolve_after_quiet_panes))
+    outreach = _Once(io.outreach)
+    events = op.flat_map("incident_events", incidents, lambda kv: kv[1])
+    reports = op.map("outreach", events, lambda incident: _handle(outreach, incident))
+    if io.reports is not None:
+        op.output("write_reports", op.map("encode_reports", reports, io.encode_report), io.reports)
+    return flow
+
+
+def _parse(item: RawRecord | DeadLetter, types: dict[str, str], max_bytes: int) -> Any:
+    if isinstance(item, DeadLetter):
+        return item
+    origin, raw = item
+    return parse_record(raw, origin, types.get(origin.source, "case"), max_bytes)
+
+
+def _detect(settings: Settings, records: Stream[Any], replay: bool) -> tuple[Stream[Any], Stream[DeadLetter]]:
+    s = settings.detection
+    events = op.filter_map("to_events", records, lambda r: to_event(r, s.telemetry_fault_metrics))
+    keyed = op.key_on("by_event_topic", events, lambda e: e.topic)
+    clock: EventClock[Event] = (
+        EventClock(lambda e: e.ts, wait_for_system_duration=s.allowed_lateness,
+                   now_getter=lambda: _REPLAY_NOW, to_system_utc=lambda _: None)
+        if replay else EventClock(lambda e: e.ts, wait_for_system_duration=s.allowed_lateness)
+    )
+    panes = fold_window("count_panes", keyed, clock, TumblingWindower(s.slide, PANE_EPOCH),
+                        new_pane, add_to_pane, merge_panes)
+    closed = op.map("with_topic", panes.down, lambda kv: (kv[0], (kv[0], kv[1][0], kv[1][1])))
+    verdicts = op.stateful_map("detect", closed, detect_step(DetectorFactory(s)))
+    nonempty = op.filter("has_verdicts", op.map("values", verdicts, lambda kv: kv[1]), bool)
+    late = op.map("late", panes.late, lambda item: late_letter(item, s.slide, s.allowed_lateness))
+    return nonempty, late
+
+
+def _handle(outreach: Callable[[], Outreach], incident: Incident) -> OutreachReport:
+    return outreach().handle(incident)
+
+
+def get_flow(config: str) -> Dataflow:
+    """Entry point for `python -m bytewax.run "flows.early_warning:get_flow('config.yaml')"`."""
+    from flows.wiring import production_io  # wiring pulls in every connector
+
+    from forewarn.settings import load_settings
+    settings = load_settings(Path(config))
+    return build_flow(settings, production_io(settings))

@@ -1,0 +1,30 @@
+"""`forewarn run`: the long-lived flow on Kafka, Redis, Twilio and SMTP, with recovery."""
+
+from __future__ import annotations
+
+from bytewax.recovery import RecoveryConfig
+from bytewax.run import cli_main
+
+from flows.early_warning import build_flow
+from flows.wiring import production_io
+from forewarn.settings import ConfigError, Settings
+
+
+def run_live(settings: Settings, workers: int = 1) -> None:
+    """Check every edge, then run until stopped; recovery resumes from the last snapshot.
+
+    Recovery must be initialised once with `python -m bytewax.recovery DIR N`, N at
+    least the most workers you will ever run.
+    """
+    io = production_io(settings)
+    flow = build_flow(settings, io)
+    recovery = None
+    epoch = None
+    if settings.recovery is not None:
+        directory = settings.recovery.directory
+        if not directory.is_dir() or not any(directory.glob("part-*.sqlite3")):
+            raise ConfigError(f"recovery.directory {directory} is not initialised: run "
+                              f"`python -m bytewax.recovery {directory} {max(workers, 1)}` once")
+        recovery = RecoveryConfig(str(directory), settings.recovery.backup_interval)
+        epoch = settings.recovery.snapshot_interval
+    cli_main(flow, workers_per_process=workers, epoch_interval=epoch, recovery_config=recovery)

@@ -1,0 +1,147 @@
+"""The file-driven commands: detect (backtest), replay (dry-run), customers load, audience preview."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+from bytewax.testing import run_main
+from rich.console import Console
+from rich.table import Table
+
+from connectors.customer_files import read_customers
+from connectors.memory import InMemoryCustomerIndex
+from connectors.redis_index import RedisCustomerIndex
+from flows.early_warning import build_flow
+from flows.summary import RunSummary
+from flows.wiring import file_io, memory_outreach, redis_client
+from forewarn.interfaces import CustomerIndex
+from forewarn.records import Customer, DeadLetter
+from forewarn.settings import ConfigError, RedisSettings, Secrets, Settings
+from outreach.audience import build_audience
+
+
+def run_detect(settings: Settings, inputs: list[Path], output: Path) -> dict[str, object]:
+    """Detection alone over JSONL files: spikes to `output`, bad records beside it."""
+    out = output.parent
+    letters = output.with_name(output.stem + ".dead_letters.jsonl")
+    for path in (output, letters):
+        path.unlink(missing_ok=True)
+    io = file_io(settings, inputs, out, outreach=None)
+    io.spikes = _sink(output)
+    io.dead_letters = _sink(letters)
+    run_main(build_flow(settings, io, "forewarn-detect"))
+    return {"spikes": _lines(output), "dead_letters": _lines(letters), "dead_letters_path": letters}
+
+
+def _sink(path: Path):  # type: ignore[no-untyped-def]
+    from connectors.jsonl import JsonlSink
+
+    return JsonlSink(path, lambda b: b)
+
+
+def _lines(path: Path) -> int:
+    return len(path.read_bytes().splitlines()) if path.exists() else 0
+
+
+def _load_memory_index(path: Path) -> InMemoryCustomerIndex:
+    index = InMemoryCustomerIndex()
+    index.upsert(c for c in read_customers(path) if isinstance(c, Customer))
+    return index
+
+
+def run_replay(settings: Settings, inputs: list[Path], out: Path, customers: Path | None) -> RunSummary:
+    """The full flow over files with the ledger in memory and sends written to outbox files."""
+    if customers is not None:
+        index: CustomerIndex = _load_memory_index(customers)
+    else:
+        index = _redis_index(settings, None)
+    for name in ("incidents.jsonl", "dead_letters.jsonl", "spikes.jsonl", "outbox_sms.jsonl", "outbox_email.jsonl"):
+        (out / name).unlink(missing_ok=True)
+    io = file_io(settings, inputs, out, memory_outreach(settings, index, out))  # type: ignore[arg-type]
+    run_main(build_flow(settings, io, "forewarn-replay"))
+    return RunSummary.from_dir(out)
+
+
+def _redis_index(settings: Settings, url: str | None) -> RedisCustomerIndex:
+    secrets = Secrets()
+    if url is None and settings.redis is None and secrets.forewarn_redis_url is None:
+        raise ConfigError("no Redis configured: add a redis section to the config, set FOREWARN_REDIS_URL, "
+                          "or pass --redis-url")
+    redis_settings = settings.redis or RedisSettings()
+    client = (redis.Redis.from_url(url) if url is not None
+              else redis_client(settings.model_copy(update={"redis": redis_settings}), secrets))
+    return RedisCustomerIndex(client, redis_settings.prefix)
+
+
+def load_customers(settings: Settings, path: Path, redis_url: str | None) -> tuple[int, int, float]:
+    """Upsert customers from CSV/JSONL into Redis; rejected rows are written beside the file."""
+    index = _redis_index(settings, redis_url)
+    started = time.perf_counter()
+    rejected_path = path.with_name(path.name + ".rejected.jsonl")
+    rejected_path.unlink(missing_ok=True)
+    good: list[Customer] = []
+    loaded = rejected = 0
+    with rejected_path.open("ab") as rejects:
+        for item in read_customers(path):
+            if isinstance(item, DeadLetter):
+                rejects.write(item.to_json() + b"\n")
+                rejected += 1
+                continue
+            good.append(item)
+            if len(good) >= 5000:
+                loaded += index.upsert(good)
+                good.clear()
+        loaded += index.upsert(good)
+    if not rejected:
+        rejected_path.unlink()
+    return loaded, rejected, time.perf_counter() - started
+
+
+def parse_segment(text: str) -> dict[str, str]:
+    """Parse `model=R7000,firmware=2.1.7` into a segment mapping.
+
+    >>> parse_segment("model=R7000, firmware=2.1.7")
+    {'model': 'R7000', 'firmware': '2.1.7'}
+    """
+    segment = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise ValueError(f"segment part {part!r} is not attribute=value, e.g. model=R7000,firmware=2.1.7")
+        segment[name.strip()] = value.strip()
+    if not segment:
+        raise ValueError("empty segment: give attribute=value pairs, e.g. region=TX-453")
+    return segment
+
+
+@dataclass
+class AudiencePreview:
+    segment: dict[str, str]
+    size: int
+    by_channel: dict[str, int]
+    excluded: Counter[str]
+    sample: list[str] = field(default_factory=list)
+
+    def print(self, console: Console) -> None:
+        table = Table(title=f"Audience for {self.segment} (dry-run: nothing sent)")
+        table.add_column("measure")
+        table.add_column("value")
+        table.add_row("would be contacted", str(self.size))
+        for channel, n in sorted(self.by_channel.items()):
+            table.add_row(f"  by {channel}", str(n))
+        for reason, n in sorted(self.excluded.items()):
+            table.add_row(f"excluded: {reason}", str(n))
+        table.add_row("sample customer ids", ", ".join(self.sample) or "-")
+        console.print(table)
+
+
+def preview_audience(settings: Settings, segment_text: str, redis_url: str | None) -> AudiencePreview:
+    index = _redis_index(settings, redis_url)
+    segment = parse_segment(segment_text)
+    audience = build_audience(segment, index, frozenset(), max_audience=10**9)
+    return AudiencePreview(segment, len(audience.recipients), audience.by_channel(), audience.excluded,
+                           [r.customer.id for r in audience.recipients[:5]])

@@ -1,0 +1,85 @@
+"""An HTML report of a demo run: case counts per topic with the incidents and the ground truth."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections import Counter
+from datetime import datetime, timedelta
+
+from forewarn.records import NATIONAL
+from forewarn.scenario import Scenario
+from forewarn.settings import Settings
+from flows.summary import RunSummary
+
+
+def _series(scenario: Scenario, topic: str, region: str, step: timedelta) -> tuple[list[datetime], list[int]]:
+    counts: Counter[datetime] = Counter()
+    for event in scenario.events:
+        if event.get("topic") == topic and (region == NATIONAL or event.get("region") == region):
+            ts = datetime.fromisoformat(event["ts"])
+            counts[scenario.start + ((ts - scenario.start) // step) * step] += 1
+    times, t = [], scenario.start
+    while t < scenario.end:
+        times.append(t)
+        t += step
+    return times, [counts.get(t, 0) for t in times]
+
+
+def _plot(scenario: Scenario, summary: RunSummary, topic: str, region: str, step: timedelta) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    times, counts = _series(scenario, topic, region, step)
+    fig, ax = plt.subplots(figsize=(11, 2.8))
+    ax.step(times, counts, where="post", linewidth=0.9, color="#33658a", label=f"cases per {step}")
+    for truth in scenario.truths:
+        if truth.topic in (topic, None):
+            ax.axvspan(truth.start, truth.end, color="#f6ae2d" if truth.topic else "#86bbd8", alpha=0.3,
+                       label=f"truth: {truth.name}")
+    for row in summary.rows:
+        if row.topic == topic and row.region in (region, NATIONAL):
+            ax.axvspan(row.first_window_start, row.last_spike_end, fill=False, hatch="//", edgecolor="#d1495b",
+                       label=f"incident {row.id}")
+            ax.axvline(row.opened_at, color="#d1495b", linewidth=1.2)
+    ax.set_title(f"{topic} @ {'all regions' if region == NATIONAL else region}")
+    ax.legend(loc="upper left", fontsize=7)
+    fig.autofmt_xdate()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def write_report(path: object, scenario: Scenario, summary: RunSummary, settings: Settings) -> None:
+    """Write a self-contained HTML page: the incidents table, the truth check and one plot per key."""
+    keys = {(r.topic, r.region) for r in summary.rows}
+    keys |= {(t.topic, t.region) for t in scenario.truths if t.topic}
+    figures = "".join(
+        f'<img alt="{html.escape(topic)} at {html.escape(region)}" '
+        f'src="data:image/png;base64,{_plot(scenario, summary, topic, region, settings.detection.slide)}">'
+        for topic, region in sorted(keys)
+    )
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in (
+            r.id, f"{r.topic} @ {r.region}", f"{r.first_window_start:%m-%d %H:%M} → {r.last_spike_end:%H:%M}",
+            f"{r.observed} / {r.expected:.1f}", r.segment_text(), r.held or r.audience,
+            r.warned.get("sms", 0), r.warned.get("email", 0), sum(r.all_clear.values()), r.status)) + "</tr>"
+        for r in summary.rows
+    )
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in summary.notes)
+    page = f"""<!doctype html><meta charset="utf-8"><title>Forewarn demo report</title>
+<style>body{{font-family:sans-serif;margin:2em}}td,th{{border:1px solid #ccc;padding:4px 8px}}
+table{{border-collapse:collapse}}img{{display:block;margin:1em 0}}</style>
+<h1>Forewarn demo report</h1>
+<p>{len(scenario.customers)} customers, {len(scenario.events)} case records,
+{scenario.start:%Y-%m-%d} to {scenario.end:%Y-%m-%d}; window {settings.detection.window},
+slide {settings.detection.slide}; dead letters: {summary.dead_letters}.</p>
+<h2>Incidents</h2><table><tr><th>id</th><th>key</th><th>window (UTC)</th><th>observed / expected</th>
+<th>segment</th><th>audience</th><th>warned sms</th><th>warned email</th><th>all-clear</th><th>status</th></tr>
+{rows}</table><h2>Against the ground truth</h2><ul>{notes}</ul><h2>Case counts</h2>{figures}"""
+    with open(path, "w", encoding="utf-8") as handle:  # type: ignore[call-overload]
+        handle.write(page)

@@ -1,0 +1,133 @@
+"""The plain functions the dataflow's operators call: no Bytewax, no I/O.
+
+Kept apart from the wiring so each can be read and unit-tested on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
+
+from detectors.baseline import SeasonalBaseline
+from detectors.scoring import NegativeBinomialScorer, SpikeRule
+from detectors.topic import TopicDetector
+from forewarn.records import Case, DeadLetter, Origin, PaneCases, Telemetry, WindowVerdict
+from forewarn.settings import DetectionSettings
+from outreach.incidents import IncidentTracker
+
+
+class Event(NamedTuple):
+    """The slim form of a record that detection counts."""
+
+    ts: datetime
+    topic: str
+    region: str
+    case_id: str | None
+    customer_id: str | None
+
+
+UNCLASSIFIED = "unclassified"
+
+
+def to_event(record: Case | Telemetry, fault_metrics: tuple[str, ...]) -> Event | None:
+    """A case counts under its topic; a telemetry fault counts under `telemetry.<metric>`.
+
+    Cases without a topic count as "unclassified" until topic discovery assigns one.
+    Telemetry without a region, or that is not a fault, is not counted.
+    """
+    if isinstance(record, Case):
+        return Event(record.ts, record.topic or UNCLASSIFIED, record.region, record.id, record.customer_id)
+    if record.metric in fault_metrics and record.value > 0 and record.region:
+        return Event(record.ts, f"telemetry.{record.metric}", record.region, record.device_id,
+                     record.customer_id)
+    return None
+
+
+Pane = dict[str, list[Any]]
+"""Fold state of one pane: region -> [count, example case ids, reporter ids]."""
+
+
+def new_pane() -> Pane:
+    return {}
+
+
+def add_to_pane(pane: Pane, event: Event, max_examples: int = 5) -> Pane:
+    entry = pane.get(event.region)
+    if entry is None:
+        entry = pane[event.region] = [0, [], []]
+    entry[0] += 1
+    if event.case_id and len(entry[1]) < max_examples:
+        entry[1].append(event.case_id)
+    if event.customer_id:
+        entry[2].append(event.customer_id)
+    return pane
+
+
+def merge_panes(a: Pane, b: Pane) -> Pane:
+    for region, (count, ids, reporters) in b.items():
+        entry = a.setdefault(region, [0, [], []])
+        entry[0] += count
+        entry[1].extend(ids)
+        entry[2].extend(reporters)
+    return a
+
+
+def freeze_pane(pane: Pane) -> dict[str, PaneCases]:
+    return {region: PaneCases(count, tuple(ids), tuple(dict.fromkeys(reporters)))
+            for region, (count, ids, reporters) in pane.items()}
+
+
+@dataclass(frozen=True)
+class DetectorFactory:
+    """Builds a topic's detector from the detection settings (picklable for recovery)."""
+
+    settings: DetectionSettings
+
+    def __call__(self, topic: str) -> TopicDetector:
+        s = self.settings
+        return TopicDetector(
+            topic, window=s.window, slide=s.slide, warmup=s.warmup, baseline=SeasonalBaseline(),
+            scorer=NegativeBinomialScorer(s.dispersion_size),
+            rule=SpikeRule(alpha=s.alpha, min_count=s.min_count, min_ratio=s.min_ratio),
+            explained_share=s.explained_share,
+        )
+
+
+ClosedPane = tuple[str, int, Pane]
+"""A closed pane with its topic: stateful_map hands mappers the value without its key."""
+
+
+def detect_step(factory: DetectorFactory
+                ) -> Callable[[TopicDetector | None, ClosedPane], tuple[TopicDetector, list[WindowVerdict]]]:
+    """The stateful_map mapper closing each pane with its topic's detector."""
+
+    def mapper(state: TopicDetector | None, closed: ClosedPane) -> tuple[TopicDetector, list[WindowVerdict]]:
+        topic, pane_id, pane = closed
+        detector = state if state is not None else factory(topic)
+        return detector, detector.process(pane_id, freeze_pane(pane))
+
+    return mapper
+
+
+@dataclass(frozen=True)
+class TrackIncidents:
+    """stateful_map mapper: fold verdicts of a topic into incident events."""
+
+    resolve_after: int
+
+    def __call__(self, state: IncidentTracker | None, verdicts: list[WindowVerdict]
+                 ) -> tuple[IncidentTracker, list[Any]]:
+        tracker = state if state is not None else IncidentTracker(self.resolve_after)
+        return tracker, [event for verdict in verdicts for event in tracker.observe(verdict)]
+
+
+def late_letter(item: tuple[str, tuple[int, Event]], slide: timedelta, lateness: timedelta) -> DeadLetter:
+    """A record that arrived after its pane had closed, kept as a dead letter, not dropped."""
+    topic, (_, event) = item
+    reason = (f"late: {event.ts.isoformat()} arrived after its {slide} pane of topic {topic!r} closed "
+              f"(allowed lateness {lateness}); raise detection.allowed_lateness to count such records")
+    raw = (f'{{"ts":"{event.ts.isoformat()}","topic":"{topic}","region":"{event.region}",'
+           f'"id":"{event.case_id or ""}"}}').encode()
+    return DeadLetter("count_panes", reason, Origin("window"), raw)

@@ -1,0 +1,106 @@
+"""What a finished replay or demo run found: incidents, audiences and messages, as a table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+
+@dataclass
+class IncidentRow:
+    """One incident as it ended the run, with what outreach did for it."""
+
+    id: str
+    topic: str
+    region: str
+    status: str
+    first_window_start: datetime
+    opened_at: datetime
+    last_spike_end: datetime
+    observed: int
+    expected: float
+    segment: list[dict[str, Any]]
+    audience: int = 0
+    held: str | None = None
+    warned: dict[str, int] = field(default_factory=dict)
+    all_clear: dict[str, int] = field(default_factory=dict)
+    excluded: dict[str, int] = field(default_factory=dict)
+
+    def segment_text(self) -> str:
+        return " AND ".join(f"{t['attribute']}={t['value']} (lift {t['lift']:.1f})" for t in self.segment) or "-"
+
+
+def _ts(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def read_incidents(path: Path) -> list[IncidentRow]:
+    """Fold the incident reports of a run into one row per incident."""
+    rows: dict[str, IncidentRow] = {}
+    if not path.exists():
+        return []
+    for line in path.read_bytes().splitlines():
+        report = orjson.loads(line)
+        inc = report["incident"]
+        row = rows.get(inc["id"])
+        if row is None:
+            row = rows[inc["id"]] = IncidentRow(
+                inc["id"], inc["key"]["topic"], inc["key"]["region"], inc["status"],
+                _ts(inc["first_window_start"]), _ts(inc["opened_at"]), _ts(inc["last_spike_end"]),
+                inc["observed"], inc["expected"], inc["segment"])
+        row.status = inc["status"]
+        row.last_spike_end = _ts(inc["last_spike_end"])
+        row.observed, row.expected = inc["observed"], inc["expected"]
+        if inc["status"] == "opened":
+            row.segment, row.audience, row.held = inc["segment"], report["audience_size"], report["held"]
+            row.warned, row.excluded = report["sent_by_channel"], report["excluded"]
+        elif inc["status"] == "resolved":
+            row.all_clear = report["sent_by_channel"]
+    return sorted(rows.values(), key=lambda r: r.opened_at)
+
+
+def _fmt(ts: datetime) -> str:
+    return ts.strftime("%m-%d %H:%M")
+
+
+def incidents_table(rows: list[IncidentRow]) -> Table:
+    table = Table(title="Incidents found", show_lines=False)
+    for name in ("incident key", "window (UTC)", "observed / expected", "segment", "audience",
+                 "warned sms", "warned email", "all-clear", "status"):
+        table.add_column(name, overflow="fold")
+    for r in rows:
+        table.add_row(
+            f"{r.topic} @ {r.region}", f"{_fmt(r.first_window_start)} → {_fmt(r.last_spike_end)}",
+            f"{r.observed} / {r.expected:.1f}", r.segment_text(),
+            str(r.audience) if not r.held else f"held: {r.held}",
+            str(r.warned.get("sms", 0)), str(r.warned.get("email", 0)),
+            str(sum(r.all_clear.values())), r.status,
+        )
+    return table
+
+
+@dataclass
+class RunSummary:
+    """The incidents of a run and its dead-letter count, printable as a table."""
+
+    rows: list[IncidentRow]
+    dead_letters: int
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_dir(cls, out: Path) -> RunSummary:
+        letters = out / "dead_letters.jsonl"
+        count = len(letters.read_bytes().splitlines()) if letters.exists() else 0
+        return cls(read_incidents(out / "incidents.jsonl"), count)
+
+    def print(self, console: Console) -> None:
+        console.print(incidents_table(self.rows))
+        console.print(f"dead letters: {self.dead_letters}")
+        for note in self.notes:
+            console.print(note)

@@ -1,0 +1,172 @@
+"""The `forewarn` command line: the only module that imports `flows`."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from forewarn.durations import parse_duration
+from forewarn.settings import ConfigError, Settings, load_settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="Forewarn: see a spike coming, warn the customers who have not called yet.")
+customers_app = typer.Typer(no_args_is_help=True, help="Manage the Redis customer index.")
+app.add_typer(customers_app, name="customers")
+console = Console(stderr=False)
+err = Console(stderr=True)
+
+ConfigOption = Annotated[Path | None, typer.Option("-c", "--config", help="YAML configuration file.")]
+
+
+def _settings(config: Path | None) -> Settings:
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        err.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(1)
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Log at INFO level.")] = False) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for the scenario, outboxes and report.")] = Path("demo-out"),
+    seed: Annotated[int, typer.Option(help="Scenario seed.")] = 7,
+    customers: Annotated[int, typer.Option(help="Customers in the scenario.")] = 20_000,
+    config: ConfigOption = None,
+) -> None:
+    """Replay the bundled, seeded scenario through the full flow; nothing leaves the machine."""
+    from flows.demo import run_demo
+
+    settings = _settings(config or _default_config())
+    started = time.perf_counter()
+    summary = run_demo(settings, out, seed=seed, customers=customers)
+    summary.print(console)
+    console.print(f"\nwall time {time.perf_counter() - started:.1f}s; outputs in {out}/ "
+                  f"(incidents.jsonl, outbox_*.jsonl, dead_letters.jsonl, report.html)")
+
+
+def _default_config() -> Path | None:
+    from forewarn.settings import PROJECT_CONFIG
+
+    path = PROJECT_CONFIG / "default.yaml"
+    return path if path.is_file() else None
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Option("-c", "--config", help="YAML configuration file.")],
+    workers: Annotated[int, typer.Option("-w", "--workers", help="Worker threads in this process.")] = 1,
+) -> None:
+    """Run the long-lived flow on Kafka, Redis, Twilio and SMTP (recovery per config)."""
+    from flows.live import run_live
+
+    settings = _settings(config)
+    try:
+        run_live(settings, workers)
+    except (ConfigError, RuntimeError) as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command()
+def detect(
+    input: Annotated[list[Path], typer.Option("--input", "-i", help="JSONL of case/telemetry records.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write one spike per line.")],
+    window: Annotated[str | None, typer.Option(help="Window length, e.g. 1h.")] = None,
+    slide: Annotated[str | None, typer.Option(help="Slide between windows, e.g. 15m.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Detection only, offline: the backtest path over any JSONL of case records."""
+    from flows.offline import run_detect
+
+    settings = _settings(config or _default_config())
+    overrides = {k: parse_duration(v) for k, v in (("window", window), ("slide", slide)) if v}
+    try:
+        detection = settings.detection.model_validate({**settings.detection.model_dump(), **overrides})
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    settings = settings.model_copy(update={"detection": detection})
+    try:
+        counts = run_detect(settings, input, output)
+    except FileNotFoundError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"{counts['spikes']} spikes written to {output}; {counts['dead_letters']} records "
+                  f"dead-lettered to {counts['dead_letters_path']}")
+
+
+@app.command()
+def replay(
+    config: Annotated[Path, typer.Option("-c", "--config", help="YAML configuration file.")],
+    input: Annotated[list[Path], typer.Option("--input", "-i", help="JSONL of case/telemetry records.")],
+    customers: Annotated[Path | None, typer.Option(help="Customers CSV/JSONL for an in-process index "
+                                                         "(default: the Redis index of the config).")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for results and outboxes.")] = Path("replay-out"),
+) -> None:
+    """The full flow over files, dry-run: messages go to outbox files, not to customers."""
+    from flows.offline import run_replay
+
+    settings = _settings(config)
+    try:
+        summary = run_replay(settings, input, out, customers)
+    except (ConfigError, FileNotFoundError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    summary.print(console)
+
+
+@customers_app.command("load")
+def customers_load(
+    file: Annotated[Path, typer.Argument(help="Customers as CSV or JSONL.")],
+    config: ConfigOption = None,
+    redis_url: Annotated[str | None, typer.Option(help="Overrides redis.url / FOREWARN_REDIS_URL.")] = None,
+) -> None:
+    """Load or upsert the Redis customer index; rejected rows go to FILE.rejected.jsonl."""
+    from flows.offline import load_customers
+
+    settings = _settings(config)
+    try:
+        loaded, rejected, seconds = load_customers(settings, file, redis_url)
+    except (ConfigError, FileNotFoundError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"loaded {loaded} customers in {seconds:.1f}s; rejected {rejected}"
+                  + (f" (see {file}.rejected.jsonl)" if rejected else ""))
+
+
+@app.command()
+def audience(
+    segment: Annotated[str, typer.Argument(help="A segment such as 'model=R7000,firmware=2.1.7'.")],
+    config: ConfigOption = None,
+    redis_url: Annotated[str | None, typer.Option(help="Overrides redis.url / FOREWARN_REDIS_URL.")] = None,
+) -> None:
+    """Dry-run: who a segment would reach, by channel, and who is left out; nothing is sent."""
+    from flows.offline import preview_audience
+
+    settings = _settings(config)
+    try:
+        preview = preview_audience(settings, segment, redis_url)
+    except (ConfigError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    preview.print(console)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+    sys.exit(0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

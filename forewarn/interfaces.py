@@ -1,0 +1,84 @@
+"""The small interfaces outreach logic is handed; `connectors/` implements them.
+
+Outreach code depends only on these protocols, so the same logic runs against the
+in-process index of the demo and the Redis index of production, and tests hand it
+real connectors rather than patched ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import NamedTuple, Protocol, runtime_checkable
+
+from forewarn.records import Channel, Customer, Message, MessageKey, MessageKind, SendResult
+
+Segment = Mapping[str, str]
+"""Attribute name to required value, combined with AND; for example {"model": "R7000"}."""
+
+
+@runtime_checkable
+class CustomerIndex(Protocol):
+    """Customers with their traits, queryable by segment."""
+
+    def upsert(self, customers: Iterable[Customer]) -> int:
+        """Insert or replace customers, keeping attribute sets consistent; return how many."""
+        ...
+
+    def get_many(self, ids: Sequence[str]) -> list[Customer | None]:
+        """The customers with these ids, None where unknown, in the same order."""
+        ...
+
+    def size(self) -> int:
+        """How many customers the index holds."""
+        ...
+
+    def value_counts(self, attribute: str, values: Iterable[str]) -> dict[str, int]:
+        """How many customers carry each value of `attribute` (from the index's own sets)."""
+        ...
+
+    def segment(self, segment: Segment) -> Iterator[Customer]:
+        """Every customer matching all the attribute values of `segment`."""
+        ...
+
+
+@runtime_checkable
+class Ledger(Protocol):
+    """The log of what was sent; checked before every send so nothing goes out twice."""
+
+    def claim(self, key: MessageKey) -> bool:
+        """Reserve `key` for sending; False when it was already sent or is being sent."""
+        ...
+
+    def release(self, key: MessageKey) -> None:
+        """Give up a claim after a retryable failure, so a later attempt may send."""
+        ...
+
+    def record(self, key: MessageKey, channel: Channel, outcome: SendResult) -> None:
+        """Record the final outcome of a claimed key."""
+        ...
+
+    def recipients(self, incident_id: str, kind: MessageKind) -> set[str]:
+        """Customers who were sent a message of `kind` for the incident."""
+        ...
+
+
+@runtime_checkable
+class Sender(Protocol):
+    """Delivers a message on one channel; never raises for a delivery failure."""
+
+    channel: Channel
+
+    def send(self, message: Message) -> SendResult:
+        ...
+
+
+class Renderer(Protocol):
+    """Renders the text of one message kind for one topic, channel and language."""
+
+    def render(self, topic: str, kind: MessageKind, channel: Channel, context: Mapping[str, object]) -> Rendered:
+        ...
+
+
+class Rendered(NamedTuple):
+    subject: str | None
+    body: str

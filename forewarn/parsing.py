@@ -1,0 +1,61 @@
+"""Parsing raw records at the edge: a good record, or a dead letter with its reason."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ValidationError
+
+from forewarn.records import Case, DeadLetter, Origin, Telemetry
+
+MAX_RECORD_BYTES = 64 * 1024
+_MODELS: dict[str, type[Case] | type[Telemetry]] = {"case": Case, "telemetry": Telemetry}
+
+
+def explain(error: ValidationError) -> str:
+    """A one-line reason naming each bad field, without echoing the values (they may be PII)."""
+    parts = []
+    for item in error.errors(include_input=False, include_url=False):
+        where = ".".join(str(p) for p in item["loc"]) or "record"
+        parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def parse_record(raw: bytes, origin: Origin, default_type: str = "case",
+                 max_bytes: int = MAX_RECORD_BYTES, step: str = "parse") -> Case | Telemetry | DeadLetter:
+    """Validate one JSON record; anything unusable becomes a dead letter saying why.
+
+    >>> parse_record(b'{"ts": "2026-11-20T14:03:11Z", "topic": "no_internet", "region": "TX-453"}',
+    ...              Origin("cases", 0, 7)).topic
+    'no_internet'
+    >>> parse_record(b'{"ts": "2026-11-20 14:03:11", "region": "TX-453"}', Origin("cases")).reason
+    'ts: Input should have timezone info'
+    >>> parse_record(b'{oops', Origin("cases")).reason[:16]
+    'malformed JSON: '
+    """
+    if len(raw) > max_bytes:
+        return DeadLetter(step, f"record of {len(raw)} bytes exceeds the {max_bytes}-byte limit",
+                          origin, raw[:1024])
+    try:
+        data: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return DeadLetter(step, f"malformed JSON: {exc}", origin, raw)
+    if not isinstance(data, dict):
+        return DeadLetter(step, f"expected a JSON object, got {type(data).__name__}", origin, raw)
+    kind = data.get("type", default_type)
+    model = _MODELS.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        return DeadLetter(step, f"unknown record type {kind!r}: expected one of {sorted(_MODELS)}", origin, raw)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        return DeadLetter(step, explain(exc), origin, raw)
+
+
+def validate_model(model: type[BaseModel], data: Any) -> BaseModel | str:
+    """Validate `data` as `model`; return the instance or the reason it failed."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        return explain(exc)

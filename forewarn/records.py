@@ -1,0 +1,386 @@
+"""The records that travel through Forewarn, from input events to outreach.
+
+Input records (cases, telemetry, customers) are pydantic models: they are validated
+once at the edge and unknown extra fields are kept. Records made inside the flow
+(spikes, incidents, messages) are frozen dataclasses of plain data, so they are cheap
+to build, pickle and snapshot.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any, Literal
+
+import orjson
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+NATIONAL = "*"
+"""The region of a key that spans all regions."""
+
+Channel = Literal["sms", "email"]
+CHANNELS: tuple[Channel, ...] = ("sms", "email")
+
+
+def utc(ts: datetime) -> datetime:
+    """Return `ts` in UTC; naive datetimes are refused rather than guessed."""
+    if ts.tzinfo is None:
+        raise ValueError("timestamp has no time zone; use RFC 3339 such as 2026-11-20T14:03:11Z")
+    return ts.astimezone(timezone.utc)
+
+
+def rfc3339(ts: datetime) -> str:
+    """Format an aware datetime as RFC 3339 in UTC with a trailing Z."""
+    return utc(ts).isoformat().replace("+00:00", "Z")
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    @field_validator("ts", check_fields=False)
+    @classmethod
+    def _to_utc(cls, value: datetime) -> datetime:
+        return utc(value)
+
+
+class Case(_Input):
+    """A support case. `topic` may be missing; topic discovery then assigns one.
+
+    >>> Case.model_validate({"ts": "2026-11-20T14:03:11Z", "topic": "no_internet",
+    ...                      "region": "TX-453"}).ts.isoformat()
+    '2026-11-20T14:03:11+00:00'
+    """
+
+    type: Literal["case"] = "case"
+    id: str | None = None
+    ts: AwareDatetime
+    customer_id: str | None = None
+    topic: str | None = Field(default=None, min_length=1)
+    region: str = Field(min_length=1)
+    text: str | None = None
+    channel: str | None = None
+
+
+class Telemetry(_Input):
+    """One reading of one device metric."""
+
+    type: Literal["telemetry"] = "telemetry"
+    ts: AwareDatetime
+    device_id: str = Field(min_length=1)
+    customer_id: str | None = None
+    metric: str = Field(min_length=1)
+    value: float
+    region: str | None = None
+    model: str | None = None
+    firmware: str | None = None
+
+
+class Product(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    model: str = Field(min_length=1)
+    firmware: str = Field(min_length=1)
+    lot: str | None = None
+    installed: date | None = None
+
+
+class OptOut(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    sms: bool = False
+    email: bool = False
+
+
+def normalize_phone(raw: str) -> str:
+    """Return the E.164 form of an international phone number, or raise ValueError.
+
+    >>> normalize_phone("+1 512-555-0100")
+    '+15125550100'
+    """
+    try:
+        number = phonenumbers.parse(raw, None)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(f"phone is not an international number (+country code): {exc}") from None
+    if not phonenumbers.is_possible_number(number):
+        raise ValueError("phone is not a possible number for its country")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+class Customer(BaseModel):
+    """A customer of the index, with the traits targeting matches on.
+
+    >>> c = Customer.model_validate({"id": "CU-42", "phone": "+15125550100", "region": "TX-453",
+    ...     "products": [{"model": "R7000", "firmware": "2.1.7"}]})
+    >>> c.attributes()["model"], c.contact("sms")
+    ({'R7000'}, '+15125550100')
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    id: str = Field(min_length=1)
+    phone: str | None = None
+    email: str | None = None
+    preferred_channel: Channel = "sms"
+    region: str = Field(min_length=1)
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    timezone: str = "UTC"
+    language: str = "en"
+    products: tuple[Product, ...] = ()
+    opt_out: OptOut = OptOut()
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        return None if value in (None, "") else normalize_phone(value)
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        try:
+            return validate_email(value, check_deliverability=False).normalized
+        except EmailNotValidError as exc:
+            raise ValueError(f"email is not valid: {exc}") from None
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+    def attributes(self) -> dict[str, set[str]]:
+        """The indexed trait values of this customer, by attribute name."""
+        attrs: dict[str, set[str]] = {"region": {self.region}, "model": set(), "firmware": set(), "lot": set()}
+        for product in self.products:
+            attrs["model"].add(product.model)
+            attrs["firmware"].add(product.firmware)
+            if product.lot:
+                attrs["lot"].add(product.lot)
+        return attrs
+
+    def contact(self, channel: Channel) -> str | None:
+        """The address for `channel`, or None when the customer has none or opted out."""
+        if getattr(self.opt_out, channel):
+            return None
+        return self.phone if channel == "sms" else self.email
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
+
+
+INDEXED_ATTRIBUTES = ("region", "model", "firmware", "lot")
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a raw record came from: a Kafka position or a file line."""
+
+    source: str
+    partition: int | None = None
+    offset: int | None = None
+    line: int | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A record that could not be used, with the reason and where it came from."""
+
+    step: str
+    reason: str
+    origin: Origin
+    raw: bytes
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {
+                "step": self.step,
+                "reason": self.reason,
+                "origin": self.origin.describe(),
+                "raw": self.raw.decode("utf-8", errors="replace"),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class Spike:
+    """A window whose count is improbably high for its key, with why it fired."""
+
+    topic: str
+    region: str
+    window_start: datetime
+    window_end: datetime
+    observed: int
+    expected: float
+    p_value: float
+    score: float
+    baseline: str
+    example_case_ids: tuple[str, ...] = ()
+    reporters: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.topic, self.region)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": {"topic": self.topic, "region": self.region},
+            "window_start": rfc3339(self.window_start),
+            "window_end": rfc3339(self.window_end),
+            "observed": self.observed,
+            "expected": round(self.expected, 4),
+            "score": round(self.score, 3),
+            "p_value": self.p_value,
+            "baseline": self.baseline,
+            "example_case_ids": list(self.example_case_ids),
+        }
+
+
+@dataclass(frozen=True)
+class Trait:
+    """One attribute value over-represented among the customers already hit."""
+
+    attribute: str
+    value: str
+    affected: int
+    affected_share: float
+    base_share: float
+    lift: float
+    p_value: float
+
+
+IncidentStatus = Literal["opened", "updated", "resolved"]
+
+
+@dataclass(frozen=True)
+class Incident:
+    """The state of one incident as it changes: opened, updated or resolved."""
+
+    id: str
+    topic: str
+    region: str
+    status: IncidentStatus
+    opened_at: datetime
+    first_window_start: datetime
+    last_spike_end: datetime
+    observed: int
+    expected: float
+    spikes: int
+    linked_cases: int
+    reporters: frozenset[str] = frozenset()
+    resolved_at: datetime | None = None
+    segment: tuple[Trait, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "key": {"topic": self.topic, "region": self.region},
+            "status": self.status,
+            "opened_at": rfc3339(self.opened_at),
+            "first_window_start": rfc3339(self.first_window_start),
+            "last_spike_end": rfc3339(self.last_spike_end),
+            "resolved_at": rfc3339(self.resolved_at) if self.resolved_at else None,
+            "observed": self.observed,
+            "expected": round(self.expected, 4),
+            "spikes": self.spikes,
+            "linked_cases": self.linked_cases,
+            "reporters": len(self.reporters),
+            "segment": [asdict(t) for t in self.segment],
+        }
+
+
+MessageKind = Literal["warning", "resolved"]
+
+
+@dataclass(frozen=True)
+class MessageKey:
+    """What the ledger dedups on: one message of a kind per incident and customer."""
+
+    incident_id: str
+    customer_id: str
+    kind: MessageKind
+
+    def __str__(self) -> str:
+        return f"{self.incident_id}|{self.customer_id}|{self.kind}"
+
+
+@dataclass(frozen=True)
+class Message:
+    """One rendered message to one customer on one channel."""
+
+    key: MessageKey
+    channel: Channel
+    to: str
+    body: str
+    subject: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "incident_id": self.key.incident_id,
+            "customer_id": self.key.customer_id,
+            "kind": self.key.kind,
+            "channel": self.channel,
+            "to": self.to,
+            "subject": self.subject,
+            "body": self.body,
+        }
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What a sender reports: delivered, or failed with a reason and whether to retry."""
+
+    ok: bool
+    retryable: bool = False
+    reason: str = ""
+    provider_id: str | None = None
+    opted_out: bool = False
+
+
+@dataclass
+class DeliveryReport:
+    """Counts of what a delivery pass did, by outcome and channel."""
+
+    sent: dict[str, int] = field(default_factory=dict)
+    skipped_already_sent: int = 0
+    failed: dict[str, int] = field(default_factory=dict)
+
+    def add_sent(self, channel: str) -> None:
+        self.sent[channel] = self.sent.get(channel, 0) + 1
+
+    def add_failed(self, reason: str) -> None:
+        self.failed[reason] = self.failed.get(reason, 0) + 1
+
+
+@dataclass(frozen=True)
+class PaneCases:
+    """The cases of one key in one pane: how many, a few ids, and who reported."""
+
+    count: int
+    case_ids: tuple[str, ...] = ()
+    reporters: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class WindowVerdict:
+    """What detection concluded when one pane of a topic closed.
+
+    Emitted for every pane, spiking or quiet, so incidents downstream can tell time
+    passing (quiet windows) and link the pane's cases to open incidents.
+    """
+
+    topic: str
+    pane_start: datetime
+    pane_end: datetime
+    spikes: tuple[Spike, ...] = ()
+    cases: dict[str, PaneCases] = field(default_factory=dict)

@@ -1,0 +1,205 @@
+"""Configuration: YAML for behaviour, the environment for secrets, validated on load.
+
+Every section forbids unknown keys, so a typo fails at start-up with the path of the
+bad key instead of silently falling back to a default.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from forewarn.durations import parse_duration
+from forewarn.records import Channel
+
+
+class ConfigError(ValueError):
+    """A configuration problem, phrased as what is wrong and how to fix it."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _duration(value: Any) -> timedelta:
+    return parse_duration(value)
+
+
+class DetectionSettings(_Section):
+    window: timedelta = timedelta(hours=1)
+    slide: timedelta = timedelta(minutes=15)
+    allowed_lateness: timedelta = timedelta(minutes=10)
+    warmup: timedelta = timedelta(days=1)
+    alpha: float = Field(1e-4, gt=0, lt=1)
+    min_count: int = Field(8, ge=1)
+    min_ratio: float = Field(1.5, ge=1)
+    dispersion_size: float = Field(20.0, gt=0)
+    explained_share: float = Field(0.5, gt=0, le=1)
+    telemetry_fault_metrics: tuple[str, ...] = ("wan_down", "wifi_drop")
+
+    _durations = field_validator("window", "slide", "allowed_lateness", "warmup", mode="before")(_duration)
+
+    @model_validator(mode="after")
+    def _window_fits_slide(self) -> DetectionSettings:
+        if self.slide <= timedelta(0) or self.window < self.slide or self.window % self.slide:
+            raise ValueError(f"detection.window ({self.window}) must be a whole multiple of detection.slide "
+                             f"({self.slide}), for example window 1h with slide 15m")
+        return self
+
+
+class IncidentSettings(_Section):
+    resolve_after_quiet_panes: int = Field(4, ge=1)
+
+
+class TargetingSettings(_Section):
+    min_support: int = Field(5, ge=1)
+    min_coverage: float = Field(0.6, gt=0, le=1)
+    min_lift: float = Field(2.0, ge=1)
+    max_p_value: float = Field(1e-6, gt=0, lt=1)
+
+
+PROJECT_CONFIG = Path(__file__).resolve().parent.parent / "config"
+"""The bundled config/ folder: default.yaml, the example production config and the templates."""
+
+
+class OutreachSettings(_Section):
+    templates: Path = PROJECT_CONFIG / "templates"
+    channels: tuple[Channel, ...] = ("sms", "email")
+    max_audience: int = Field(10_000, ge=1)
+    retry_attempts: int = Field(3, ge=1)
+    retry_backoff: timedelta = timedelta(milliseconds=500)
+
+    _durations = field_validator("retry_backoff", mode="before")(_duration)
+
+
+class KafkaTopics(_Section):
+    cases: str = "cases"
+    telemetry: str = "telemetry"
+    dead_letters: str = "dead-letters"
+    incidents: str = "incidents"
+
+
+class KafkaSettings(_Section):
+    brokers: list[str] = Field(min_length=1)
+    topics: KafkaTopics = KafkaTopics()
+    tail: bool = True
+    batch_size: int = Field(1000, ge=1)
+    connect_timeout: timedelta = timedelta(seconds=10)
+    extra: dict[str, str] = Field(default_factory=dict)
+
+    _durations = field_validator("connect_timeout", mode="before")(_duration)
+
+
+class RedisSettings(_Section):
+    url: str = "redis://localhost:6379/0"
+    prefix: str = "fw"
+
+
+class SmsSettings(_Section):
+    provider: Literal["twilio"] = "twilio"
+    from_number: str | None = None
+    messaging_service_sid: str | None = None
+    base_url: str | None = None
+
+    @model_validator(mode="after")
+    def _one_sender_id(self) -> SmsSettings:
+        if (self.from_number is None) == (self.messaging_service_sid is None):
+            raise ValueError("set exactly one of sms.from_number or sms.messaging_service_sid")
+        return self
+
+
+class EmailSettings(_Section):
+    host: str
+    port: int = 587
+    from_addr: str
+    starttls: bool = True
+    username: str | None = None
+    timeout: timedelta = timedelta(seconds=10)
+
+    _durations = field_validator("timeout", mode="before")(_duration)
+
+
+class RecoverySettings(_Section):
+    directory: Path
+    snapshot_interval: timedelta = timedelta(seconds=30)
+    backup_interval: timedelta = timedelta(0)
+
+    _durations = field_validator("snapshot_interval", "backup_interval", mode="before")(_duration)
+
+
+class OutputSettings(_Section):
+    directory: Path = Path("out")
+
+
+class Settings(_Section):
+    """The whole configuration of a flow."""
+
+    detection: DetectionSettings = DetectionSettings()
+    incidents: IncidentSettings = IncidentSettings()
+    targeting: TargetingSettings = TargetingSettings()
+    outreach: OutreachSettings = OutreachSettings()
+    output: OutputSettings = OutputSettings()
+    kafka: KafkaSettings | None = None
+    redis: RedisSettings | None = None
+    sms: SmsSettings | None = None
+    email: EmailSettings | None = None
+    recovery: RecoverySettings | None = None
+    max_record_bytes: int = Field(64 * 1024, ge=256)
+
+    def require_production(self) -> None:
+        """Cross-check what `forewarn run` needs; raise ConfigError naming each gap."""
+        problems = []
+        if self.kafka is None:
+            problems.append("kafka: missing; add kafka.brokers, e.g. [localhost:9092]")
+        if self.redis is None:
+            problems.append("redis: missing; add redis.url, e.g. redis://localhost:6379/0")
+        for channel in self.outreach.channels:
+            if getattr(self, channel) is None:
+                problems.append(f"{channel}: outreach.channels lists {channel} but the {channel} section is "
+                                f"missing; add it or remove {channel} from outreach.channels")
+        if problems:
+            raise ConfigError("configuration is incomplete for `forewarn run`:\n  " + "\n  ".join(problems))
+
+
+class Secrets(BaseSettings):
+    """Secrets come only from the environment (or a .env file), never from committed YAML."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    twilio_account_sid: SecretStr | None = None
+    twilio_auth_token: SecretStr | None = None
+    smtp_password: SecretStr | None = None
+    forewarn_redis_url: SecretStr | None = None
+
+
+def load_settings(path: Path | None) -> Settings:
+    """Load and validate a YAML configuration; None gives the embedded defaults."""
+    if path is None:
+        return Settings()
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found: pass -c with an existing file, "
+                          "e.g. config/production.example.yaml") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of sections at the top level")
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)]
+        raise ConfigError(f"config file {path} has {len(lines)} problem(s):\n  " + "\n  ".join(lines)) from None
+    templates = settings.outreach.templates
+    if not templates.is_absolute() and not templates.is_dir():
+        # A relative folder is read from the working directory, else beside the config file's folder.
+        candidate = path.resolve().parent.parent / templates
+        if candidate.is_dir():
+            settings = settings.model_copy(update={
+                "outreach": settings.outreach.model_copy(update={"templates": candidate})})
+    return settings

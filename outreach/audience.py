@@ -1,0 +1,70 @@
+"""Who to tell: the segment's customers minus those who already called or opted out."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from forewarn.interfaces import CustomerIndex, Segment
+from forewarn.records import Channel, Customer
+
+
+@dataclass(frozen=True)
+class Recipient:
+    customer: Customer
+    channel: Channel
+    address: str
+
+
+@dataclass
+class Audience:
+    """The recipients of one incident, with how many were left out and why."""
+
+    segment: dict[str, str]
+    recipients: list[Recipient] = field(default_factory=list)
+    excluded: Counter[str] = field(default_factory=Counter)
+    held: str | None = None
+
+    def by_channel(self) -> dict[str, int]:
+        return dict(Counter(r.channel for r in self.recipients))
+
+
+def build_audience(segment: Segment, index: CustomerIndex, reporters: frozenset[str],
+                   max_audience: int) -> Audience:
+    """Customers of `segment` on their preferred channel, without reporters or opt-outs.
+
+    An empty segment would mean everyone: such an audience, and one larger than
+    `max_audience`, is held for a responder instead of sent.
+
+    >>> from connectors.memory import InMemoryCustomerIndex
+    >>> index = InMemoryCustomerIndex()
+    >>> _ = index.upsert([
+    ...     Customer(id="A", region="R1", phone="+15125550100"),
+    ...     Customer(id="B", region="R1", phone="+15125550101", opt_out={"sms": True}),
+    ...     Customer(id="C", region="R1", email="c@example.com", preferred_channel="email"),
+    ...     Customer(id="D", region="R2", phone="+15125550102")])
+    >>> audience = build_audience({"region": "R1"}, index, frozenset({"C"}), max_audience=100)
+    >>> [r.customer.id for r in audience.recipients], sorted(audience.excluded.items())
+    (['A'], [('already reported', 1), ('opted out of sms', 1)])
+    """
+    audience = Audience(dict(segment))
+    if not segment:
+        audience.held = "no segment isolated: a responder must choose who to warn"
+        return audience
+    for customer in index.segment(segment):
+        if customer.id in reporters:
+            audience.excluded["already reported"] += 1
+            continue
+        channel = customer.preferred_channel
+        address = customer.contact(channel)
+        if address is None:
+            reason = f"opted out of {channel}" if getattr(customer.opt_out, channel) else f"no {channel} address"
+            audience.excluded[reason] += 1
+            continue
+        audience.recipients.append(Recipient(customer, channel, address))
+    if len(audience.recipients) > max_audience:
+        audience.held = (f"audience of {len(audience.recipients)} exceeds max_audience {max_audience}: "
+                         "raise outreach.max_audience or narrow the segment")
+        audience.excluded["held: over max_audience"] += len(audience.recipients)
+        audience.recipients = []
+    return audience

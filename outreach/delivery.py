@@ -1,0 +1,79 @@
+"""The notification pipeline: dedup against the ledger, send with retries, record.
+
+The ledger is consulted before every send and written after it, so replaying the
+same input, or a restart that re-emits an epoch, never sends a message twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from forewarn.interfaces import Ledger, Sender
+from forewarn.records import Channel, Message, SendResult
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["sent", "duplicate", "failed", "deferred"]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retry retryable failures `attempts` times in all, doubling the wait each time."""
+
+    attempts: int = 3
+    backoff_seconds: float = 0.5
+
+    def waits(self) -> list[float]:
+        return [self.backoff_seconds * 2**i for i in range(self.attempts - 1)]
+
+
+class Deliverer:
+    """Delivers messages once each, whatever the number of times it is asked.
+
+    >>> from connectors.memory import InMemoryLedger
+    >>> from forewarn.records import MessageKey
+    >>> class Echo:
+    ...     channel = "sms"
+    ...     def send(self, message): return SendResult(ok=True, provider_id="x")
+    >>> deliver = Deliverer(InMemoryLedger(), {"sms": Echo()})
+    >>> msg = Message(MessageKey("INC-1", "CU-1", "warning"), "sms", "+15125550100", "hi")
+    >>> deliver.deliver(msg), deliver.deliver(msg)
+    ('sent', 'duplicate')
+    """
+
+    def __init__(self, ledger: Ledger, senders: Mapping[Channel, Sender], retry: RetryPolicy | None = None,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.ledger = ledger
+        self.senders = dict(senders)
+        self.retry = retry or RetryPolicy()
+        self.sleep = sleep
+
+    def deliver(self, message: Message) -> Outcome:
+        sender = self.senders.get(message.channel)
+        if sender is None:
+            raise ValueError(f"no sender configured for channel {message.channel!r}: add it under outreach.channels")
+        if not self.ledger.claim(message.key):
+            return "duplicate"
+        result = self._send_with_retries(sender, message)
+        if result.ok or not result.retryable:
+            self.ledger.record(message.key, message.channel, result)
+            if not result.ok:
+                log.warning("send failed for %s on %s: %s", message.key, message.channel, result.reason)
+            return "sent" if result.ok else "failed"
+        # Retries exhausted on a passing failure: free the claim so a later run can send.
+        self.ledger.release(message.key)
+        log.warning("send deferred for %s on %s: %s", message.key, message.channel, result.reason)
+        return "deferred"
+
+    def _send_with_retries(self, sender: Sender, message: Message) -> SendResult:
+        result = sender.send(message)
+        for wait in self.retry.waits():
+            if result.ok or not result.retryable:
+                break
+            self.sleep(wait)
+            result = sender.send(message)
+        return result

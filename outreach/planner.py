@@ -1,0 +1,128 @@
+"""From an incident event to messages sent: isolate, target, render, deliver.
+
+An opened incident warns its audience; a resolved one tells the customers who were
+warned that the problem is fixed. Updates change nothing for customers.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from forewarn.interfaces import CustomerIndex, Renderer
+from forewarn.records import NATIONAL, Customer, Incident, Message, MessageKey, MessageKind, rfc3339
+from outreach.audience import Audience, Recipient, build_audience
+from outreach.delivery import Deliverer
+from outreach.targeting import TraitRule, incident_segment, isolate_traits
+
+
+@dataclass
+class OutreachReport:
+    """What outreach did for one incident event: the audience and the delivery outcomes."""
+
+    incident: Incident
+    audience_size: int = 0
+    excluded: dict[str, int] = field(default_factory=dict)
+    held: str | None = None
+    outcomes: Counter[str] = field(default_factory=Counter)
+    sent_by_channel: Counter[str] = field(default_factory=Counter)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "incident": self.incident.to_dict(),
+            "audience_size": self.audience_size,
+            "excluded": self.excluded,
+            "held": self.held,
+            "outcomes": dict(self.outcomes),
+            "sent_by_channel": dict(self.sent_by_channel),
+        }
+
+
+class Outreach:
+    """Turns incident events into delivered messages through the injected parts."""
+
+    def __init__(self, index: CustomerIndex, deliverer: Deliverer, renderer: Renderer,
+                 trait_rule: TraitRule | None = None, max_audience: int = 10_000):
+        self.index = index
+        self.deliverer = deliverer
+        self.renderer = renderer
+        self.trait_rule = trait_rule or TraitRule()
+        self.max_audience = max_audience
+
+    def handle(self, incident: Incident) -> OutreachReport:
+        if incident.status == "opened":
+            return self._warn(incident)
+        if incident.status == "resolved":
+            return self._all_clear(incident)
+        return OutreachReport(incident)
+
+    def _warn(self, incident: Incident) -> OutreachReport:
+        reporters = [c for c in self.index.get_many(sorted(incident.reporters)) if c is not None]
+        traits = isolate_traits(reporters, self.index, self.trait_rule)
+        incident = replace(incident, segment=traits)
+        audience = build_audience(incident_segment(incident, traits), self.index, incident.reporters,
+                                  self.max_audience)
+        report = self._report(incident, audience)
+        self._send(report, incident, "warning", audience.recipients)
+        return report
+
+    def _all_clear(self, incident: Incident) -> OutreachReport:
+        warned = sorted(self.deliverer.ledger.recipients(incident.id, "warning"))
+        recipients = []
+        for customer in self.index.get_many(warned):
+            if customer is None:
+                continue
+            address = customer.contact(customer.preferred_channel)
+            if address is not None:
+                recipients.append(Recipient(customer, customer.preferred_channel, address))
+        report = OutreachReport(incident, audience_size=len(recipients))
+        self._send(report, incident, "resolved", recipients)
+        return report
+
+    @staticmethod
+    def _report(incident: Incident, audience: Audience) -> OutreachReport:
+        return OutreachReport(incident, audience_size=len(audience.recipients),
+                              excluded=dict(audience.excluded), held=audience.held)
+
+    def _send(self, report: OutreachReport, incident: Incident, kind: MessageKind,
+              recipients: Iterable[Recipient]) -> None:
+        for recipient in recipients:
+            message = self._message(incident, kind, recipient)
+            outcome = self.deliverer.deliver(message)
+            report.outcomes[outcome] += 1
+            if outcome == "sent":
+                report.sent_by_channel[recipient.channel] += 1
+
+    def _message(self, incident: Incident, kind: MessageKind, recipient: Recipient) -> Message:
+        rendered = self.renderer.render(incident.topic, kind, recipient.channel,
+                                        message_context(incident, recipient.customer))
+        return Message(MessageKey(incident.id, recipient.customer.id, kind), recipient.channel,
+                       recipient.address, rendered.body, rendered.subject)
+
+
+def _local(ts: datetime | None, customer: Customer) -> str:
+    if ts is None:
+        return ""
+    return ts.astimezone(ZoneInfo(customer.timezone)).strftime("%H:%M %Z on %b %d")
+
+
+def message_context(incident: Incident, customer: Customer,
+                    local: Callable[[datetime | None, Customer], str] = _local) -> dict[str, Any]:
+    """What templates may use; times are shown in the customer's own time zone."""
+    return {
+        "incident_id": incident.id,
+        "topic": incident.topic,
+        "topic_label": incident.topic.replace("_", " "),
+        "region": None if incident.region == NATIONAL else incident.region,
+        "customer_region": customer.region,
+        "language": customer.language,
+        "since_local": local(incident.first_window_start, customer),
+        "resolved_local": local(incident.resolved_at, customer),
+        "opened_at": rfc3339(incident.opened_at),
+        "segment": {t.attribute: t.value for t in incident.segment},
+        "models": sorted({p.model for p in customer.products}),
+    }

