@@ -9,52 +9,91 @@ from river import stats
 from detectors.base import CountBaseline
 
 
-class SeasonalBaseline(CountBaseline):
-    """Expected count per pane by hour of day (or hour of week), from river `EWMean`s.
+class _Slot:
+    """One seasonal slot: a plain mean while young, an exponentially weighted mean after.
 
-    Each seasonal slot keeps its own exponentially weighted mean; until a slot has
-    been seen, the overall mean stands in for it.
+    A lone EW mean starts at its first value and keeps most of that weight for a
+    long time, which makes a baseline with a few days of history follow whichever
+    day came first; the plain mean of the first values has no such bias.
+    """
+
+    __slots__ = ("ew", "mean")
+
+    def __init__(self, fading: float):
+        self.mean = stats.Mean()
+        self.ew = stats.EWMean(fading)
+
+    def __getstate__(self) -> tuple[stats.Mean, stats.EWMean]:
+        return self.mean, self.ew
+
+    def __setstate__(self, state: tuple[stats.Mean, stats.EWMean]) -> None:
+        self.mean, self.ew = state
+
+    def update(self, x: float) -> None:
+        self.mean.update(x)
+        self.ew.update(x)
+
+    @property
+    def n(self) -> float:
+        return float(self.mean.n)
+
+    def get(self, young: float) -> float:
+        return float(self.mean.get() if self.n < young else self.ew.get())
+
+
+class SeasonalBaseline(CountBaseline):
+    """Expected count per pane by hour of day (or hour of week), from river statistics.
+
+    Each seasonal slot keeps its own mean (river `Mean`, then `EWMean` once it has
+    `1 / slot_fading` observations). A slot with few observations is shrunk toward
+    the overall mean by `prior_weight` pseudo-observations, so one odd day cannot
+    set an hour's expectation on its own.
 
     >>> from datetime import datetime, timedelta, timezone
-    >>> base = SeasonalBaseline(slot_fading=0.5)
+    >>> base = SeasonalBaseline(slot_fading=0.5, prior_weight=0.0)
     >>> t0 = datetime(2026, 11, 16, tzinfo=timezone.utc)
     >>> for day in range(3):
     ...     base.learn_one(t0 + timedelta(days=day, hours=3), 1.0)
     ...     base.learn_one(t0 + timedelta(days=day, hours=15), 9.0)
     >>> base.predict_one(t0 + timedelta(days=5, hours=15)), base.predict_one(t0 + timedelta(hours=3))
     (9.0, 1.0)
-    >>> round(base.predict_one(t0 + timedelta(hours=7)), 2)   # unseen slot: the overall EW mean
-    1.24
+    >>> base.predict_one(t0 + timedelta(hours=7))   # unseen slot: the overall mean
+    5.0
     """
 
-    def __init__(self, slot_fading: float = 0.15, overall_fading: float = 0.01, weekly: bool = False):
+    def __init__(self, slot_fading: float = 0.15, overall_fading: float = 0.01, weekly: bool = False,
+                 prior_weight: float = 2.0):
         self.slot_fading = slot_fading
         self.overall_fading = overall_fading
         self.weekly = weekly
-        self._slots: dict[int, stats.EWMean] = {}
-        self._overall = stats.EWMean(overall_fading)
-        self._n = 0
+        self.prior_weight = prior_weight
+        self._slots: dict[int, _Slot] = {}
+        self._overall = _Slot(overall_fading)
 
     def _slot(self, t: datetime) -> int:
         return t.weekday() * 24 + t.hour if self.weekly else t.hour
 
     def learn_one(self, t: datetime, count: float) -> None:
-        slot = self._slots.get(self._slot(t))
+        key = self._slot(t)
+        slot = self._slots.get(key)
         if slot is None:
-            slot = self._slots[self._slot(t)] = stats.EWMean(self.slot_fading)
+            slot = self._slots[key] = _Slot(self.slot_fading)
         slot.update(count)
         self._overall.update(count)
-        self._n += 1
 
     def predict_one(self, t: datetime) -> float:
+        if not self._overall.n:
+            return 0.0
+        overall = self._overall.get(1.0 / self.overall_fading)
         slot = self._slots.get(self._slot(t))
-        if slot is not None:
-            return float(slot.get())
-        return float(self._overall.get()) if self._n else 0.0
+        if slot is None:
+            return overall
+        n = min(slot.n, 1.0 / self.slot_fading)
+        return (n * slot.get(1.0 / self.slot_fading) + self.prior_weight * overall) / (n + self.prior_weight)
 
     @property
     def n_learned(self) -> int:
-        return self._n
+        return int(self._overall.n)
 
 
 class RegionShares:

@@ -13,6 +13,7 @@ few regions is reported for those regions only.
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from detectors.base import CountBaseline, Estimator, TailScorer
@@ -42,11 +43,23 @@ def _merge(panes: list[PaneCases], max_examples: int) -> PaneCases:
     return PaneCases(sum(p.count for p in panes), tuple(case_ids), tuple(dict.fromkeys(reporters)))
 
 
+@dataclass
+class _Pane:
+    """A pane in the ring, with the keys any window holding it was flagged for."""
+
+    index: int
+    cases: dict[str, PaneCases]
+    flagged: dict[str, float] = field(default_factory=dict)  # region -> its expected count per pane
+    national_flagged: bool = False
+
+
 class TopicDetector(Estimator):
     """Finds improbable windows of one topic, nationally and per region.
 
-    Learn-then-score would leak a surge into its own baseline, so each pane is
-    scored first and then learned, and panes of flagged keys are left out.
+    Learn-then-score would leak a surge into its own baseline, and so would learning
+    a pane while later windows holding it are still to be scored. A pane is learned
+    only when it leaves the ring, after every window holding it was scored, and
+    keys flagged in any of those windows are left out.
 
     >>> from datetime import timedelta
     >>> det = TopicDetector("no_internet", window=timedelta(hours=1), slide=timedelta(minutes=15),
@@ -92,7 +105,7 @@ class TopicDetector(Estimator):
         self._rule = rule or SpikeRule()
         self._shares = RegionShares(fading=share_fading)
         self._panes = window // slide
-        self._ring: deque[dict[str, PaneCases]] = deque(maxlen=self._panes)
+        self._ring: deque[_Pane] = deque()
         self._last: int | None = None
         self.stale_panes = 0
 
@@ -119,13 +132,15 @@ class TopicDetector(Estimator):
         return verdicts
 
     def _close(self, index: int, cases: dict[str, PaneCases]) -> WindowVerdict:
-        self._ring.append(cases)
+        if len(self._ring) == self._panes:
+            self._learn(self._ring.popleft())
+        self._ring.append(_Pane(index, cases))
         spikes: list[Spike] = []
-        flagged: dict[str, float] = {}
-        national_flagged = False
         if len(self._ring) == self._panes and self._national.n_learned * self.slide >= self.warmup:
             spikes, flagged, national_flagged = self._score(index)
-        self._learn(index, cases, flagged, national_flagged)
+            for pane in self._ring:
+                pane.flagged.update(flagged)
+                pane.national_flagged |= national_flagged
         return WindowVerdict(self.topic, self.pane_start(index), self.pane_start(index + 1),
                              tuple(spikes), dict(cases))
 
@@ -137,7 +152,7 @@ class TopicDetector(Estimator):
         national_expected = max(sum(self._national.predict_one(t) for t in starts), self.min_expected)
         by_region: dict[str, list[PaneCases]] = {}
         for pane in self._ring:
-            for region, pane_cases in pane.items():
+            for region, pane_cases in pane.cases.items():
                 by_region.setdefault(region, []).append(pane_cases)
         regional: list[Spike] = []
         flagged: dict[str, float] = {}
@@ -174,11 +189,12 @@ class TopicDetector(Estimator):
             example_case_ids=cases.case_ids, reporters=cases.reporters,
         )
 
-    def _learn(self, index: int, cases: dict[str, PaneCases], flagged: dict[str, float],
-               national_flagged: bool) -> None:
-        if not national_flagged:
+    def _learn(self, pane: _Pane) -> None:
+        if not pane.national_flagged:
             # Flagged regions count at their expected level, not their surge.
-            total = sum(c.count for r, c in cases.items() if r not in flagged) + sum(flagged.values())
-            self._national.learn_one(self.pane_start(index), total)
-        counts = {} if national_flagged else {r: c.count for r, c in cases.items() if r not in flagged}
-        self._shares.learn(index, counts)
+            total = (sum(c.count for r, c in pane.cases.items() if r not in pane.flagged)
+                     + sum(pane.flagged.values()))
+            self._national.learn_one(self.pane_start(pane.index), total)
+        counts = ({} if pane.national_flagged
+                  else {r: c.count for r, c in pane.cases.items() if r not in pane.flagged})
+        self._shares.learn(pane.index, counts)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+
+import orjson
 from pathlib import Path
 
 from bytewax.testing import run_main
@@ -29,7 +31,8 @@ def run_demo(settings: Settings, out: Path, seed: int = 7, customers: int = 20_0
     io = file_io(settings, [out / "events.jsonl"], out, memory_outreach(settings, index, out))
     run_main(build_flow(settings, io))
     summary = RunSummary.from_dir(out)
-    summary.notes = [judge(truth, summary.rows) for truth in scenario.truths]
+    warned = warned_customers(out)
+    summary.notes = [judge(truth, summary.rows, warned) for truth in scenario.truths]
     write_report(out / "report.html", scenario, summary, settings)
     return summary
 
@@ -43,7 +46,18 @@ def _matches(truth: GroundTruth, row: IncidentRow) -> bool:
     return all(segment.get(k) == v for k, v in truth.segment.items())
 
 
-def judge(truth: GroundTruth, rows: list[IncidentRow]) -> str:
+def warned_customers(out: Path) -> dict[str, set[str]]:
+    """Customer ids warned per incident, read back from the outbox files."""
+    warned: dict[str, set[str]] = {}
+    for path in out.glob("outbox_*.jsonl"):
+        for line in path.read_bytes().splitlines():
+            message = orjson.loads(line)
+            if message["kind"] == "warning":
+                warned.setdefault(message["incident_id"], set()).add(message["customer_id"])
+    return warned
+
+
+def judge(truth: GroundTruth, rows: list[IncidentRow], warned: dict[str, set[str]]) -> str:
     """One line saying whether the run found an injected incident, or stayed quiet in the control."""
     if truth.topic is None:
         fired = [r for r in rows if truth.start <= r.opened_at < truth.end]
@@ -54,7 +68,8 @@ def judge(truth: GroundTruth, rows: list[IncidentRow]) -> str:
         return f"truth {truth.name} {truth.segment}: MISSED"
     first = found[0]
     delay = (first.opened_at - truth.start).total_seconds() / 60
-    return (f"truth {truth.name} {truth.segment}: found as {first.id}, alarm {delay:.0f} min after onset, "
-            f"{len(truth.affected_customer_ids)} customers called in the scenario, "
-            f"{sum(first.warned.values())} warned before calling")
+    ahead = len(truth.affected_customer_ids & warned.get(first.id, set()))
+    return (f"truth {truth.name} {truth.segment}: found as {first.id}, alarm {delay:.0f} min after onset; "
+            f"of the {len(truth.affected_customer_ids)} customers who called about it, {ahead} had been "
+            f"warned before they called; {sum(first.warned.values())} warned in all")
 

@@ -18,7 +18,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Forewarn: see a spike coming, warn the customers who have not called yet.")
 customers_app = typer.Typer(no_args_is_help=True, help="Manage the Redis customer index.")
 app.add_typer(customers_app, name="customers")
-console = Console(stderr=False)
+console = Console(stderr=False, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
 ConfigOption = Annotated[Path | None, typer.Option("-c", "--config", help="YAML configuration file.")]

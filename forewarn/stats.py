@@ -48,12 +48,15 @@ def poisson_sf(k: int, mu: float) -> float:
 
 
 def _poisson_cdf(k: int, mu: float) -> float:
-    term = math.exp(-mu)
-    total = term
-    for j in range(1, k + 1):
-        term *= mu / j
+    # Sum down from pmf(k), the largest term for k < mu, scaled to 1: starting from
+    # exp(-mu) would underflow to 0 for mu above ~745 and give a CDF of 0.
+    term = total = 1.0
+    for j in range(k, 0, -1):
+        term *= j / mu
         total += term
-    return min(1.0, total)
+        if term <= total * _TINY:
+            break
+    return min(1.0, total * math.exp(k * math.log(mu) - mu - math.lgamma(k + 1)))
 
 
 def negbin_sf(k: int, mu: float, size: float) -> float:
@@ -101,6 +104,9 @@ def binomial_sf(k: int, n: int, p: float) -> float:
         return 0.0
     if p >= 1.0:
         return 1.0
+    if k < n * p:
+        # Below the mean pmf(k) can underflow to 0; take the complement's upper tail instead.
+        return max(0.0, 1.0 - binomial_sf(n - k + 1, n, 1.0 - p))
     log_pmf = (
         math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
         + k * math.log(p) + (n - k) * math.log1p(-p)
