@@ -236,11 +236,11 @@ class RedisCustomerIndex:
 
     def _segment(self, segment: Segment) -> Iterator[Customer]:
         keys = [self._idx_key(a, v) for a, v in segment.items()] or [self._all]
-        ids: Iterable[bytes | str]
-        if len(keys) == 1:
-            ids = self.client.sscan_iter(keys[0], count=self.batch_size)
-        else:
-            ids = self.client.sinter(keys)  # type: ignore[assignment]
+        # One set is scanned in pages; an intersection is computed by Redis in one call.
+        ids: Iterable[bytes | str] = (
+            self.client.sscan_iter(keys[0], count=self.batch_size) if len(keys) == 1
+            else self.client.sinter(keys)  # type: ignore[assignment]
+        )
         seen: set[str] = set()  # SSCAN may return a member more than once
         batch: list[str] = []
         for member in ids:

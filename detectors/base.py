@@ -8,12 +8,12 @@ because Bytewax snapshots per-key state.
 from __future__ import annotations
 
 import inspect
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from datetime import datetime
 from typing import Any, Self
 
 
-class Estimator(ABC):
+class Estimator:
     """Base of every detector unit: parameters in, `clone()` out."""
 
     def _get_params(self) -> dict[str, Any]:

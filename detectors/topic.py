@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from detectors.base import CountBaseline, Estimator, TailScorer
 from detectors.baseline import RegionShares, SeasonalBaseline
@@ -22,7 +22,7 @@ from detectors.scoring import NegativeBinomialScorer, SpikeRule
 from forewarn.records import NATIONAL, PaneCases, Spike, WindowVerdict
 from forewarn.stats import score
 
-PANE_EPOCH = datetime(2000, 1, 3, tzinfo=timezone.utc)
+PANE_EPOCH = datetime(2000, 1, 3, tzinfo=UTC)
 """Panes are aligned to this Monday midnight UTC, so pane ids are stable everywhere."""
 
 MAX_GAP_PANES = 7 * 24 * 12
@@ -123,7 +123,7 @@ class TopicDetector(Estimator):
         if self._last is not None and index <= self._last:
             self.stale_panes += 1
             return []
-        verdicts = []
+        verdicts: list[WindowVerdict] = []
         if self._last is not None:
             gap_start = max(self._last + 1, index - MAX_GAP_PANES)
             verdicts.extend(self._close(gap, {}) for gap in range(gap_start, index))

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import shutil
-
-import orjson
 from pathlib import Path
 
+import orjson
 from bytewax.testing import run_main
 
 from connectors.memory import InMemoryCustomerIndex

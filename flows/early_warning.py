@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ from forewarn.settings import Settings
 from outreach.planner import Outreach, OutreachReport
 
 RawRecord = tuple[Origin, bytes]
-_REPLAY_NOW = datetime(2000, 1, 1, tzinfo=timezone.utc)
+_REPLAY_NOW = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -137,7 +137,6 @@ def _handle(outreach: Callable[[], Outreach], incident: Incident) -> OutreachRep
 def get_flow(config: str) -> Dataflow:
     """Entry point for `python -m bytewax.run "flows.early_warning:get_flow('config.yaml')"`."""
     from flows.wiring import production_io  # wiring pulls in every connector
-
     from forewarn.settings import load_settings
     settings = load_settings(Path(config))
     return build_flow(settings, production_io(settings))

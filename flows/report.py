@@ -8,10 +8,10 @@ import io
 from collections import Counter
 from datetime import datetime, timedelta
 
+from flows.summary import RunSummary
 from forewarn.records import NATIONAL
 from forewarn.scenario import Scenario
 from forewarn.settings import Settings
-from flows.summary import RunSummary
 
 
 def _series(scenario: Scenario, topic: str, region: str, step: timedelta) -> tuple[list[datetime], list[int]]:
@@ -32,20 +32,23 @@ def _plot(scenario: Scenario, summary: RunSummary, topic: str, region: str, step
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.dates import date2num
 
     times, counts = _series(scenario, topic, region, step)
+    x = date2num(times)
     fig, ax = plt.subplots(figsize=(11, 2.8))
-    ax.step(times, counts, where="post", linewidth=0.9, color="#33658a", label=f"cases per {step}")
+    ax.step(x, counts, where="post", linewidth=0.9, color="#33658a", label=f"cases per {step}")
     for truth in scenario.truths:
         if truth.topic in (topic, None):
-            ax.axvspan(truth.start, truth.end, color="#f6ae2d" if truth.topic else "#86bbd8", alpha=0.3,
+            ax.axvspan(date2num(truth.start), date2num(truth.end), color="#f6ae2d" if truth.topic else "#86bbd8", alpha=0.3,
                        label=f"truth: {truth.name}")
     for row in summary.rows:
         if row.topic == topic and row.region in (region, NATIONAL):
-            ax.axvspan(row.first_window_start, row.last_spike_end, fill=False, hatch="//", edgecolor="#d1495b",
+            ax.axvspan(date2num(row.first_window_start), date2num(row.last_spike_end), fill=False, hatch="//", edgecolor="#d1495b",
                        label=f"incident {row.id}")
-            ax.axvline(row.opened_at, color="#d1495b", linewidth=1.2)
+            ax.axvline(date2num(row.opened_at), color="#d1495b", linewidth=1.2)
     ax.set_title(f"{topic} @ {'all regions' if region == NATIONAL else region}")
+    ax.xaxis_date()
     ax.legend(loc="upper left", fontsize=7)
     fig.autofmt_xdate()
     buffer = io.BytesIO()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import zoneinfo
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 import orjson
@@ -29,7 +29,7 @@ def utc(ts: datetime) -> datetime:
     """Return `ts` in UTC; naive datetimes are refused rather than guessed."""
     if ts.tzinfo is None:
         raise ValueError("timestamp has no time zone; use RFC 3339 such as 2026-11-20T14:03:11Z")
-    return ts.astimezone(timezone.utc)
+    return ts.astimezone(UTC)
 
 
 def rfc3339(ts: datetime) -> str:

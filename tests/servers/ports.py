@@ -21,7 +21,7 @@ def wait_until(ready: Callable[[], bool], what: str, timeout: float = 20.0) -> N
         try:
             if ready():
                 return
-        except Exception:  # noqa: BLE001 - any failure means "not ready yet"
+        except Exception:
             pass
         time.sleep(0.05)
     raise RuntimeError(f"{what} did not become ready within {timeout:.0f}s")
