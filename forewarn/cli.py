@@ -95,8 +95,8 @@ def detect(
     from flows.offline import run_detect
 
     settings = _settings(config or _default_config())
-    overrides = {k: parse_duration(v) for k, v in (("window", window), ("slide", slide)) if v}
     try:
+        overrides = {k: parse_duration(v) for k, v in (("window", window), ("slide", slide)) if v}
         detection = settings.detection.model_validate({**settings.detection.model_dump(), **overrides})
     except ValueError as exc:
         raise _fail(str(exc)) from None

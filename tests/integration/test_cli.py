@@ -1,0 +1,52 @@
+"""The CLI contract: demo, customers load and audience, run through the real command."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import orjson
+import pytest
+import redis
+from typer.testing import CliRunner
+
+from forewarn.cli import app
+from forewarn.scenario import generate
+
+
+def test_demo_finds_the_injected_incidents_and_stays_quiet_in_the_control(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(app, ["demo", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "regional_outage {'region':" in result.output and "MISSED" not in result.output
+    assert "quiet, as expected" in result.output
+    for name in ("incidents.jsonl", "outbox_sms.jsonl", "outbox_email.jsonl", "report.html", "events.jsonl"):
+        assert (out / name).is_file(), name
+    sms = [orjson.loads(line) for line in (out / "outbox_sms.jsonl").read_bytes().splitlines()]
+    assert sms and all(m["to"].startswith("+") and "{{" not in m["body"] for m in sms)
+    keys = [(m["incident_id"], m["customer_id"], m["kind"]) for m in sms]
+    assert len(keys) == len(set(keys)), "a customer got the same message twice"
+
+
+@pytest.mark.integration
+def test_customers_load_and_audience_preview(redis_url: str, tmp_path: Path) -> None:
+    scenario = generate(seed=3, customers=2_000, regions=10)
+    path = tmp_path / "customers.jsonl"
+    bad = b'{"id": "CU-BAD", "region": "TX-453", "phone": "12"}\n'
+    path.write_bytes(b"".join(c.to_json() + b"\n" for c in scenario.customers) + bad)
+    result = CliRunner().invoke(app, ["customers", "load", str(path), "--redis-url", redis_url])
+    assert result.exit_code == 0, result.output
+    assert "loaded 2000 customers" in result.output and "rejected 1" in result.output
+    rejected = [orjson.loads(x) for x in (tmp_path / "customers.jsonl.rejected.jsonl").read_bytes().splitlines()]
+    assert [r["origin"]["line"] for r in rejected] == [2001] and "phone" in rejected[0]["reason"]
+    assert redis.Redis.from_url(redis_url).scard("fw:all") == 2000
+
+    region = scenario.customers[0].region
+    in_region = [c for c in scenario.customers if c.region == region]
+    reachable = [c for c in in_region if c.contact(c.preferred_channel)]
+    result = CliRunner().invoke(app, ["audience", f"region={region}", "--redis-url", redis_url])
+    assert result.exit_code == 0, result.output
+    contacted = re.search(r"would be contacted\s*│\s*(\d+)", result.output)
+    assert contacted is not None and int(contacted.group(1)) == len(reachable)
+    result = CliRunner().invoke(app, ["audience", "colour=blue", "--redis-url", redis_url])
+    assert result.exit_code != 0 and "colour" in result.output

@@ -1,0 +1,69 @@
+"""`forewarn detect` on data nobody on the project wrote: Boston's 311 requests of 2015."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from connectors.csv_cases import BOSTON_311, read_csv_cases
+from forewarn.cli import app
+
+BOSTON = Path(__file__).resolve().parents[3] / "shared" / "data" / "complaints" / "boston311_2015"
+FILES = ["Heat - Excessive  Insufficient.csv", "Misc. Snow Complaint.csv"]
+
+pytestmark = pytest.mark.skipif(not BOSTON.is_dir(), reason="shared Boston 311 data is not beside the checkout")
+
+
+@pytest.fixture(scope="module")
+def boston_jsonl(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    records = [r for name in FILES for r in read_csv_cases(BOSTON / name, BOSTON_311)]
+    records.sort(key=lambda r: r["ts"])
+    path = tmp_path_factory.mktemp("boston") / "cases.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    return path
+
+
+def _detect(args: list[str]) -> list[dict]:
+    result = CliRunner().invoke(app, ["detect", *args])
+    assert result.exit_code == 0, result.output
+    output = Path(args[args.index("--output") + 1])
+    return [orjson.loads(line) for line in output.read_bytes().splitlines()]
+
+
+def test_spikes_have_the_documented_shape_and_find_the_known_events(boston_jsonl: Path, tmp_path: Path) -> None:
+    spikes = _detect(["--input", str(boston_jsonl), "--output", str(tmp_path / "spikes.jsonl")])
+    for spike in spikes:
+        assert set(spike["key"]) == {"topic", "region"}
+        start, end = datetime.fromisoformat(spike["window_start"]), datetime.fromisoformat(spike["window_end"])
+        assert spike["window_start"].endswith("Z") and end - start == timedelta(hours=1)
+        assert spike["observed"] > spike["expected"] >= 0 and spike["score"] > 0
+    days = {(s["key"]["topic"], s["window_start"][:10]) for s in spikes}
+    # The arctic cold snap of 2015-01-08 and the snow complaints after the Jan 26-27 blizzard (data README).
+    assert ("Heat - Excessive  Insufficient", "2015-01-08") in days
+    assert ("Misc. Snow Complaint", "2015-01-28") in days or ("Misc. Snow Complaint", "2015-01-27") in days
+    quiet_summer = [s for s in spikes if s["key"]["topic"] == "Misc. Snow Complaint" and "2015-06" in s["window_start"]]
+    assert quiet_summer == []
+
+
+def test_window_and_slide_options_change_the_windows(boston_jsonl: Path, tmp_path: Path) -> None:
+    spikes = _detect(["--input", str(boston_jsonl), "--output", str(tmp_path / "s.jsonl"),
+                      "--window", "2h", "--slide", "30m"])
+    assert spikes
+    for spike in spikes:
+        start, end = datetime.fromisoformat(spike["window_start"]), datetime.fromisoformat(spike["window_end"])
+        assert end - start == timedelta(hours=2) and start.minute in (0, 30)
+
+
+def test_bad_durations_fail_with_a_clear_message(boston_jsonl: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["detect", "--input", str(boston_jsonl), "--output",
+                                      str(tmp_path / "s.jsonl"), "--window", "1h", "--slide", "25m"])
+    assert result.exit_code != 0
+    assert "whole multiple" in result.output
+    result = CliRunner().invoke(app, ["detect", "--input", str(boston_jsonl), "--output",
+                                      str(tmp_path / "s.jsonl"), "--window", "soon"])
+    assert result.exit_code != 0
+    assert "not understood" in result.output
