@@ -8,6 +8,7 @@ for the Poisson an exact rational series times a single `math.exp(-mu)`.
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 from fractions import Fraction
 
 import pytest
@@ -91,7 +92,7 @@ def test_poisson_large_mean_near_and_below_it(k: int, mu: float) -> None:
 @pytest.mark.parametrize("mu", [0.3, 4.0, 50.0, 900.0])
 def test_poisson_decreases_in_k(mu: float) -> None:
     tails = [poisson_sf(k, mu) for k in range(int(3 * mu) + 20)]
-    assert all(a >= b for a, b in zip(tails, tails[1:], strict=False))
+    assert all(a >= b for a, b in pairwise(tails))
     assert tails[0] == 1.0
     assert all(0.0 <= t <= 1.0 for t in tails)
 
@@ -99,7 +100,7 @@ def test_poisson_decreases_in_k(mu: float) -> None:
 @pytest.mark.parametrize("k", [1, 2, 5, 10, 15])
 def test_poisson_increases_in_mu(k: int) -> None:
     tails = [poisson_sf(k, mu / 10) for mu in range(1, 200)]
-    assert all(a <= b for a, b in zip(tails, tails[1:], strict=False))
+    assert all(a <= b for a, b in pairwise(tails))
 
 
 # --- negative binomial -----------------------------------------------------------------------------
@@ -131,7 +132,7 @@ def test_negbin_tends_to_poisson() -> None:
     for k, mu in [(2, 0.3), (10, 4.0), (25, 12.0), (3, 7.5)]:
         poisson = poisson_sf(k, mu)
         gaps = [abs(negbin_sf(k, mu, size) - poisson) / poisson for size in (1e1, 1e2, 1e3, 1e4, 1e5, 1e6)]
-        assert all(a > b for a, b in zip(gaps, gaps[1:], strict=False)), gaps
+        assert all(a > b for a, b in pairwise(gaps)), gaps
         assert gaps[-1] < 1e-4
         assert negbin_sf(k, mu, 1e9) == poisson
 
@@ -146,9 +147,9 @@ def test_negbin_is_heavier_tailed_than_poisson_above_the_mean() -> None:
 @pytest.mark.parametrize("size", [0.5, 5.0, 20.0])
 def test_negbin_monotone(size: float) -> None:
     tails = [negbin_sf(k, 6.0, size) for k in range(60)]
-    assert all(a >= b for a, b in zip(tails, tails[1:], strict=False))
+    assert all(a >= b for a, b in pairwise(tails))
     by_mu = [negbin_sf(8, mu / 4, size) for mu in range(1, 120)]
-    assert all(a <= b for a, b in zip(by_mu, by_mu[1:], strict=False))
+    assert all(a <= b for a, b in pairwise(by_mu))
 
 
 def test_negbin_edges() -> None:
@@ -201,11 +202,11 @@ def test_binomial_complement_identity() -> None:
 
 def test_binomial_monotone() -> None:
     tails = [binomial_sf(k, 50, 0.2) for k in range(52)]
-    assert all(a >= b for a, b in zip(tails, tails[1:], strict=False))
+    assert all(a >= b for a, b in pairwise(tails))
     by_p = [binomial_sf(5, 50, p / 100) for p in range(1, 100)]
-    assert all(a <= b for a, b in zip(by_p, by_p[1:], strict=False))
+    assert all(a <= b for a, b in pairwise(by_p))
     by_n = [binomial_sf(5, n, 0.1) for n in range(5, 120)]
-    assert all(a <= b for a, b in zip(by_n, by_n[1:], strict=False))
+    assert all(a <= b for a, b in pairwise(by_n))
 
 
 def test_score() -> None:
