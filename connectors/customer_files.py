@@ -20,35 +20,17 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from forewarn.parsing import explain
 from forewarn.records import Customer, DeadLetter, Origin
 
 STEP = "customers.load"
 SUPPORTED = (".jsonl", ".csv")
 _PRODUCT_COLUMNS = ("model", "firmware", "lot", "installed")
 _OPT_OUT_COLUMNS = {"opt_out_sms": "sms", "opt_out_email": "email"}
-_PLAIN_FIELDS = frozenset({"timezone", "preferred_channel", "language", "region"})
-"""Fields whose value is no personal data, so an error message may quote it."""
 
 
 class _BadRow(ValueError):
     """A row that cannot even be turned into a customer document."""
-
-
-def summarize(error: ValidationError) -> str:
-    """`field: message` for each error; a personal value quoted in a message is redacted."""
-    parts = []
-    for item in error.errors(include_url=False, include_input=True):
-        where = ".".join(str(p) for p in item["loc"]) or "record"
-        message = item["msg"].removeprefix("Value error, ")
-        value = item.get("input")
-        field = item["loc"][-1] if item["loc"] else None
-        if isinstance(value, str) and value and field not in _PLAIN_FIELDS:
-            secrets = [value, *value.split("@")] if "@" in value else [value]
-            for secret in sorted(secrets, key=len, reverse=True):
-                if len(secret) >= 3:
-                    message = message.replace(secret, "<redacted>")
-        parts.append(f"{where}: {message}")
-    return "; ".join(parts)
 
 
 def read_customers(path: str | Path) -> Iterator[Customer | DeadLetter]:
@@ -68,7 +50,7 @@ def _validate(doc: dict[str, Any], origin: Origin, raw: bytes) -> Customer | Dea
     try:
         return Customer.model_validate(doc)
     except ValidationError as exc:
-        return DeadLetter(step=STEP, reason=summarize(exc), origin=origin, raw=raw)
+        return DeadLetter(step=STEP, reason=explain(exc), origin=origin, raw=raw)
 
 
 def _read_jsonl(path: Path) -> Iterator[Customer | DeadLetter]:

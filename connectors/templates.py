@@ -1,8 +1,8 @@
 """Message text from Jinja2 templates under `config/templates/`, chosen per topic.
 
 Lookup order for a message, most specific first:
-`{topic}.{kind}.{channel}.{language}.j2`, `{topic}.{kind}.{channel}.j2`,
-`default.{kind}.{channel}.{language}.j2`, `default.{kind}.{channel}.j2`.
+`{topic}.{kind}.{channel}.{language}.j2`, `default.{kind}.{channel}.{language}.j2`,
+`{topic}.{kind}.{channel}.j2`, `default.{kind}.{channel}.j2`.
 Email templates start with a `Subject: ...` line followed by a blank line.
 """
 
@@ -32,10 +32,12 @@ class JinjaRenderer:
         )
 
     def candidates(self, topic: str, kind: MessageKind, channel: Channel, language: str) -> list[str]:
+        # The customer's language comes before the topic: a Spanish speaker is better
+        # served by the general Spanish text than by the English topic text.
         return [
             f"{topic}.{kind}.{channel}.{language}.j2",
-            f"{topic}.{kind}.{channel}.j2",
             f"default.{kind}.{channel}.{language}.j2",
+            f"{topic}.{kind}.{channel}.j2",
             f"default.{kind}.{channel}.j2",
         ]
 

@@ -134,7 +134,7 @@ class TopicDetector(Estimator):
     def _close(self, index: int, cases: dict[str, PaneCases]) -> WindowVerdict:
         if len(self._ring) == self._panes:
             self._learn(self._ring.popleft())
-        self._ring.append(_Pane(index, cases))
+        self._ring.append(_Pane(index, dict(cases)))
         spikes: list[Spike] = []
         if len(self._ring) == self._panes and self._national.n_learned * self.slide >= self.warmup:
             spikes, flagged, national_flagged = self._score(index)
@@ -170,11 +170,24 @@ class TopicDetector(Estimator):
                                self.max_examples), national_expected, "national seasonal (hour of day)")
         if national is None:
             return regional, flagged, False
-        national_excess = national.observed - national.expected
-        regional_excess = sum(s.observed - s.expected for s in regional)
-        if regional and regional_excess >= self.explained_share * national_excess:
+        if self._concentrated(regional, national):
             return regional, flagged, False
         return [national], flagged, True
+
+    def _concentrated(self, regional: list[Spike], national: Spike) -> bool:
+        """True when a few regions explain the national surge: report them, not the nation.
+
+        The spiking regions must explain at least `explained_share` of the national
+        excess while normally carrying at most `1 - explained_share` of the topic's
+        cases; a surge everywhere stays one national spike however many regions
+        cross the threshold on their own.
+        """
+        if not regional:
+            return False
+        regional_excess = sum(s.observed - s.expected for s in regional)
+        usual_share = sum(self._shares.share(s.region) for s in regional)
+        return (regional_excess >= self.explained_share * (national.observed - national.expected)
+                and usual_share <= 1.0 - self.explained_share)
 
     def _spike(self, index: int, region: str, cases: PaneCases, expected: float,
                baseline: str) -> Spike | None:

@@ -13,12 +13,28 @@ MAX_RECORD_BYTES = 64 * 1024
 _MODELS: dict[str, type[Case] | type[Telemetry]] = {"case": Case, "telemetry": Telemetry}
 
 
+_PLAIN_FIELDS = frozenset({"timezone", "preferred_channel", "language", "region", "type", "ts", "topic"})
+"""Fields whose value is no personal data, so an error message may quote it."""
+
+
 def explain(error: ValidationError) -> str:
-    """A one-line reason naming each bad field, without echoing the values (they may be PII)."""
+    """`field: message` for each error; a personal value quoted in a message is redacted.
+
+    Validators of phones and emails sometimes repeat the bad value in their message;
+    reasons travel to dead-letter topics and logs, so such values are cut out.
+    """
     parts = []
-    for item in error.errors(include_input=False, include_url=False):
+    for item in error.errors(include_url=False, include_input=True):
         where = ".".join(str(p) for p in item["loc"]) or "record"
-        parts.append(f"{where}: {item['msg']}")
+        message = item["msg"].removeprefix("Value error, ")
+        value = item.get("input")
+        field = item["loc"][-1] if item["loc"] else None
+        if isinstance(value, str) and value and field not in _PLAIN_FIELDS:
+            secrets = [value, *value.split("@")] if "@" in value else [value]
+            for secret in sorted(secrets, key=len, reverse=True):
+                if len(secret) >= 3:
+                    message = message.replace(secret, "<redacted>")
+        parts.append(f"{where}: {message}")
     return "; ".join(parts)
 
 

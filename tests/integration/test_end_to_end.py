@@ -22,7 +22,7 @@ import orjson
 import pytest
 import redis
 from bytewax.testing import run_main
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
 from connectors.redis_index import RedisCustomerIndex
 from flows.early_warning import build_flow
@@ -111,15 +111,18 @@ class Read:
 
 
 def read_topic(bootstrap: str, topic: str, timeout: float = 30.0) -> list[Read]:
-    """Every record of `topic`, read by assigning its partitions (no consumer group join)."""
+    """Every record of `topic`, read by assigning its partitions (no consumer group join).
+
+    Reads until each partition reports its end (partition EOF from fetches). Tansu's
+    ListOffsets answer (`get_watermark_offsets`) can lag well behind what was appended,
+    so the watermark is not used to decide when a partition is done.
+    """
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{uuid.uuid4().hex[:8]}",
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+                         "enable.auto.commit": False, "enable.partition.eof": True})
     try:
         partitions = sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                for p in partitions}
-        pending = {p for p, end in ends.items() if end > 0}
-        consumer.assign([TopicPartition(topic, p, 0) for p in pending])
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        pending = set(partitions)
         out: list[Read] = []
         deadline = time.monotonic() + timeout
         while pending:
@@ -127,13 +130,15 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 30.0) -> list[Read]:
             msg = consumer.poll(0.2)
             if msg is None:
                 continue
-            assert msg.error() is None, f"error reading {topic}: {msg.error()}"
+            error = msg.error()
+            if error is not None and error.code() == KafkaError._PARTITION_EOF:
+                pending.discard(msg.partition())
+                continue
+            assert error is None, f"error reading {topic}: {error}"
             partition, offset = msg.partition(), msg.offset()
             assert partition is not None and offset is not None
             out.append(Read(partition, offset, msg.value() or b""))
-            if offset + 1 >= ends[partition]:
-                pending.discard(partition)
-        return out
+        return sorted(out, key=lambda r: (r.partition, r.offset))
     finally:
         consumer.close()
 

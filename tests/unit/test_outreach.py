@@ -272,7 +272,10 @@ def test_opened_incident_warns_the_audience_once(outreach_parts) -> None:
 
     _check_rendered(messages)
     texts = [m for m in messages if m.channel == "sms"]
-    assert all("internet outage in your area" in m.body for m in texts)  # the topic's own SMS template
+    english = [m for m in texts if m.key.customer_id != "CU-011"]
+    spanish = [m for m in texts if m.key.customer_id == "CU-011"]
+    assert all("internet outage in your area" in m.body for m in english)  # the topic's own SMS template
+    assert spanish and all(m.body.startswith("Aviso de Forewarn") for m in spanish)  # language before topic
     assert all("07:15 CST on Nov 17" in m.body for m in texts)  # first window start, customer's local time
     emails = [m for m in messages if m.channel == "email"]
     assert {m.to for m in emails} == {"c008@example.com", "c009@example.com", "c010@example.com"}

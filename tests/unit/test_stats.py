@@ -8,8 +8,8 @@ for the Poisson an exact rational series times a single `math.exp(-mu)`.
 from __future__ import annotations
 
 import math
-from itertools import pairwise
 from fractions import Fraction
+from itertools import pairwise
 
 import pytest
 

@@ -133,10 +133,6 @@ def test_strong_national_surge_starts_as_one_national_spike() -> None:
         assert [s.region for s in verdict.spikes] == [NATIONAL]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "detectors/topic.py _score: once every region of a national surge reaches min_count, the regional "
-    "spikes' summed excess explains the national excess and the surge is re-reported as one regional "
-    "spike per region (20 here) instead of one national spike"))
 def test_strong_national_surge_stays_one_national_spike() -> None:
     firing = [v for v in _strong_national_surge() if v.spikes]
     assert len(firing) >= 6
