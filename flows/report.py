@@ -40,12 +40,13 @@ def _plot(scenario: Scenario, summary: RunSummary, topic: str, region: str, step
     ax.step(x, counts, where="post", linewidth=0.9, color="#33658a", label=f"cases per {step}")
     for truth in scenario.truths:
         if truth.topic in (topic, None):
-            ax.axvspan(date2num(truth.start), date2num(truth.end), color="#f6ae2d" if truth.topic else "#86bbd8", alpha=0.3,
+            colour = "#f6ae2d" if truth.topic else "#86bbd8"
+            ax.axvspan(date2num(truth.start), date2num(truth.end), color=colour, alpha=0.3,
                        label=f"truth: {truth.name}")
     for row in summary.rows:
         if row.topic == topic and row.region in (region, NATIONAL):
-            ax.axvspan(date2num(row.first_window_start), date2num(row.last_spike_end), fill=False, hatch="//", edgecolor="#d1495b",
-                       label=f"incident {row.id}")
+            ax.axvspan(date2num(row.first_window_start), date2num(row.last_spike_end), fill=False, hatch="//",
+                       edgecolor="#d1495b", label=f"incident {row.id}")
             ax.axvline(date2num(row.opened_at), color="#d1495b", linewidth=1.2)
     ax.set_title(f"{topic} @ {'all regions' if region == NATIONAL else region}")
     ax.xaxis_date()
