@@ -3,7 +3,7 @@
 The reference does the same parse + pane counting in a plain Python loop with no
 Bytewax, so the ratio shows what the dataflow machinery costs per record.
 
-    python bench/bench_flow.py [--customers 20000] [--days 3] [--repeat 3]
+    python -m bench.bench_flow [--customers 20000] [--days 3] [--repeat 3]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Benchmark: bulk load of the Redis customer index, pipelined versus one command per round trip.
 
-    python bench/bench_index_load.py [--n 100000] [--naive 5000] [--batch 1000]
+    python -m bench.bench_index_load [--n 100000] [--naive 5000] [--batch 1000]
 
 Spawns its own redis-server on a free loopback port (never the machine's 6379), generates N
 synthetic valid customers in-process, then prints:
@@ -18,10 +18,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from typing import Any, cast
@@ -31,24 +27,7 @@ from redis.utils import HIREDIS_AVAILABLE
 
 from connectors.redis_index import RedisCustomerIndex
 from forewarn.records import Customer
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(ready: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if ready():
-                return
-        except Exception:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{what} did not become ready within {timeout:.0f}s")
+from tests.servers.redis_server import spawned_redis
 
 
 def synthetic_customers(n: int, seed: int = 7) -> list[Customer]:
@@ -173,27 +152,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1_000, help="customers per pipeline batch")
     args = parser.parse_args()
 
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is not installed (apt-get install -y redis-server)")
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix="fw-bench-redis-") as workdir:
-        proc = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", workdir, "--logfile", f"{workdir}/redis.log"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        url = f"redis://127.0.0.1:{port}/0"
-        try:
-            wait_until(lambda: bool(redis.Redis.from_url(url).ping()), f"redis-server on port {port}")
-            version = cast(dict[str, Any], redis.Redis.from_url(url).info())["redis_version"]
-            print(f"redis-server {version} on port {port}; redis-py {redis.__version__}, "
-                  f"hiredis {'in use' if HIREDIS_AVAILABLE else 'not installed (pure-Python protocol)'}")
-            run(args.n, args.naive, args.batch, url)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
-
+    with spawned_redis() as url:
+        version = cast(dict[str, Any], redis.Redis.from_url(url).info())["redis_version"]
+        print(f"redis-server {version} at {url}; redis-py {redis.__version__}, "
+              f"hiredis {'in use' if HIREDIS_AVAILABLE else 'not installed (pure-Python protocol)'}")
+        run(args.n, args.naive, args.batch, url)
 
 if __name__ == "__main__":
     main()
