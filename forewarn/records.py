@@ -40,6 +40,15 @@ def rfc3339(ts: datetime) -> str:
 class _Input(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
+    @field_validator("ts", mode="before", check_fields=False)
+    @classmethod
+    def _not_a_number(cls, value: Any) -> Any:
+        """RFC 3339 only: pydantic would otherwise read a number (or a numeric string) as Unix time."""
+        text = value.strip().lstrip("+-").replace(".", "", 1) if isinstance(value, str) else None
+        if isinstance(value, int | float) or (text is not None and text.isdigit()):
+            raise ValueError("expected an RFC 3339 timestamp such as 2026-11-20T14:03:11Z, not a number")
+        return value
+
     @field_validator("ts", check_fields=False)
     @classmethod
     def _to_utc(cls, value: datetime) -> datetime:

@@ -193,7 +193,7 @@ def load_settings(path: Path | None) -> Settings:
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        lines = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)]
+        lines = [_describe(e["loc"], e["type"], e["msg"]) for e in exc.errors(include_url=False)]
         raise ConfigError(f"config file {path} has {len(lines)} problem(s):\n  " + "\n  ".join(lines)) from None
     templates = settings.outreach.templates
     if not templates.is_absolute() and not templates.is_dir():
@@ -203,3 +203,18 @@ def load_settings(path: Path | None) -> Settings:
             settings = settings.model_copy(update={
                 "outreach": settings.outreach.model_copy(update={"templates": candidate})})
     return settings
+
+
+def _describe(loc: tuple[int | str, ...], kind: str, message: str) -> str:
+    """One problem as `path: what is wrong`, listing the valid keys for an unknown one."""
+    where = ".".join(str(p) for p in loc)
+    if kind != "extra_forbidden":
+        return f"{where}: {message.removeprefix('Value error, ')}"
+    model: type[BaseModel] | None = Settings
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part)) if model else None
+        annotation = field.annotation if field else None
+        candidates = [a for a in getattr(annotation, "__args__", (annotation,)) if isinstance(a, type)]
+        model = next((a for a in candidates if issubclass(a, BaseModel)), None)
+    valid = ", ".join(model.model_fields) if model else "see config/default.yaml"
+    return f"{where}: unknown key (a typo?); valid keys here: {valid}"

@@ -50,3 +50,39 @@ def test_customers_load_and_audience_preview(redis_url: str, tmp_path: Path) -> 
     assert contacted is not None and int(contacted.group(1)) == len(reachable)
     result = CliRunner().invoke(app, ["audience", "colour=blue", "--redis-url", redis_url])
     assert result.exit_code != 0 and "colour" in result.output
+
+
+def _config(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(body)
+    return path
+
+
+def test_run_fails_fast_and_clearly_when_the_broker_is_down(tmp_path: Path) -> None:
+    from tests.servers.ports import free_port
+
+    config = _config(tmp_path, f"""
+kafka: {{brokers: ["127.0.0.1:{free_port()}"], connect_timeout: 2s}}
+redis: {{url: "redis://127.0.0.1:1/0"}}
+outreach: {{channels: [email]}}
+email: {{host: 127.0.0.1, port: 1, from_addr: a@example.com, starttls: false}}
+""")
+    result = CliRunner().invoke(app, ["run", "-c", str(config)])
+    assert result.exit_code == 1
+    assert "did not answer within 2s" in result.output and "kafka.brokers" in result.output
+
+
+def test_configuration_errors_name_the_key_and_the_fix(tmp_path: Path) -> None:
+    typo = _config(tmp_path, "detection: {window: 1h, treshold: 3}\n")
+    result = CliRunner().invoke(app, ["run", "-c", str(typo)])
+    assert result.exit_code == 2
+    assert "detection.treshold: unknown key" in result.output and "min_count" in result.output
+    slide = _config(tmp_path, "detection: {window: 1h, slide: 25m}\n")
+    result = CliRunner().invoke(app, ["run", "-c", str(slide)])
+    assert result.exit_code == 2
+    assert "whole multiple" in result.output
+    incomplete = _config(tmp_path, "outreach: {channels: [sms]}\n")
+    result = CliRunner().invoke(app, ["run", "-c", str(incomplete)])
+    assert result.exit_code == 1
+    for needed in ("kafka: missing", "redis: missing", "sms: outreach.channels lists sms"):
+        assert needed in result.output

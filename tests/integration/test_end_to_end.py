@@ -87,15 +87,21 @@ def load_customers(redis_url: str, prefix: str, customers: Iterable[Customer]) -
         client.close()
 
 
-def produce(bootstrap: str, topic: str, values: Iterable[bytes]) -> int:
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "message.max.bytes": 2_000_000})
-    count = 0
+def produce(bootstrap: str, topic: str, values: Iterable[bytes]) -> list[bytes]:
+    """Produce `values` in order to partition 0 of `topic`; return them.
+
+    Idempotence keeps producer retries from duplicating or reordering records: either
+    would change the counts the flow detects on.
+    """
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5,
+                         "message.max.bytes": 2_000_000})
+    sent = []
     for value in values:
-        producer.produce(topic, value=value)
+        producer.produce(topic, value=value, partition=0)
         producer.poll(0)
-        count += 1
+        sent.append(value)
     assert producer.flush(30) == 0, "not every record was delivered to the broker"
-    return count
+    return sent
 
 
 @dataclass(frozen=True)
@@ -269,7 +275,8 @@ def test_scenario_on_kafka_warns_exactly_the_customers_at_risk(
     create_topics(kafka_broker, topics.values())
     assert load_customers(redis_url, "fw", scenario.customers) == len(scenario.customers)
     cases = [e for e in scenario.events if e["type"] == "case"]
-    produce(kafka_broker, topics["cases"], (orjson.dumps(e) for e in cases))
+    sent = produce(kafka_broker, topics["cases"], (orjson.dumps(e) for e in cases))
+    assert [r.value for r in read_topic(kafka_broker, topics["cases"])] == sent, "the broker changed the input"
     settings = make_settings(topics, kafka_broker, redis_url, twilio_standin, smtp_server)
 
     run_flow(settings, twilio_standin)
