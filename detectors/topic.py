@@ -86,6 +86,7 @@ class TopicDetector(Estimator):
         explained_share: float = 0.5,
         min_expected: float = 0.05,
         max_examples: int = 5,
+        reporter_lookback: timedelta = timedelta(hours=1),
     ):
         if window < slide or window % slide:
             raise ValueError(f"window {window} must be a whole multiple of slide {slide}")
@@ -100,12 +101,15 @@ class TopicDetector(Estimator):
         self.explained_share = explained_share
         self.min_expected = min_expected
         self.max_examples = max_examples
+        self.reporter_lookback = reporter_lookback
         self._national = baseline.clone() if baseline else SeasonalBaseline()
         self._scorer = scorer or NegativeBinomialScorer()
         self._rule = rule or SpikeRule()
         self._shares = RegionShares(fading=share_fading)
         self._panes = window // slide
         self._ring: deque[_Pane] = deque()
+        # Reporters of the panes just before the window, per region: who called already.
+        self._earlier: deque[dict[str, tuple[str, ...]]] = deque(maxlen=reporter_lookback // slide)
         self._last: int | None = None
         self.stale_panes = 0
 
@@ -133,7 +137,10 @@ class TopicDetector(Estimator):
 
     def _close(self, index: int, cases: dict[str, PaneCases]) -> WindowVerdict:
         if len(self._ring) == self._panes:
-            self._learn(self._ring.popleft())
+            leaving = self._ring.popleft()
+            self._learn(leaving)
+            if self._earlier.maxlen:
+                self._earlier.append({r: c.reporters for r, c in leaving.cases.items() if c.reporters})
         self._ring.append(_Pane(index, dict(cases)))
         spikes: list[Spike] = []
         if len(self._ring) == self._panes and self._national.n_learned * self.slide >= self.warmup:
@@ -200,7 +207,13 @@ class TopicDetector(Estimator):
             observed=cases.count, expected=expected, p_value=p_value, score=score(p_value),
             baseline=f"{baseline}; {self._scorer!r}",
             example_case_ids=cases.case_ids, reporters=cases.reporters,
+            earlier_reporters=self._earlier_reporters(region),
         )
+
+    def _earlier_reporters(self, region: str) -> tuple[str, ...]:
+        ids = (i for pane in self._earlier for r, reporters in pane.items()
+               if region in (NATIONAL, r) for i in reporters)
+        return tuple(dict.fromkeys(ids))
 
     def _learn(self, pane: _Pane) -> None:
         if not pane.national_flagged:

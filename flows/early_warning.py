@@ -106,15 +106,17 @@ def build_flow(settings: Settings, io: FlowIO, flow_id: str = "forewarn") -> Dat
 
 
 def _parse(item: RawRecord | DeadLetter, types: dict[str, str], max_bytes: int) -> Any:
+    """A dead letter, or (origin, record): the origin travels on so late records can name it."""
     if isinstance(item, DeadLetter):
         return item
     origin, raw = item
-    return parse_record(raw, origin, types.get(origin.source, "case"), max_bytes)
+    parsed = parse_record(raw, origin, types.get(origin.source, "case"), max_bytes)
+    return parsed if isinstance(parsed, DeadLetter) else (origin, parsed)
 
 
 def _detect(settings: Settings, records: Stream[Any], replay: bool) -> tuple[Stream[Any], Stream[DeadLetter]]:
     s = settings.detection
-    events = op.filter_map("to_events", records, lambda r: to_event(r, s.telemetry_fault_metrics))
+    events = op.filter_map("to_events", records, lambda item: to_event(item[1], s.telemetry_fault_metrics, item[0]))
     keyed = op.key_on("by_event_topic", events, lambda e: e.topic)
     clock: EventClock[Event] = (
         EventClock(lambda e: e.ts, wait_for_system_duration=s.allowed_lateness,

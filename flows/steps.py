@@ -26,22 +26,24 @@ class Event(NamedTuple):
     region: str
     case_id: str | None
     customer_id: str | None
+    origin: Origin | None = None
 
 
 UNCLASSIFIED = "unclassified"
 
 
-def to_event(record: Case | Telemetry, fault_metrics: tuple[str, ...]) -> Event | None:
+def to_event(record: Case | Telemetry, fault_metrics: tuple[str, ...], origin: Origin | None = None
+             ) -> Event | None:
     """A case counts under its topic; a telemetry fault counts under `telemetry.<metric>`.
 
     Cases without a topic count as "unclassified" until topic discovery assigns one.
     Telemetry without a region, or that is not a fault, is not counted.
     """
     if isinstance(record, Case):
-        return Event(record.ts, record.topic or UNCLASSIFIED, record.region, record.id, record.customer_id)
+        return Event(record.ts, record.topic or UNCLASSIFIED, record.region, record.id, record.customer_id, origin)
     if record.metric in fault_metrics and record.value > 0 and record.region:
         return Event(record.ts, f"telemetry.{record.metric}", record.region, record.device_id,
-                     record.customer_id)
+                     record.customer_id, origin)
     return None
 
 
@@ -91,7 +93,7 @@ class DetectorFactory:
             topic, window=s.window, slide=s.slide, warmup=s.warmup, baseline=SeasonalBaseline(),
             scorer=NegativeBinomialScorer(s.dispersion_size),
             rule=SpikeRule(alpha=s.alpha, min_count=s.min_count, min_ratio=s.min_ratio),
-            explained_share=s.explained_share,
+            explained_share=s.explained_share, reporter_lookback=s.reporter_lookback,
         )
 
 
@@ -124,10 +126,14 @@ class TrackIncidents:
 
 
 def late_letter(item: tuple[str, tuple[int, Event]], slide: timedelta, lateness: timedelta) -> DeadLetter:
-    """A record that arrived after its pane had closed, kept as a dead letter, not dropped."""
+    """A record that arrived after its pane had closed, kept as a dead letter, not dropped.
+
+    The record's bytes are not kept through windowing; its origin (topic, partition,
+    offset or file line) says where to re-read it, and `raw` summarises what counted.
+    """
     topic, (_, event) = item
     reason = (f"late: {event.ts.isoformat()} arrived after its {slide} pane of topic {topic!r} closed "
               f"(allowed lateness {lateness}); raise detection.allowed_lateness to count such records")
     raw = (f'{{"ts":"{event.ts.isoformat()}","topic":"{topic}","region":"{event.region}",'
            f'"id":"{event.case_id or ""}"}}').encode()
-    return DeadLetter("count_panes", reason, Origin("window"), raw)
+    return DeadLetter("count_panes", reason, event.origin or Origin("window"), raw)

@@ -81,7 +81,7 @@ class Telemetry(_Input):
     device_id: str = Field(min_length=1)
     customer_id: str | None = None
     metric: str = Field(min_length=1)
-    value: float
+    value: float = Field(allow_inf_nan=False, strict=True)
     region: str | None = None
     model: str | None = None
     firmware: str | None = None
@@ -236,6 +236,9 @@ class Spike:
     baseline: str
     example_case_ids: tuple[str, ...] = ()
     reporters: tuple[str, ...] = ()
+    earlier_reporters: tuple[str, ...] = ()
+    """Customers with a case on the key in the look-back before the window: they called
+    already, maybe about this very problem, so they are not told "no need to call"."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -287,6 +290,7 @@ class Incident:
     spikes: int
     linked_cases: int
     reporters: frozenset[str] = frozenset()
+    earlier_reporters: frozenset[str] = frozenset()
     resolved_at: datetime | None = None
     segment: tuple[Trait, ...] = ()
 
@@ -304,6 +308,7 @@ class Incident:
             "spikes": self.spikes,
             "linked_cases": self.linked_cases,
             "reporters": len(self.reporters),
+            "earlier_reporters": len(self.earlier_reporters),
             "segment": [asdict(t) for t in self.segment],
         }
 

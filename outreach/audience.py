@@ -31,7 +31,10 @@ class Audience:
 
 def build_audience(segment: Segment, index: CustomerIndex, reporters: frozenset[str],
                    max_audience: int) -> Audience:
-    """Customers of `segment` on their preferred channel, without reporters or opt-outs.
+    """Customers of `segment` on their preferred channel, without those who called or opted out.
+
+    `reporters` are the customers who already opened a case on the incident's key, in
+    its window or the look-back before it: they need no warning that they "need not call".
 
     An empty segment would mean everyone: such an audience, and one larger than
     `max_audience`, is held for a responder instead of sent.

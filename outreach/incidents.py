@@ -90,6 +90,7 @@ class IncidentTracker:
             opened_at=spike.window_end, first_window_start=spike.window_start,
             last_spike_end=spike.window_end, observed=spike.observed, expected=spike.expected,
             spikes=1, linked_cases=spike.observed, reporters=frozenset(spike.reporters),
+            earlier_reporters=frozenset(spike.earlier_reporters) - frozenset(spike.reporters),
         )
 
     @staticmethod

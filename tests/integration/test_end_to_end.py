@@ -241,16 +241,18 @@ def expected_audience(scenario: Scenario, truth: GroundTruth, incident: OpenedIn
 
     The segment's customers, minus those opted out of their preferred channel, minus
     those who filed a case on the incident's topic (within the segment) in the incident's
-    detection window [first_window_start, opened_at): the callers the incident was
-    detected on. Calls from before that window (the day before, say) do not count.
+    detection window or the configured look-back before it,
+    [first_window_start - reporter_lookback, opened_at): they called already, maybe about
+    this very problem. Calls from before that (the day before, say) do not count.
     """
+    since = incident.first_window_start - Settings().detection.reporter_lookback
     reporters = set()
     for event in scenario.events:
         if event["topic"] != incident.topic or not event.get("customer_id"):
             continue
         if truth.name == "regional_outage" and event["region"] != incident.region:
             continue
-        if incident.first_window_start <= _ts(event["ts"]) < incident.opened_at:
+        if since <= _ts(event["ts"]) < incident.opened_at:
             reporters.add(event["customer_id"])
     audience = {}
     for c in scenario.customers:
