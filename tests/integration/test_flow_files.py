@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -12,7 +12,7 @@ from flows.early_warning import build_flow
 from flows.wiring import file_io
 from forewarn.settings import Settings
 
-T0 = datetime(2026, 11, 16, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 16, tzinfo=UTC)
 
 
 def _write(path: Path, records: list[dict]) -> Path:
