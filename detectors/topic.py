@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from detectors.base import CountBaseline, Estimator, TailScorer
 from detectors.baseline import RegionShares, SeasonalBaseline
 from detectors.scoring import NegativeBinomialScorer, SpikeRule
-from forewarn.records import NATIONAL, PaneCases, Spike, WindowVerdict
+from forewarn.records import NATIONAL, PaneCases, Spike, WindowScore, WindowVerdict
 from forewarn.stats import score
 
 PANE_EPOCH = datetime(2000, 1, 3, tzinfo=UTC)
@@ -143,18 +143,20 @@ class TopicDetector(Estimator):
                 self._earlier.append({r: c.reporters for r, c in leaving.cases.items() if c.reporters})
         self._ring.append(_Pane(index, dict(cases)))
         spikes: list[Spike] = []
+        national: WindowScore | None = None
         if len(self._ring) == self._panes and self._national.n_learned * self.slide >= self.warmup:
-            spikes, flagged, national_flagged = self._score(index)
+            spikes, flagged, national = self._score(index)
+            national_flagged = bool(spikes) and spikes[0].region == NATIONAL
             for pane in self._ring:
                 pane.flagged.update(flagged)
                 pane.national_flagged |= national_flagged
         return WindowVerdict(self.topic, self.pane_start(index), self.pane_start(index + 1),
-                             tuple(spikes), dict(cases))
+                             tuple(spikes), dict(cases), national)
 
     def _window_panes(self, index: int) -> list[datetime]:
         return [self.pane_start(index - k) for k in range(self._panes)]
 
-    def _score(self, index: int) -> tuple[list[Spike], dict[str, float], bool]:
+    def _score(self, index: int) -> tuple[list[Spike], dict[str, float], WindowScore]:
         starts = self._window_panes(index)
         national_expected = max(sum(self._national.predict_one(t) for t in starts), self.min_expected)
         by_region: dict[str, list[PaneCases]] = {}
@@ -173,13 +175,14 @@ class TopicDetector(Estimator):
             if spike is not None:
                 regional.append(spike)
                 flagged[region] = expected / self._panes
-        national = self._spike(index, NATIONAL, _merge([c for p in by_region.values() for c in p],
-                               self.max_examples), national_expected, "national seasonal (hour of day)")
-        if national is None:
-            return regional, flagged, False
-        if self._concentrated(regional, national):
-            return regional, flagged, False
-        return [national], flagged, True
+        everything = _merge([c for p in by_region.values() for c in p], self.max_examples)
+        national = self._spike(index, NATIONAL, everything, national_expected, "national seasonal (hour of day)")
+        window = WindowScore(everything.count, national_expected,
+                             national.p_value if national else self._scorer.p_value(everything.count,
+                                                                                       national_expected))
+        if national is None or self._concentrated(regional, national):
+            return regional, flagged, window
+        return [national], flagged, window
 
     def _concentrated(self, regional: list[Spike], national: Spike) -> bool:
         """True when a few regions explain the national surge: report them, not the nation.

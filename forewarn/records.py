@@ -386,6 +386,15 @@ class PaneCases:
 
 
 @dataclass(frozen=True)
+class WindowScore:
+    """How one window of a key compared with its baseline, spike or not."""
+
+    observed: int
+    expected: float
+    p_value: float
+
+
+@dataclass(frozen=True)
 class WindowVerdict:
     """What detection concluded when one pane of a topic closed.
 
@@ -398,3 +407,6 @@ class WindowVerdict:
     pane_end: datetime
     spikes: tuple[Spike, ...] = ()
     cases: dict[str, PaneCases] = field(default_factory=dict)
+    national: WindowScore | None = None
+    """The topic's whole window against its baseline (None before warm-up): the series a
+    backtest report plots and a benchmark thresholds."""
