@@ -52,3 +52,6 @@ class TailScorer(Estimator):
     @abstractmethod
     def p_value(self, observed: int, expected: float) -> float:
         """P(X >= observed) under the scorer's count distribution."""
+
+    def learn_one(self, observed: int, expected: float) -> None:
+        """Learn from a window that did not fire; scorers with fixed shape ignore it."""

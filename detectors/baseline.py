@@ -1,99 +1,110 @@
-"""Seasonal baselines for counts, learned online with river."""
+"""Seasonal baselines for counts, learned online."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from river import stats
-
 from detectors.base import CountBaseline
 
 
 class _Slot:
-    """One seasonal slot: a plain mean while young, an exponentially weighted mean after.
+    """A bias-corrected exponentially weighted mean in two floats.
 
-    A lone EW mean starts at its first value and keeps most of that weight for a
-    long time, which makes a baseline with a few days of history follow whichever
-    day came first; the plain mean of the first values has no such bias.
+    river's `EWMean` starts at its first value and keeps much of that weight for a
+    long time, so a baseline with a few days of history would follow whichever day
+    came first. Here the weight grows 1, 2, 3, ... towards `1 / fading`: the plain
+    mean while young, the EW mean once mature. Two floats per slot keep the state
+    that Bytewax snapshots small (a topic holds up to 240 slots).
     """
 
-    __slots__ = ("ew", "mean")
+    __slots__ = ("mean", "weight")
 
-    def __init__(self, fading: float):
-        self.mean = stats.Mean()
-        self.ew = stats.EWMean(fading)
+    def __init__(self) -> None:
+        self.weight = 0.0
+        self.mean = 0.0
 
-    def __getstate__(self) -> tuple[stats.Mean, stats.EWMean]:
-        return self.mean, self.ew
+    def __getstate__(self) -> tuple[float, float]:
+        return self.weight, self.mean
 
-    def __setstate__(self, state: tuple[stats.Mean, stats.EWMean]) -> None:
-        self.mean, self.ew = state
+    def __setstate__(self, state: tuple[float, float]) -> None:
+        self.weight, self.mean = state
 
-    def update(self, x: float) -> None:
-        self.mean.update(x)
-        self.ew.update(x)
+    def update(self, x: float, fading: float) -> None:
+        self.weight = (1.0 - fading) * self.weight + 1.0
+        self.mean += (x - self.mean) / self.weight
 
-    @property
-    def n(self) -> float:
-        return float(self.mean.n)
 
-    def get(self, young: float) -> float:
-        return float(self.mean.get() if self.n < young else self.ew.get())
+_LEVELS = {
+    "day": lambda t: t.hour,
+    "weekpart": lambda t: (t.weekday() >= 5) * 24 + t.hour,
+    "week": lambda t: t.weekday() * 24 + t.hour,
+}
 
 
 class SeasonalBaseline(CountBaseline):
-    """Expected count per pane by hour of day (or hour of week), from river statistics.
+    """Expected count per pane by hour of day, weekday/weekend hour and hour of week.
 
-    Each seasonal slot keeps its own mean (river `Mean`, then `EWMean` once it has
-    `1 / slot_fading` observations). A slot with few observations is shrunk toward
-    the overall mean by `prior_weight` pseudo-observations, so one odd day cannot
-    set an hour's expectation on its own.
+    The levels form a hierarchy: the overall mean (a river `EWMean`), then each
+    seasonal level in `levels`, each slot shrunk toward the level above by
+    `prior_weight` pseudo-observations. A young slot leans on its parent; a mature
+    one speaks for itself. So a new key gets a daily cycle within a day, a
+    weekday/weekend difference within a week, and Monday mornings after a few weeks.
 
     >>> from datetime import datetime, timedelta, timezone
-    >>> base = SeasonalBaseline(slot_fading=0.5, prior_weight=0.0)
+    >>> base = SeasonalBaseline(levels=("day",), slot_fading=0.5, prior_weight=0.0)
     >>> t0 = datetime(2026, 11, 16, tzinfo=timezone.utc)
     >>> for day in range(3):
     ...     base.learn_one(t0 + timedelta(days=day, hours=3), 1.0)
     ...     base.learn_one(t0 + timedelta(days=day, hours=15), 9.0)
     >>> base.predict_one(t0 + timedelta(days=5, hours=15)), base.predict_one(t0 + timedelta(hours=3))
     (9.0, 1.0)
-    >>> base.predict_one(t0 + timedelta(hours=7))   # unseen slot: the overall mean
-    5.0
+    >>> round(base.predict_one(t0 + timedelta(hours=7)), 2)   # unseen slot: the overall EW mean
+    5.02
     """
 
-    def __init__(self, slot_fading: float = 0.15, overall_fading: float = 0.01, weekly: bool = False,
-                 prior_weight: float = 2.0):
+    def __init__(self, levels: tuple[str, ...] = ("day", "weekpart", "week"), slot_fading: float = 0.15,
+                 overall_fading: float = 0.01, prior_weight: float = 2.0):
+        unknown = set(levels) - set(_LEVELS)
+        if unknown:
+            raise ValueError(f"unknown seasonal level(s) {sorted(unknown)}: choose from {sorted(_LEVELS)}")
+        self.levels = tuple(levels)
         self.slot_fading = slot_fading
         self.overall_fading = overall_fading
-        self.weekly = weekly
         self.prior_weight = prior_weight
-        self._slots: dict[int, _Slot] = {}
-        self._overall = _Slot(overall_fading)
-
-    def _slot(self, t: datetime) -> int:
-        return t.weekday() * 24 + t.hour if self.weekly else t.hour
+        self._tables: list[dict[int, _Slot]] = [{} for _ in self.levels]
+        self._overall = _Slot()
+        self._n = 0
 
     def learn_one(self, t: datetime, count: float) -> None:
-        key = self._slot(t)
-        slot = self._slots.get(key)
-        if slot is None:
-            slot = self._slots[key] = _Slot(self.slot_fading)
-        slot.update(count)
-        self._overall.update(count)
+        self._overall.update(count, self.overall_fading)
+        for level, table in zip(self.levels, self._tables, strict=True):
+            key = _LEVELS[level](t)
+            slot = table.get(key)
+            if slot is None:
+                slot = table[key] = _Slot()
+            slot.update(count, self.slot_fading)
+        self._n += 1
 
     def predict_one(self, t: datetime) -> float:
-        if not self._overall.n:
-            return 0.0
-        overall = self._overall.get(1.0 / self.overall_fading)
-        slot = self._slots.get(self._slot(t))
-        if slot is None:
-            return overall
-        n = min(slot.n, 1.0 / self.slot_fading)
-        return (n * slot.get(1.0 / self.slot_fading) + self.prior_weight * overall) / (n + self.prior_weight)
+        estimate = self._overall.mean
+        cap = 1.0 / self.slot_fading
+        for level, table in zip(self.levels, self._tables, strict=True):
+            slot = table.get(_LEVELS[level](t))
+            if slot is not None:
+                weight = min(slot.weight, cap)
+                estimate = (weight * slot.mean + self.prior_weight * estimate) / (weight + self.prior_weight)
+        return estimate
+
+    def rescale(self, factor: float) -> None:
+        """Scale every level by `factor`: a level shift accepted as the new normal."""
+        self._overall.mean *= factor
+        for table in self._tables:
+            for slot in table.values():
+                slot.mean *= factor
 
     @property
     def n_learned(self) -> int:
-        return int(self._overall.n)
+        return self._n
 
 
 class RegionShares:
@@ -128,6 +139,12 @@ class RegionShares:
             entry = self._regions.setdefault(region, [0.0, float(pane)])
             entry[0] = entry[0] * self._decay(pane - entry[1]) + count
             entry[1] = float(pane)
+
+    def set_share(self, region: str, share: float) -> None:
+        """Make `region`'s share `share` from now on: its level shift is the new normal."""
+        prior = self.prior_weight / max(1, len(self._regions))
+        mass = share * (self._total + self.prior_weight) - prior
+        self._regions[region] = [max(mass, 0.0), float(self._pane)]
 
     def share(self, region: str) -> float:
         entry = self._regions.get(region)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from river import stats
+
 from detectors.base import TailScorer
 from forewarn.stats import negbin_sf, poisson_sf
 
@@ -27,20 +29,43 @@ class NegativeBinomialScorer(TailScorer):
 
     Real case counts vary more than a Poisson from hour to hour (weather, news,
     holidays); a negative binomial keeps dense keys from firing on that noise while
-    it stays close to the Poisson for sparse keys.
+    it stays close to the Poisson for sparse keys. With `learn_dispersion`, the
+    dispersion 1/size is estimated online by the method of moments from windows
+    that did not fire — ((x - mu)² - mu) / mu² per window, averaged with river's
+    `stats.Mean` — and shrunk toward 1/`size` by `prior_weight` windows.
 
-    >>> scorer = NegativeBinomialScorer(size=20.0)
+    >>> scorer = NegativeBinomialScorer(size=20.0, learn_dispersion=False)
     >>> scorer.p_value(80, 30.0) < 1e-4 < scorer.p_value(60, 30.0)
+    True
+    >>> calm = NegativeBinomialScorer(size=20.0, prior_weight=10)
+    >>> for _ in range(200):
+    ...     calm.learn_one(30, 30.0)       # counts exactly as expected: no overdispersion
+    >>> calm.learned_size > 1000
     True
     """
 
-    def __init__(self, size: float = 20.0):
+    def __init__(self, size: float = 20.0, learn_dispersion: bool = True, prior_weight: float = 50.0,
+                 min_expected: float = 1.0):
         if size <= 0:
             raise ValueError("size must be > 0 (larger is closer to Poisson)")
         self.size = size
+        self.learn_dispersion = learn_dispersion
+        self.prior_weight = prior_weight
+        self.min_expected = min_expected
+        self.learned_size = size
+        self._phi = stats.Mean()
+
+    def learn_one(self, observed: int, expected: float) -> None:
+        """Learn from a window that did not fire (the caller leaves out flagged ones)."""
+        if not self.learn_dispersion or expected < self.min_expected:
+            return
+        self._phi.update(((observed - expected) ** 2 - expected) / expected**2)
+        n = self._phi.n
+        phi = (n * self._phi.get() + self.prior_weight / self.size) / (n + self.prior_weight)
+        self.learned_size = 1.0 / min(max(phi, 1e-4), 1.0)
 
     def p_value(self, observed: int, expected: float) -> float:
-        return negbin_sf(observed, expected, self.size)
+        return negbin_sf(observed, expected, self.learned_size)
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,7 @@ class TopicDetector(Estimator):
         min_expected: float = 0.05,
         max_examples: int = 5,
         reporter_lookback: timedelta = timedelta(hours=1),
+        adapt_after: timedelta | None = timedelta(hours=6),
     ):
         if window < slide or window % slide:
             raise ValueError(f"window {window} must be a whole multiple of slide {slide}")
@@ -102,8 +103,9 @@ class TopicDetector(Estimator):
         self.min_expected = min_expected
         self.max_examples = max_examples
         self.reporter_lookback = reporter_lookback
+        self.adapt_after = adapt_after
         self._national = baseline.clone() if baseline else SeasonalBaseline()
-        self._scorer = scorer or NegativeBinomialScorer()
+        self._scorer = scorer.clone() if scorer else NegativeBinomialScorer()
         self._rule = rule or SpikeRule()
         self._shares = RegionShares(fading=share_fading)
         self._panes = window // slide
@@ -111,6 +113,9 @@ class TopicDetector(Estimator):
         # Reporters of the panes just before the window, per region: who called already.
         self._earlier: deque[dict[str, tuple[str, ...]]] = deque(maxlen=reporter_lookback // slide)
         self._last: int | None = None
+        # Region (or "*") -> first pane of its current run of flagged windows: a level shift
+        # that lasts `adapt_after` becomes the new normal and is learned again.
+        self._flagged_since: dict[str, int] = {}
         self.stale_panes = 0
 
     def pane_start(self, index: int) -> datetime:
@@ -147,9 +152,12 @@ class TopicDetector(Estimator):
         if len(self._ring) == self._panes and self._national.n_learned * self.slide >= self.warmup:
             spikes, flagged, national = self._score(index)
             national_flagged = bool(spikes) and spikes[0].region == NATIONAL
+            if not spikes:
+                self._scorer.learn_one(national.observed, national.expected)
             for pane in self._ring:
                 pane.flagged.update(flagged)
                 pane.national_flagged |= national_flagged
+            self._track_runs(index, set(flagged) | ({NATIONAL} if national_flagged else set()), national)
         return WindowVerdict(self.topic, self.pane_start(index), self.pane_start(index + 1),
                              tuple(spikes), dict(cases), national)
 
@@ -218,12 +226,38 @@ class TopicDetector(Estimator):
                if region in (NATIONAL, r) for i in reporters)
         return tuple(dict.fromkeys(ids))
 
+    def _track_runs(self, index: int, flagged_now: set[str], national: WindowScore) -> None:
+        for key in list(self._flagged_since):
+            if key not in flagged_now:
+                del self._flagged_since[key]
+        for key in flagged_now:
+            since = self._flagged_since.setdefault(key, index)
+            if self.adapt_after is not None and (index - since - 1) * self.slide < self.adapt_after <= (
+                    index - since) * self.slide:
+                self._rebase(key, national)  # crossed adapt_after at this pane
+
+    def _rebase(self, key: str, national: WindowScore) -> None:
+        """A key flagged for `adapt_after`: its current level becomes the expected one."""
+        if key == NATIONAL:
+            self._national.rescale(national.observed / max(national.expected, self.min_expected))
+            return
+        observed = sum(p.cases[key].count for p in self._ring if key in p.cases)
+        if national.observed:
+            self._shares.set_share(key, observed / national.observed)
+
+    def _adapted(self, index: int) -> set[str]:
+        """Keys flagged for so long at `index` that their new level is learned as normal."""
+        if self.adapt_after is None:
+            return set()
+        return {key for key, since in self._flagged_since.items() if (index - since) * self.slide >= self.adapt_after}
+
     def _learn(self, pane: _Pane) -> None:
-        if not pane.national_flagged:
+        adapted = self._adapted(pane.index)
+        national_flagged = pane.national_flagged and NATIONAL not in adapted
+        flagged = {r: e for r, e in pane.flagged.items() if r not in adapted}
+        if not national_flagged:
             # Flagged regions count at their expected level, not their surge.
-            total = (sum(c.count for r, c in pane.cases.items() if r not in pane.flagged)
-                     + sum(pane.flagged.values()))
+            total = sum(c.count for r, c in pane.cases.items() if r not in flagged) + sum(flagged.values())
             self._national.learn_one(self.pane_start(pane.index), total)
-        counts = ({} if pane.national_flagged
-                  else {r: c.count for r, c in pane.cases.items() if r not in pane.flagged})
+        counts = {} if national_flagged else {r: c.count for r, c in pane.cases.items() if r not in flagged}
         self._shares.learn(pane.index, counts)

@@ -93,7 +93,7 @@ class DetectorFactory:
             topic, window=s.window, slide=s.slide, warmup=s.warmup, baseline=SeasonalBaseline(),
             scorer=NegativeBinomialScorer(s.dispersion_size),
             rule=SpikeRule(alpha=s.alpha, min_count=s.min_count, min_ratio=s.min_ratio),
-            explained_share=s.explained_share, reporter_lookback=s.reporter_lookback,
+            explained_share=s.explained_share, reporter_lookback=s.reporter_lookback, adapt_after=s.adapt_after,
         )
 
 

@@ -41,10 +41,11 @@ class DetectionSettings(_Section):
     dispersion_size: float = Field(20.0, gt=0)
     explained_share: float = Field(0.5, gt=0, le=1)
     reporter_lookback: timedelta = timedelta(hours=1)
+    adapt_after: timedelta = timedelta(hours=6)
     telemetry_fault_metrics: tuple[str, ...] = ("wan_down", "wifi_drop")
 
     _durations = field_validator("window", "slide", "allowed_lateness", "warmup", "reporter_lookback",
-                                 mode="before")(_duration)
+                                 "adapt_after", mode="before")(_duration)
 
     @model_validator(mode="after")
     def _window_fits_slide(self) -> DetectionSettings:

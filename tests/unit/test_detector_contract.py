@@ -21,7 +21,9 @@ import pytest
 
 from detectors.base import CountBaseline, Estimator, TailScorer
 from detectors.baseline import SeasonalBaseline
+from detectors.classic import EarsC2, PoissonCusum
 from detectors.scoring import NegativeBinomialScorer, PoissonScorer, SpikeRule
+from detectors.telemetry import ValueAnomaly
 from detectors.topic import TopicDetector, pane_index
 from forewarn.records import PaneCases
 
@@ -119,7 +121,28 @@ def _drive_topic(est: TopicDetector, items: list[tuple[int, dict[str, PaneCases]
     return [*outputs, est.stale_panes]
 
 
+def _series_stream(seed: int) -> list[tuple[datetime, float]]:
+    """3 days of 15-minute counts with a daily cycle and a 4x surge on day 2."""
+    rng = random.Random(seed)
+    out = []
+    for p in range(PANES):
+        t = START + p * SLIDE
+        lam = 3.0 * _daily(t) * (4.0 if 120 <= p < 128 else 1.0)
+        out.append((t, float(_poisson(rng, lam))))
+    return out
+
+
+def _drive_series(est: Any, items: list[tuple[datetime, float]]) -> list[Any]:
+    """Streaming detectors of one series: score each value before learning it."""
+    outputs: list[Any] = []
+    for t, x in items:
+        outputs.append(est.score_one(t, x))
+        est.learn_one(t, x)
+    return outputs
+
+
 BASELINE = Kind(_baseline_stream, _drive_baseline)
+SERIES = Kind(_series_stream, _drive_series)
 SCORER = Kind(_scorer_stream, _drive_scorer)
 TOPIC = Kind(_topic_stream, _drive_topic)
 
@@ -137,14 +160,15 @@ class Unit:
 
 
 UNITS = [
-    # SeasonalBaseline: per hour slot a river Mean (young slots) and EWMean, plus an overall EWMean.
-    # Measured after 3 days: ~3.2 KB daily (24 slots); weekly ~8.8 KB (3 days touch 72 of its 168 slots,
-    # a full week would be ~2.3x that). Bounds ~2x measured.
+    # SeasonalBaseline: two floats per slot (a bias-corrected EW mean) over the levels day (24 slots),
+    # weekpart (48) and week (168). Measured after 3 days: ~3.6 KB (3 days touch 24 + 48 + 72 slots; a full
+    # week ~6 KB); the day-only variant ~0.9 KB. Bounds ~2x measured (6.5 KB: at most all 240 slots).
     Unit("SeasonalBaseline", SeasonalBaseline, BASELINE, 6_500),
-    Unit("SeasonalBaseline-weekly", lambda: SeasonalBaseline(slot_fading=0.3, weekly=True), BASELINE, 18_000),
-    # Scorers hold only their configuration (~50-80 bytes measured).
+    Unit("SeasonalBaseline-daily", lambda: SeasonalBaseline(levels=("day",), slot_fading=0.3), BASELINE, 2_000),
+    # Scorers hold their configuration; the negative binomial also its river Mean of the dispersion
+    # (~50 and ~250 bytes measured).
     Unit("PoissonScorer", PoissonScorer, SCORER, 200),
-    Unit("NegativeBinomialScorer", lambda: NegativeBinomialScorer(size=8.0), SCORER, 200),
+    Unit("NegativeBinomialScorer", lambda: NegativeBinomialScorer(size=8.0), SCORER, 500),
     # TopicDetector after 3 days x 96 panes x 50 regions: measured ~5.7 KB = the national SeasonalBaseline
     # (~3.2 KB, 24 slots) + RegionShares (~1.6 KB, 50 x [decayed sum, pane]) + the ring of the last 4 panes
     # (a few hundred bytes here; it holds <= 5 example ids and the reporter ids per region, so it scales
@@ -155,6 +179,11 @@ UNITS = [
          TOPIC, 12_000),
     Unit("TopicDetector-defaults", lambda: TopicDetector("wifi_drops", window=timedelta(minutes=30)),
          TOPIC, 12_000),
+    # Series detectors (score_one before learn_one). EarsC2 keeps 9 floats (~0.3 KB measured); PoissonCusum
+    # its baseline + guard values (96 + 4 here, ~1.2 KB); ValueAnomaly three river statistics (~0.6 KB).
+    Unit("EarsC2", EarsC2, SERIES, 800),
+    Unit("PoissonCusum", lambda: PoissonCusum(shift=2.0, baseline=96, guard=4, reset=5.0), SERIES, 2_500),
+    Unit("ValueAnomaly", lambda: ValueAnomaly(fading=0.02, grace=20), SERIES, 1_200),
 ]
 
 units = pytest.mark.parametrize("unit", UNITS, ids=[u.name for u in UNITS])
@@ -261,11 +290,14 @@ def test_topic_stream_exercises_spikes_gaps_and_stragglers() -> None:
 
 
 def test_topic_detector_size_does_not_grow_with_time() -> None:
+    # Seasonal slots fill up over the first week (hour of week); after that nothing may grow.
     det = TopicDetector("no_internet")
     stream = _topic_stream(10)
-    _drive_topic(det, stream)
-    after_three_days = len(pickle.dumps(det))
-    shift = stream[-1][0] + 1 - stream[0][0]
-    _drive_topic(det, [(index + shift, cases) for index, cases in stream])
-    after_six_days = len(pickle.dumps(det))
-    assert after_six_days < 1.25 * after_three_days
+    span = stream[-1][0] + 1 - stream[0][0]
+    for repeat in range(3):  # 9 days
+        _drive_topic(det, [(index + repeat * span, cases) for index, cases in stream])
+    after_nine_days = len(pickle.dumps(det))
+    for repeat in range(3, 6):  # 18 days
+        _drive_topic(det, [(index + repeat * span, cases) for index, cases in stream])
+    after_eighteen_days = len(pickle.dumps(det))
+    assert after_eighteen_days < 1.1 * after_nine_days
