@@ -62,6 +62,11 @@ class InMemoryCustomerIndex:
         with self._lock:
             return {v: len(self._sets.get((attribute, v), ())) for v in values}
 
+    def attribute_counts(self, attribute: str) -> dict[str, int]:
+        check_segment({attribute: ""})
+        with self._lock:
+            return {v: len(ids) for (a, v), ids in self._sets.items() if a == attribute and ids}
+
     def segment(self, segment: Segment) -> Iterator[Customer]:
         check_segment(segment)
         with self._lock:

@@ -226,6 +226,18 @@ class RedisCustomerIndex:
             pipe.scard(self._idx_key(attribute, value))
         return {value: int(n) for value, n in zip(wanted, pipe.execute(), strict=True)}
 
+    def attribute_counts(self, attribute: str) -> dict[str, int]:
+        """Every value of `attribute` with its set size: a SCAN of its set keys, then SCARDs."""
+        check_segment({attribute: ""})
+        prefix = self._idx_key(attribute, "")
+        keys = [k.decode() if isinstance(k, bytes) else k
+                for k in self.client.scan_iter(match=prefix.replace("*", r"\*") + "*", count=1000)]
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.scard(key)
+        counts = {key.removeprefix(prefix): int(n) for key, n in zip(keys, pipe.execute(), strict=True)}
+        return {value: n for value, n in counts.items() if n}
+
     def segment(self, segment: Segment) -> Iterator[Customer]:
         """Every customer matching all of `segment` (all customers when it is empty), in batches.
 

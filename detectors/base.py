@@ -40,6 +40,10 @@ class CountBaseline(Estimator):
     def predict_one(self, t: datetime) -> float:
         """The count expected in the pane starting at `t`."""
 
+    def rescale(self, factor: float) -> None:
+        """Scale the expectation by `factor`: a level shift accepted as the new normal."""
+        raise NotImplementedError(f"{type(self).__name__} cannot accept a level shift")
+
     @property
     @abstractmethod
     def n_learned(self) -> int:

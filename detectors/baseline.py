@@ -112,18 +112,26 @@ class RegionShares:
 
     Regional expectations are the national seasonal baseline times this share: the
     dense national series carries the daily cycle, so sparse regions borrow it
-    instead of learning 24 noisy slots of their own. A region never seen starts from
-    an even share, weighted as `prior_weight` cases.
+    instead of learning 24 noisy slots of their own. Until a region has history its
+    share comes from `prior_shares` (its share of the customer base, say), weighted
+    as `prior_weight` cases; without them, from an even share.
 
     >>> shares = RegionShares(fading=0.0, prior_weight=0.0)
     >>> shares.learn(0, {"A": 3, "B": 1})
     >>> shares.share("A"), shares.share("B"), shares.share("C")
     (0.75, 0.25, 0.0)
+    >>> cold = RegionShares(prior_weight=20.0, prior_shares={"A": 900, "B": 100})
+    >>> round(cold.share("A"), 2), round(cold.share("B"), 2)
+    (0.9, 0.1)
     """
 
-    def __init__(self, fading: float = 0.003, prior_weight: float = 5.0):
+    def __init__(self, fading: float = 0.003, prior_weight: float = 20.0,
+                 prior_shares: dict[str, float] | None = None):
         self.fading = fading
         self.prior_weight = prior_weight
+        self.prior_shares = prior_shares
+        total_weight = sum(prior_shares.values()) if prior_shares else 0.0
+        self._prior = {r: w / total_weight for r, w in (prior_shares or {}).items()} if total_weight > 0 else {}
         self._total = 0.0
         self._pane = 0
         self._regions: dict[str, list[float]] = {}  # region -> [decayed sum, pane of last update]
@@ -140,16 +148,19 @@ class RegionShares:
             entry[0] = entry[0] * self._decay(pane - entry[1]) + count
             entry[1] = float(pane)
 
+    def _prior_share(self, region: str) -> float:
+        if self._prior:
+            return self._prior.get(region, min(self._prior.values()))
+        return 1.0 / max(1, len(self._regions))
+
     def set_share(self, region: str, share: float) -> None:
         """Make `region`'s share `share` from now on: its level shift is the new normal."""
-        prior = self.prior_weight / max(1, len(self._regions))
-        mass = share * (self._total + self.prior_weight) - prior
+        mass = share * (self._total + self.prior_weight) - self.prior_weight * self._prior_share(region)
         self._regions[region] = [max(mass, 0.0), float(self._pane)]
 
     def share(self, region: str) -> float:
         entry = self._regions.get(region)
         mass = entry[0] * self._decay(self._pane - entry[1]) if entry else 0.0
-        known = max(1, len(self._regions))
-        prior = self.prior_weight / known
         denominator = self._total + self.prior_weight
+        prior = self.prior_weight * self._prior_share(region)
         return (mass + prior) / denominator if denominator > 0 else 0.0

@@ -56,6 +56,10 @@ class _Pane:
 class TopicDetector(Estimator):
     """Finds improbable windows of one topic, nationally and per region.
 
+    Regional expectations are the national baseline times each region's share of the
+    topic; `region_weights` (customers per region) give new regions their share until
+    they have history of their own.
+
     Learn-then-score would leak a surge into its own baseline, and so would learning
     a pane while later windows holding it are still to be scored. A pane is learned
     only when it leaves the ring, after every window holding it was scored, and
@@ -88,6 +92,7 @@ class TopicDetector(Estimator):
         max_examples: int = 5,
         reporter_lookback: timedelta = timedelta(hours=1),
         adapt_after: timedelta | None = timedelta(hours=6),
+        region_weights: dict[str, float] | None = None,
     ):
         if window < slide or window % slide:
             raise ValueError(f"window {window} must be a whole multiple of slide {slide}")
@@ -104,10 +109,11 @@ class TopicDetector(Estimator):
         self.max_examples = max_examples
         self.reporter_lookback = reporter_lookback
         self.adapt_after = adapt_after
+        self.region_weights = region_weights
         self._national = baseline.clone() if baseline else SeasonalBaseline()
         self._scorer = scorer.clone() if scorer else NegativeBinomialScorer()
         self._rule = rule or SpikeRule()
-        self._shares = RegionShares(fading=share_fading)
+        self._shares = RegionShares(fading=share_fading, prior_shares=region_weights)
         self._panes = window // slide
         self._ring: deque[_Pane] = deque()
         # Reporters of the panes just before the window, per region: who called already.

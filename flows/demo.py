@@ -28,6 +28,7 @@ def run_demo(settings: Settings, out: Path, seed: int = 7, customers: int = 20_0
     index = InMemoryCustomerIndex()
     index.upsert(scenario.customers)
     io = file_io(settings, [out / "events.jsonl"], out, memory_outreach(settings, index, out))
+    io.region_weights = {region: float(n) for region, n in index.attribute_counts("region").items()}
     run_main(build_flow(settings, io))
     summary = RunSummary.from_dir(out)
     warned = warned_customers(out)

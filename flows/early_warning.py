@@ -63,6 +63,7 @@ class FlowIO:
     reports: Sink[Any] | None = None
     encode_report: Callable[[OutreachReport], Any] = lambda report: report
     outreach: Callable[[], Outreach] | None = None
+    region_weights: dict[str, float] | None = None
 
 
 class _Once:
@@ -86,7 +87,7 @@ def build_flow(settings: Settings, io: FlowIO, flow_id: str = "forewarn") -> Dat
     raw = op.map("to_raw", op.input("read", flow, io.source), io.to_raw)
     parsed = op.map("parse", raw, lambda item: _parse(item, io.types, settings.max_record_bytes))
     valid = op.branch("valid", parsed, lambda r: not isinstance(r, DeadLetter))
-    verdicts, late = _detect(settings, valid.trues, io.replay)
+    verdicts, late = _detect(settings, valid.trues, io.replay, io.region_weights)
     letters = op.merge("dead_letters", valid.falses, late)
     op.output("write_dead_letters", op.map("encode_dead_letters", letters, io.encode_dead_letter),
               io.dead_letters)
@@ -114,7 +115,8 @@ def _parse(item: RawRecord | DeadLetter, types: dict[str, str], max_bytes: int) 
     return parsed if isinstance(parsed, DeadLetter) else (origin, parsed)
 
 
-def _detect(settings: Settings, records: Stream[Any], replay: bool) -> tuple[Stream[Any], Stream[DeadLetter]]:
+def _detect(settings: Settings, records: Stream[Any], replay: bool, region_weights: dict[str, float] | None
+            ) -> tuple[Stream[Any], Stream[DeadLetter]]:
     s = settings.detection
     events = op.filter_map("to_events", records, lambda item: to_event(item[1], s.telemetry_fault_metrics, item[0]))
     keyed = op.key_on("by_event_topic", events, lambda e: e.topic)
@@ -126,7 +128,7 @@ def _detect(settings: Settings, records: Stream[Any], replay: bool) -> tuple[Str
     panes = fold_window("count_panes", keyed, clock, TumblingWindower(s.slide, PANE_EPOCH),
                         new_pane, add_to_pane, merge_panes)
     closed = op.map("with_topic", panes.down, lambda kv: (kv[0], (kv[0], kv[1][0], kv[1][1])))
-    verdicts = op.stateful_map("detect", closed, detect_step(DetectorFactory(s)))
+    verdicts = op.stateful_map("detect", closed, detect_step(DetectorFactory(s, region_weights)))
     nonempty = op.filter("has_verdicts", op.map("values", verdicts, lambda kv: kv[1]), bool)
     late = op.map("late", panes.late, lambda item: late_letter(item, s.slide, s.allowed_lateness))
     return nonempty, late

@@ -86,6 +86,8 @@ class DetectorFactory:
     """Builds a topic's detector from the detection settings (picklable for recovery)."""
 
     settings: DetectionSettings
+    region_weights: dict[str, float] | None = None
+    """Customers per region, for the share of new regions until they have history."""
 
     def __call__(self, topic: str) -> TopicDetector:
         s = self.settings
@@ -94,6 +96,7 @@ class DetectorFactory:
             scorer=NegativeBinomialScorer(s.dispersion_size),
             rule=SpikeRule(alpha=s.alpha, min_count=s.min_count, min_ratio=s.min_ratio),
             explained_share=s.explained_share, reporter_lookback=s.reporter_lookback, adapt_after=s.adapt_after,
+            region_weights=self.region_weights,
         )
 
 

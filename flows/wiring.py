@@ -118,7 +118,10 @@ def production_io(settings: Settings, secrets: Secrets | None = None) -> FlowIO:
     k = settings.kafka
     check_brokers(k.brokers, [k.topics.cases, k.topics.telemetry, k.topics.dead_letters, k.topics.incidents],
                   k.connect_timeout, k.extra)
-    redis_client(settings, secrets).ping()
+    client = redis_client(settings, secrets)
+    client.ping()
+    assert settings.redis is not None
+    regions = RedisCustomerIndex(client, settings.redis.prefix).attribute_counts("region")
     production_senders(settings, secrets)  # fail now, not at the first incident, on missing secrets
     JinjaRenderer(settings.outreach.templates).check([])
     letter_msg, letter_sink = json_topic_sink(k.brokers, k.topics.dead_letters, DeadLetter.to_json,
@@ -135,4 +138,5 @@ def production_io(settings: Settings, secrets: Secrets | None = None) -> FlowIO:
         encode_report=report_msg,
         outreach=redis_outreach(settings, secrets),
         replay=not k.tail,
+        region_weights={region: float(n) for region, n in regions.items()} or None,
     )

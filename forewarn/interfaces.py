@@ -36,6 +36,10 @@ class CustomerIndex(Protocol):
         """How many customers carry each value of `attribute` (from the index's own sets)."""
         ...
 
+    def attribute_counts(self, attribute: str) -> dict[str, int]:
+        """Every value of `attribute` with how many customers carry it."""
+        ...
+
     def segment(self, segment: Segment) -> Iterator[Customer]:
         """Every customer matching all the attribute values of `segment`."""
         ...

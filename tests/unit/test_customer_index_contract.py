@@ -161,6 +161,14 @@ def test_value_counts_and_size(index: CustomerIndex) -> None:
     assert index.size() == 3
 
 
+def test_attribute_counts_list_every_value_and_follow_changes(index: CustomerIndex) -> None:
+    assert index.attribute_counts("region") == {}
+    index.upsert([customer("CU-1", region="A"), customer("CU-2", region="A:1"), customer("CU-3", region="B*")])
+    assert index.attribute_counts("region") == {"A": 1, "A:1": 1, "B*": 1}
+    index.upsert([customer("CU-2", region="A")])
+    assert index.attribute_counts("region") == {"A": 2, "B*": 1}
+
+
 def test_unknown_attribute_is_refused(index: CustomerIndex) -> None:
     with pytest.raises(ValueError, match="region, model, firmware, lot"):
         index.segment({"colour": "red"})  # refused at the call, before iteration
