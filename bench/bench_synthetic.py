@@ -181,6 +181,8 @@ class Run:
     alarms: Alarms
     seconds: float
     notes: list[str] = field(default_factory=list)
+    p_values: dict[tuple[Key, int], float] = field(default_factory=dict)
+    """Optional: the tail probability of each alarm, by (key, last pane), for the diagnostics."""
 
 
 class Adapter(Protocol):
@@ -199,6 +201,7 @@ class Ours:
     def run(self, data: SyntheticData) -> Run:
         factory = DetectorFactory(self.settings)
         alarms: Alarms = {}
+        p_values: dict[tuple[Key, int], float] = {}
         started = time.perf_counter()
         state_bytes = 0
         for topic in data.topics:
@@ -208,12 +211,13 @@ class Ours:
                     for spike in verdict.spikes:
                         last = pane_index(spike.window_end, data.slide) - 1
                         alarms.setdefault((topic, spike.region), []).append(last)
+                        p_values[((topic, spike.region), last)] = spike.p_value
             state_bytes += len(pickle.dumps(det))
         seconds = time.perf_counter() - started
         per_key = state_bytes / len(data.keys)
         note = (f"{self.name}: state {per_key:,.0f} bytes per region key after the run (pickled TopicDetector "
                 f"/ its {len(data.regions)} regions; {state_bytes / len(data.topics):,.0f} bytes per topic)")
-        return Run(self.name, alarms, seconds, [note])
+        return Run(self.name, alarms, seconds, [note], p_values)
 
 
 @dataclass
@@ -352,9 +356,9 @@ def _when(t: datetime) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="2 topics x 20 regions x 3 weeks")
+    parser.add_argument("--quick", action="store_true", help="3 topics x 20 regions x 3 weeks")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--topics", type=int, default=5)
+    parser.add_argument("--topics", type=int, default=10)
     parser.add_argument("--regions", type=int, default=40)
     parser.add_argument("--weeks", type=int, default=5)
     parser.add_argument("-c", "--config", type=Path, default=PROJECT_CONFIG / "default.yaml",
@@ -362,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--no-breakdown", action="store_true", help="print only the table")
     args = parser.parse_args(argv)
     if args.quick:
-        args.topics, args.regions, args.weeks = 2, 20, 3
+        args.topics, args.regions, args.weeks = 3, 20, 3
     settings = load_settings(args.config).detection
     started = time.perf_counter()
     data = generate(topics=args.topics, regions=args.regions, weeks=args.weeks, seed=args.seed, slide=settings.slide)
@@ -395,8 +399,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(note)
     if not args.no_breakdown:
         print()
-        for name, sc, _ in rows:
+        for (name, sc, _), run in zip(rows, runs, strict=True):
             print(breakdown(data, name, sc))
+            if run.p_values and sc.false_alarms:
+                ps = sorted(min(run.p_values.get((key, p), 1.0) for p in range(first, last + 1))
+                            for key, first, last in sc.false_alarms)
+                cuts = ", ".join(f"{sum(p <= a for p in ps)} at p <= {a:g}" for a in (1e-5, 1e-6))
+                print(f"    smallest p-value of each false-alarm episode: median {statistics.median(ps):.1e}; {cuts}")
 
 
 if __name__ == "__main__":

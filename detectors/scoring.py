@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from river import stats
@@ -83,6 +84,25 @@ class SpikeRule:
     alpha: float = 1e-4
     min_count: int = 8
     min_ratio: float = 1.5
+
+    def threshold(self, expected: float, scorer: TailScorer) -> int:
+        """The smallest count that fires against `expected`: the top of the expected band.
+
+        >>> SpikeRule(alpha=1e-4, min_count=8, min_ratio=1.5).threshold(0.3, PoissonScorer())
+        8
+        >>> SpikeRule(alpha=1e-4, min_count=8, min_ratio=1.5).threshold(30.0, PoissonScorer())
+        53
+        """
+        low = max(self.min_count, math.ceil(self.min_ratio * expected))
+        if scorer.p_value(low, expected) <= self.alpha:
+            return low
+        high = low * 2
+        while scorer.p_value(high, expected) > self.alpha:
+            low, high = high, high * 2
+        while high - low > 1:  # p_value falls as the count grows: bisect for the first k that fires
+            middle = (low + high) // 2
+            low, high = (low, middle) if scorer.p_value(middle, expected) <= self.alpha else (middle, high)
+        return high
 
     def fires(self, observed: int, expected: float, p_value: float) -> bool:
         return (

@@ -111,7 +111,7 @@ class TopicClassifier(Estimator):
     def __init__(
         self,
         min_confidence: float = 0.6,
-        min_coverage: float = 0.5,
+        min_coverage: float = 0.7,
         min_examples: int = 50,
         alpha: float = 0.1,
         max_vocabulary: int = 5_000,
@@ -195,6 +195,10 @@ class EmergingTopic:
     """The known topic the classifier leans to for the cluster's terms, if any."""
 
 
+def _shorter(a: str, b: str) -> str:
+    return min(a, b, key=lambda s: (len(s), s))
+
+
 @dataclass
 class _Cluster:
     df: dict[str, int]  # term -> how many member texts hold it
@@ -209,10 +213,43 @@ class _Cluster:
     def last(self) -> datetime:
         return max(self.times)
 
+    def add(self, t: datetime, case_id: str, terms: dict[str, tuple[int, str]], max_examples: int) -> None:
+        self.n += 1
+        self.times.append(t)
+        self.first = min(self.first, t)
+        if len(self.examples) < max_examples:
+            self.examples.append(case_id)
+        for term, (_, surface) in terms.items():
+            self.df[term] = self.df.get(term, 0) + 1
+            self.surface[term] = _shorter(self.surface.get(term, surface), surface)
+
+    def absorb(self, other: _Cluster, max_examples: int) -> None:
+        self.n += other.n
+        self.times = deque(sorted([*self.times, *other.times])[-self.times.maxlen:], self.times.maxlen)  # type: ignore[misc]
+        self.first = min(self.first, other.first)
+        self.examples = (self.examples + other.examples)[:max_examples]
+        for term, df in other.df.items():
+            self.df[term] = self.df.get(term, 0) + df
+            self.surface[term] = _shorter(self.surface.get(term, other.surface[term]), other.surface[term])
+
+    def prune(self, max_terms: int) -> None:
+        """Keep the `max_terms` most frequent terms once twice as many were collected."""
+        if len(self.df) > 2 * max_terms:
+            keep = sorted(self.df, key=lambda k: (-self.df[k], k))[:max_terms]
+            self.df = {k: self.df[k] for k in keep}
+            self.surface = {k: self.surface[k] for k in keep}
+
     def similarity(self, terms: set[str]) -> float:
         """Cosine between the text's set of terms and the cluster's term frequencies."""
         dot = sum(self.df.get(t, 0) for t in terms)
         return dot / math.sqrt(len(terms) * sum(v * v for v in self.df.values())) if dot else 0.0
+
+    def overlap(self, other: _Cluster) -> float:
+        """Cosine between the term frequencies of two clusters."""
+        dot = sum(v * other.df.get(t, 0) for t, v in self.df.items())
+        if not dot:
+            return 0.0
+        return dot / math.sqrt(sum(v * v for v in self.df.values()) * sum(v * v for v in other.df.values()))
 
 
 class EmergingTopics(Estimator):
@@ -220,10 +257,16 @@ class EmergingTopics(Estimator):
 
     Texts that carry a `topic` teach the inner classifier (a clone of `classifier`).
     The others go to clustering only while the classifier is ready and unsure about
-    them. A cluster that collects `min_size` texts within `horizon` is reported once;
-    `assign` then maps later texts to its name. At most `max_clusters` clusters are
-    kept: unreported ones go first, oldest activity first; unreported clusters idle
-    for a `horizon` and reported ones idle for `keep_reported` are dropped.
+    them: a text joins the cluster it is most similar to (at least `similarity`) or
+    starts one, and a cluster that has become as similar as `merge_similarity` to
+    another absorbs it, so a wave whose first texts were worded apart ends up as one.
+    A cluster that collects `min_size` texts within `horizon` is reported once, named
+    after its `name_terms` most frequent terms; `assign` then maps later texts to it.
+
+    Memory: at most `max_clusters` clusters (unreported ones are evicted first, oldest
+    activity first), each with at most `2 * max_terms` terms, `min_size` arrival times
+    and `max_examples` case ids. Unreported clusters idle for a `horizon` and reported
+    ones idle for `keep_reported` are dropped.
 
     >>> from datetime import UTC, datetime, timedelta
     >>> et = EmergingTopics(TopicClassifier(min_examples=2), min_size=3)
@@ -242,9 +285,10 @@ class EmergingTopics(Estimator):
     def __init__(
         self,
         classifier: TopicClassifier | None = None,
-        min_size: int = 15,
+        min_size: int = 10,
         horizon: timedelta = timedelta(hours=6),
-        similarity: float = 0.4,
+        similarity: float = 0.3,
+        merge_similarity: float = 0.5,
         name_terms: int = 3,
         max_clusters: int = 200,
         max_terms: int = 30,
@@ -255,6 +299,7 @@ class EmergingTopics(Estimator):
         self.min_size = min_size
         self.horizon = horizon
         self.similarity = similarity
+        self.merge_similarity = merge_similarity
         self.name_terms = name_terms
         self.max_clusters = max_clusters
         self.max_terms = max_terms
@@ -275,7 +320,7 @@ class EmergingTopics(Estimator):
         return [c.name for c in self._clusters.values() if c.name]
 
     def learn_one(self, t: datetime, case_id: str, text: str, topic: str | None = None) -> EmergingTopic | None:
-        """Learn one case; the report of an emerging topic the first time its cluster crosses `min_size`."""
+        """Learn one case; a report the first time an emerging topic's cluster crosses `min_size`."""
         if topic is not None:
             self._classifier.learn_one(text, topic)
             return None
@@ -285,40 +330,49 @@ class EmergingTopics(Estimator):
         if not terms:
             return None
         self._expire(t)
-        cid, _ = self._closest(set(terms), reported_only=False)
+        cid = self._closest(set(terms), reported_only=False)
         if cid is None:
             cid = self._new_cluster(t)
+        self._clusters[cid].add(t, case_id, terms, self.max_examples)
+        cid = self._merge_neighbour(cid)
         cluster = self._clusters[cid]
-        cluster.n += 1
-        cluster.times.append(t)
-        if len(cluster.examples) < self.max_examples:
-            cluster.examples.append(case_id)
-        for term, (_, surface) in terms.items():
-            cluster.df[term] = cluster.df.get(term, 0) + 1
-            cluster.surface[term] = min(cluster.surface.get(term, surface), surface, key=lambda s: (len(s), s))
-        if len(cluster.df) > 2 * self.max_terms:
-            keep = sorted(cluster.df, key=lambda k: (-cluster.df[k], k))[: self.max_terms]
-            cluster.df = {k: cluster.df[k] for k in keep}
-            cluster.surface = {k: cluster.surface[k] for k in keep}
-        if cluster.name is None and len(cluster.times) == self.min_size and cluster.last - min(cluster.times) <= self.horizon:
+        cluster.prune(self.max_terms)
+        if cluster.name is None and len(cluster.times) == self.min_size and cluster.last - cluster.times[0] <= self.horizon:
             return self._report(cid, cluster)
         return None
 
     def assign(self, text: str) -> str | None:
         """The name of the reported emerging topic `text` belongs to, if any."""
-        terms = analyse(text)
-        cid, _ = self._closest(set(terms), reported_only=True) if terms else (None, 0.0)
+        terms = set(analyse(text))
+        cid = self._closest(terms, reported_only=True) if terms else None
         return None if cid is None else self._clusters[cid].name
 
-    def _closest(self, terms: set[str], reported_only: bool) -> tuple[int | None, float]:
+    def _closest(self, terms: set[str], reported_only: bool) -> int | None:
         best, best_sim = None, self.similarity
         for cid, cluster in self._clusters.items():
             if reported_only and cluster.name is None:
                 continue
             sim = cluster.similarity(terms)
-            if sim >= best_sim and (best is None or sim > best_sim):
+            if sim > best_sim or (best is None and sim == best_sim):
                 best, best_sim = cid, sim
-        return best, best_sim
+        return best
+
+    def _merge_neighbour(self, cid: int) -> int:
+        """Merge cluster `cid` with its most similar other cluster, if similar enough; the id kept."""
+        cluster = self._clusters[cid]
+        best, best_sim = None, self.merge_similarity
+        for other_id, other in self._clusters.items():
+            if other_id == cid or (cluster.name and other.name):
+                continue
+            sim = cluster.overlap(other)
+            if sim > best_sim or (best is None and sim == best_sim):
+                best, best_sim = other_id, sim
+        if best is None:
+            return cid
+        # The reported one, else the bigger one, else the older one stays.
+        keep, drop = sorted((cid, best), key=lambda c: (self._clusters[c].name is None, -self._clusters[c].n, c))
+        self._clusters[keep].absorb(self._clusters.pop(drop), self.max_examples)
+        return keep
 
     def _new_cluster(self, t: datetime) -> int:
         if len(self._clusters) >= self.max_clusters:
@@ -335,22 +389,13 @@ class EmergingTopics(Estimator):
 
     def _report(self, cid: int, cluster: _Cluster) -> EmergingTopic | None:
         top = sorted(cluster.df, key=lambda k: (-cluster.df[k], cluster.surface[k]))[: self.name_terms]
-        words = sorted(cluster.surface[k] for k in top)
+        words = tuple(sorted(cluster.surface[k] for k in top))
         name = "new:" + "+".join(words)
-        taken = {c.name: i for i, c in self._clusters.items() if c.name}
-        if name in taken:  # a fragment of a topic already reported: it joins it, no second report
-            self._merge(taken[name], cid)
-            return None
+        for other_id, other in self._clusters.items():
+            if other.name == name:  # a fragment of a topic already reported: it joins it, no second report
+                other.absorb(self._clusters.pop(cid), self.max_examples)
+                return None
         cluster.name = name
-        proba, _ = self._classifier.predict_proba_one(" ".join(cluster.surface[k] for k in top))
+        proba, _ = self._classifier.predict_proba_one(" ".join(words))
         closest = min(proba, key=lambda k: (-proba[k], k)) if proba else None
-        return EmergingTopic(name, tuple(words), cluster.n, tuple(cluster.examples), cluster.first,
-                             cluster.last, closest)
-
-    def _merge(self, into: int, cid: int) -> None:
-        target, source = self._clusters[into], self._clusters.pop(cid)
-        target.n += source.n
-        target.times.extend(sorted(source.times))
-        for term, df in source.df.items():
-            target.df[term] = target.df.get(term, 0) + df
-            target.surface.setdefault(term, source.surface[term])
+        return EmergingTopic(name, words, cluster.n, tuple(cluster.examples), cluster.first, cluster.last, closest)

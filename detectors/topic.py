@@ -93,6 +93,7 @@ class TopicDetector(Estimator):
         reporter_lookback: timedelta = timedelta(hours=1),
         adapt_after: timedelta | None = timedelta(hours=6),
         region_weights: dict[str, float] | None = None,
+        score_regions: bool = False,
     ):
         if window < slide or window % slide:
             raise ValueError(f"window {window} must be a whole multiple of slide {slide}")
@@ -110,6 +111,7 @@ class TopicDetector(Estimator):
         self.reporter_lookback = reporter_lookback
         self.adapt_after = adapt_after
         self.region_weights = region_weights
+        self.score_regions = score_regions
         self._national = baseline.clone() if baseline else SeasonalBaseline()
         self._scorer = scorer.clone() if scorer else NegativeBinomialScorer()
         self._rule = rule or SpikeRule()
@@ -155,8 +157,9 @@ class TopicDetector(Estimator):
         self._ring.append(_Pane(index, dict(cases)))
         spikes: list[Spike] = []
         national: WindowScore | None = None
+        regional: dict[str, WindowScore] = {}
         if len(self._ring) == self._panes and self._national.n_learned * self.slide >= self.warmup:
-            spikes, flagged, national = self._score(index)
+            spikes, flagged, national, regional = self._score(index)
             national_flagged = bool(spikes) and spikes[0].region == NATIONAL
             if not spikes:
                 self._scorer.learn_one(national.observed, national.expected)
@@ -165,12 +168,19 @@ class TopicDetector(Estimator):
                 pane.national_flagged |= national_flagged
             self._track_runs(index, set(flagged) | ({NATIONAL} if national_flagged else set()), national)
         return WindowVerdict(self.topic, self.pane_start(index), self.pane_start(index + 1),
-                             tuple(spikes), dict(cases), national)
+                             tuple(spikes), dict(cases), national, regional)
 
     def _window_panes(self, index: int) -> list[datetime]:
         return [self.pane_start(index - k) for k in range(self._panes)]
 
-    def _score(self, index: int) -> tuple[list[Spike], dict[str, float], WindowScore]:
+    def _window_score(self, observed: int, expected: float, p_value: float | None = None) -> WindowScore:
+        p = self._scorer.p_value(observed, expected) if p_value is None else p_value
+        # The band's top costs a search over the tail; only a report (score_regions) wants it.
+        threshold = self._rule.threshold(expected, self._scorer) if self.score_regions else None
+        return WindowScore(observed, expected, p, threshold)
+
+    def _score(self, index: int
+               ) -> tuple[list[Spike], dict[str, float], WindowScore, dict[str, WindowScore]]:
         starts = self._window_panes(index)
         national_expected = max(sum(self._national.predict_one(t) for t in starts), self.min_expected)
         by_region: dict[str, list[PaneCases]] = {}
@@ -179,24 +189,25 @@ class TopicDetector(Estimator):
                 by_region.setdefault(region, []).append(pane_cases)
         regional: list[Spike] = []
         flagged: dict[str, float] = {}
+        scores: dict[str, WindowScore] = {}
         for region, panes in by_region.items():
             merged = _merge(panes, self.max_examples)
-            if merged.count < self._rule.min_count:
+            if merged.count < self._rule.min_count and not self.score_regions:
                 continue
             share = self._shares.share(region)
             expected = max(national_expected * share, self.min_expected)
             spike = self._spike(index, region, merged, expected, f"national seasonal x share {share:.4f}")
+            if self.score_regions:
+                scores[region] = self._window_score(merged.count, expected, spike.p_value if spike else None)
             if spike is not None:
                 regional.append(spike)
                 flagged[region] = expected / self._panes
         everything = _merge([c for p in by_region.values() for c in p], self.max_examples)
         national = self._spike(index, NATIONAL, everything, national_expected, "national seasonal (hour of day)")
-        window = WindowScore(everything.count, national_expected,
-                             national.p_value if national else self._scorer.p_value(everything.count,
-                                                                                       national_expected))
+        window = self._window_score(everything.count, national_expected, national.p_value if national else None)
         if national is None or self._concentrated(regional, national):
-            return regional, flagged, window
-        return [national], flagged, window
+            return regional, flagged, window, scores
+        return [national], flagged, window, scores
 
     def _concentrated(self, regional: list[Spike], national: Spike) -> bool:
         """True when a few regions explain the national surge: report them, not the nation.

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import bytewax.operators as op
+import orjson
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
 from bytewax.operators.windowing import EventClock, TumblingWindower, fold_window
@@ -64,6 +65,8 @@ class FlowIO:
     encode_report: Callable[[OutreachReport], Any] = lambda report: report
     outreach: Callable[[], Outreach] | None = None
     region_weights: dict[str, float] | None = None
+    windows: Sink[Any] | None = None
+    """Every scored window (national and per region), for a backtest report."""
 
 
 class _Once:
@@ -87,10 +90,14 @@ def build_flow(settings: Settings, io: FlowIO, flow_id: str = "forewarn") -> Dat
     raw = op.map("to_raw", op.input("read", flow, io.source), io.to_raw)
     parsed = op.map("parse", raw, lambda item: _parse(item, io.types, settings.max_record_bytes))
     valid = op.branch("valid", parsed, lambda r: not isinstance(r, DeadLetter))
-    verdicts, late = _detect(settings, valid.trues, io.replay, io.region_weights)
+    factory = DetectorFactory(settings.detection, io.region_weights, score_regions=io.windows is not None)
+    verdicts, late = _detect(settings, valid.trues, io.replay, factory)
     letters = op.merge("dead_letters", valid.falses, late)
     op.output("write_dead_letters", op.map("encode_dead_letters", letters, io.encode_dead_letter),
               io.dead_letters)
+    if io.windows is not None:
+        windows = op.flat_map("windows", verdicts, lambda vs: [w for v in vs for w in v.window_records()])
+        op.output("write_windows", op.map("encode_windows", windows, orjson.dumps), io.windows)
     if io.spikes is not None:
         spikes = op.flat_map("spikes", verdicts, lambda vs: [s for v in vs for s in v.spikes])
         op.output("write_spikes", op.map("encode_spikes", spikes, io.encode_spike), io.spikes)
@@ -115,7 +122,7 @@ def _parse(item: RawRecord | DeadLetter, types: dict[str, str], max_bytes: int) 
     return parsed if isinstance(parsed, DeadLetter) else (origin, parsed)
 
 
-def _detect(settings: Settings, records: Stream[Any], replay: bool, region_weights: dict[str, float] | None
+def _detect(settings: Settings, records: Stream[Any], replay: bool, factory: DetectorFactory
             ) -> tuple[Stream[Any], Stream[DeadLetter]]:
     s = settings.detection
     events = op.filter_map("to_events", records, lambda item: to_event(item[1], s.telemetry_fault_metrics, item[0]))
@@ -128,7 +135,7 @@ def _detect(settings: Settings, records: Stream[Any], replay: bool, region_weigh
     panes = fold_window("count_panes", keyed, clock, TumblingWindower(s.slide, PANE_EPOCH),
                         new_pane, add_to_pane, merge_panes)
     closed = op.map("with_topic", panes.down, lambda kv: (kv[0], (kv[0], kv[1][0], kv[1][1])))
-    verdicts = op.stateful_map("detect", closed, detect_step(DetectorFactory(s, region_weights)))
+    verdicts = op.stateful_map("detect", closed, detect_step(factory))
     nonempty = op.filter("has_verdicts", op.map("values", verdicts, lambda kv: kv[1]), bool)
     late = op.map("late", panes.late, lambda item: late_letter(item, s.slide, s.allowed_lateness))
     return nonempty, late

@@ -15,6 +15,7 @@ from rich.table import Table
 from connectors.customer_files import read_customers
 from connectors.memory import InMemoryCustomerIndex
 from connectors.redis_index import RedisCustomerIndex
+from flows.backtest_report import write_backtest_report
 from flows.early_warning import build_flow
 from flows.summary import RunSummary
 from flows.wiring import file_io, memory_outreach, redis_client
@@ -24,17 +25,26 @@ from forewarn.settings import ConfigError, RedisSettings, Secrets, Settings
 from outreach.audience import build_audience
 
 
-def run_detect(settings: Settings, inputs: list[Path], output: Path) -> dict[str, object]:
-    """Detection alone over JSONL files: spikes to `output`, bad records beside it."""
+def run_detect(settings: Settings, inputs: list[Path], output: Path, report: Path | None = None
+               ) -> dict[str, object]:
+    """Detection alone over JSONL files: spikes to `output`, bad records beside it, optionally a report."""
     out = output.parent
     letters = output.with_name(output.stem + ".dead_letters.jsonl")
-    for path in (output, letters):
+    windows = output.with_name(output.stem + ".windows.jsonl")
+    for path in (output, letters, windows):
         path.unlink(missing_ok=True)
     io = file_io(settings, inputs, out, outreach=None)
     io.spikes = _sink(output)
     io.dead_letters = _sink(letters)
+    if report is not None:
+        io.windows = _sink(windows)
     run_main(build_flow(settings, io, "forewarn-detect"))
-    return {"spikes": _lines(output), "dead_letters": _lines(letters), "dead_letters_path": letters}
+    result: dict[str, object] = {"spikes": _lines(output), "dead_letters": _lines(letters),
+                                 "dead_letters_path": letters}
+    if report is not None:
+        result["alarms"] = write_backtest_report(report, output, windows, settings.detection.slide.total_seconds())
+        windows.unlink(missing_ok=True)
+    return result
 
 
 def _sink(path: Path):  # type: ignore[no-untyped-def]

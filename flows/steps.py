@@ -88,6 +88,8 @@ class DetectorFactory:
     settings: DetectionSettings
     region_weights: dict[str, float] | None = None
     """Customers per region, for the share of new regions until they have history."""
+    score_regions: bool = False
+    """Score every region's window, not only the firing ones (for backtest reports)."""
 
     def __call__(self, topic: str) -> TopicDetector:
         s = self.settings
@@ -96,7 +98,7 @@ class DetectorFactory:
             scorer=NegativeBinomialScorer(s.dispersion_size),
             rule=SpikeRule(alpha=s.alpha, min_count=s.min_count, min_ratio=s.min_ratio),
             explained_share=s.explained_share, reporter_lookback=s.reporter_lookback, adapt_after=s.adapt_after,
-            region_weights=self.region_weights,
+            region_weights=self.region_weights, score_regions=self.score_regions,
         )
 
 

@@ -89,6 +89,7 @@ def detect(
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write one spike per line.")],
     window: Annotated[str | None, typer.Option(help="Window length, e.g. 1h.")] = None,
     slide: Annotated[str | None, typer.Option(help="Slide between windows, e.g. 15m.")] = None,
+    report: Annotated[Path | None, typer.Option(help="Also write an HTML backtest report here.")] = None,
     config: ConfigOption = None,
 ) -> None:
     """Detection only, offline: the backtest path over any JSONL of case records."""
@@ -102,11 +103,13 @@ def detect(
         raise _fail(str(exc)) from None
     settings = settings.model_copy(update={"detection": detection})
     try:
-        counts = run_detect(settings, input, output)
+        counts = run_detect(settings, input, output, report)
     except FileNotFoundError as exc:
         raise _fail(str(exc)) from None
     console.print(f"{counts['spikes']} spikes written to {output}; {counts['dead_letters']} records "
                   f"dead-lettered to {counts['dead_letters_path']}")
+    if report is not None:
+        console.print(f"{counts['alarms']} alarms; report written to {report}")
 
 
 @app.command()

@@ -392,6 +392,8 @@ class WindowScore:
     observed: int
     expected: float
     p_value: float
+    threshold: int | None = None
+    """The smallest count that would have fired: the top of the expected band (when asked for)."""
 
 
 @dataclass(frozen=True)
@@ -410,3 +412,13 @@ class WindowVerdict:
     national: WindowScore | None = None
     """The topic's whole window against its baseline (None before warm-up): the series a
     backtest report plots and a benchmark thresholds."""
+    regional: dict[str, WindowScore] = field(default_factory=dict)
+    """Per region with cases in the window, when the detector is asked to score regions."""
+
+    def window_records(self) -> list[dict[str, Any]]:
+        """One JSON-ready record per scored key: the series behind a backtest report."""
+        scores = ({NATIONAL: self.national} if self.national else {}) | self.regional
+        return [{"topic": self.topic, "region": region, "window_end": rfc3339(self.pane_end),
+                 "observed": score.observed, "expected": round(score.expected, 4),
+                 "threshold": score.threshold, "p_value": score.p_value}
+                for region, score in scores.items()]

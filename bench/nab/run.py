@@ -11,13 +11,16 @@ other row 0. The scorer then picks one threshold per profile for the whole corpu
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
-from bench.nab.scorer import LabelledFile, read_series
+from bench.nab.scorer import PROFILES, Corpus, LabelledFile, corpus_score, n_windows, normalise, optimise, read_series
 from detectors.classic import EarsC2, PoissonCusum
 from detectors.telemetry import ValueAnomaly
 from detectors.topic import TopicDetector, pane_index
@@ -90,7 +93,11 @@ class TopicCounts:
 
 @dataclass(frozen=True)
 class Detector:
-    """How one benchmark row turns a series into raw scores, and the raw level that alarms."""
+    """How one benchmark row turns a series into raw scores, and the raw score that alarms.
+
+    `raw` must pickle (module-level functions, `functools.partial`, dataclasses): files
+    are streamed in worker processes.
+    """
 
     name: str
     raw: Callable[[Series], list[float]]
@@ -99,14 +106,14 @@ class Detector:
 
 @dataclass(frozen=True)
 class Row:
-    """A benchmark row: which detector runs on which category of file."""
+    """A benchmark row: which detector runs on which category of file (else `default`)."""
 
     name: str
-    by_category: dict[str, Detector]
     default: Detector
+    by_category: tuple[tuple[str, Detector], ...] = ()
 
     def detector(self, series: Series) -> Detector:
-        return self.by_category.get(series.category, self.default)
+        return dict(self.by_category).get(series.category, self.default)
 
 
 def alarms(raw: Sequence[float], times: Sequence[datetime], level: float, refractory: timedelta) -> list[float]:
@@ -127,16 +134,73 @@ def alarms(raw: Sequence[float], times: Sequence[datetime], level: float, refrac
     return out
 
 
-def forewarn_row(window: timedelta = timedelta(hours=1)) -> Row:
-    """Ours: TopicDetector on the count files, ValueAnomaly on the telemetry values."""
-    return Row(
-        "Forewarn (TopicDetector + ValueAnomaly)",
-        {COUNTS: Detector("TopicDetector", TopicCounts(window=window), level=4.0)},
-        Detector("ValueAnomaly", lambda s: stream_values(ValueAnomaly, s), level=4.0),
-    )
+REFRACTORY = timedelta(hours=12)
+"""One alarm per event: after an alarm, a detector stays quiet this long (every detector alike)."""
+
+
+def forewarn_row() -> Row:
+    """Ours: TopicDetector on the count files (alarm at p <= 1e-4), ValueAnomaly on telemetry (|z| >= 6)."""
+    topic = Detector("TopicDetector", TopicCounts(window=timedelta(hours=1)), level=4.0)
+    values = Detector("ValueAnomaly", partial(stream_values, partial(ValueAnomaly, season="week")), level=6.0)
+    return Row("Forewarn (Topic+Value)", values, ((COUNTS, topic),))
 
 
 def classic_rows() -> list[Row]:
-    ears = Detector("EARS C2", lambda s: stream_values(EarsC2, s), level=3.0)
-    cusum = Detector("Poisson CUSUM", lambda s: stream_values(PoissonCusum, s), level=5.0)
-    return [Row(ears.name, {}, ears), Row(cusum.name, {}, cusum)]
+    """EARS C2 (alarm at z >= 3, as in EARS) and Poisson CUSUM (alarm and reset above 5), on every file."""
+    return [
+        Row("EARS C2", Detector("EARS C2", partial(stream_values, EarsC2), level=3.0)),
+        Row("Poisson CUSUM", Detector("Poisson CUSUM", partial(stream_values, partial(PoissonCusum, reset=5.0)),
+                                      level=5.0)),
+    ]
+
+
+def _stream(job: tuple[int, Detector, Series]) -> tuple[int, str, list[float], float]:
+    row, detector, series = job
+    start = time.perf_counter()
+    return row, series.name, detector.raw(series), time.perf_counter() - start
+
+
+def stream_all(rows: Sequence[Row], series: Sequence[Series], workers: int) -> tuple[RawScores, dict[str, float]]:
+    """Raw scores of every row on every file, (row index, file) -> scores; and CPU seconds per row."""
+    jobs = [(r, row.detector(s), s) for r, row in enumerate(rows) for s in series]
+    jobs.sort(key=lambda job: -len(job[2].values) * (job[1].name == "TopicDetector"))  # slowest first
+    raw: RawScores = {}
+    seconds: dict[str, float] = {row.name: 0.0 for row in rows}
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for r, name, scores, spent in pool.map(_stream, jobs):
+            raw[(r, name)] = scores
+            seconds[rows[r].name] += spent
+    return raw, seconds
+
+
+RawScores = dict[tuple[int, str], list[float]]
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Normalised NAB scores of one detector, per profile (standard, low FP, low FN)."""
+
+    corpus: tuple[float, ...]
+    by_category: dict[str, tuple[float, ...]]
+    thresholds: tuple[float, ...]
+
+
+def _normalised(corpus: Corpus, thresholds: Sequence[float]) -> tuple[float, ...]:
+    return tuple(normalise(corpus_score(corpus, p, th), n_windows(corpus), p)
+                 for p, th in zip(PROFILES, thresholds, strict=True))
+
+
+def evaluate(corpus: Corpus, thresholds: Sequence[float] | None = None) -> Scores:
+    """Scores at the given thresholds (one per profile), or at the corpus-optimal ones."""
+    if thresholds is None:
+        thresholds = [optimise(corpus, p)[0] for p in PROFILES]
+    categories = sorted({labels.name.split("/", 1)[0] for labels, _ in corpus})
+    by_category = {c: _normalised([f for f in corpus if f[0].name.startswith(c + "/")], thresholds)
+                   for c in categories}
+    return Scores(_normalised(corpus, thresholds), by_category, tuple(thresholds))
+
+
+def anomaly_scores(row: Row, r: int, series: Sequence[Series], labels: dict[str, LabelledFile], raw: RawScores,
+                   refractory: timedelta = REFRACTORY) -> list[tuple[LabelledFile, list[float]]]:
+    return [(labels[s.name], alarms(raw[(r, s.name)], s.timestamps, row.detector(s).level, refractory))
+            for s in series]

@@ -22,6 +22,7 @@ normalised so that never detecting scores 0 and a perfect detector 100.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 from collections.abc import Sequence
@@ -89,7 +90,7 @@ class LabelledFile:
 def label_file(name: str, n_rows: int, windows: Sequence[tuple[int, int]]) -> LabelledFile:
     """Per-row window membership and worth for a file with inclusive row windows."""
     ordered = sorted(windows)
-    for (_, right), (left, _) in zip(ordered, ordered[1:], strict=False):
+    for (_, right), (left, _) in itertools.pairwise(ordered):
         if left <= right:
             raise ValueError(f"{name}: overlapping windows {ordered}")
     window = [-1] * n_rows

@@ -67,3 +67,15 @@ def test_bad_durations_fail_with_a_clear_message(boston_jsonl: Path, tmp_path: P
                                       str(tmp_path / "s.jsonl"), "--window", "soon"])
     assert result.exit_code != 0
     assert "not understood" in result.output
+
+
+def test_report_plots_the_top_keys_and_lists_the_alarms(boston_jsonl: Path, tmp_path: Path) -> None:
+    report = tmp_path / "report.html"
+    spikes = _detect(["--input", str(boston_jsonl), "--output", str(tmp_path / "s.jsonl"),
+                      "--report", str(report)])
+    page = report.read_text()
+    assert page.count("<img ") >= 2 and "data:image/png;base64," in page
+    assert 'alt="Heat - Excessive  Insufficient @ *"' in page
+    assert "2015-01-08" in page  # the cold snap's alarm is in the table
+    assert page.count("<tr>") - 1 <= len(spikes)  # alarms fold consecutive spike windows
+    assert not (tmp_path / "s.windows.jsonl").exists()
