@@ -14,7 +14,7 @@ every detector over them and prints one row per detector:
   the topic's cases (`NATIONAL_SHARE`), at the window where that share is reached.
 - **delay median / p90**: over the detected surges, in slides from the surge's start to
   the end of the first alarming window (1 = the window ending with the surge's first
-  pane); p90 by nearest rank.
+  pane); p90 by nearest rank. **3x delay med**: the median over detected 3x surges.
 - **FA / 1k key-days**: alarm episodes (runs of consecutive alarming windows on one key)
   outside every surge that raises that key's counts (+1 window of grace), per 1,000
   key-days of the test period. Keys are the topic x region keys plus one national key
@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import multiprocessing
+import os
 import pickle
 import statistics
 import time
@@ -183,6 +185,14 @@ class Run:
     notes: list[str] = field(default_factory=list)
     p_values: dict[tuple[Key, int], float] = field(default_factory=dict)
     """Optional: the tail probability of each alarm, by (key, last pane), for the diagnostics."""
+    state_bytes: int | None = None
+    """Optional: the pickled size of the detectors' state after the run, all keys together."""
+
+    def merge(self, other: Run) -> Run:
+        """This run and one over other topics, as one."""
+        state = None if self.state_bytes is None or other.state_bytes is None else self.state_bytes + other.state_bytes
+        return Run(self.name, {**self.alarms, **other.alarms}, self.seconds + other.seconds,
+                   list(dict.fromkeys(self.notes + other.notes)), {**self.p_values, **other.p_values}, state)
 
 
 class Adapter(Protocol):
@@ -214,10 +224,7 @@ class Ours:
                         p_values[((topic, spike.region), last)] = spike.p_value
             state_bytes += len(pickle.dumps(det))
         seconds = time.perf_counter() - started
-        per_key = state_bytes / len(data.keys)
-        note = (f"{self.name}: state {per_key:,.0f} bytes per region key after the run (pickled TopicDetector "
-                f"/ its {len(data.regions)} regions; {state_bytes / len(data.topics):,.0f} bytes per topic)")
-        return Run(self.name, alarms, seconds, [note], p_values)
+        return Run(self.name, alarms, seconds, [], p_values, state_bytes)
 
 
 @dataclass
@@ -260,6 +267,37 @@ class PerKey:
                    [f"{self.name}: per key on the {window}-pane windowed count, alarm at score >= {self.threshold}"])
 
 
+_SHARED: tuple[list[Adapter], SyntheticData] | None = None
+"""The adapters and streams, inherited by forked workers instead of pickled to each."""
+
+
+def _run_part(task: tuple[int, str]) -> Run:
+    assert _SHARED is not None
+    found, data = _SHARED
+    index, topic = task
+    return found[index].run(data.only(topic))
+
+
+def run_all(found: Sequence[Adapter], data: SyntheticData, jobs: int = 1) -> list[Run]:
+    """Each adapter over every topic (topics are independent), on `jobs` forked processes."""
+    global _SHARED
+    tasks = [(i, topic) for i in range(len(found)) for topic in data.topics]
+    if jobs <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        parts = [found[i].run(data.only(topic)) for i, topic in tasks]
+    else:
+        _SHARED = (list(found), data)
+        try:
+            with multiprocessing.get_context("fork").Pool(jobs) as pool:
+                parts = pool.map(_run_part, tasks, chunksize=1)
+        finally:
+            _SHARED = None
+    runs: list[Run | None] = [None] * len(found)
+    for (i, _), part in zip(tasks, parts, strict=True):
+        previous = runs[i]
+        runs[i] = part if previous is None else previous.merge(part)
+    return [r for r in runs if r is not None]
+
+
 def _window_panes(data: SyntheticData, settings: DetectionSettings | None = None) -> int:
     s = settings or load_settings(PROJECT_CONFIG / "default.yaml").detection
     if s.slide != data.slide:
@@ -291,11 +329,13 @@ def _fmt(x: float, digits: int = 2) -> str:
 
 
 def table(rows: list[tuple[str, Scores, float]]) -> str:
-    header = ("detector", "recall 2x", "recall 3x", "recall 5x", "delay med", "delay p90", "FA/1k key-days",
-              "FA episodes", "run s")
+    header = ("detector", "recall 2x", "recall 3x", "recall 5x", "delay med", "delay p90", "3x delay med",
+              "FA/1k key-days", "FA episodes", "run s")
     lines = [header]
     for name, sc, seconds in rows:
+        three = [d for s, d in sc.per_surge if s.size == 3.0 and d is not None]
         lines.append((name, *(_fmt(sc.recall[s]) for s in SIZES), _fmt(sc.delay(50), 0), _fmt(sc.delay(90), 0),
+                      _fmt(float(statistics.median(three)), 1) if three else "-",
                       _fmt(sc.fa_per_1k), str(len(sc.false_alarms)), f"{seconds:.1f}"))
     widths = [max(len(r[i]) for r in lines) for i in range(len(header))]
     out = []
@@ -364,6 +404,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("-c", "--config", type=Path, default=PROJECT_CONFIG / "default.yaml",
                         help="detection settings for ours (default: config/default.yaml)")
     parser.add_argument("--no-breakdown", action="store_true", help="print only the table")
+    parser.add_argument("-j", "--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                        help="processes running (detector, topic) parts (default: 2)")
     args = parser.parse_args(argv)
     if args.quick:
         args.topics, args.regions, args.weeks = 3, 20, 3
@@ -387,16 +429,22 @@ def main(argv: Sequence[str] | None = None) -> None:
           f"delay = slides from start to the end of the first detecting window. FA = episodes of consecutive "
           f"alarming windows on a key outside its surges (+1 window grace).")
     found, notes = adapters(settings)
-    rows, runs = [], []
-    for adapter in found:
-        run = adapter.run(data)
-        runs.append(run)
-        rows.append((run.name, evaluate(data, run.alarms, window), run.seconds))
+    started = time.perf_counter()
+    runs = run_all(found, data, args.jobs)
+    wall = time.perf_counter() - started
+    rows = [(run.name, evaluate(data, run.alarms, window), run.seconds) for run in runs]
     print()
     print(table(rows))
     print()
+    print(f"run s = seconds spent in each detector, summed over topics; all ran in {wall:.0f}s wall "
+          f"on {args.jobs} process(es)")
     for note in notes + [n for r in runs for n in r.notes]:
         print(note)
+    for run in runs:
+        if run.state_bytes is not None:
+            print(f"{run.name}: state {run.state_bytes / len(data.keys):,.0f} bytes per region key after the run "
+                  f"(pickled detector per topic / its {len(data.regions)} regions; "
+                  f"{run.state_bytes / len(data.topics):,.0f} bytes per topic)")
     if not args.no_breakdown:
         print()
         for (name, sc, _), run in zip(rows, runs, strict=True):

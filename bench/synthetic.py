@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from detectors.topic import PANE_EPOCH, pane_index
@@ -195,6 +195,13 @@ class SyntheticData:
         columns = [(r, self.counts[(topic, r)]) for r in self.regions]
         for i in range(self.n_panes):
             yield self.first_pane + i, {r: PaneCases(c[i]) for r, c in columns if c[i]}
+
+    def only(self, topic: str) -> SyntheticData:
+        """The same streams restricted to one topic (they share nothing with other topics)."""
+        return replace(self, topics=[topic], rates={k: v for k, v in self.rates.items() if k[0] == topic},
+                       dispersion={k: v for k, v in self.dispersion.items() if k[0] == topic},
+                       counts={k: v for k, v in self.counts.items() if k[0] == topic},
+                       surges=[s for s in self.surges if s.topic == topic])
 
     def region_weights(self, topic: str) -> dict[str, float]:
         """Each region's usual share of the topic's cases (from the true rates)."""

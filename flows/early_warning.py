@@ -27,16 +27,22 @@ from detectors.topic import PANE_EPOCH
 from flows.steps import (
     DetectorFactory,
     Event,
+    FleetStep,
     TrackIncidents,
     add_to_pane,
     detect_step,
+    device_groups,
+    fleet_folder,
     late_letter,
+    merge_fleet_panes,
     merge_panes,
+    new_fleet_pane,
     new_pane,
+    telemetry_late_letter,
     to_event,
 )
 from forewarn.parsing import parse_record
-from forewarn.records import DeadLetter, Incident, Origin, Spike
+from forewarn.records import DeadLetter, Incident, Origin, Spike, Telemetry
 from forewarn.settings import Settings
 from outreach.planner import Outreach, OutreachReport
 
@@ -91,8 +97,10 @@ def build_flow(settings: Settings, io: FlowIO, flow_id: str = "forewarn") -> Dat
     parsed = op.map("parse", raw, lambda item: _parse(item, io.types, settings.max_record_bytes))
     valid = op.branch("valid", parsed, lambda r: not isinstance(r, DeadLetter))
     factory = DetectorFactory(settings.detection, io.region_weights, score_regions=io.windows is not None)
-    verdicts, late = _detect(settings, valid.trues, io.replay, factory)
-    letters = op.merge("dead_letters", valid.falses, late)
+    case_verdicts, late = _detect(settings, valid.trues, io.replay, factory)
+    fleet_verdicts, fleet_late = _detect_fleet(settings, valid.trues, io.replay)
+    verdicts = op.merge("verdicts", case_verdicts, fleet_verdicts)
+    letters = op.merge("dead_letters", valid.falses, late, fleet_late)
     op.output("write_dead_letters", op.map("encode_dead_letters", letters, io.encode_dead_letter),
               io.dead_letters)
     if io.windows is not None:
@@ -125,13 +133,9 @@ def _parse(item: RawRecord | DeadLetter, types: dict[str, str], max_bytes: int) 
 def _detect(settings: Settings, records: Stream[Any], replay: bool, factory: DetectorFactory
             ) -> tuple[Stream[Any], Stream[DeadLetter]]:
     s = settings.detection
-    events = op.filter_map("to_events", records, lambda item: to_event(item[1], s.telemetry_fault_metrics, item[0]))
+    events = op.filter_map("to_events", records, lambda item: to_event(item[1], item[0]))
     keyed = op.key_on("by_event_topic", events, lambda e: e.topic)
-    clock: EventClock[Event] = (
-        EventClock(lambda e: e.ts, wait_for_system_duration=s.allowed_lateness,
-                   now_getter=lambda: _REPLAY_NOW, to_system_utc=lambda _: None)
-        if replay else EventClock(lambda e: e.ts, wait_for_system_duration=s.allowed_lateness)
-    )
+    clock: EventClock[Event] = _clock(lambda e: e.ts, settings, replay)
     panes = fold_window("count_panes", keyed, clock, TumblingWindower(s.slide, PANE_EPOCH),
                         new_pane, add_to_pane, merge_panes)
     closed = op.map("with_topic", panes.down, lambda kv: (kv[0], (kv[0], kv[1][0], kv[1][1])))
@@ -139,6 +143,36 @@ def _detect(settings: Settings, records: Stream[Any], replay: bool, factory: Det
     nonempty = op.filter("has_verdicts", op.map("values", verdicts, lambda kv: kv[1]), bool)
     late = op.map("late", panes.late, lambda item: late_letter(item, s.slide, s.allowed_lateness))
     return nonempty, late
+
+
+def _clock(ts: Callable[[Any], datetime], settings: Settings, replay: bool) -> EventClock[Any]:
+    """Event time with a bounded wait; a replay closes windows on event time alone."""
+    wait = settings.detection.allowed_lateness
+    if replay:
+        return EventClock(ts, wait_for_system_duration=wait, now_getter=lambda: _REPLAY_NOW,
+                          to_system_utc=lambda _: None)
+    return EventClock(ts, wait_for_system_duration=wait)
+
+
+def _detect_fleet(settings: Settings, records: Stream[Any], replay: bool
+                  ) -> tuple[Stream[Any], Stream[DeadLetter]]:
+    """Telemetry: fault shares per device group, as verdicts of the case topics they map to."""
+    s = settings.detection
+    readings = op.filter("telemetry", records, lambda item: isinstance(item[1], Telemetry))
+    grouped = op.flat_map("device_groups", readings,
+                          lambda item: [(key, item) for key, _ in device_groups(item[1])])
+    fold = fleet_folder(s.telemetry_fault_metrics)
+    panes = fold_window("fleet_panes", grouped, _clock(lambda item: item[1].ts, settings, replay),
+                        TumblingWindower(s.slide, PANE_EPOCH), new_fleet_pane,
+                        lambda acc, item: fold(acc, item[1]), merge_fleet_panes)
+    closed = op.map("with_group", panes.down, lambda kv: (kv[0], (kv[0], kv[1][0], kv[1][1])))
+    verdicts = op.stateful_map("fleet_detect", closed, FleetStep(s))
+    per_topic = op.flat_map("fleet_verdicts", verdicts, lambda kv: [[v] for v in kv[1]])
+    # A reading counts in up to two groups; its first group alone reports it late, so it is dead-lettered once.
+    first_group = op.filter("fleet_late_once", panes.late,
+                            lambda kv: kv[0] == device_groups(kv[1][1][1])[0][0])
+    late = op.map("fleet_late", first_group, lambda kv: telemetry_late_letter(kv, s.slide, s.allowed_lateness))
+    return per_topic, late
 
 
 def _handle(outreach: Callable[[], Outreach], incident: Incident) -> OutreachReport:

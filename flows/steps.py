@@ -11,9 +11,10 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from detectors.baseline import SeasonalBaseline
+from detectors.fleet import FaultShareDetector, FleetPane
 from detectors.scoring import NegativeBinomialScorer, SpikeRule
-from detectors.topic import TopicDetector
-from forewarn.records import Case, DeadLetter, Origin, PaneCases, Telemetry, WindowVerdict
+from detectors.topic import PANE_EPOCH, TopicDetector
+from forewarn.records import Case, DeadLetter, Origin, PaneCases, Spike, Telemetry, WindowVerdict
 from forewarn.settings import DetectionSettings
 from outreach.incidents import IncidentTracker
 
@@ -32,19 +33,82 @@ class Event(NamedTuple):
 UNCLASSIFIED = "unclassified"
 
 
-def to_event(record: Case | Telemetry, fault_metrics: tuple[str, ...], origin: Origin | None = None
-             ) -> Event | None:
-    """A case counts under its topic; a telemetry fault counts under `telemetry.<metric>`.
-
-    Cases without a topic count as "unclassified" until topic discovery assigns one.
-    Telemetry without a region, or that is not a fault, is not counted.
-    """
+def to_event(record: Case | Telemetry, origin: Origin | None = None) -> Event | None:
+    """A case counts under its topic; cases without one count as "unclassified" until
+    topic discovery assigns one. Telemetry goes to fleet detection instead."""
     if isinstance(record, Case):
         return Event(record.ts, record.topic or UNCLASSIFIED, record.region, record.id, record.customer_id, origin)
-    if record.metric in fault_metrics and record.value > 0 and record.region:
-        return Event(record.ts, f"telemetry.{record.metric}", record.region, record.device_id,
-                     record.customer_id, origin)
     return None
+
+
+# --- telemetry: fault shares per device group ------------------------------------------------------
+
+FleetAcc = dict[str, Any]
+"""Fold state of one group's pane: "r" -> devices reporting, "f" -> metric -> faulty devices."""
+
+
+def device_groups(record: Telemetry) -> list[tuple[str, Telemetry]]:
+    """The groups a reading counts in: its model and firmware, and its region."""
+    groups = []
+    if record.model and record.firmware:
+        groups.append((f"model={record.model},firmware={record.firmware}", record))
+    if record.region:
+        groups.append((f"region={record.region}", record))
+    return groups
+
+
+def group_traits(key: str) -> tuple[tuple[str, str], ...]:
+    """`model=R7000,firmware=2.1.7` -> (("model", "R7000"), ("firmware", "2.1.7"))."""
+    return tuple((name, value) for name, _, value in (part.partition("=") for part in key.split(",")))
+
+
+def new_fleet_pane() -> FleetAcc:
+    return {"r": set(), "f": {}}
+
+
+def fleet_folder(fault_metrics: tuple[str, ...]) -> Callable[[FleetAcc, Telemetry], FleetAcc]:
+    def add(acc: FleetAcc, record: Telemetry) -> FleetAcc:
+        acc["r"].add(record.device_id)
+        if record.metric in fault_metrics and record.value > 0:
+            acc["f"].setdefault(record.metric, set()).add(record.device_id)
+        return acc
+
+    return add
+
+
+def merge_fleet_panes(a: FleetAcc, b: FleetAcc) -> FleetAcc:
+    a["r"] |= b["r"]
+    for metric, devices in b["f"].items():
+        a["f"].setdefault(metric, set()).update(devices)
+    return a
+
+
+@dataclass(frozen=True)
+class FleetStep:
+    """stateful_map mapper: a group's fault-share detector, verdicts routed to case topics.
+
+    Every fault metric yields a verdict per pane, spiking or not, under the case topic it
+    is mapped to (`telemetry_topics`), so its incidents tick, merge and resolve with the
+    cases' own.
+    """
+
+    settings: DetectionSettings
+
+    def topic(self, metric: str) -> str:
+        return self.settings.telemetry_topics.get(metric, f"telemetry.{metric}")
+
+    def __call__(self, state: FaultShareDetector | None, closed: tuple[str, int, FleetAcc]
+                 ) -> tuple[FaultShareDetector, list[WindowVerdict]]:
+        key, pane_id, acc = closed
+        s = self.settings
+        detector = state or FaultShareDetector(group_traits(key), s.window, s.slide, s.warmup)
+        pane = FleetPane(frozenset(acc["r"]), {m: frozenset(d) for m, d in acc["f"].items()})
+        spikes = detector.process(pane_id, pane)
+        start, end = PANE_EPOCH + pane_id * s.slide, PANE_EPOCH + (pane_id + 1) * s.slide
+        by_topic: dict[str, list[Spike]] = {self.topic(m): [] for m in s.telemetry_fault_metrics}
+        for spike in spikes:
+            by_topic.setdefault(self.topic(spike.topic.removeprefix("telemetry.")), []).append(spike)
+        return detector, [WindowVerdict(topic, start, end, tuple(found)) for topic, found in by_topic.items()]
 
 
 Pane = dict[str, list[Any]]
@@ -142,3 +206,12 @@ def late_letter(item: tuple[str, tuple[int, Event]], slide: timedelta, lateness:
     raw = (f'{{"ts":"{event.ts.isoformat()}","topic":"{topic}","region":"{event.region}",'
            f'"id":"{event.case_id or ""}"}}').encode()
     return DeadLetter("count_panes", reason, event.origin or Origin("window"), raw)
+
+
+def telemetry_late_letter(item: tuple[str, tuple[int, tuple[Origin, Telemetry]]], slide: timedelta,
+                          lateness: timedelta) -> DeadLetter:
+    """A reading that arrived after its group's pane closed, kept as a dead letter."""
+    group, (_, (origin, record)) = item
+    reason = (f"late: {record.ts.isoformat()} arrived after its {slide} pane of device group {group!r} closed "
+              f"(allowed lateness {lateness}); raise detection.allowed_lateness to count such readings")
+    return DeadLetter("fleet_panes", reason, origin, record.model_dump_json().encode())

@@ -239,6 +239,8 @@ class Spike:
     earlier_reporters: tuple[str, ...] = ()
     """Customers with a case on the key in the look-back before the window: they called
     already, maybe about this very problem, so they are not told "no need to call"."""
+    segment: tuple[tuple[str, str], ...] = ()
+    """Traits the signal itself names, e.g. the model and firmware of a device group."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -255,6 +257,7 @@ class Spike:
             "p_value": self.p_value,
             "baseline": self.baseline,
             "example_case_ids": list(self.example_case_ids),
+            **({"segment": dict(self.segment)} if self.segment else {}),
         }
 
 
@@ -293,6 +296,10 @@ class Incident:
     earlier_reporters: frozenset[str] = frozenset()
     resolved_at: datetime | None = None
     segment: tuple[Trait, ...] = ()
+    signals: frozenset[str] = frozenset()
+    """What fired: the case topic and/or telemetry metrics such as telemetry.wan_down."""
+    known_segment: tuple[tuple[str, str], ...] = ()
+    """Traits named by a telemetry device group; targeted as they are, with isolated traits."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -310,6 +317,8 @@ class Incident:
             "reporters": len(self.reporters),
             "earlier_reporters": len(self.earlier_reporters),
             "segment": [asdict(t) for t in self.segment],
+            "signals": sorted(self.signals),
+            "known_segment": dict(self.known_segment),
         }
 
 

@@ -43,6 +43,9 @@ class DetectionSettings(_Section):
     reporter_lookback: timedelta = timedelta(hours=1)
     adapt_after: timedelta = timedelta(hours=6)
     telemetry_fault_metrics: tuple[str, ...] = ("wan_down", "wifi_drop")
+    telemetry_topics: dict[str, str] = Field(default_factory=lambda: {"wan_down": "no_internet",
+                                                                      "wifi_drop": "wifi_drops"})
+    """Fault metric -> the case topic its surges merge with into one incident."""
 
     _durations = field_validator("window", "slide", "allowed_lateness", "warmup", "reporter_lookback",
                                  "adapt_after", mode="before")(_duration)

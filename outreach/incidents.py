@@ -53,24 +53,33 @@ class IncidentTracker:
             raise ValueError("resolve_after must be at least 1 quiet pane")
         self.resolve_after = resolve_after
         self._open: dict[str, _Open] = {}
+        self._last_tick: datetime | None = None
 
     def observe(self, verdict: WindowVerdict) -> list[Incident]:
-        """Fold one pane's verdict in; return the incidents that opened, changed or resolved."""
+        """Fold one pane's verdict in; return the incidents that opened, changed or resolved.
+
+        Verdicts of several signals (the topic's cases, telemetry mapped to the topic)
+        share the pane grid: quiet time advances once per pane, whichever comes first.
+        """
         changed: dict[str, Incident] = {}
         spiking: set[str] = set()
         for spike in verdict.spikes:
             region = NATIONAL if NATIONAL in self._open else spike.region
             entry = self._open.get(region)
             if entry is None:
-                entry = self._open[region] = _Open(self._new(spike), reporters=set(spike.reporters))
+                entry = self._open[region] = _Open(self._new(verdict.topic, spike), reporters=set(spike.reporters))
                 changed[region] = entry.incident
             else:
                 changed[region] = self._extend(entry, spike)
             spiking.add(region)
         self._link(verdict, spiking, changed)
+        tick = self._last_tick is None or verdict.pane_end > self._last_tick
+        self._last_tick = verdict.pane_end if tick else self._last_tick
         for region, entry in list(self._open.items()):
             if region in spiking:
                 entry.quiet_panes = 0
+                continue
+            if not tick:
                 continue
             entry.quiet_panes += 1
             if entry.quiet_panes >= self.resolve_after:
@@ -83,10 +92,11 @@ class IncidentTracker:
         return [entry.incident for entry in self._open.values()]
 
     @staticmethod
-    def _new(spike: Spike) -> Incident:
+    def _new(topic: str, spike: Spike) -> Incident:
         return Incident(
-            id=incident_id(spike.topic, spike.region, spike.window_start),
-            topic=spike.topic, region=spike.region, status="opened",
+            id=incident_id(topic, spike.region, spike.window_start),
+            topic=topic, region=spike.region, status="opened", signals=frozenset({spike.topic}),
+            known_segment=spike.segment,
             opened_at=spike.window_end, first_window_start=spike.window_start,
             last_spike_end=spike.window_end, observed=spike.observed, expected=spike.expected,
             spikes=1, linked_cases=spike.observed, reporters=frozenset(spike.reporters),
@@ -96,9 +106,13 @@ class IncidentTracker:
     @staticmethod
     def _extend(entry: _Open, spike: Spike) -> Incident:
         current = entry.incident
-        peak = spike.observed > current.observed
+        # Peaks compare like with like: cases with cases, faulty devices with faulty devices.
+        opened_on_cases = current.topic in current.signals
+        same_kind = (spike.topic == current.topic) == opened_on_cases
+        peak = same_kind and spike.observed > current.observed
         entry.incident = replace(
             current, status="updated", last_spike_end=spike.window_end, spikes=current.spikes + 1,
+            signals=current.signals | {spike.topic}, known_segment=current.known_segment or spike.segment,
             observed=spike.observed if peak else current.observed,
             expected=spike.expected if peak else current.expected,
         )

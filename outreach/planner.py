@@ -64,7 +64,9 @@ class Outreach:
         reporters = [c for c in self.index.get_many(sorted(incident.reporters)) if c is not None]
         traits = isolate_traits(reporters, self.index, self.trait_rule)
         incident = replace(incident, segment=traits)
-        audience = build_audience(incident_segment(incident, traits), self.index,
+        # A device group's traits come straight from telemetry; isolated traits narrow them further.
+        segment = dict(incident.known_segment) | incident_segment(incident, traits)
+        audience = build_audience(segment, self.index,
                                   incident.reporters | incident.earlier_reporters, self.max_audience)
         report = self._report(incident, audience)
         self._send(report, incident, "warning", audience.recipients)

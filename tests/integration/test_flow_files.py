@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -39,22 +40,29 @@ def test_a_record_later_than_the_allowed_lateness_is_a_dead_letter_with_its_line
     assert letters[0]["origin"] == {"source": str(path), "line": 37}
 
 
-def test_telemetry_faults_count_as_their_own_topic_and_spike_per_region(tmp_path: Path) -> None:
+def test_a_surge_of_faulty_devices_spikes_for_their_model_and_firmware(tmp_path: Path) -> None:
     records = []
-    for minute in range(0, 2 * 24 * 60, 30):  # two quiet days: one fault every 30 minutes somewhere
-        ts = T0 + timedelta(minutes=minute)
-        region = f"R{minute // 30 % 5}"
-        records.append({"type": "telemetry", "ts": ts.isoformat(), "device_id": f"D-{minute}",
-                        "metric": "wan_down", "value": 1.0, "region": region})
-        records.append({"type": "telemetry", "ts": ts.isoformat(), "device_id": f"D-{minute}",
-                        "metric": "cpu_temp", "value": 61.5, "region": region})
+    devices = [(f"D-{i:03d}", f"R{i % 5}", ("R7000", "2.1.7") if i % 2 else ("X20", "1.0")) for i in range(100)]
+    rng = random.Random(5)
+    for step in range(2 * 48):  # two quiet days: every device reports every 30 minutes, a rare fault
+        ts = T0 + timedelta(minutes=30 * step)
+        for device, region, (model, firmware) in devices:
+            fault = rng.random() < 0.01
+            records.append({"type": "telemetry", "ts": ts.isoformat(), "device_id": device, "region": region,
+                            "model": model, "firmware": firmware, "metric": "wan_down" if fault else "cpu_temp",
+                            "value": 1.0 if fault else 55.0})
     burst_at = T0 + timedelta(days=2, hours=3)
-    records += [{"type": "telemetry", "ts": (burst_at + timedelta(seconds=20 * i)).isoformat(),
-                 "device_id": f"B-{i}", "metric": "wan_down", "value": 1.0, "region": "R3"} for i in range(40)]
+    for minute in range(0, 60, 10):  # the firmware's devices start dropping their WAN link everywhere
+        for device, region, (model, firmware) in devices:
+            records.append({"type": "telemetry", "ts": (burst_at + timedelta(minutes=minute)).isoformat(),
+                            "device_id": device, "region": region, "model": model, "firmware": firmware,
+                            "metric": "wan_down" if model == "R7000" else "cpu_temp", "value": 1.0})
     records.sort(key=lambda r: r["ts"])
     spikes, letters = _run(Settings(), _write(tmp_path / "telemetry.jsonl", records), tmp_path / "out")
     assert letters == []
-    keys = {(s["key"]["topic"], s["key"]["region"]) for s in spikes}
-    assert keys == {("telemetry.wan_down", "R3")}
-    first = min(datetime.fromisoformat(s["window_end"]) for s in spikes)
-    assert burst_at < first <= burst_at + timedelta(minutes=30)
+    assert spikes and all(s["key"]["topic"] == "telemetry.wan_down" for s in spikes)
+    assert all(datetime.fromisoformat(s["window_end"]) > burst_at for s in spikes), "quiet days must not fire"
+    by_segment = [s for s in spikes if s.get("segment") == {"model": "R7000", "firmware": "2.1.7"}]
+    assert by_segment and by_segment[0]["key"]["region"] == "*"
+    assert min(datetime.fromisoformat(s["window_end"]) for s in by_segment) <= burst_at + timedelta(minutes=30)
+    assert not [s for s in spikes if s.get("segment") == {"model": "X20", "firmware": "1.0"}]

@@ -1,0 +1,45 @@
+"""Telemetry and case spikes of one topic and region become one incident with both signals."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from forewarn.records import Spike, WindowVerdict
+from outreach.incidents import IncidentTracker
+
+T = datetime(2026, 11, 17, 14, tzinfo=UTC)
+STEP = timedelta(minutes=15)
+
+
+def _spike(topic: str, region: str, end: datetime, observed: int, segment=()) -> Spike:
+    return Spike(topic, region, end - 4 * STEP, end, observed, 2.0, 1e-9, 9.0, "test", segment=segment)
+
+
+def test_telemetry_then_cases_on_one_region_are_one_incident() -> None:
+    tracker = IncidentTracker(resolve_after=2)
+    opened = tracker.observe(WindowVerdict("no_internet", T, T + STEP,
+                                           (_spike("telemetry.wan_down", "TX-453", T + STEP, 40),)))
+    assert [i.status for i in opened] == ["opened"] and opened[0].signals == {"telemetry.wan_down"}
+    cases = _spike("no_internet", "TX-453", T + STEP, 12)
+    updated = tracker.observe(WindowVerdict("no_internet", T, T + STEP, (cases,)))
+    assert [i.id for i in updated] == [opened[0].id]
+    assert updated[0].signals == {"telemetry.wan_down", "no_internet"}
+    assert updated[0].observed == 40, "peaks compare faulty devices with faulty devices, not with cases"
+
+
+def test_signals_of_one_pane_advance_quiet_time_once() -> None:
+    tracker = IncidentTracker(resolve_after=2)
+    tracker.observe(WindowVerdict("no_internet", T, T + STEP, (_spike("no_internet", "TX-453", T + STEP, 12),)))
+    for pane in (1, 1, 1):  # the same pane from three signals: one quiet pane, not three
+        assert tracker.observe(WindowVerdict("no_internet", T + pane * STEP, T + (pane + 1) * STEP)) == []
+    resolved = tracker.observe(WindowVerdict("no_internet", T + 2 * STEP, T + 3 * STEP))
+    assert [i.status for i in resolved] == ["resolved"]
+
+
+def test_a_device_group_spike_names_its_segment() -> None:
+    tracker = IncidentTracker()
+    group = (("model", "R7000"), ("firmware", "2.1.7"))
+    [incident] = tracker.observe(WindowVerdict("wifi_drops", T, T + STEP,
+                                               (_spike("telemetry.wifi_drop", "*", T + STEP, 60, group),)))
+    assert incident.region == "*" and incident.known_segment == group
+    assert incident.to_dict()["known_segment"] == {"model": "R7000", "firmware": "2.1.7"}
