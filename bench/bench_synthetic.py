@@ -331,7 +331,7 @@ def _fmt(x: float, digits: int = 2) -> str:
 def table(rows: list[tuple[str, Scores, float]]) -> str:
     header = ("detector", "recall 2x", "recall 3x", "recall 5x", "delay med", "delay p90", "3x delay med",
               "FA/1k key-days", "FA episodes", "run s")
-    lines = [header]
+    lines: list[tuple[str, ...]] = [header]
     for name, sc, seconds in rows:
         three = [d for s, d in sc.per_surge if s.size == 3.0 and d is not None]
         lines.append((name, *(_fmt(sc.recall[s]) for s in SIZES), _fmt(sc.delay(50), 0), _fmt(sc.delay(90), 0),

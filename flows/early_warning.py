@@ -25,6 +25,7 @@ from bytewax.outputs import Sink
 
 from detectors.topic import PANE_EPOCH
 from flows.steps import (
+    AssignTopics,
     DetectorFactory,
     Event,
     FleetStep,
@@ -42,7 +43,7 @@ from flows.steps import (
     to_event,
 )
 from forewarn.parsing import parse_record
-from forewarn.records import DeadLetter, Incident, Origin, Spike, Telemetry
+from forewarn.records import Case, DeadLetter, Incident, Origin, Spike, Telemetry
 from forewarn.settings import Settings
 from outreach.planner import Outreach, OutreachReport
 
@@ -97,8 +98,10 @@ def build_flow(settings: Settings, io: FlowIO, flow_id: str = "forewarn") -> Dat
     parsed = op.map("parse", raw, lambda item: _parse(item, io.types, settings.max_record_bytes))
     valid = op.branch("valid", parsed, lambda r: not isinstance(r, DeadLetter))
     factory = DetectorFactory(settings.detection, io.region_weights, score_regions=io.windows is not None)
-    case_verdicts, late = _detect(settings, valid.trues, io.replay, factory)
-    fleet_verdicts, fleet_late = _detect_fleet(settings, valid.trues, io.replay)
+    cases = op.filter("cases", valid.trues, lambda item: isinstance(item[1], Case))
+    telemetry = op.filter("telemetry", valid.trues, lambda item: isinstance(item[1], Telemetry))
+    case_verdicts, late = _detect(settings, _assign_topics(cases), io.replay, factory)
+    fleet_verdicts, fleet_late = _detect_fleet(settings, telemetry, io.replay)
     verdicts = op.merge("verdicts", case_verdicts, fleet_verdicts)
     letters = op.merge("dead_letters", valid.falses, late, fleet_late)
     op.output("write_dead_letters", op.map("encode_dead_letters", letters, io.encode_dead_letter),
@@ -145,6 +148,12 @@ def _detect(settings: Settings, records: Stream[Any], replay: bool, factory: Det
     return nonempty, late
 
 
+def _assign_topics(cases: Stream[Any]) -> Stream[Any]:
+    """Topic discovery: one model for all cases (it learns the vocabulary of every topic)."""
+    keyed = op.key_on("one_topic_model", cases, lambda _: "topics")
+    return op.map("drop_topic_key", op.stateful_map("assign_topics", keyed, AssignTopics()), lambda kv: kv[1])
+
+
 def _clock(ts: Callable[[Any], datetime], settings: Settings, replay: bool) -> EventClock[Any]:
     """Event time with a bounded wait; a replay closes windows on event time alone."""
     wait = settings.detection.allowed_lateness
@@ -158,8 +167,7 @@ def _detect_fleet(settings: Settings, records: Stream[Any], replay: bool
                   ) -> tuple[Stream[Any], Stream[DeadLetter]]:
     """Telemetry: fault shares per device group, as verdicts of the case topics they map to."""
     s = settings.detection
-    readings = op.filter("telemetry", records, lambda item: isinstance(item[1], Telemetry))
-    grouped = op.flat_map("device_groups", readings,
+    grouped = op.flat_map("device_groups", records,
                           lambda item: [(key, item) for key, _ in device_groups(item[1])])
     fold = fleet_folder(s.telemetry_fault_metrics)
     panes = fold_window("fleet_panes", grouped, _clock(lambda item: item[1].ts, settings, replay),

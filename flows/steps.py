@@ -5,6 +5,7 @@ Kept apart from the wiring so each can be read and unit-tested on its own.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,6 +14,7 @@ from typing import Any, NamedTuple
 from detectors.baseline import SeasonalBaseline
 from detectors.fleet import FaultShareDetector, FleetPane
 from detectors.scoring import NegativeBinomialScorer, SpikeRule
+from detectors.text_topics import EmergingTopics
 from detectors.topic import PANE_EPOCH, TopicDetector
 from forewarn.records import Case, DeadLetter, Origin, PaneCases, Spike, Telemetry, WindowVerdict
 from forewarn.settings import DetectionSettings
@@ -31,6 +33,7 @@ class Event(NamedTuple):
 
 
 UNCLASSIFIED = "unclassified"
+log = logging.getLogger(__name__)
 
 
 def to_event(record: Case | Telemetry, origin: Origin | None = None) -> Event | None:
@@ -215,3 +218,42 @@ def telemetry_late_letter(item: tuple[str, tuple[int, tuple[Origin, Telemetry]]]
     reason = (f"late: {record.ts.isoformat()} arrived after its {slide} pane of device group {group!r} closed "
               f"(allowed lateness {lateness}); raise detection.allowed_lateness to count such readings")
     return DeadLetter("fleet_panes", reason, origin, record.model_dump_json().encode())
+
+
+@dataclass
+class TopicState:
+    """The topic model of the flow and how many labelled cases it has seen."""
+
+    model: EmergingTopics
+    labelled: int = 0
+
+
+@dataclass(frozen=True)
+class AssignTopics:
+    """stateful_map mapper: cases with a topic teach the classifier; cases without get one.
+
+    A case without a topic takes the classifier's confident guess, else the emerging topic
+    its text belongs to (named from its terms, e.g. "new:loop+reboot+router"), else stays
+    unclassified. An emerging topic is then counted and detected like any other.
+    """
+
+    learn_all_until: int = 20_000
+
+    def __call__(self, state: TopicState | None, item: tuple[Origin, Case]) -> tuple[TopicState, tuple[Origin, Case]]:
+        state = state or TopicState(EmergingTopics())
+        topics = state.model
+        origin, case = item
+        if not case.text:
+            return state, item
+        if case.topic:
+            state.labelled += 1
+            # Once the model has seen plenty, every tenth case keeps it current at a tenth of the cost.
+            if state.labelled <= self.learn_all_until or state.labelled % 10 == 0:
+                topics.learn_one(case.ts, case.id or "", case.text, case.topic)
+            return state, item
+        report = topics.learn_one(case.ts, case.id or "", case.text)
+        if report is not None:
+            log.warning("emerging topic %s: %d similar cases since %s, none with a known topic",
+                        report.name, report.size, report.first_seen.isoformat())
+        topic = topics.known.predict_one(case.text)[0] or topics.assign(case.text)
+        return state, (origin, case.model_copy(update={"topic": topic}) if topic else case)

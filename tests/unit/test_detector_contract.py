@@ -24,8 +24,10 @@ from detectors.baseline import SeasonalBaseline
 from detectors.classic import EarsC2, PoissonCusum
 from detectors.scoring import NegativeBinomialScorer, PoissonScorer, SpikeRule
 from detectors.telemetry import ValueAnomaly
+from detectors.text_topics import EmergingTopics, TopicClassifier
 from detectors.topic import TopicDetector, pane_index
 from forewarn.records import PaneCases
+from forewarn.scenario_data import TEXTS
 
 SLIDE = timedelta(minutes=15)
 START = datetime(2026, 11, 16, tzinfo=UTC)
@@ -141,10 +143,50 @@ def _drive_series(est: Any, items: list[tuple[datetime, float]]) -> list[Any]:
     return outputs
 
 
+_NEW_ISSUE = ("router stuck in a reboot loop", "router keeps rebooting after the update", "reboot loop on my gateway",
+              "router restarts over and over, power light orange", "endless reboot loop since the update")
+
+TextCase = tuple[datetime, str, str, str | None]  # (ts, case id, text, topic or None)
+
+
+def _text_stream(seed: int) -> list[TextCase]:
+    """6 hours of scenario case texts, 30% without their topic, and a wave of a new issue in hour 5."""
+    rng = random.Random(seed)
+    topics = sorted(TEXTS)
+    out: list[TextCase] = []
+    for i in range(600):
+        t = START + timedelta(seconds=36 * i)
+        if 400 <= i < 440 and i % 2:
+            text = f"{rng.choice(_NEW_ISSUE)} {rng.choice(('', 'again', 'tonight', 'at all'))}".strip()
+            out.append((t, f"C-{i}", text, None))
+        else:
+            topic = rng.choice(topics)
+            out.append((t, f"C-{i}", rng.choice(TEXTS[topic]), topic if rng.random() < 0.7 else None))
+    return out
+
+
+def _drive_text_classifier(est: TopicClassifier, items: list[TextCase]) -> list[Any]:
+    """Learn the cases that carry a topic, predict the others."""
+    outputs: list[Any] = []
+    for _, _, text, topic in items:
+        if topic is None:
+            outputs.append(est.predict_one(text))
+        else:
+            est.learn_one(text, topic)
+    return [*outputs, est.n_learned, est.vocabulary_size]
+
+
+def _drive_emerging(est: EmergingTopics, items: list[TextCase]) -> list[Any]:
+    outputs: list[Any] = [est.learn_one(*item) for item in items]
+    return [*outputs, *(est.assign(text) for _, _, text, topic in items if topic is None)]
+
+
 BASELINE = Kind(_baseline_stream, _drive_baseline)
 SERIES = Kind(_series_stream, _drive_series)
 SCORER = Kind(_scorer_stream, _drive_scorer)
 TOPIC = Kind(_topic_stream, _drive_topic)
+TEXT = Kind(_text_stream, _drive_text_classifier)
+EMERGING = Kind(_text_stream, _drive_emerging)
 
 
 # --- the registry ------------------------------------------------------------------------------
@@ -179,11 +221,19 @@ UNITS = [
          TOPIC, 12_000),
     Unit("TopicDetector-defaults", lambda: TopicDetector("wifi_drops", window=timedelta(minutes=30)),
          TOPIC, 12_000),
-    # Series detectors (score_one before learn_one). EarsC2 keeps 9 floats (~0.3 KB measured); PoissonCusum
-    # its baseline + guard values (96 + 4 here, ~1.2 KB); ValueAnomaly three river statistics (~0.6 KB).
+    # Series detectors (score_one before learn_one). EarsC2 keeps 9 floats (~0.2 KB measured); PoissonCusum
+    # its baseline + guard values (96 + 4 here, ~1.1 KB); ValueAnomaly three river statistics (~0.7 KB).
     Unit("EarsC2", EarsC2, SERIES, 800),
     Unit("PoissonCusum", lambda: PoissonCusum(shift=2.0, baseline=96, guard=4, reset=5.0), SERIES, 2_500),
     Unit("ValueAnomaly", lambda: ValueAnomaly(fading=0.02, grace=20), SERIES, 1_200),
+    # ...and with an hour-of-week profile: 3 days touch 72 of its 168 slots, ~33 bytes each (~3.1 KB measured;
+    # a full week ~6.3 KB).
+    Unit("ValueAnomaly-weekly", lambda: ValueAnomaly(season="week", grace=20), SERIES, 6_500),
+    # Topics from text. TopicClassifier: river MultinomialNB counts per (term, topic), ~2.4 KB measured here
+    # (~90 terms); EmergingTopics: that plus the clusters of unsure texts, ~4.1-4.8 KB measured. Both are
+    # capped (vocabulary, clusters, terms per cluster): see tests/unit/test_text_topics.py. Bounds ~2x measured.
+    Unit("TopicClassifier", TopicClassifier, TEXT, 5_000),
+    Unit("EmergingTopics", lambda: EmergingTopics(TopicClassifier(min_examples=30), min_size=8), EMERGING, 10_000),
 ]
 
 units = pytest.mark.parametrize("unit", UNITS, ids=[u.name for u in UNITS])

@@ -12,6 +12,7 @@ import pytest
 
 from bench.bench_synthetic import (
     NATIONAL_SHARE,
+    Adapter,
     Ours,
     PerKey,
     detection_delay,
@@ -305,7 +306,7 @@ def test_per_key_adapter_scores_windowed_counts_from_the_test_period(small: Synt
 
 def test_run_all_is_the_same_in_one_or_two_processes() -> None:
     data = generate(topics=2, regions=5, weeks=2, seed=3)
-    adapters = [Ours(DetectionSettings()), PerKey("above 12", _Above, threshold=12.0)]
+    adapters: list[Adapter] = [Ours(DetectionSettings()), PerKey("above 12", _Above, threshold=12.0)]
     one = run_all(adapters, data, jobs=1)
     two = run_all(adapters, data, jobs=2)
     assert [r.alarms for r in one] == [r.alarms for r in two]
