@@ -213,3 +213,30 @@ def test_score() -> None:
     assert score(1.0) == 0.0
     assert score(1e-4) == pytest.approx(4.0)
     assert score(0.0) == 300.0
+
+
+# --- large counts: the special-function paths agree with term-by-term sums ------------------------
+
+
+def _negbin_sum(k: int, mu: float, size: float) -> float:
+    p = size / (size + mu)
+    term = math.exp(math.lgamma(k + size) - math.lgamma(size) - math.lgamma(k + 1)
+                    + size * math.log(p) + k * math.log1p(-p))
+    total, j = 0.0, k
+    while term > total * 1e-18:
+        total += term
+        term *= (1 - p) * (j + size) / (j + 1)
+        j += 1
+    return total
+
+
+@pytest.mark.parametrize(("k", "mu", "size"), [(40, 12.0, 20.0), (150, 100.0, 20.0), (300, 120.0, 5.0),
+                                               (900, 800.0, 50.0), (60, 30.0, 1e6)])
+def test_negbin_large_counts_match_the_sum(k: int, mu: float, size: float) -> None:
+    assert negbin_sf(k, mu, size) == pytest.approx(_negbin_sum(k, mu, size), rel=1e-9)
+
+
+@pytest.mark.parametrize(("k", "n", "p"), [(60, 200, 0.1), (500, 2000, 0.2), (45, 100, 0.5)])
+def test_binomial_large_counts_match_the_sum(k: int, n: int, p: float) -> None:
+    exact = sum(math.comb(n, j) * Fraction(p) ** j * (1 - Fraction(p)) ** (n - j) for j in range(k, n + 1))
+    assert binomial_sf(k, n, p) == pytest.approx(float(exact), rel=1e-9)
