@@ -46,21 +46,30 @@ class NegativeBinomialScorer(TailScorer):
     """
 
     def __init__(self, size: float = 20.0, learn_dispersion: bool = True, prior_weight: float = 50.0,
-                 min_expected: float = 1.0):
+                 min_expected: float = 1.0, outlier_p: float = 1e-3):
         if size <= 0:
             raise ValueError("size must be > 0 (larger is closer to Poisson)")
         self.size = size
         self.learn_dispersion = learn_dispersion
         self.prior_weight = prior_weight
         self.min_expected = min_expected
+        self.outlier_p = outlier_p
         self.learned_size = size
         self._phi = stats.Mean()
 
     def learn_one(self, observed: int, expected: float) -> None:
-        """Learn from a window that did not fire (the caller leaves out flagged ones)."""
+        """Learn from a window that did not fire (the caller leaves out flagged ones).
+
+        Squared residuals are fragile: one burst that stayed under the alarm level
+        would inflate the dispersion until nothing fires any more. So windows already
+        surprising under the current model (p < `outlier_p`) are not learned, and each
+        window's estimate is clipped to [-1, 1].
+        """
         if not self.learn_dispersion or expected < self.min_expected:
             return
-        self._phi.update(((observed - expected) ** 2 - expected) / expected**2)
+        if self.p_value(observed, expected) < self.outlier_p:
+            return
+        self._phi.update(min(1.0, max(-1.0, ((observed - expected) ** 2 - expected) / expected**2)))
         n = self._phi.n
         phi = (n * self._phi.get() + self.prior_weight / self.size) / (n + self.prior_weight)
         self.learned_size = 1.0 / min(max(phi, 1e-4), 1.0)

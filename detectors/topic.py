@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from detectors.base import CountBaseline, Estimator, TailScorer
 from detectors.baseline import RegionShares, SeasonalBaseline
+from detectors.scales import ScaleChoice, best_scale, window_sums
 from detectors.scoring import NegativeBinomialScorer, SpikeRule
 from forewarn.records import NATIONAL, PaneCases, Spike, WindowScore, WindowVerdict
 from forewarn.stats import score
@@ -49,7 +50,7 @@ class _Pane:
 
     index: int
     cases: dict[str, PaneCases]
-    flagged: dict[str, float] = field(default_factory=dict)  # region -> its expected count per pane
+    flagged: dict[str, float] = field(default_factory=dict)  # region -> its usual share of the topic
     national_flagged: bool = False
 
 
@@ -94,9 +95,11 @@ class TopicDetector(Estimator):
         adapt_after: timedelta | None = timedelta(hours=6),
         region_weights: dict[str, float] | None = None,
         score_regions: bool = False,
+        scales: tuple[timedelta, ...] = (),
     ):
-        if window < slide or window % slide:
-            raise ValueError(f"window {window} must be a whole multiple of slide {slide}")
+        for length in (window, *scales):
+            if length < slide or length % slide:
+                raise ValueError(f"window {length} must be a whole multiple of slide {slide}")
         self.topic = topic
         self.window = window
         self.slide = slide
@@ -112,11 +115,15 @@ class TopicDetector(Estimator):
         self.adapt_after = adapt_after
         self.region_weights = region_weights
         self.score_regions = score_regions
+        self.scales = scales
         self._national = baseline.clone() if baseline else SeasonalBaseline()
-        self._scorer = scorer.clone() if scorer else NegativeBinomialScorer()
+        self._scorer = scorer.clone() if scorer else NegativeBinomialScorer()  # the main window's
         self._rule = rule or SpikeRule()
         self._shares = RegionShares(fading=share_fading, prior_shares=region_weights)
         self._panes = window // slide
+        self._scales = tuple(sorted({self._panes, *(length // slide for length in scales)}))
+        self._span = self._scales[-1]  # the ring holds the longest window
+        self._scorers = {n: self._scorer if n == self._panes else self._scorer.clone() for n in self._scales}
         self._ring: deque[_Pane] = deque()
         # Reporters of the panes just before the window, per region: who called already.
         self._earlier: deque[dict[str, tuple[str, ...]]] = deque(maxlen=reporter_lookback // slide)
@@ -149,7 +156,7 @@ class TopicDetector(Estimator):
         return verdicts
 
     def _close(self, index: int, cases: dict[str, PaneCases]) -> WindowVerdict:
-        if len(self._ring) == self._panes:
+        if len(self._ring) == self._span:
             leaving = self._ring.popleft()
             self._learn(leaving)
             if self._earlier.maxlen:
@@ -158,11 +165,11 @@ class TopicDetector(Estimator):
         spikes: list[Spike] = []
         national: WindowScore | None = None
         regional: dict[str, WindowScore] = {}
-        if len(self._ring) == self._panes and self._national.n_learned * self.slide >= self.warmup:
+        if len(self._ring) == self._span and self._national.n_learned * self.slide >= self.warmup:
             spikes, flagged, national, regional = self._score(index)
             national_flagged = bool(spikes) and spikes[0].region == NATIONAL
             if not spikes:
-                self._scorer.learn_one(national.observed, national.expected)
+                self._learn_dispersion()
             for pane in self._ring:
                 pane.flagged.update(flagged)
                 pane.national_flagged |= national_flagged
@@ -170,41 +177,50 @@ class TopicDetector(Estimator):
         return WindowVerdict(self.topic, self.pane_start(index), self.pane_start(index + 1),
                              tuple(spikes), dict(cases), national, regional)
 
-    def _window_panes(self, index: int) -> list[datetime]:
-        return [self.pane_start(index - k) for k in range(self._panes)]
+    def _learn_dispersion(self) -> None:
+        """Each window length's scorer learns from the national windows that did not fire."""
+        ring = list(reversed(self._ring))
+        counts = [sum(c.count for c in p.cases.values()) for p in ring]
+        expected = [self._national.predict_one(self.pane_start(p.index)) for p in ring]
+        for length, (observed, mean) in window_sums(counts, expected, self._scales).items():
+            self._scorers[length].learn_one(observed, max(mean, self.min_expected))
 
-    def _window_score(self, observed: int, expected: float, p_value: float | None = None) -> WindowScore:
-        p = self._scorer.p_value(observed, expected) if p_value is None else p_value
+    def _window_score(self, observed: int, expected: float, p_value: float) -> WindowScore:
         # The band's top costs a search over the tail; only a report (score_regions) wants it.
         threshold = self._rule.threshold(expected, self._scorer) if self.score_regions else None
-        return WindowScore(observed, expected, p, threshold)
+        return WindowScore(observed, expected, p_value, threshold)
 
-    def _score(self, index: int
-               ) -> tuple[list[Spike], dict[str, float], WindowScore, dict[str, WindowScore]]:
-        starts = self._window_panes(index)
-        national_expected = max(sum(self._national.predict_one(t) for t in starts), self.min_expected)
-        by_region: dict[str, list[PaneCases]] = {}
-        for pane in self._ring:
-            for region, pane_cases in pane.cases.items():
-                by_region.setdefault(region, []).append(pane_cases)
+    def _score(self, index: int) -> tuple[list[Spike], dict[str, float], WindowScore, dict[str, WindowScore]]:
+        """Judge every key over the window scales; returns spikes, flagged region shares and scores.
+
+        The national and regional WindowScores give the main window's counts with the
+        deciding (multi-scale, adjusted) tail probability.
+        """
+        ring = list(reversed(self._ring))  # newest pane first
+        national_pred = [self._national.predict_one(self.pane_start(p.index)) for p in ring]
+        regions = {region for pane in ring for region in pane.cases}
         regional: list[Spike] = []
         flagged: dict[str, float] = {}
         scores: dict[str, WindowScore] = {}
-        for region, panes in by_region.items():
-            merged = _merge(panes, self.max_examples)
-            if merged.count < self._rule.min_count and not self.score_regions:
+        for region in regions:
+            counts = [p.cases[region].count if region in p.cases else 0 for p in ring]
+            if sum(counts) < self._rule.min_count and not self.score_regions:
                 continue
             share = self._shares.share(region)
-            expected = max(national_expected * share, self.min_expected)
-            spike = self._spike(index, region, merged, expected, f"national seasonal x share {share:.4f}")
+            choice = best_scale(counts, [e * share for e in national_pred], self._scorers, self.min_expected)
+            spike = self._spike(index, region, ring, choice, f"national seasonal x share {share:.4f}")
             if self.score_regions:
-                scores[region] = self._window_score(merged.count, expected, spike.p_value if spike else None)
+                main = sum(counts[: self._panes])
+                scores[region] = self._window_score(main, max(sum(national_pred[: self._panes]) * share,
+                                                              self.min_expected), choice.p_value)
             if spike is not None:
                 regional.append(spike)
-                flagged[region] = expected / self._panes
-        everything = _merge([c for p in by_region.values() for c in p], self.max_examples)
-        national = self._spike(index, NATIONAL, everything, national_expected, "national seasonal (hour of day)")
-        window = self._window_score(everything.count, national_expected, national.p_value if national else None)
+                flagged[region] = share
+        counts = [sum(c.count for c in p.cases.values()) for p in ring]
+        choice = best_scale(counts, national_pred, self._scorers, self.min_expected)
+        national = self._spike(index, NATIONAL, ring, choice, "national seasonal (hour of day, weekday, week)")
+        window = self._window_score(sum(counts[: self._panes]),
+                                    max(sum(national_pred[: self._panes]), self.min_expected), choice.p_value)
         if national is None or self._concentrated(regional, national):
             return regional, flagged, window, scores
         return [national], flagged, window, scores
@@ -224,22 +240,26 @@ class TopicDetector(Estimator):
         return (regional_excess >= self.explained_share * (national.observed - national.expected)
                 and usual_share <= 1.0 - self.explained_share)
 
-    def _spike(self, index: int, region: str, cases: PaneCases, expected: float,
-               baseline: str) -> Spike | None:
-        p_value = self._scorer.p_value(cases.count, expected)
-        if not self._rule.fires(cases.count, expected, p_value):
+    def _spike(self, index: int, region: str, ring: list[_Pane], choice: ScaleChoice, baseline: str
+               ) -> Spike | None:
+        if not self._rule.fires(choice.observed, choice.expected, choice.p_value):
             return None
+        inside, before = ring[: choice.panes], ring[choice.panes:]
+        cases = _merge([c for p in inside for r, c in p.cases.items() if region in (NATIONAL, r)],
+                       self.max_examples)
         return Spike(
             topic=self.topic, region=region,
-            window_start=self.pane_start(index - self._panes + 1), window_end=self.pane_start(index + 1),
-            observed=cases.count, expected=expected, p_value=p_value, score=score(p_value),
-            baseline=f"{baseline}; {self._scorer!r}",
+            window_start=self.pane_start(index - choice.panes + 1), window_end=self.pane_start(index + 1),
+            observed=choice.observed, expected=choice.expected, p_value=choice.p_value,
+            score=score(choice.p_value), baseline=f"{baseline}; {self._scorer!r}",
             example_case_ids=cases.case_ids, reporters=cases.reporters,
-            earlier_reporters=self._earlier_reporters(region),
+            earlier_reporters=self._earlier_reporters(region, before),
         )
 
-    def _earlier_reporters(self, region: str) -> tuple[str, ...]:
-        ids = (i for pane in self._earlier for r, reporters in pane.items()
+    def _earlier_reporters(self, region: str, before: list[_Pane]) -> tuple[str, ...]:
+        """Who called about the key before the deciding window: ring panes outside it, then the look-back."""
+        recent = [{r: c.reporters for r, c in p.cases.items()} for p in before]
+        ids = (i for pane in [*recent, *self._earlier] for r, reporters in pane.items()
                if region in (NATIONAL, r) for i in reporters)
         return tuple(dict.fromkeys(ids))
 
@@ -258,7 +278,8 @@ class TopicDetector(Estimator):
         if key == NATIONAL:
             self._national.rescale(national.observed / max(national.expected, self.min_expected))
             return
-        observed = sum(p.cases[key].count for p in self._ring if key in p.cases)
+        main = list(self._ring)[-self._panes:]  # the main window, as `national` counts it
+        observed = sum(p.cases[key].count for p in main if key in p.cases)
         if national.observed:
             self._shares.set_share(key, observed / national.observed)
 
@@ -271,10 +292,11 @@ class TopicDetector(Estimator):
     def _learn(self, pane: _Pane) -> None:
         adapted = self._adapted(pane.index)
         national_flagged = pane.national_flagged and NATIONAL not in adapted
-        flagged = {r: e for r, e in pane.flagged.items() if r not in adapted}
+        flagged = {r: share for r, share in pane.flagged.items() if r not in adapted}
         if not national_flagged:
             # Flagged regions count at their expected level, not their surge.
-            total = sum(c.count for r, c in pane.cases.items() if r not in flagged) + sum(flagged.values())
+            usual = self._national.predict_one(self.pane_start(pane.index)) * sum(flagged.values())
+            total = sum(c.count for r, c in pane.cases.items() if r not in flagged) + usual
             self._national.learn_one(self.pane_start(pane.index), total)
         counts = {} if national_flagged else {r: c.count for r, c in pane.cases.items() if r not in flagged}
         self._shares.learn(pane.index, counts)

@@ -33,9 +33,11 @@ def _duration(value: Any) -> timedelta:
 class DetectionSettings(_Section):
     window: timedelta = timedelta(hours=1)
     slide: timedelta = timedelta(minutes=15)
+    scales: tuple[timedelta, ...] = ()
+    """Further window lengths judged beside `window` (the most surprising decides, Bonferroni-adjusted)."""
     allowed_lateness: timedelta = timedelta(minutes=10)
     warmup: timedelta = timedelta(days=1)
-    alpha: float = Field(1e-4, gt=0, lt=1)
+    alpha: float = Field(3e-5, gt=0, lt=1)
     min_count: int = Field(8, ge=1)
     min_ratio: float = Field(1.5, ge=1)
     dispersion_size: float = Field(20.0, gt=0)
@@ -50,11 +52,17 @@ class DetectionSettings(_Section):
     _durations = field_validator("window", "slide", "allowed_lateness", "warmup", "reporter_lookback",
                                  "adapt_after", mode="before")(_duration)
 
+    @field_validator("scales", mode="before")
+    @classmethod
+    def _scale_durations(cls, value: Any) -> Any:
+        return tuple(parse_duration(v) for v in value) if isinstance(value, list | tuple) else value
+
     @model_validator(mode="after")
     def _window_fits_slide(self) -> DetectionSettings:
-        if self.slide <= timedelta(0) or self.window < self.slide or self.window % self.slide:
-            raise ValueError(f"detection.window ({self.window}) must be a whole multiple of detection.slide "
-                             f"({self.slide}), for example window 1h with slide 15m")
+        for name, length in [("window", self.window), *(("scales", s) for s in self.scales)]:
+            if self.slide <= timedelta(0) or length < self.slide or length % self.slide:
+                raise ValueError(f"detection.{name} ({length}) must be a whole multiple of detection.slide "
+                                 f"({self.slide}), for example window 1h with slide 15m")
         return self
 
 

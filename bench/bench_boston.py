@@ -1,0 +1,72 @@
+"""Alarms on real complaint streams: Boston's 311 requests of 2015, beside the known events.
+
+    python -m bench.bench_boston [--data ../shared/data/complaints/boston311_2015] [-c CONFIG]
+
+Each file is one topic (`TYPE`), regions are neighbourhoods (City of Boston open data, via
+github.com/johnsliao/bostonservicemap at f19ec62, MIT). The whole year goes through
+`forewarn detect` with the configured detector; the alarms are listed per topic by day
+and region so a person can check them against the storms and cold snaps the data's
+README names (printed first, with whether an alarm fell on that day).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from collections import defaultdict
+from datetime import date
+from pathlib import Path
+
+import orjson
+
+from connectors.csv_cases import BOSTON_311, read_csv_cases
+from flows.backtest_report import fold_alarms
+from flows.offline import run_detect
+from forewarn.settings import PROJECT_CONFIG, load_settings
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "complaints" / "boston311_2015"
+KNOWN = {  # from the data README: real events visible as spikes
+    "Heat - Excessive  Insufficient": [(date(2015, 1, 8), "arctic cold snap"), (date(2015, 2, 16), "record cold")],
+    "Misc. Snow Complaint": [(date(2015, 1, 28), "after the Jan 26-27 blizzard"), (date(2015, 2, 3), "Feb 2 storm"),
+                             (date(2015, 2, 10), "Feb 9 storm")],
+    "No Utilities Residential - Water": [(date(2015, 1, 8), "frozen pipes"), (date(2015, 2, 16), "frozen pipes"),
+                                         (date(2015, 5, 12), "small peak")],
+    "Street Light Outages": [],
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("-c", "--config", type=Path, default=PROJECT_CONFIG / "default.yaml")
+    args = parser.parse_args()
+    settings = load_settings(args.config)
+    records = sorted((r for f in sorted(args.data.glob("*.csv")) for r in read_csv_cases(f, BOSTON_311)),
+                     key=lambda r: r["ts"])
+    with tempfile.TemporaryDirectory() as tmp:
+        events = Path(tmp) / "boston.jsonl"
+        events.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+        spikes_path = Path(tmp) / "spikes.jsonl"
+        run_detect(settings, [events], spikes_path)
+        spikes = [orjson.loads(line) for line in spikes_path.read_bytes().splitlines()]
+    alarms = fold_alarms(spikes, settings.detection.slide.total_seconds())
+    print(f"Boston 311, 2015: {len(records)} requests in {len(KNOWN)} topics; {len(alarms)} alarms "
+          f"(window {settings.detection.window}, slide {settings.detection.slide}, alpha {settings.detection.alpha})")
+    days: dict[str, dict[date, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for alarm in alarms:
+        for day in {alarm.start.date(), alarm.end.date()}:
+            days[alarm.topic][day].add(alarm.region)
+    print("\nknown events (data README) and whether an alarm fell on that day or the next:")
+    for topic, events_ in KNOWN.items():
+        for day, what in events_:
+            hit = [r for d in (day, date.fromordinal(day.toordinal() + 1)) for r in sorted(days[topic].get(d, ()))]
+            print(f"  {topic:<34} {day}  {what:<30} {'ALARM ' + ', '.join(hit) if hit else 'no alarm'}")
+    print("\nalarms per topic and day (regions; * = all regions):")
+    for topic in sorted(days):
+        print(f"  {topic} ({sum(len(r) for r in days[topic].values())} day-regions on {len(days[topic])} days)")
+        for day in sorted(days[topic]):
+            print(f"    {day}  {', '.join(sorted(days[topic][day]))}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Several window lengths at once: the newest pane for a sudden step, hours for a slow rise.
+
+A one-hour window needs three or four slides to show a step (each new pane adds a
+quarter of the surge), and a sparse key never gathers enough cases in an hour. So a
+key is judged over several window lengths ending now; the most surprising one
+decides, its tail probability multiplied by the number of lengths tried (Bonferroni)
+so that looking more than once does not raise the false-alarm rate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from detectors.base import TailScorer
+
+
+@dataclass(frozen=True)
+class ScaleChoice:
+    """The window length that decided, with its count, expectation and adjusted tail."""
+
+    panes: int
+    observed: int
+    expected: float
+    p_value: float
+
+
+def best_scale(counts: Sequence[int], expected: Sequence[float], scorers: Mapping[int, TailScorer],
+               min_expected: float) -> ScaleChoice:
+    """The most surprising window among the lengths of `scorers` (in panes), newest pane first.
+
+    Each length has its own scorer: counts over a quarter hour vary more, relative to
+    their mean, than counts over four hours, so each learns its own overdispersion.
+
+    >>> from detectors.scoring import PoissonScorer
+    >>> choice = best_scale([12, 1, 1, 1], [1.0] * 4, {1: PoissonScorer(), 4: PoissonScorer()}, 0.05)
+    >>> choice.panes, choice.observed, round(choice.expected, 1), choice.p_value < 1e-6
+    (1, 12, 1.0, True)
+    """
+    best: ScaleChoice | None = None
+    observed = 0
+    mean = 0.0
+    done = 0
+    for length in sorted(scorers):
+        observed += sum(counts[done:length])
+        mean += sum(expected[done:length])
+        done = length
+        window_mean = max(mean, min_expected)
+        p_value = scorers[length].p_value(observed, window_mean)
+        if best is None or p_value < best.p_value:
+            best = ScaleChoice(length, observed, window_mean, p_value)
+    assert best is not None, "at least one scale is needed"
+    return ScaleChoice(best.panes, best.observed, best.expected, min(1.0, best.p_value * len(scorers)))
+
+
+def window_sums(counts: Sequence[int], expected: Sequence[float], lengths: Sequence[int]
+                ) -> dict[int, tuple[int, float]]:
+    """Observed and expected over each window length, newest pane first."""
+    return {length: (sum(counts[:length]), sum(expected[:length])) for length in lengths}
