@@ -8,12 +8,14 @@ that many faulty devices are under the group's usual fault share (binomial tail)
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from detectors.base import Estimator
 from detectors.scoring import SpikeRule
+from detectors.telemetry import ValueAnomaly
 from detectors.topic import PANE_EPOCH
 from forewarn.records import NATIONAL, Spike
 from forewarn.stats import binomial_sf, score
@@ -43,7 +45,7 @@ class FaultShareDetector(Estimator):
     starts at `prior_share`, weighted as `prior_devices` devices, and is learned from
     panes after every window holding them was scored, leaving out flagged metrics.
 
-    >>> from datetime import timedelta
+    >>> from datetime import datetime, timedelta
     >>> det = FaultShareDetector((("model", "R7000"),), warmup=timedelta(hours=2))
     >>> fleet = frozenset(f"D-{i}" for i in range(400))
     >>> quiet = FleetPane(fleet, {"wan_down": frozenset({"D-1"})})
@@ -129,3 +131,20 @@ class FaultShareDetector(Estimator):
             usual.faults = usual.faults * decay + len(pane.faulty.get(metric, ()))
             usual.devices = usual.devices * decay + len(pane.reporting)
         self._learned += 1
+
+
+def value_spike(group: tuple[tuple[str, str], ...], metric: str, model: ValueAnomaly, start: datetime,
+                end: datetime, mean: float, count: int, z_alarm: float) -> Spike | None:
+    """Score a pane's mean of a numeric metric for a group; learn it; a spike when |z| >= z_alarm."""
+    expected, sd = model.expected_one(start)
+    z = model.score_one(start, mean)
+    model.learn_one(start, mean)
+    if z < z_alarm:
+        return None
+    p_value = math.erfc(z / math.sqrt(2.0))  # two-sided normal tail of the z-score
+    return Spike(
+        topic=f"telemetry.{metric}", region=dict(group).get("region", NATIONAL), window_start=start,
+        window_end=end, observed=round(mean), expected=expected, p_value=p_value, score=score(p_value),
+        baseline=f"mean {metric} of {count} readings {mean:.3g} vs expected {expected:.3g} ± {sd:.2g} (|z| {z:.1f})",
+        segment=group,
+    )

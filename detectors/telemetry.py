@@ -94,6 +94,10 @@ class ValueAnomaly(Estimator):
     def _residual(self, t: datetime, x: float) -> float:
         return x - self._effect(t) - float(self._level.get())
 
+    def expected_one(self, t: datetime) -> tuple[float, float]:
+        """The value expected at `t` and the noise scale it is judged with."""
+        return float(self._level.get()) + self._effect(t), self._sd()
+
     def score_one(self, t: datetime, x: float) -> float:
         """The larger of the point and shift z-scores with x, before learning x; 0 during grace."""
         if self._n < self.grace:
@@ -107,6 +111,7 @@ class ValueAnomaly(Estimator):
 
     def learn_one(self, t: datetime, x: float) -> None:
         effect, residual = self._effect(t), self._residual(t, x)
+        raw = residual
         if self._n >= self.grace:
             bound = self.clip * self._sd()
             self._recent = (1.0 - self.fast) * self._recent + self.fast * residual
@@ -116,9 +121,13 @@ class ValueAnomaly(Estimator):
         self._var.update(level)
         self._scale.update(abs(x))
         self._n += 1
-        if self.season is not None:
+        # The first value sets the level (there was none to subtract), so it says nothing of its season.
+        if self.season is not None and self._n > 1:
             slot = self._slots.setdefault(_SEASONS[self.season](t), [0.0, 0.0, 0.0])
             slot[0] += 1.0
             # A bias-corrected EW mean of the (winsorised) value minus the level: the plain mean while young.
             slot[1] = (1.0 - self.season_fading) * slot[1] + 1.0
-            slot[2] += (effect + residual - slot[2]) / slot[1]
+            # A young slot learns its effect unclipped: winsorising against a level that does not
+            # know the season yet would keep a real daily peak from ever being learned.
+            seasonal = raw if slot[0] <= 3 * self.min_slot else residual
+            slot[2] += (effect + seasonal - slot[2]) / slot[1]

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from detectors.baseline import SeasonalBaseline
-from detectors.fleet import FaultShareDetector, FleetPane
+from detectors.fleet import FaultShareDetector, FleetPane, value_spike
 from detectors.scoring import NegativeBinomialScorer, SpikeRule
+from detectors.telemetry import ValueAnomaly
 from detectors.text_topics import EmergingTopics
 from detectors.topic import PANE_EPOCH, TopicDetector
 from forewarn.records import Case, DeadLetter, Origin, PaneCases, Spike, Telemetry, WindowVerdict
@@ -70,10 +71,17 @@ def new_fleet_pane() -> FleetAcc:
 
 
 def fleet_folder(fault_metrics: tuple[str, ...]) -> Callable[[FleetAcc, Telemetry], FleetAcc]:
+    """Devices reporting, faulty devices per fault metric, and [sum, count] per numeric metric."""
+
     def add(acc: FleetAcc, record: Telemetry) -> FleetAcc:
         acc["r"].add(record.device_id)
-        if record.metric in fault_metrics and record.value > 0:
-            acc["f"].setdefault(record.metric, set()).add(record.device_id)
+        if record.metric in fault_metrics:
+            if record.value > 0:
+                acc["f"].setdefault(record.metric, set()).add(record.device_id)
+            return acc
+        total = acc.setdefault("v", {}).setdefault(record.metric, [0.0, 0])
+        total[0] += record.value
+        total[1] += 1
         return acc
 
     return add
@@ -83,7 +91,19 @@ def merge_fleet_panes(a: FleetAcc, b: FleetAcc) -> FleetAcc:
     a["r"] |= b["r"]
     for metric, devices in b["f"].items():
         a["f"].setdefault(metric, set()).update(devices)
+    for metric, (total, count) in b.get("v", {}).items():
+        mine = a.setdefault("v", {}).setdefault(metric, [0.0, 0])
+        mine[0] += total
+        mine[1] += count
     return a
+
+
+@dataclass
+class FleetState:
+    """A device group's detectors: fault shares, and one value model per numeric metric."""
+
+    faults: FaultShareDetector
+    values: dict[str, ValueAnomaly] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -100,18 +120,24 @@ class FleetStep:
     def topic(self, metric: str) -> str:
         return self.settings.telemetry_topics.get(metric, f"telemetry.{metric}")
 
-    def __call__(self, state: FaultShareDetector | None, closed: tuple[str, int, FleetAcc]
-                 ) -> tuple[FaultShareDetector, list[WindowVerdict]]:
+    def __call__(self, state: FleetState | None, closed: tuple[str, int, FleetAcc]
+                 ) -> tuple[FleetState, list[WindowVerdict]]:
         key, pane_id, acc = closed
         s = self.settings
-        detector = state or FaultShareDetector(group_traits(key), s.window, s.slide, s.warmup)
+        group = group_traits(key)
+        state = state or FleetState(FaultShareDetector(group, s.window, s.slide, s.warmup))
         pane = FleetPane(frozenset(acc["r"]), {m: frozenset(d) for m, d in acc["f"].items()})
-        spikes = detector.process(pane_id, pane)
+        spikes = state.faults.process(pane_id, pane)
         start, end = PANE_EPOCH + pane_id * s.slide, PANE_EPOCH + (pane_id + 1) * s.slide
+        for metric, (total, count) in sorted(acc.get("v", {}).items()):
+            model = state.values.setdefault(metric, ValueAnomaly(season="day"))
+            spike = value_spike(group, metric, model, start, end, total / count, count, s.telemetry_value_z)
+            if spike is not None:
+                spikes.append(spike)
         by_topic: dict[str, list[Spike]] = {self.topic(m): [] for m in s.telemetry_fault_metrics}
         for spike in spikes:
             by_topic.setdefault(self.topic(spike.topic.removeprefix("telemetry.")), []).append(spike)
-        return detector, [WindowVerdict(topic, start, end, tuple(found)) for topic, found in by_topic.items()]
+        return state, [WindowVerdict(topic, start, end, tuple(found)) for topic, found in by_topic.items()]
 
 
 Pane = dict[str, list[Any]]

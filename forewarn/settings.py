@@ -48,6 +48,8 @@ class DetectionSettings(_Section):
     telemetry_topics: dict[str, str] = Field(default_factory=lambda: {"wan_down": "no_internet",
                                                                       "wifi_drop": "wifi_drops"})
     """Fault metric -> the case topic its surges merge with into one incident."""
+    telemetry_value_z: float = Field(6.0, gt=0)
+    """A device group's mean of a numeric metric this many noise scales from its expectation alarms."""
 
     _durations = field_validator("window", "slide", "allowed_lateness", "warmup", "reporter_lookback",
                                  "adapt_after", mode="before")(_duration)

@@ -42,6 +42,9 @@ class OutreachReport:
         }
 
 
+TELEMETRY_PREFIX = "telemetry."
+
+
 class Outreach:
     """Turns incident events into delivered messages through the injected parts."""
 
@@ -61,6 +64,10 @@ class Outreach:
         return OutreachReport(incident)
 
     def _warn(self, incident: Incident) -> OutreachReport:
+        if incident.topic.startswith(TELEMETRY_PREFIX):
+            # A device signal with no customer topic has no words for customers: responders only.
+            return OutreachReport(incident, held=f"{incident.topic} is not mapped to a customer topic: add it to "
+                                                 "detection.telemetry_topics to warn customers about it")
         reporters = [c for c in self.index.get_many(sorted(incident.reporters)) if c is not None]
         traits = isolate_traits(reporters, self.index, self.trait_rule)
         incident = replace(incident, segment=traits)

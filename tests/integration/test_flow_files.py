@@ -56,7 +56,8 @@ def test_a_surge_of_faulty_devices_spikes_for_their_model_and_firmware(tmp_path:
         for device, region, (model, firmware) in devices:
             records.append({"type": "telemetry", "ts": (burst_at + timedelta(minutes=minute)).isoformat(),
                             "device_id": device, "region": region, "model": model, "firmware": firmware,
-                            "metric": "wan_down" if model == "R7000" else "cpu_temp", "value": 1.0})
+                            "metric": "wan_down" if model == "R7000" else "cpu_temp",
+                            "value": 1.0 if model == "R7000" else 55.0})
     records.sort(key=lambda r: r["ts"])
     spikes, letters = _run(Settings(), _write(tmp_path / "telemetry.jsonl", records), tmp_path / "out")
     assert letters == []
@@ -66,3 +67,22 @@ def test_a_surge_of_faulty_devices_spikes_for_their_model_and_firmware(tmp_path:
     assert by_segment and by_segment[0]["key"]["region"] == "*"
     assert min(datetime.fromisoformat(s["window_end"]) for s in by_segment) <= burst_at + timedelta(minutes=30)
     assert not [s for s in spikes if s.get("segment") == {"model": "X20", "firmware": "1.0"}]
+
+
+def test_a_device_group_running_hot_is_a_value_anomaly_of_its_segment(tmp_path: Path) -> None:
+    rng = random.Random(8)
+    devices = [(f"D-{i:03d}", ("R7000", "2.1.7") if i % 2 else ("X20", "1.0")) for i in range(40)]
+    hot_from = T0 + timedelta(days=2, hours=6)
+    records = []
+    for step in range(int(2.5 * 96)):  # every 15 minutes for two and a half days
+        ts = T0 + timedelta(minutes=15 * step)
+        for device, (model, firmware) in devices:
+            hot = model == "R7000" and ts >= hot_from
+            records.append({"type": "telemetry", "ts": ts.isoformat(), "device_id": device, "model": model,
+                            "firmware": firmware, "metric": "cpu_temp",
+                            "value": round((78.0 if hot else 55.0) + rng.gauss(0, 2), 1)})
+    spikes, _ = _run(Settings(), _write(tmp_path / "temps.jsonl", records), tmp_path / "out")
+    assert spikes, "a 23-degree rise of a model's mean temperature must alarm"
+    assert {s["key"]["topic"] for s in spikes} == {"telemetry.cpu_temp"}
+    assert all(s.get("segment") == {"model": "R7000", "firmware": "2.1.7"} for s in spikes)
+    assert min(datetime.fromisoformat(s["window_start"]) for s in spikes) == hot_from

@@ -43,3 +43,25 @@ def test_a_device_group_spike_names_its_segment() -> None:
                                                (_spike("telemetry.wifi_drop", "*", T + STEP, 60, group),)))
     assert incident.region == "*" and incident.known_segment == group
     assert incident.to_dict()["known_segment"] == {"model": "R7000", "firmware": "2.1.7"}
+
+
+def test_an_unmapped_telemetry_incident_is_held_for_responders() -> None:
+    from pathlib import Path
+
+    from connectors.memory import InMemoryCustomerIndex, InMemoryLedger
+    from connectors.templates import JinjaRenderer
+    from forewarn.records import Customer
+    from outreach.delivery import Deliverer
+    from outreach.planner import Outreach
+
+    index = InMemoryCustomerIndex()
+    index.upsert([Customer(id="CU-1", region="R1", phone="+15125550100",
+                           products=({"model": "R7000", "firmware": "2.1.7"},))])
+    ledger = InMemoryLedger()
+    outreach = Outreach(index, Deliverer(ledger, {}), JinjaRenderer(Path("config/templates")))
+    group = (("model", "R7000"), ("firmware", "2.1.7"))
+    [incident] = IncidentTracker().observe(WindowVerdict("telemetry.cpu_temp", T, T + STEP,
+                                                         (_spike("telemetry.cpu_temp", "*", T + STEP, 78, group),)))
+    report = outreach.handle(incident)
+    assert report.held is not None and "telemetry_topics" in report.held
+    assert report.audience_size == 0 and ledger.recipients(incident.id, "warning") == set()
