@@ -22,6 +22,7 @@ import pytest
 from detectors.base import CountBaseline, Estimator, TailScorer
 from detectors.baseline import SeasonalBaseline
 from detectors.classic import EarsC2, PoissonCusum
+from detectors.fleet import FaultShareDetector, FleetPane
 from detectors.scoring import NegativeBinomialScorer, PoissonScorer, SpikeRule
 from detectors.telemetry import ValueAnomaly
 from detectors.text_topics import EmergingTopics, TopicClassifier
@@ -181,7 +182,25 @@ def _drive_emerging(est: EmergingTopics, items: list[TextCase]) -> list[Any]:
     return [*outputs, *(est.assign(text) for _, _, text, topic in items if topic is None)]
 
 
+def _fleet_stream(seed: int) -> list[tuple[int, FleetPane]]:
+    """2 days of 15-minute panes of a 300-device group: rare faults, then a wave of wan_down."""
+    rng = random.Random(seed)
+    fleet = frozenset(f"D-{i}" for i in range(300))
+    first = pane_index(START, SLIDE)
+    out = []
+    for k in range(2 * 96):
+        wave = k >= 170
+        faulty = {f"D-{i}" for i in range(300) if rng.random() < (0.2 if wave else 0.003)}
+        out.append((first + k, FleetPane(fleet, {"wan_down": frozenset(faulty)})))
+    return out
+
+
+def _drive_fleet(est: FaultShareDetector, items: list[tuple[int, FleetPane]]) -> list[Any]:
+    return [spike for index, pane in items for spike in est.process(index, pane)]
+
+
 BASELINE = Kind(_baseline_stream, _drive_baseline)
+FLEET = Kind(_fleet_stream, _drive_fleet)
 SERIES = Kind(_series_stream, _drive_series)
 SCORER = Kind(_scorer_stream, _drive_scorer)
 TOPIC = Kind(_topic_stream, _drive_topic)
@@ -221,6 +240,13 @@ UNITS = [
          TOPIC, 12_000),
     Unit("TopicDetector-defaults", lambda: TopicDetector("wifi_drops", window=timedelta(minutes=30)),
          TOPIC, 12_000),
+    # With window scales up to 4 h the ring holds 16 panes: ~7.7 KB measured.
+    Unit("TopicDetector-scales", lambda: TopicDetector("wifi_drops", scales=(timedelta(minutes=15),
+                                                                            timedelta(hours=4))), TOPIC, 16_000),
+    # FaultShareDetector: the ring holds a window of faulty-device ids (a frozenset of the 300-device fleet is
+    # shared by every pane), the usual share two floats per metric: ~4.8 KB measured.
+    Unit("FaultShareDetector", lambda: FaultShareDetector((("model", "R7000"),), warmup=timedelta(hours=6)),
+         FLEET, 10_000),
     # Series detectors (score_one before learn_one). EarsC2 keeps 9 floats (~0.2 KB measured); PoissonCusum
     # its baseline + guard values (96 + 4 here, ~1.1 KB); ValueAnomaly three river statistics (~0.7 KB).
     Unit("EarsC2", EarsC2, SERIES, 800),
