@@ -9,8 +9,15 @@ from __future__ import annotations
 
 import inspect
 from abc import abstractmethod
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Self
+
+
+def check_windows(slide: timedelta, *lengths: timedelta) -> None:
+    """Windows are built from panes one slide long, so each length must be a whole number of slides."""
+    for length in lengths:
+        if slide <= timedelta(0) or length < slide or length % slide:
+            raise ValueError(f"window {length} must be a whole multiple of slide {slide}")
 
 
 class Estimator:

@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from detectors.base import Estimator
+from detectors.base import Estimator, check_windows
 from detectors.scoring import SpikeRule
 from detectors.telemetry import ValueAnomaly
 from detectors.topic import PANE_EPOCH
@@ -60,8 +60,7 @@ class FaultShareDetector(Estimator):
                  slide: timedelta = timedelta(minutes=15), warmup: timedelta = timedelta(hours=6),
                  fading: float = 0.01, prior_share: float = 0.01, prior_devices: float = 200.0,
                  rule: SpikeRule | None = None, max_examples: int = 5):
-        if window < slide or window % slide:
-            raise ValueError(f"window {window} must be a whole multiple of slide {slide}")
+        check_windows(slide, window)
         self.group = group
         self.window = window
         self.slide = slide

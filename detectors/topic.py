@@ -16,7 +16,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from detectors.base import CountBaseline, Estimator, TailScorer
+from detectors.base import CountBaseline, Estimator, TailScorer, check_windows
 from detectors.baseline import RegionShares, SeasonalBaseline
 from detectors.scales import ScaleChoice, best_scale, window_sums
 from detectors.scoring import NegativeBinomialScorer, SpikeRule
@@ -97,9 +97,7 @@ class TopicDetector(Estimator):
         score_regions: bool = False,
         scales: tuple[timedelta, ...] = (),
     ):
-        for length in (window, *scales):
-            if length < slide or length % slide:
-                raise ValueError(f"window {length} must be a whole multiple of slide {slide}")
+        check_windows(slide, window, *scales)
         self.topic = topic
         self.window = window
         self.slide = slide

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -12,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+from flows.plotting import finish_png, time_axes
 
 ZOOM = timedelta(days=7)
 
@@ -57,10 +57,6 @@ def fold_alarms(spikes: list[dict[str, Any]], slide_seconds: float) -> list[Alar
 
 
 def _plot(key: tuple[str, str], windows: list[dict[str, Any]], alarms: list[Alarm]) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.dates import date2num
 
     rows = sorted(windows, key=lambda w: w["window_end"])
@@ -76,20 +72,14 @@ def _plot(key: tuple[str, str], windows: list[dict[str, Any]], alarms: list[Alar
     x = date2num([datetime.fromisoformat(w["window_end"]) for w in rows])
     expected = [w["expected"] for w in rows]
     upper = [w["threshold"] if w.get("threshold") is not None else w["expected"] for w in rows]
-    fig, ax = plt.subplots(figsize=(11, 2.8))
+    where = "all regions" if key[1] == "*" else key[1]
+    fig, ax = time_axes(f"{key[0]} @ {where}  (window counts{zoom}; red: alarms)")
     ax.fill_between(x, expected, upper, step="post", color="#86bbd8", alpha=0.45, label="expected → alarm level")
     ax.step(x, expected, where="post", color="#33658a", linewidth=0.8, label="expected")
     ax.step(x, [w["observed"] for w in rows], where="post", color="#2f4858", linewidth=1.0, label="observed")
     for alarm in alarms:
         ax.axvspan(date2num(alarm.start), date2num(alarm.end), color="#d1495b", alpha=0.25)
-    ax.set_title(f"{key[0]} @ {'all regions' if key[1] == '*' else key[1]}  (window counts{zoom}; red: alarms)")
-    ax.xaxis_date()
-    ax.legend(loc="upper left", fontsize=7)
-    fig.autofmt_xdate()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return base64.b64encode(buffer.getvalue()).decode()
+    return finish_png(fig, ax)
 
 
 def write_backtest_report(path: Path, spikes_path: Path, windows_path: Path, slide_seconds: float,

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 from collections import Counter
 from datetime import datetime, timedelta
 
+from flows.plotting import finish_png, time_axes
 from flows.summary import RunSummary
 from forewarn.records import NATIONAL
 from forewarn.scenario import Scenario
@@ -28,15 +27,11 @@ def _series(scenario: Scenario, topic: str, region: str, step: timedelta) -> tup
 
 
 def _plot(scenario: Scenario, summary: RunSummary, topic: str, region: str, step: timedelta) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.dates import date2num
 
     times, counts = _series(scenario, topic, region, step)
     x = date2num(times)
-    fig, ax = plt.subplots(figsize=(11, 2.8))
+    fig, ax = time_axes(f"{topic} @ {'all regions' if region == NATIONAL else region}")
     ax.step(x, counts, where="post", linewidth=0.9, color="#33658a", label=f"cases per {step}")
     for truth in scenario.truths:
         if truth.topic in (topic, None):
@@ -48,14 +43,7 @@ def _plot(scenario: Scenario, summary: RunSummary, topic: str, region: str, step
             ax.axvspan(date2num(row.first_window_start), date2num(row.last_spike_end), fill=False, hatch="//",
                        edgecolor="#d1495b", label=f"incident {row.id}")
             ax.axvline(date2num(row.opened_at), color="#d1495b", linewidth=1.2)
-    ax.set_title(f"{topic} @ {'all regions' if region == NATIONAL else region}")
-    ax.xaxis_date()
-    ax.legend(loc="upper left", fontsize=7)
-    fig.autofmt_xdate()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return base64.b64encode(buffer.getvalue()).decode()
+    return finish_png(fig, ax)
 
 
 def write_report(path: object, scenario: Scenario, summary: RunSummary, settings: Settings) -> None:
