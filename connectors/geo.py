@@ -68,7 +68,8 @@ def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
 
 
-def _haversine_m_many(lat: float, lon: float, lats: NDArray[np.float64], lons: NDArray[np.float64]) -> NDArray[np.float64]:
+def _haversine_m_many(lat: float, lon: float, lats: NDArray[np.float64],
+                      lons: NDArray[np.float64]) -> NDArray[np.float64]:
     phi1, phi2 = math.radians(lat), np.radians(lats)
     a = (np.sin((phi2 - phi1) / 2) ** 2
          + math.cos(phi1) * np.cos(phi2) * np.sin(np.radians(lons - lon) / 2) ** 2)
@@ -104,7 +105,7 @@ def bounding_box(geometry: shapely.Geometry) -> tuple[float, float, float, float
 
     >>> lon, lat, w, h = bounding_box(polygon_geometry([(30, -98), (30, -97), (31, -97), (31, -98)]))
     >>> lon, lat, round(w, 1), round(h, 1)
-    (-97.5, 30.5, 96.5, 112.6)
+    (-97.5, 30.5, 97.5, 112.5)
     """
     min_lon, min_lat, max_lon, max_lat = geometry.bounds
     c_lon, c_lat = (min_lon + max_lon) / 2, (min_lat + max_lat) / 2
@@ -118,7 +119,8 @@ def bounding_box(geometry: shapely.Geometry) -> tuple[float, float, float, float
 class Area:
     """The union of polygons and circles, with the exact point test (see the module doc)."""
 
-    def __init__(self, polygons: Iterable[Sequence[LatLon]] = (), circles: Iterable[Circle | tuple[float, float, float]] = ()) -> None:
+    def __init__(self, polygons: Iterable[Sequence[LatLon]] = (),
+                 circles: Iterable[Circle | tuple[float, float, float]] = ()) -> None:
         self.polygons = [polygon_geometry(p) for p in polygons]
         self.circles = [c if isinstance(c, Circle) else Circle(*c) for c in circles]
 
@@ -148,16 +150,25 @@ class Area:
 def candidate_ids(index: RedisCustomerIndex, area: Area) -> set[str]:
     """The ids the Redis GEO pre-filter returns for `area`: a superset of the customers in it."""
     pipe = index.client.pipeline(transaction=False)
+    key = f"{index.prefix}:geo"
     for geometry in area.polygons:
         lon, lat, width, height = bounding_box(geometry)
-        pipe.geosearch(f"{index.prefix}:geo", longitude=lon, latitude=lat, width=width, height=height, unit="km")
+        lat, moved_km = _searchable(lat)
+        pipe.geosearch(key, longitude=lon, latitude=lat, width=width, height=height + 2 * moved_km, unit="km")
     for circle in area.circles:
-        pipe.geosearch(f"{index.prefix}:geo", longitude=circle.lon, latitude=circle.lat,
-                       radius=circle.radius_km * MARGIN + MARGIN_KM, unit="km")
+        lat, moved_km = _searchable(circle.lat)
+        pipe.geosearch(key, longitude=circle.lon, latitude=lat,
+                       radius=circle.radius_km * MARGIN + MARGIN_KM + moved_km, unit="km")
     ids: set[str] = set()
     for members in pipe.execute():
         ids.update(m.decode() if isinstance(m, bytes) else m for m in members)
     return ids
+
+
+def _searchable(lat: float) -> tuple[float, float]:
+    """A search centre Redis accepts (within ±GEO_MAX_LAT) and how many km it moved."""
+    clamped = max(-GEO_MAX_LAT, min(GEO_MAX_LAT, lat))
+    return clamped, EARTH_RADIUS_M * math.radians(abs(lat - clamped)) / 1000
 
 
 def customers_in_area(index: CustomerIndex, polygons: Iterable[Sequence[LatLon]] = (),

@@ -119,9 +119,10 @@ class Read:
 def read_topic(bootstrap: str, topic: str, timeout: float = 30.0) -> list[Read]:
     """Every record of `topic`, read by assigning its partitions (no consumer group join).
 
-    Reads until each partition reports its end (partition EOF from fetches). Tansu's
-    ListOffsets answer (`get_watermark_offsets`) can lag well behind what was appended,
-    so the watermark is not used to decide when a partition is done.
+    Reads until each partition reports its end (partition EOF from fetches) and then
+    nothing more arrives for a quiet second. Tansu's ListOffsets answer
+    (`get_watermark_offsets`) can lag well behind what was appended, so neither the
+    watermark nor a first EOF alone decides that a partition is done.
     """
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{uuid.uuid4().hex[:8]}",
                          "enable.auto.commit": False, "enable.partition.eof": True})
@@ -131,11 +132,13 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 30.0) -> list[Read]:
         pending = set(partitions)
         out: list[Read] = []
         deadline = time.monotonic() + timeout
-        while pending:
+        last_seen = time.monotonic()
+        while pending or time.monotonic() - last_seen < 1.0:
             assert time.monotonic() < deadline, f"timed out reading {topic}: partitions {pending} unfinished"
             msg = consumer.poll(0.2)
             if msg is None:
                 continue
+            last_seen = time.monotonic()
             error = msg.error()
             if error is not None and error.code() == KafkaError._PARTITION_EOF:
                 pending.discard(msg.partition())

@@ -1,0 +1,219 @@
+"""Benchmark: audience queries on the Redis customer index versus a plain scan of the hashes.
+
+    python -m bench.bench_targeting [--n 1000000] [--scan-sample 50000]
+
+Spawns its own redis-server on a free loopback port (never the machine's 6379), loads N
+synthetic customers (lat/lon spread over the continental US) with `RedisCustomerIndex.upsert`
+and prints, for each query, the index's time and the time of the same query answered by a
+plain scan (SCAN over `fw:cust:*`, pipelined HGET of each doc, filtering in Python):
+
+- loading time, customers/s, Redis used_memory per customer;
+- counting a two-attribute segment: SINTERCARD (Redis 7; SINTER + len before), median of 20;
+- streaming 100,000 recipients of a segment with their contact fields: HMGET of the flat
+  contact fields versus the full JSON docs (HGET doc + decode);
+- polygon targeting of a ~40x40 km county (GEO box pre-filter + exact shapely test), median of 5.
+
+The scan reads at most `--scan-sample` customers and extrapolates linearly to N (its cost is
+one doc fetch + decode per customer, whatever the query): the output says when it does.
+No phone number or email is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, cast
+
+import orjson
+import redis
+import shapely
+
+from bench.bench_index_load import synthetic_customers, used_memory
+from connectors.geo import Area, customers_in_polygon
+from connectors.redis_index import RedisCustomerIndex
+from tests.servers.redis_server import spawned_redis
+
+PREFIX = "fw"
+SEGMENT = {"model": "M03", "firmware": "1.2.0"}
+STREAM_SEGMENT = {"model": "EXT1"}
+STREAM_N = 100_000
+CONTACT_FIELDS = ("phone", "email", "preferred_channel", "opt_out_sms", "opt_out_email", "timezone", "language")
+# A county-sized pentagon in eastern Kansas (lat, lon), about 40 x 40 km.
+COUNTY = [(38.80, -95.45), (39.16, -95.45), (39.17, -95.15), (38.98, -94.99), (38.79, -95.08)]
+
+
+def median_ms(fn: Callable[[], object], runs: int) -> tuple[float, object]:
+    times, result = [], None
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1000, result
+
+
+def segment_count(client: redis.Redis, segment: dict[str, str], sintercard: bool) -> int:
+    keys = [f"{PREFIX}:idx:{a}:{v}" for a, v in segment.items()]
+    if sintercard:
+        return int(client.sintercard(len(keys), keys))  # type: ignore[arg-type]
+    return len(client.sinter(keys))  # type: ignore[arg-type]
+
+
+def stream_ids(client: redis.Redis, n: int) -> Iterator[str]:
+    """The first `n` members of the stream segment's set (SSCAN), falling back to every customer."""
+    key = f"{PREFIX}:idx:{next(iter(STREAM_SEGMENT))}:{next(iter(STREAM_SEGMENT.values()))}"
+    if int(client.scard(key)) < n:  # type: ignore[arg-type]
+        key = f"{PREFIX}:all"
+    seen: set[str] = set()
+    for member in client.sscan_iter(key, count=1_000):
+        cid = member.decode()
+        if cid not in seen:
+            seen.add(cid)
+            yield cid
+            if len(seen) >= n:
+                return
+
+
+def stream_contacts(client: redis.Redis, n: int, batch: int = 1_000) -> int:
+    """Stream `n` recipients with their contact fields only: pipelined HMGET; return how many."""
+    count = 0
+    ids: list[str] = []
+
+    def flush() -> int:
+        pipe = client.pipeline(transaction=False)
+        for cid in ids:
+            pipe.hmget(f"{PREFIX}:cust:{cid}", CONTACT_FIELDS)
+        return sum(1 for row in pipe.execute() if row[0] is not None or row[1] is not None)
+
+    for cid in stream_ids(client, n):
+        ids.append(cid)
+        if len(ids) >= batch:
+            count += flush()
+            ids = []
+    if ids:
+        count += flush()
+    return count
+
+
+def stream_docs(index: RedisCustomerIndex, n: int, batch: int = 1_000) -> int:
+    """Stream `n` recipients as full customers (HGET doc + decode); return how many."""
+    ids = list(stream_ids(index.client, n))
+    count = 0
+    for start in range(0, len(ids), batch):
+        count += sum(1 for c in index.get_many(ids[start:start + batch]) if c is not None)
+    return count
+
+
+def scan_docs(client: redis.Redis, limit: int, batch: int = 1_000) -> Iterator[dict[str, Any]]:
+    """The plain scan: SCAN the customer hashes, HGET each doc (pipelined), decode; at most `limit`."""
+    keys: list[bytes] = []
+    seen = 0
+
+    def fetch() -> list[dict[str, Any]]:
+        pipe = client.pipeline(transaction=False)
+        for key in keys:
+            pipe.hget(key, "doc")
+        return [orjson.loads(raw) for raw in pipe.execute() if raw is not None]
+
+    for key in client.scan_iter(match=f"{PREFIX}:cust:*", count=batch):
+        keys.append(key)
+        seen += 1
+        if len(keys) >= batch or seen >= limit:
+            yield from fetch()
+            keys = []
+        if seen >= limit:
+            return
+    if keys:
+        yield from fetch()
+
+
+def has(doc: dict[str, Any], segment: dict[str, str]) -> bool:
+    products = doc.get("products") or ()
+    return (all(any(p.get(a) == v for p in products) for a, v in segment.items() if a != "region")
+            and doc.get("region") == segment.get("region", doc.get("region")))
+
+
+def scan_query(client: redis.Redis, n: int, sample: int, keep: Callable[[list[dict[str, Any]]], int],
+               want: int | None = None) -> tuple[float, int, str]:
+    """Time a scan over `sample` customers: (seconds extrapolated to the query, hits, note)."""
+    limit = min(n, sample)
+    t0 = time.perf_counter()
+    hits, batch, scanned = 0, [], 0
+    for doc in scan_docs(client, limit):
+        batch.append(doc)
+        scanned += 1
+        if len(batch) >= 1_000:
+            hits += keep(batch)
+            batch = []
+    hits += keep(batch)
+    seconds = time.perf_counter() - t0
+    needed = n if want is None else (min(n, round(want * scanned / hits)) if hits else n)
+    if scanned >= needed:
+        return seconds, hits, f"scanned all {scanned:,}"
+    return (seconds * needed / scanned, round(hits * needed / scanned),
+            f"extrapolated from a scan of {scanned:,} to {needed:,}")
+
+
+def run(n: int, batch: int, sample: int, url: str) -> None:
+    client = redis.Redis.from_url(url)
+    info = cast(dict[str, Any], client.info())
+    sintercard = int(info["redis_version"].split(".")[0]) >= 7
+    t0 = time.perf_counter()
+    customers = synthetic_customers(n)
+    print(f"generated {n:,} customers in {time.perf_counter() - t0:.1f}s (not part of the load)")
+
+    index = RedisCustomerIndex(client, prefix=PREFIX, batch_size=batch)
+    mem0 = used_memory(client)
+    t0 = time.perf_counter()
+    index.upsert(customers)
+    load_s = time.perf_counter() - t0
+    del customers
+    mem = used_memory(client) - mem0
+    print(f"load: {n:,} in {load_s:.1f}s = {n / load_s:,.0f} customers/s;"
+          f" redis used_memory {mem / 2**20:,.0f} MiB = {mem / n:,.0f} bytes/customer")
+    print(f"{'query':<58} {'index':>10} {'scan':>11} {'ratio':>8}  scan note")
+
+    def row(name: str, index_ms: float, scan_s: float, note: str) -> None:
+        print(f"{name:<58} {index_ms:>7.1f} ms {scan_s:>9.2f} s {scan_s * 1000 / index_ms:>7,.0f}x  {note}")
+
+    command = "SINTERCARD" if sintercard else "SINTER+len"
+    seg_ms, count = median_ms(lambda: segment_count(client, SEGMENT, sintercard), 20)
+    scan_s, scan_hits, note = scan_query(client, n, sample, lambda b: sum(has(d, SEGMENT) for d in b))
+    row(f"count {SEGMENT} ({command}, median/20) = {count:,}", seg_ms, scan_s, note)
+    assert abs(scan_hits - cast(int, count)) <= max(50, 0.2 * cast(int, count)), (scan_hits, count)
+
+    want = min(STREAM_N, n)
+    contacts_ms, streamed = median_ms(lambda: stream_contacts(client, want), 3)
+    docs_ms, streamed_docs = median_ms(lambda: stream_docs(index, want), 3)
+    assert streamed == streamed_docs == want, (streamed, streamed_docs)
+    scan_s, _, note = scan_query(client, n, sample, lambda b: sum(has(d, STREAM_SEGMENT) for d in b), want)
+    row(f"stream {want:,} of {STREAM_SEGMENT}: HMGET contact fields (median/3)", contacts_ms, scan_s, note)
+    row(f"stream {want:,} of {STREAM_SEGMENT}: full docs + decode (median/3)", docs_ms, scan_s, note)
+
+    polygon_ms, found = median_ms(lambda: sum(1 for _ in customers_in_polygon(index, COUNTY)), 5)
+    area = Area([COUNTY])
+    scan_s, scan_hits, note = scan_query(
+        client, n, sample, lambda b: int(area.contains([d.get("lat") for d in b], [d.get("lon") for d in b]).sum()))
+    minx, miny, maxx, maxy = area.polygons[0].bounds
+    km2 = shapely.area(area.polygons[0]) * 111.2**2 * 0.777  # cos(39°) for the east-west degrees
+    row(f"polygon ~{km2:,.0f} km² (bounds {maxy - miny:.2f}° x {maxx - minx:.2f}°, median/5) = {found:,}",
+        polygon_ms, scan_s, note)
+    client.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=1_000_000, help="customers to load (default 1,000,000)")
+    parser.add_argument("--batch", type=int, default=1_000, help="customers per pipeline batch")
+    parser.add_argument("--scan-sample", type=int, default=50_000,
+                        help="customers the plain scan reads before extrapolating to N (default 50,000)")
+    args = parser.parse_args()
+    with spawned_redis() as url:
+        version = cast(dict[str, Any], redis.Redis.from_url(url).info())["redis_version"]
+        print(f"redis-server {version}; redis-py {redis.__version__}")
+        run(args.n, args.batch, args.scan_sample, url)
+
+
+if __name__ == "__main__":
+    main()
