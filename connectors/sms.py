@@ -139,3 +139,31 @@ class TwilioSender:
         log.warning("sms not sent key=%s reason=%s retryable=%s", message.key, result.reason,
                     result.retryable)
         return result
+
+
+GSM7_SINGLE, GSM7_PART = 160, 153
+UCS2_SINGLE, UCS2_PART = 70, 67
+
+
+def sms_segments(body: str) -> tuple[str, int]:
+    """The encoding a body needs and how many SMS segments it takes.
+
+    Bodies within the GSM 03.38 alphabet travel as 7-bit septets (extension characters
+    such as € take two); anything else as UCS-2. A concatenated message loses room to
+    its header: 153 septets or 67 UCS-2 characters per segment.
+
+    >>> sms_segments("Outage in your area since 14:05. Reply STOP to opt out.")
+    ('GSM-7', 1)
+    >>> sms_segments("€" * 81)
+    ('GSM-7', 2)
+    >>> sms_segments("Corte en su zona ✓")
+    ('UCS-2', 1)
+    """
+    import gsm0338  # noqa: F401 - registers the "gsm03.38" codec
+
+    try:
+        septets = len(body.encode("gsm03.38"))
+    except UnicodeEncodeError:
+        units = len(body.encode("utf-16-le")) // 2
+        return "UCS-2", 1 if units <= UCS2_SINGLE else -(-units // UCS2_PART)
+    return "GSM-7", 1 if septets <= GSM7_SINGLE else -(-septets // GSM7_PART)

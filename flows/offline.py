@@ -4,25 +4,33 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 import redis
 from bytewax.testing import run_main
 from rich.console import Console
 from rich.table import Table
 
+from connectors.cap import parse_alerts
 from connectors.customer_files import read_customers
+from connectors.geo import customers_in_area
 from connectors.memory import InMemoryCustomerIndex
 from connectors.redis_index import RedisCustomerIndex
+from connectors.sms import sms_segments
+from connectors.templates import JinjaRenderer
 from flows.backtest_report import write_backtest_report
 from flows.early_warning import build_flow
 from flows.summary import RunSummary
 from flows.wiring import file_io, memory_outreach, redis_client
 from forewarn.interfaces import CustomerIndex
-from forewarn.records import Customer, DeadLetter
-from forewarn.settings import ConfigError, RedisSettings, Secrets, Settings
-from outreach.audience import build_audience
+from forewarn.records import NATIONAL, Customer, DeadLetter, Incident
+from forewarn.settings import ConfigError, RedisSettings, Secrets, Settings, SmsSettings
+from outreach.audience import Recipient, audience_of
+from outreach.planner import message_context
 
 
 def run_detect(settings: Settings, inputs: list[Path], output: Path, report: Path | None = None
@@ -130,14 +138,21 @@ def parse_segment(text: str) -> dict[str, str]:
 
 @dataclass
 class AudiencePreview:
+    """Who a segment or area would reach, who is left out and why, and what the SMS would cost."""
+
     segment: dict[str, str]
+    area: str | None
     size: int
     by_channel: dict[str, int]
     excluded: Counter[str]
     sample: list[str] = field(default_factory=list)
+    sms_encoding: str = ""
+    sms_segments: int = 0
+    price_per_segment: float = 0.0
 
     def print(self, console: Console) -> None:
-        table = Table(title=f"Audience for {self.segment} (dry-run: nothing sent)")
+        where = f"{self.segment or ''}{' in ' + self.area if self.area else ''}"
+        table = Table(title=f"Audience for {where} (dry-run: nothing sent)")
         table.add_column("measure")
         table.add_column("value")
         table.add_row("would be contacted", str(self.size))
@@ -145,13 +160,65 @@ class AudiencePreview:
             table.add_row(f"  by {channel}", str(n))
         for reason, n in sorted(self.excluded.items()):
             table.add_row(f"excluded: {reason}", str(n))
+        sms = self.by_channel.get("sms", 0)
+        table.add_row("SMS per message", f"{self.sms_segments} segment(s), {self.sms_encoding}")
+        table.add_row("estimated SMS cost",
+                      f"{sms * self.sms_segments * self.price_per_segment:.2f} "
+                      f"({sms} x {self.sms_segments} x {self.price_per_segment} per segment)")
         table.add_row("sample customer ids", ", ".join(self.sample) or "-")
         console.print(table)
 
 
-def preview_audience(settings: Settings, segment_text: str, redis_url: str | None) -> AudiencePreview:
-    index = _redis_index(settings, redis_url)
-    segment = parse_segment(segment_text)
-    audience = build_audience(segment, index, frozenset(), max_audience=10**9)
-    return AudiencePreview(segment, len(audience.recipients), audience.by_channel(), audience.excluded,
-                           [r.customer.id for r in audience.recipients[:5]])
+def load_area(path: Path) -> tuple[list[list[tuple[float, float]]], list[tuple[float, float, float]]]:
+    """Polygons (lat, lon rings) and circles from a GeoJSON polygon/feature or a CAP/NWS alert file."""
+    raw = path.read_bytes()
+    if raw.lstrip()[:1] == b"{":
+        doc = orjson.loads(raw)
+        geometry = doc.get("geometry", doc) if doc.get("type") == "Feature" else doc
+        if geometry and geometry.get("type") in ("Polygon", "MultiPolygon"):
+            rings = ([geometry["coordinates"][0]] if geometry["type"] == "Polygon"
+                     else [poly[0] for poly in geometry["coordinates"]])
+            return [[(lat, lon) for lon, lat in ring] for ring in rings], []
+    polygons: list[list[tuple[float, float]]] = []
+    circles: list[tuple[float, float, float]] = []
+    for alert in parse_alerts(raw):
+        for area in alert.areas:
+            polygons.extend([list(ring) for ring in area.polygons])
+            circles.extend((c.lat, c.lon, c.radius_km) for c in area.circles)
+    if not polygons and not circles:
+        raise ValueError(f"{path} holds no polygon or circle: give a GeoJSON Polygon/MultiPolygon or a CAP "
+                         "alert with <polygon>/<circle> areas")
+    return polygons, circles
+
+
+def preview_audience(settings: Settings, segment_text: str | None, redis_url: str | None,
+                     polygon: Path | None = None, customers: Path | None = None,
+                     topic: str = "default") -> AudiencePreview:
+    """Dry-run of an audience: a segment, an area (polygon/CAP file), or both; nothing is sent."""
+    index: CustomerIndex = _load_memory_index(customers) if customers else _redis_index(settings, redis_url)
+    segment = parse_segment(segment_text) if segment_text else {}
+    if polygon is None and not segment:
+        raise ValueError("give a segment such as model=R7000,firmware=2.1.7, or --polygon FILE, or both")
+    candidates: Iterator[Customer]
+    if polygon is not None:
+        polygons, circles = load_area(polygon)
+        candidates = (c for c in customers_in_area(index, polygons, circles)
+                      if all(value in c.attributes().get(name, ()) for name, value in segment.items()))
+    else:
+        candidates = index.segment(segment)
+    audience = audience_of(candidates, segment, frozenset(), max_audience=10**9)
+    encoding, segments = sms_segments(_sample_sms(settings, topic, audience.recipients))
+    price = settings.sms.price_per_segment if settings.sms else SmsSettings.model_fields["price_per_segment"].default
+    return AudiencePreview(segment, polygon.name if polygon else None, len(audience.recipients),
+                           audience.by_channel(), audience.excluded,
+                           [r.customer.id for r in audience.recipients[:5]], encoding, segments, price)
+
+
+def _sample_sms(settings: Settings, topic: str, recipients: list[Recipient]) -> str:
+    """The warning SMS the first SMS recipient would get (a stand-in customer when there is none)."""
+    now = datetime.now(UTC)
+    customer = next((r.customer for r in recipients if r.channel == "sms"),
+                    Customer(id="PREVIEW", region="-", timezone="UTC"))
+    incident = Incident("PREVIEW", topic, NATIONAL, "opened", now, now, now, 0, 0.0, 0, 0)
+    return JinjaRenderer(settings.outreach.templates).render(topic, "warning", "sms",
+                                                            message_context(incident, customer)).body

@@ -151,17 +151,22 @@ def customers_load(
 
 @app.command()
 def audience(
-    segment: Annotated[str, typer.Argument(help="A segment such as 'model=R7000,firmware=2.1.7'.")],
+    segment: Annotated[str | None, typer.Argument(help="A segment such as 'model=R7000,firmware=2.1.7'.")] = None,
+    polygon: Annotated[Path | None, typer.Option(help="GeoJSON polygon or CAP/NWS alert file: "
+                                                      "only customers inside it.")] = None,
+    topic: Annotated[str, typer.Option(help="Topic whose warning template the SMS estimate uses.")] = "default",
+    customers: Annotated[Path | None, typer.Option(help="Customers CSV/JSONL for an in-process index "
+                                                        "(default: the Redis index).")] = None,
     config: ConfigOption = None,
     redis_url: Annotated[str | None, typer.Option(help="Overrides redis.url / FOREWARN_REDIS_URL.")] = None,
 ) -> None:
-    """Dry-run: who a segment would reach, by channel, and who is left out; nothing is sent."""
+    """Dry-run: who a segment or area would reach, by channel, who is left out, the SMS cost; nothing is sent."""
     from flows.offline import preview_audience
 
-    settings = _settings(config)
+    settings = _settings(config or _default_config())
     try:
-        preview = preview_audience(settings, segment, redis_url)
-    except (ConfigError, ValueError) as exc:
+        preview = preview_audience(settings, segment, redis_url, polygon, customers, topic)
+    except (ConfigError, ValueError, FileNotFoundError) as exc:
         raise _fail(str(exc)) from None
     preview.print(console)
 

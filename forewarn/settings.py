@@ -121,6 +121,8 @@ class SmsSettings(_Section):
     from_number: str | None = None
     messaging_service_sid: str | None = None
     base_url: str | None = None
+    price_per_segment: float = Field(0.0083, ge=0)
+    """What one SMS segment costs (USD at Twilio's US list price), for audience previews."""
 
     @model_validator(mode="after")
     def _one_sender_id(self) -> SmsSettings:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from forewarn.interfaces import CustomerIndex, Segment
@@ -50,11 +51,16 @@ def build_audience(segment: Segment, index: CustomerIndex, reporters: frozenset[
     >>> [r.customer.id for r in audience.recipients], sorted(audience.excluded.items())
     (['A'], [('already reported', 1), ('opted out of sms', 1)])
     """
-    audience = Audience(dict(segment))
     if not segment:
-        audience.held = "no segment isolated: a responder must choose who to warn"
-        return audience
-    for customer in index.segment(segment):
+        return Audience({}, held="no segment isolated: a responder must choose who to warn")
+    return audience_of(index.segment(segment), dict(segment), reporters, max_audience)
+
+
+def audience_of(candidates: Iterable[Customer], segment: dict[str, str], reporters: frozenset[str],
+                max_audience: int) -> Audience:
+    """The recipients among `candidates` (a segment's or an area's customers), with exclusions counted."""
+    audience = Audience(segment)
+    for customer in candidates:
         if customer.id in reporters:
             audience.excluded["already reported"] += 1
             continue

@@ -86,3 +86,38 @@ def test_configuration_errors_name_the_key_and_the_fix(tmp_path: Path) -> None:
     assert result.exit_code == 1
     for needed in ("kafka: missing", "redis: missing", "sms: outreach.channels lists sms"):
         assert needed in result.output
+
+
+def _inside(lat: float, lon: float, ring: list[tuple[float, float]]) -> bool:
+    """Ray casting, written here so the test does not lean on the code under test."""
+    inside = False
+    for (lat1, lon1), (lat2, lon2) in zip(ring, ring[1:] + ring[:1], strict=True):
+        if (lat1 > lat) != (lat2 > lat) and lon < lon1 + (lat - lat1) * (lon2 - lon1) / (lat2 - lat1):
+            inside = not inside
+    return inside
+
+
+def test_audience_preview_of_a_polygon_and_segment_with_sms_cost(tmp_path: Path) -> None:
+    scenario = generate(seed=3, customers=2_000, regions=10)
+    path = tmp_path / "customers.jsonl"
+    path.write_bytes(b"".join(c.to_json() + b"\n" for c in scenario.customers))
+    centre = scenario.customers[0]
+    assert centre.lat is not None and centre.lon is not None
+    ring = [(centre.lat - 0.3, centre.lon - 0.3), (centre.lat - 0.3, centre.lon + 0.4),
+            (centre.lat + 0.2, centre.lon + 0.1), (centre.lat + 0.35, centre.lon - 0.35)]
+    polygon = tmp_path / "area.geojson"
+    polygon.write_bytes(orjson.dumps({"type": "Polygon", "coordinates": [[[lon, lat] for lat, lon in ring]]}))
+    model = centre.products[0].model
+    expected = [c for c in scenario.customers
+                if c.lat is not None and c.lon is not None and _inside(c.lat, c.lon, ring)
+                and any(p.model == model for p in c.products) and c.contact(c.preferred_channel)]
+    assert expected, "the polygon must hold some customers of the model"
+    result = CliRunner().invoke(app, ["audience", f"model={model}", "--polygon", str(polygon),
+                                      "--customers", str(path)])
+    assert result.exit_code == 0, result.output
+    contacted = re.search(r"would be contacted\s*│\s*(\d+)", result.output)
+    assert contacted is not None and int(contacted.group(1)) == len(expected)
+    sms = sum(c.preferred_channel == "sms" for c in expected)
+    segments = re.search(r"SMS per message\s*│\s*(\d+) segment", result.output)
+    assert segments is not None
+    assert f"({sms} x {segments.group(1)} x 0.0083 per segment)" in result.output
