@@ -11,107 +11,24 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 
+from forewarn.hazards import (  # noqa: F401 - re-exported: the parsed records
+    MSG_TYPES,
+    STATUSES,
+    TEST_EVENT_CODES,
+    Area,
+    Circle,
+    HazardAlert,
+    Point,
+    Reference,
+    same_to_fips,
+)
+
 CAP_NAMESPACES = ("urn:oasis:names:tc:emergency:cap:1.2", "urn:oasis:names:tc:emergency:cap:1.1")
-
-#: SAME event codes of tests, demos and administrative traffic: never a real hazard to warn customers about.
-#: RMT/RWT Required Monthly/Weekly Test, NPT National Periodic Test, NAT National Audible Test, NST National
-#: Silent Test, DMO Practice/Demo Warning, ADR Administrative Message, NMN Network Message Notification.
-TEST_EVENT_CODES = frozenset({"RMT", "RWT", "NPT", "NAT", "NST", "DMO", "ADR", "NMN"})
-STATUSES = ("Actual", "Exercise", "System", "Test", "Draft")
-MSG_TYPES = ("Alert", "Update", "Cancel", "Ack", "Error")
-
-Point = tuple[float, float]  # (lat, lon)
-
-
-class Reference(NamedTuple):
-    sender: str
-    identifier: str
-    sent: datetime | None
-
-
-class Circle(NamedTuple):
-    lat: float
-    lon: float
-    radius_km: float
-
-
-@dataclass(frozen=True)
-class Area:
-    description: str
-    polygons: tuple[tuple[Point, ...], ...] = ()  # closed rings of (lat, lon)
-    circles: tuple[Circle, ...] = ()
-    geocodes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # e.g. SAME, FIPS6, UGC
-
-
-@dataclass(frozen=True)
-class HazardAlert:
-    identifier: str
-    sender: str
-    sent: datetime
-    status: str  # Actual / Exercise / System / Test / Draft
-    msg_type: str  # Alert / Update / Cancel / Ack / Error
-    scope: str | None = None
-    references: tuple[Reference, ...] = ()
-    event: str | None = None
-    event_codes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # e.g. {"SAME": ("SVR",)}
-    severity: str | None = None
-    urgency: str | None = None
-    certainty: str | None = None
-    onset: datetime | None = None
-    effective: datetime | None = None
-    expires: datetime | None = None
-    headline: str | None = None
-    description: str | None = None
-    instruction: str | None = None
-    areas: tuple[Area, ...] = ()
-
-    @property
-    def is_actionable(self) -> bool:
-        """Status Actual, a real message type (not Ack/Error), and no test event code (`TEST_EVENT_CODES`)."""
-        codes = {c.upper() for values in self.event_codes.values() for c in values}
-        return self.status == "Actual" and self.msg_type not in ("Ack", "Error") and not codes & TEST_EVENT_CODES
-
-    def severity_rank(self) -> int:
-        """Ordinal 0–4 from severity × urgency × certainty.
-
-        Start from severity: Extreme 4, Severe 3, Moderate 2, Minor 1, Unknown/missing 1. Lower it one step
-        (once) when the threat is not yet firm: urgency Future/Unknown or certainty Possible/Unknown. It is 0
-        when the threat is over or not expected (urgency Past, certainty Unlikely) or the alert has no info.
-        So Extreme/Immediate/Observed → 4, Severe/Expected/Likely → 3, Severe/Future/Possible → 2.
-        """
-        if self.severity is None and self.urgency is None and self.certainty is None:
-            return 0
-        if self.urgency == "Past" or self.certainty == "Unlikely":
-            return 0
-        rank = {"Extreme": 4, "Severe": 3, "Moderate": 2, "Minor": 1}.get(self.severity or "", 1)
-        if self.urgency in ("Future", "Unknown", None) or self.certainty in ("Possible", "Unknown", None):
-            rank -= 1
-        return max(0, min(4, rank))
-
-
-def same_to_fips(code: str) -> str:
-    """A SAME (or CAP FIPS6) location code "PSSCCC" → the 5-digit county FIPS "SSCCC".
-
-    P is the county subdivision: 0 the whole county, 1–9 a ninth of it (1 NW, 2 N, 3 NE, 4 W, 5 centre, 6 E,
-    7 SW, 8 S, 9 SE); it is dropped, so a part-county alert maps to its whole county. CCC "000" means the whole
-    state (SS000 is returned; callers match it as a state prefix).
-
-    >>> same_to_fips("024031")
-    '24031'
-    >>> same_to_fips("009003")
-    '09003'
-    """
-    code = code.strip()
-    if len(code) != 6 or not code.isdigit():
-        raise ValueError(f"SAME code must be 6 digits PSSCCC, got {code!r}")
-    return code[1:]
-
 
 def parse_alerts(data: bytes | str) -> list[HazardAlert]:
     """Sniff the document: XML (one CAP alert) or JSON (a GeoJSON Feature or FeatureCollection)."""

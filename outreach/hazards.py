@@ -1,0 +1,209 @@
+"""Forecast incidents from hazard alerts: who is in the path, warned before it hits.
+
+CAP semantics: an Update replaces the alert it references, a Cancel withdraws it and the
+customers already warned are told the risk has passed; Test, Exercise, System and Draft
+messages (and test event codes) never reach a customer. Which events matter to which
+customers is configuration (`HazardRule`), not code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from forewarn.hazards import HazardAlert, HazardIncident, RegionFormat, county_regions
+from forewarn.interfaces import CustomerIndex, Renderer
+from forewarn.records import Customer, Message, MessageKey, MessageKind, rfc3339
+from outreach.audience import Audience, Recipient, audience_of
+from outreach.delivery import Deliverer
+
+AreaLookup = Callable[[Sequence[Sequence[tuple[float, float]]], Sequence[tuple[float, float, float]]],
+                      Iterable[Customer]]
+"""Customers inside polygons (lat, lon rings) or circles (lat, lon, km): handed in by the flow."""
+
+
+def hazard_id(alert: HazardAlert) -> str:
+    """A stable id from the first alert of a hazard.
+
+    >>> hazard_id(HazardAlert("NWS-1", "w-nws.webmaster@noaa.gov", datetime(2026, 1, 1), "Actual", "Alert"))
+    'HAZ-6a32bfb864cb'
+    """
+    return "HAZ-" + hashlib.sha1(f"{alert.sender}\x00{alert.identifier}".encode()).hexdigest()[:12]
+
+
+@dataclass
+class HazardTracker:
+    """Folds alerts into forecast incidents; counts what it ignored and why.
+
+    >>> from datetime import datetime
+    >>> t = datetime(2026, 11, 20)
+    >>> alert = HazardAlert("A1", "nws", t, "Actual", "Alert", event="High Wind Warning")
+    >>> tracker = HazardTracker()
+    >>> [i.status for i in tracker.observe(alert)]
+    ['opened']
+    >>> from forewarn.hazards import Reference
+    >>> cancel = HazardAlert("A2", "nws", t, "Actual", "Cancel", references=(Reference("nws", "A1", t),))
+    >>> [i.status for i in tracker.observe(cancel)], tracker.observe(HazardAlert("T", "nws", t, "Test", "Alert"))
+    (['cancelled'], [])
+    >>> dict(tracker.ignored)
+    {'status Test': 1}
+    """
+
+    _by_identifier: dict[str, HazardIncident] = field(default_factory=dict)
+    ignored: Counter[str] = field(default_factory=Counter)
+
+    def observe(self, alert: HazardAlert) -> list[HazardIncident]:
+        if not alert.is_actionable:
+            self.ignored[f"status {alert.status}" if alert.status != "Actual" else "test or administrative"] += 1
+            return []
+        earlier = next((self._by_identifier[r.identifier] for r in alert.references
+                        if r.identifier in self._by_identifier), None)
+        if alert.msg_type == "Cancel":
+            if earlier is None:
+                self.ignored["cancel of an unknown alert"] += 1
+                return []
+            return [self._record(alert, replace(earlier, status="cancelled", alert=alert))]
+        if earlier is not None and earlier.status != "cancelled":
+            return [self._record(alert, replace(earlier, status="updated", alert=alert))]
+        return [self._record(alert, HazardIncident(hazard_id(alert), "opened", alert, alert.sent))]
+
+    def expire(self, now: datetime) -> list[HazardIncident]:
+        """Incidents whose latest alert has expired: closed without a message (nothing was withdrawn)."""
+        expired = []
+        for identifier, incident in list(self._by_identifier.items()):
+            ends = incident.alert.expires
+            if incident.status in ("opened", "updated") and ends is not None and ends <= now:
+                expired.append(self._record(incident.alert, replace(incident, status="expired")))
+                del self._by_identifier[identifier]
+        return expired
+
+    def _record(self, alert: HazardAlert, incident: HazardIncident) -> HazardIncident:
+        for identifier in {alert.identifier, *(r.identifier for r in alert.references)}:
+            self._by_identifier[identifier] = incident
+        return incident
+
+
+@dataclass(frozen=True)
+class HazardRule:
+    """Which customers an event type matters to: events, a minimum severity rank, required traits.
+
+    `require` holds customer attributes that must match (e.g. {"battery_backup": "false"} from
+    the customer record's extra fields, or {"model": "R7000"}).
+    """
+
+    events: tuple[str, ...]
+    min_rank: int = 2
+    require: tuple[tuple[str, str], ...] = ()
+
+    def matches(self, alert: HazardAlert) -> bool:
+        return (alert.event or "") in self.events and alert.severity_rank() >= self.min_rank
+
+
+def _has(customer: Customer, attribute: str, value: str) -> bool:
+    if value in customer.attributes().get(attribute, ()):
+        return True
+    extra = (customer.model_extra or {}).get(attribute)
+    return extra is not None and str(extra).lower() == value.lower()
+
+
+def hazard_audience(incident: HazardIncident, rules: Sequence[HazardRule], index: CustomerIndex,
+                    in_area: AreaLookup, region_format: RegionFormat, max_audience: int) -> Audience:
+    """Customers in the alert's polygons/circles, else in its SAME/FIPS counties, filtered by the rule."""
+    alert = incident.alert
+    rule = next((r for r in rules if r.matches(alert)), None)
+    if rule is None:
+        return Audience({}, held=f"no hazard rule for {alert.event!r} at severity rank {alert.severity_rank()}: "
+                                 "add one under hazards.rules to warn customers")
+    polygons = [ring for area in alert.areas for ring in area.polygons]
+    circles = [(c.lat, c.lon, c.radius_km) for area in alert.areas for c in area.circles]
+    if polygons or circles:
+        candidates: Iterable[Customer] = in_area(polygons, circles)
+    else:
+        regions = county_regions(alert, region_format)
+        if not regions:
+            return Audience({}, held="the alert names no polygon, circle or county: a responder must target it")
+        candidates = (c for region in sorted(regions) for c in index.segment({"region": region}))
+    wanted = [c for c in candidates if all(_has(c, name, value) for name, value in rule.require)]
+    return audience_of(wanted, dict(rule.require), frozenset(), max_audience)
+
+
+@dataclass
+class HazardReport:
+    """What outreach did for one hazard incident event."""
+
+    incident: HazardIncident
+    audience_size: int = 0
+    excluded: dict[str, int] = field(default_factory=dict)
+    held: str | None = None
+    outcomes: Counter[str] = field(default_factory=Counter)
+    sent_by_channel: Counter[str] = field(default_factory=Counter)
+
+    def to_dict(self) -> dict[str, Any]:
+        alert = self.incident.alert
+        return {"hazard": {"id": self.incident.id, "status": self.incident.status, "event": alert.event,
+                           "identifier": alert.identifier, "severity_rank": alert.severity_rank(),
+                           "expires": rfc3339(alert.expires) if alert.expires else None},
+                "audience_size": self.audience_size, "excluded": self.excluded, "held": self.held,
+                "outcomes": dict(self.outcomes), "sent_by_channel": dict(self.sent_by_channel)}
+
+
+class HazardOutreach:
+    """Warns the customers in a hazard's path once, and tells them when it is withdrawn."""
+
+    def __init__(self, index: CustomerIndex, deliverer: Deliverer, renderer: Renderer, rules: Sequence[HazardRule],
+                 in_area: AreaLookup, region_format: RegionFormat = "state-county", max_audience: int = 10_000):
+        self.index = index
+        self.deliverer = deliverer
+        self.renderer = renderer
+        self.rules = tuple(rules)
+        self.in_area = in_area
+        self.region_format = region_format
+        self.max_audience = max_audience
+
+    def handle(self, incident: HazardIncident) -> HazardReport:
+        if incident.status in ("opened", "updated"):
+            # An update may widen the area: the ledger lets only the newly covered customers through.
+            audience = hazard_audience(incident, self.rules, self.index, self.in_area, self.region_format,
+                                       self.max_audience)
+            report = HazardReport(incident, len(audience.recipients), dict(audience.excluded), audience.held)
+            self._send(report, "warning", audience.recipients)
+            return report
+        if incident.status == "cancelled":
+            warned = self.index.get_many(sorted(self.deliverer.ledger.recipients(incident.id, "warning")))
+            recipients = [Recipient(c, c.preferred_channel, address) for c in warned if c is not None
+                          if (address := c.contact(c.preferred_channel)) is not None]
+            report = HazardReport(incident, len(recipients))
+            self._send(report, "resolved", recipients)
+            return report
+        return HazardReport(incident)
+
+    def _send(self, report: HazardReport, kind: MessageKind, recipients: Iterable[Recipient]) -> None:
+        for recipient in recipients:
+            context = hazard_context(report.incident, recipient.customer)
+            rendered = self.renderer.render("hazard", kind, recipient.channel, context)
+            message = Message(MessageKey(report.incident.id, recipient.customer.id, kind), recipient.channel,
+                              recipient.address, rendered.body, rendered.subject)
+            outcome = self.deliverer.deliver(message)
+            report.outcomes[outcome] += 1
+            if outcome == "sent":
+                report.sent_by_channel[recipient.channel] += 1
+
+
+def hazard_context(incident: HazardIncident, customer: Customer) -> dict[str, Any]:
+    """What hazard templates may use; times in the customer's own zone."""
+    alert = incident.alert
+
+    def local(ts: datetime | None) -> str:
+        return ts.astimezone(ZoneInfo(customer.timezone)).strftime("%H:%M %Z on %b %d") if ts else ""
+
+    return {
+        "incident_id": incident.id, "event": alert.event or "hazard alert", "headline": alert.headline or "",
+        "area": "; ".join(a.description for a in alert.areas if a.description),
+        "onset_local": local(alert.onset or alert.effective), "expires_local": local(alert.expires),
+        "instruction": (alert.instruction or "").strip(), "language": customer.language,
+    }

@@ -1,0 +1,139 @@
+"""Forecast incidents from real CAP/NWS alerts: the audience in the path, updates, cancellations."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import shapely
+
+from connectors.cap import Circle, HazardAlert, Reference, parse_alerts
+from connectors.geo import customers_in_area
+from connectors.memory import InMemoryCustomerIndex, InMemoryLedger
+from connectors.templates import JinjaRenderer
+from forewarn.records import Customer, Message, SendResult
+from outreach.delivery import Deliverer
+from outreach.hazards import HazardOutreach, HazardRule, HazardTracker
+
+CAP = Path(__file__).resolve().parents[3] / "shared" / "data" / "cap"
+pytestmark = pytest.mark.skipif(not CAP.is_dir(), reason="shared CAP samples are not beside the checkout")
+
+
+class Outbox:
+    """Records what would be sent; a Sender of our own interface."""
+
+    def __init__(self, channel: str) -> None:
+        self.channel = channel
+        self.sent: list[Message] = []
+
+    def send(self, message: Message) -> SendResult:
+        self.sent.append(message)
+        return SendResult(ok=True, provider_id=f"x-{len(self.sent)}")
+
+
+def _alert(relative: str) -> HazardAlert:
+    [alert] = parse_alerts((CAP / relative).read_bytes())
+    return alert
+
+
+def _customer(i: int, lat: float, lon: float, region: str = "MD-031", **extra: object) -> Customer:
+    return Customer.model_validate({"id": f"CU-{i:03d}", "phone": f"+1512555{i:04d}", "region": region,
+                                    "lat": lat, "lon": lon, "timezone": "America/New_York", **extra})
+
+
+@pytest.fixture
+def world() -> tuple[HazardAlert, InMemoryCustomerIndex, list[Customer], list[Customer]]:
+    alert = _alert("cap12_xml/ipaws-5e7e0fc5023f1930efcf3deb.xml")  # Local Area Emergency, one polygon
+    ring = alert.areas[0].polygons[0]
+    polygon = shapely.Polygon([(lon, lat) for lat, lon in ring])
+    point = polygon.representative_point()
+    inside = [_customer(i, point.y + 0.001 * (i % 3), point.x + 0.001 * (i // 3)) for i in range(6)]
+    inside = [c for c in inside if polygon.contains(shapely.Point(c.lon, c.lat))]
+    _, _, maxx, maxy = polygon.bounds
+    outside = [_customer(100 + i, maxy + 0.05 + 0.01 * i, maxx + 0.05) for i in range(4)]
+    index = InMemoryCustomerIndex()
+    index.upsert([*inside, *outside])
+    return alert, index, inside, outside
+
+
+def _outreach(index: InMemoryCustomerIndex, rules: list[HazardRule]) -> tuple[HazardOutreach, Outbox]:
+    sms = Outbox("sms")
+    outreach = HazardOutreach(index, Deliverer(InMemoryLedger(), {"sms": sms}), JinjaRenderer(Path("config/templates")),
+                              rules, lambda polygons, circles: customers_in_area(index, polygons, circles))
+    return outreach, sms
+
+
+def test_alert_update_cancel_reach_the_path_once_and_then_stand_down(world) -> None:
+    alert, index, inside, outside = world
+    assert len(inside) >= 3
+    outreach, sms = _outreach(index, [HazardRule(events=(alert.event or "",), min_rank=3)])
+    tracker = HazardTracker()
+
+    [opened] = tracker.observe(alert)
+    report = outreach.handle(opened)
+    warned = {m.key.customer_id for m in sms.sent}
+    assert opened.status == "opened" and warned == {c.id for c in inside}
+    assert all(alert.event in m.body and "{{" not in m.body for m in sms.sent)
+
+    # An update that adds a circle around one outside customer: only that customer is new.
+    extra = outside[0]
+    wider = dataclasses.replace(alert.areas[0], circles=(Circle(extra.lat, extra.lon, 1.0),))
+    update = dataclasses.replace(alert, identifier=alert.identifier + "-u", msg_type="Update", areas=(wider,),
+                                 references=(Reference(alert.sender, alert.identifier, alert.sent),))
+    [updated] = tracker.observe(update)
+    outreach.handle(updated)
+    assert updated.id == opened.id and updated.status == "updated"
+    assert [m.key.customer_id for m in sms.sent[len(warned):]] == [extra.id]
+
+    cancel = dataclasses.replace(alert, identifier=alert.identifier + "-c", msg_type="Cancel", areas=(),
+                                 references=(Reference(alert.sender, update.identifier, update.sent),))
+    [cancelled] = tracker.observe(cancel)
+    report = outreach.handle(cancelled)
+    stood_down = {m.key.customer_id for m in sms.sent if m.key.kind == "resolved"}
+    assert cancelled.id == opened.id and stood_down == warned | {extra.id}
+    assert report.sent_by_channel == {"sms": len(stood_down)}
+    assert all("withdrawn" in m.body for m in sms.sent if m.key.kind == "resolved")
+
+
+def test_tests_and_administrative_messages_reach_nobody() -> None:
+    tracker = HazardTracker()
+    for sample in ("cap12_xml/ipaws-5e6ddbad023f1930ef6c1a5a.xml", "cap12_xml/ipaws-5e6dd964023f1930ef638846.xml"):
+        assert tracker.observe(_alert(sample)) == []
+    assert sum(tracker.ignored.values()) == 2
+    # The bare Cancel of the archive references an alert this tracker never saw: nothing to withdraw.
+    assert tracker.observe(_alert("cap12_xml/ipaws-5e6dd9de023f1930ef6548d9.xml")) == []
+
+
+def test_an_alert_without_geometry_targets_its_counties_and_the_rule_decides_who(world) -> None:
+    alert = _alert("nws_cap11_xml/nws-5c2cf27b1f56885d61654dc47fa411d5.xml")  # Blizzard: FIPS6, no polygon
+    index = InMemoryCustomerIndex()
+    exposed = [_customer(1, 47.7, -90.3, region="MN-031", battery_backup=False),
+               _customer(2, 47.5, -91.0, region="MN-075", battery_backup=False)]
+    covered = _customer(3, 47.6, -90.5, region="MN-031", battery_backup=True)
+    elsewhere = _customer(4, 44.9, -93.2, region="MN-053", battery_backup=False)
+    index.upsert([*exposed, covered, elsewhere])
+    rule = HazardRule(events=("Blizzard Warning",), min_rank=2, require=(("battery_backup", "false"),))
+    outreach, sms = _outreach(index, [rule])
+    [incident] = HazardTracker().observe(alert)
+    report = outreach.handle(incident)
+    assert {m.key.customer_id for m in sms.sent} == {c.id for c in exposed}
+    assert report.audience_size == 2 and report.to_dict()["hazard"]["event"] == "Blizzard Warning"
+
+
+def test_an_event_without_a_rule_is_held_for_responders(world) -> None:
+    alert, index, _, _ = world
+    outreach, sms = _outreach(index, [HazardRule(events=("High Wind Warning",))])
+    [incident] = HazardTracker().observe(alert)
+    report = outreach.handle(incident)
+    assert report.held is not None and "hazards.rules" in report.held and sms.sent == []
+
+
+def test_expired_alerts_close_without_a_message(world) -> None:
+    alert, _, _, _ = world
+    tracker = HazardTracker()
+    tracker.observe(dataclasses.replace(alert, expires=alert.sent + timedelta(hours=1)))
+    assert tracker.expire(alert.sent) == []
+    [expired] = tracker.expire(alert.sent + timedelta(hours=2))
+    assert expired.status == "expired"
