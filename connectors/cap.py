@@ -30,6 +30,14 @@ from forewarn.hazards import (  # noqa: F401 - re-exported: the parsed records
 
 CAP_NAMESPACES = ("urn:oasis:names:tc:emergency:cap:1.2", "urn:oasis:names:tc:emergency:cap:1.1")
 
+def is_alert_document(raw: bytes) -> bool:
+    """Whether a raw record looks like a hazard alert: CAP XML, or GeoJSON holding NWS alert features."""
+    head = raw.lstrip()[:1]
+    if head == b"<":
+        return True
+    return head == b"{" and (b'"FeatureCollection"' in raw[:200] or b'"Feature"' in raw[:200])
+
+
 def parse_alerts(data: bytes | str) -> list[HazardAlert]:
     """Sniff the document: XML (one CAP alert) or JSON (a GeoJSON Feature or FeatureCollection)."""
     head = (data.encode() if isinstance(data, str) else data).lstrip(b"\xef\xbb\xbf \t\r\n")[:1]

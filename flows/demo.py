@@ -12,7 +12,7 @@ from connectors.memory import InMemoryCustomerIndex
 from flows.early_warning import build_flow
 from flows.report import write_report
 from flows.summary import IncidentRow, RunSummary
-from flows.wiring import file_io, memory_outreach
+from flows.wiring import memory_io
 from forewarn.records import NATIONAL
 from forewarn.scenario import GroundTruth, generate
 from forewarn.settings import Settings
@@ -27,7 +27,7 @@ def run_demo(settings: Settings, out: Path, seed: int = 7, customers: int = 20_0
     scenario.write(out)
     index = InMemoryCustomerIndex()
     index.upsert(scenario.customers)
-    io = file_io(settings, [out / "events.jsonl"], out, memory_outreach(settings, index, out))
+    io = memory_io(settings, [out / "events.jsonl"], out, index)
     io.region_weights = {region: float(n) for region, n in index.attribute_counts("region").items()}
     run_main(build_flow(settings, io))
     summary = RunSummary.from_dir(out)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import bytewax.operators as op
 import orjson
@@ -23,12 +23,14 @@ from bytewax.inputs import Source
 from bytewax.operators.windowing import EventClock, TumblingWindower, fold_window
 from bytewax.outputs import Sink
 
+from connectors.cap import is_alert_document, parse_alerts
 from detectors.topic import PANE_EPOCH
 from flows.steps import (
     AssignTopics,
     DetectorFactory,
     Event,
     FleetStep,
+    TrackHazards,
     TrackIncidents,
     add_to_pane,
     detect_step,
@@ -42,12 +44,15 @@ from flows.steps import (
     telemetry_late_letter,
     to_event,
 )
+from forewarn.hazards import HazardAlert
 from forewarn.parsing import parse_record
 from forewarn.records import Case, DeadLetter, Incident, Origin, Spike, Telemetry
 from forewarn.settings import Settings
+from outreach.hazards import HazardOutreach
 from outreach.planner import Outreach, OutreachReport
 
 RawRecord = tuple[Origin, bytes]
+T = TypeVar("T")
 _REPLAY_NOW = datetime(2000, 1, 1, tzinfo=UTC)
 
 
@@ -69,22 +74,25 @@ class FlowIO:
     spikes: Sink[Any] | None = None
     encode_spike: Callable[[Spike], Any] = lambda spike: spike
     reports: Sink[Any] | None = None
-    encode_report: Callable[[OutreachReport], Any] = lambda report: report
+    encode_report: Callable[[Any], Any] = lambda report: report
+    """Encodes incident reports and hazard reports alike (both have to_dict())."""
     outreach: Callable[[], Outreach] | None = None
     region_weights: dict[str, float] | None = None
+    hazards: Callable[[], HazardOutreach] | None = None
+    """Outreach for forecast incidents from hazard alerts; None ignores alerts."""
     windows: Sink[Any] | None = None
     """Every scored window (national and per region), for a backtest report."""
 
 
-class _Once:
+class _Once(Generic[T]):
     """Builds the outreach parts once per process, on first use inside a worker."""
 
-    def __init__(self, build: Callable[[], Outreach]):
+    def __init__(self, build: Callable[[], T]):
         self._build = build
-        self._value: Outreach | None = None
+        self._value: T | None = None
         self._lock = threading.Lock()
 
-    def __call__(self) -> Outreach:
+    def __call__(self) -> T:
         with self._lock:
             if self._value is None:
                 self._value = self._build()
@@ -95,7 +103,7 @@ def build_flow(settings: Settings, io: FlowIO, flow_id: str = "forewarn") -> Dat
     """Wire the dataflow; with `io.outreach` None it stops after detection."""
     flow = Dataflow(flow_id)
     raw = op.map("to_raw", op.input("read", flow, io.source), io.to_raw)
-    parsed = op.map("parse", raw, lambda item: _parse(item, io.types, settings.max_record_bytes))
+    parsed = op.flat_map("parse", raw, lambda item: _parse(item, io.types, settings.max_record_bytes))
     valid = op.branch("valid", parsed, lambda r: not isinstance(r, DeadLetter))
     factory = DetectorFactory(settings.detection, io.region_weights, score_regions=io.windows is not None)
     cases = op.filter("cases", valid.trues, lambda item: isinstance(item[1], Case))
@@ -112,25 +120,38 @@ def build_flow(settings: Settings, io: FlowIO, flow_id: str = "forewarn") -> Dat
     if io.spikes is not None:
         spikes = op.flat_map("spikes", verdicts, lambda vs: [s for v in vs for s in v.spikes])
         op.output("write_spikes", op.map("encode_spikes", spikes, io.encode_spike), io.spikes)
-    if io.outreach is None:
-        return flow
-    incidents = op.stateful_map("incidents", op.key_on("by_topic", verdicts, lambda vs: vs[0].topic),
-                                TrackIncidents(settings.incidents.resolve_after_quiet_panes))
-    outreach = _Once(io.outreach)
-    events = op.flat_map("incident_events", incidents, lambda kv: kv[1])
-    reports = op.map("outreach", events, lambda incident: _handle(outreach, incident))
-    if io.reports is not None:
-        op.output("write_reports", op.map("encode_reports", reports, io.encode_report), io.reports)
+    reports: list[Stream[Any]] = []
+    if io.hazards is not None:
+        alerts = op.filter("alerts", valid.trues, lambda item: isinstance(item[1], HazardAlert))
+        reports.append(_hazard_branch(alerts, io.hazards))
+    if io.outreach is not None:
+        incidents = op.stateful_map("incidents", op.key_on("by_topic", verdicts, lambda vs: vs[0].topic),
+                                    TrackIncidents(settings.incidents.resolve_after_quiet_panes))
+        outreach = _Once(io.outreach)
+        events = op.flat_map("incident_events", incidents, lambda kv: kv[1])
+        reports.append(op.map("outreach", events, lambda incident: _handle(outreach, incident)))
+    if reports and io.reports is not None:
+        merged = op.merge("reports", *reports)
+        op.output("write_reports", op.map("encode_reports", merged, io.encode_report), io.reports)
     return flow
 
 
-def _parse(item: RawRecord | DeadLetter, types: dict[str, str], max_bytes: int) -> Any:
-    """A dead letter, or (origin, record): the origin travels on so late records can name it."""
+def _parse(item: RawRecord | DeadLetter, types: dict[str, str], max_bytes: int) -> list[Any]:
+    """Dead letters, or (origin, record) pairs: the origin travels on so late records can name it.
+
+    Hazard alerts (CAP XML, NWS GeoJSON, from the alerts topic or a JSONL line holding a
+    GeoJSON Feature) are parsed by the CAP connector; a FeatureCollection yields several.
+    """
     if isinstance(item, DeadLetter):
-        return item
+        return [item]
     origin, raw = item
+    if types.get(origin.source) == "alert" or is_alert_document(raw):
+        try:
+            return [(origin, alert) for alert in parse_alerts(raw)]
+        except ValueError as exc:
+            return [DeadLetter("parse", f"hazard alert: {exc}", origin, raw[:max_bytes])]
     parsed = parse_record(raw, origin, types.get(origin.source, "case"), max_bytes)
-    return parsed if isinstance(parsed, DeadLetter) else (origin, parsed)
+    return [parsed if isinstance(parsed, DeadLetter) else (origin, parsed)]
 
 
 def _detect(settings: Settings, records: Stream[Any], replay: bool, factory: DetectorFactory
@@ -146,6 +167,15 @@ def _detect(settings: Settings, records: Stream[Any], replay: bool, factory: Det
     nonempty = op.filter("has_verdicts", op.map("values", verdicts, lambda kv: kv[1]), bool)
     late = op.map("late", panes.late, lambda item: late_letter(item, s.slide, s.allowed_lateness))
     return nonempty, late
+
+
+def _hazard_branch(alerts: Stream[Any], build: Callable[[], HazardOutreach]) -> Stream[Any]:
+    """Alerts → forecast incidents (one tracker: updates and cancels must meet their alert) → outreach."""
+    keyed = op.key_on("all_hazards", alerts, lambda _: "hazards")
+    incidents = op.flat_map("hazard_incidents", op.stateful_map("track_hazards", keyed, TrackHazards()),
+                            lambda kv: kv[1])
+    outreach = _Once(build)
+    return op.map("hazard_outreach", incidents, lambda incident: outreach().handle(incident))
 
 
 def _assign_topics(cases: Stream[Any]) -> Stream[Any]:

@@ -25,7 +25,7 @@ from connectors.templates import JinjaRenderer
 from flows.backtest_report import write_backtest_report
 from flows.early_warning import build_flow
 from flows.summary import RunSummary
-from flows.wiring import file_io, memory_outreach, redis_client
+from flows.wiring import file_io, memory_io, redis_client
 from forewarn.interfaces import CustomerIndex
 from forewarn.records import NATIONAL, Customer, DeadLetter, Incident
 from forewarn.settings import ConfigError, RedisSettings, Secrets, Settings, SmsSettings
@@ -79,7 +79,7 @@ def run_replay(settings: Settings, inputs: list[Path], out: Path, customers: Pat
         index = _redis_index(settings, None)
     for name in ("incidents.jsonl", "dead_letters.jsonl", "spikes.jsonl", "outbox_sms.jsonl", "outbox_email.jsonl"):
         (out / name).unlink(missing_ok=True)
-    io = file_io(settings, inputs, out, memory_outreach(settings, index, out))  # type: ignore[arg-type]
+    io = memory_io(settings, inputs, out, index)
     run_main(build_flow(settings, io, "forewarn-replay"))
     return RunSummary.from_dir(out)
 

@@ -17,8 +17,10 @@ from detectors.scoring import NegativeBinomialScorer, SpikeRule
 from detectors.telemetry import ValueAnomaly
 from detectors.text_topics import EmergingTopics
 from detectors.topic import PANE_EPOCH, TopicDetector
+from forewarn.hazards import HazardAlert, HazardIncident
 from forewarn.records import Case, DeadLetter, Origin, PaneCases, Spike, Telemetry, WindowVerdict
 from forewarn.settings import DetectionSettings
+from outreach.hazards import HazardTracker
 from outreach.incidents import IncidentTracker
 
 
@@ -283,3 +285,14 @@ class AssignTopics:
                         report.name, report.size, report.first_seen.isoformat())
         topic = topics.known.predict_one(case.text)[0] or topics.assign(case.text)
         return state, (origin, case.model_copy(update={"topic": topic}) if topic else case)
+
+
+@dataclass(frozen=True)
+class TrackHazards:
+    """stateful_map mapper: fold hazard alerts into forecast incidents, expiring old ones as time moves."""
+
+    def __call__(self, state: HazardTracker | None, item: tuple[Origin, HazardAlert]
+                 ) -> tuple[HazardTracker, list[HazardIncident]]:
+        tracker = state or HazardTracker()
+        alert = item[1]
+        return tracker, [*tracker.expire(alert.sent), *tracker.observe(alert)]

@@ -47,6 +47,8 @@ def read_incidents(path: Path) -> list[IncidentRow]:
         return []
     for line in path.read_bytes().splitlines():
         report = orjson.loads(line)
+        if "incident" not in report:
+            continue  # a hazard report: see read_hazards
         inc = report["incident"]
         row = rows.get(inc["id"])
         if row is None:
@@ -85,6 +87,32 @@ def incidents_table(rows: list[IncidentRow]) -> Table:
     return table
 
 
+def read_hazards(path: Path) -> list[dict[str, Any]]:
+    """The last report of each forecast incident (hazard alert) of a run."""
+    last: dict[str, dict[str, Any]] = {}
+    warned: dict[str, dict[str, int]] = {}
+    if path.exists():
+        for line in path.read_bytes().splitlines():
+            report = orjson.loads(line)
+            if "hazard" in report:
+                key = report["hazard"]["id"]
+                last[key] = report
+                for channel, n in report["sent_by_channel"].items():
+                    warned.setdefault(key, {})[channel] = warned.get(key, {}).get(channel, 0) + n
+    return [{**report, "sent_total": warned.get(key, {})} for key, report in last.items()]
+
+
+def hazards_table(hazards: list[dict[str, Any]]) -> Table:
+    table = Table(title="Forecast incidents (hazard alerts)")
+    for name in ("hazard", "event", "status", "severity rank", "messages sent", "held"):
+        table.add_column(name, overflow="fold")
+    for h in hazards:
+        table.add_row(h["hazard"]["id"], str(h["hazard"]["event"]), h["hazard"]["status"],
+                      str(h["hazard"]["severity_rank"]),
+                      ", ".join(f"{c} {n}" for c, n in sorted(h["sent_total"].items())) or "0", h["held"] or "")
+    return table
+
+
 @dataclass
 class RunSummary:
     """The incidents of a run and its dead-letter count, printable as a table."""
@@ -92,15 +120,18 @@ class RunSummary:
     rows: list[IncidentRow]
     dead_letters: int
     notes: list[str] = field(default_factory=list)
+    hazards: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def from_dir(cls, out: Path) -> RunSummary:
         letters = out / "dead_letters.jsonl"
         count = len(letters.read_bytes().splitlines()) if letters.exists() else 0
-        return cls(read_incidents(out / "incidents.jsonl"), count)
+        return cls(read_incidents(out / "incidents.jsonl"), count, hazards=read_hazards(out / "incidents.jsonl"))
 
     def print(self, console: Console) -> None:
         console.print(incidents_table(self.rows))
+        if self.hazards:
+            console.print(hazards_table(self.hazards))
         console.print(f"dead letters: {self.dead_letters}")
         for note in self.notes:
             console.print(note)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 import redis
 
 from connectors.email import SmtpSender
+from connectors.geo import customers_in_area
 from connectors.jsonl import JsonlSink, JsonlSource
 from connectors.kafka import check_brokers, json_topic_sink, kafka_source, to_raw
-from connectors.memory import InMemoryCustomerIndex, InMemoryLedger
+from connectors.memory import InMemoryLedger
 from connectors.outbox import OutboxSender
 from connectors.redis_index import RedisCustomerIndex
 from connectors.redis_ledger import RedisLedger
@@ -20,13 +22,14 @@ from connectors.templates import JinjaRenderer
 from flows.early_warning import FlowIO
 from forewarn.interfaces import CustomerIndex, Ledger, Sender
 from forewarn.records import Channel, DeadLetter, Spike
-from forewarn.settings import ConfigError, Secrets, Settings
+from forewarn.settings import ConfigError, HazardSettings, Secrets, Settings
 from outreach.delivery import Deliverer, RetryPolicy
+from outreach.hazards import HazardOutreach, HazardReport, HazardRule
 from outreach.planner import Outreach, OutreachReport
 from outreach.targeting import TraitRule
 
 
-def encode_report(report: OutreachReport) -> bytes:
+def encode_report(report: OutreachReport | HazardReport) -> bytes:
     return orjson.dumps(report.to_dict())
 
 
@@ -44,8 +47,8 @@ def build_outreach(settings: Settings, index: CustomerIndex, ledger: Ledger,
                     settings.outreach.max_audience)
 
 
-def file_io(settings: Settings, inputs: list[Path], out: Path,
-            outreach: Callable[[], Outreach] | None, with_spikes: bool = True) -> FlowIO:
+def file_io(settings: Settings, inputs: list[Path], out: Path, outreach: Callable[[], Outreach] | None,
+            with_spikes: bool = True, hazards: Callable[[], HazardOutreach] | None = None) -> FlowIO:
     """Replay files through the flow; results land as JSONL under `out`."""
     out.mkdir(parents=True, exist_ok=True)
     return FlowIO(
@@ -53,25 +56,53 @@ def file_io(settings: Settings, inputs: list[Path], out: Path,
         dead_letters=JsonlSink(out / "dead_letters.jsonl", lambda b: b),
         spikes=JsonlSink(out / "spikes.jsonl", lambda b: b) if with_spikes else None,
         encode_spike=encode_spike,
-        reports=JsonlSink(out / "incidents.jsonl", lambda b: b) if outreach else None,
+        reports=JsonlSink(out / "incidents.jsonl", lambda b: b) if outreach or hazards else None,
         encode_report=encode_report,
         outreach=outreach,
+        hazards=hazards,
         replay=True,
     )
 
 
-def memory_outreach(settings: Settings, index: InMemoryCustomerIndex, out: Path) -> Callable[[], Outreach]:
-    """Outreach with nothing leaving the machine: sends are written to outbox files."""
-    ledger = InMemoryLedger()
+def memory_io(settings: Settings, inputs: list[Path], out: Path, index: CustomerIndex) -> FlowIO:
+    """The full flow over files with an in-process ledger and outbox files; alerts too when configured."""
+    parts = MemoryParts(settings, index, out)
+    return file_io(settings, inputs, out, parts.outreach, hazards=parts.hazards if settings.hazards else None)
 
-    def build() -> Outreach:
-        senders: dict[Channel, Sender] = {
-            channel: OutboxSender(out / f"outbox_{channel}.jsonl", channel)
-            for channel in settings.outreach.channels
-        }
-        return build_outreach(settings, index, ledger, senders)
 
-    return build
+@dataclass
+class MemoryParts:
+    """Outreach with nothing leaving the machine: one ledger and one set of outbox files for
+    incident and hazard messages alike, built on first use."""
+
+    settings: Settings
+    index: CustomerIndex
+    out: Path
+    ledger: InMemoryLedger = field(default_factory=InMemoryLedger)
+    _senders: dict[Channel, Sender] | None = None
+
+    def senders(self) -> dict[Channel, Sender]:
+        if self._senders is None:
+            self._senders = {channel: OutboxSender(self.out / f"outbox_{channel}.jsonl", channel)
+                             for channel in self.settings.outreach.channels}
+        return self._senders
+
+    def outreach(self) -> Outreach:
+        return build_outreach(self.settings, self.index, self.ledger, self.senders())
+
+    def hazards(self) -> HazardOutreach:
+        return build_hazards(self.settings, self.index, self.ledger, self.senders())
+
+
+def build_hazards(settings: Settings, index: CustomerIndex, ledger: Ledger, senders: dict[Channel, Sender]
+                  ) -> HazardOutreach:
+    """Forecast-incident outreach: the configured rules, polygon/circle lookup on the index."""
+    hazards = settings.hazards or HazardSettings()
+    rules = [HazardRule(tuple(r.events), r.min_rank, tuple(sorted(r.require.items()))) for r in hazards.rules]
+    retry = RetryPolicy(settings.outreach.retry_attempts, settings.outreach.retry_backoff.total_seconds())
+    return HazardOutreach(index, Deliverer(ledger, senders, retry), JinjaRenderer(settings.outreach.templates), rules,
+                          lambda polygons, circles: customers_in_area(index, polygons, circles),
+                          hazards.region_format, settings.outreach.max_audience)
 
 
 def production_senders(settings: Settings, secrets: Secrets) -> dict[Channel, Sender]:
@@ -110,14 +141,26 @@ def redis_outreach(settings: Settings, secrets: Secrets) -> Callable[[], Outreac
     return build
 
 
+def redis_hazards(settings: Settings, secrets: Secrets) -> Callable[[], HazardOutreach]:
+    assert settings.redis is not None
+    prefix = settings.redis.prefix
+
+    def build() -> HazardOutreach:
+        client = redis_client(settings, secrets)
+        return build_hazards(settings, RedisCustomerIndex(client, prefix), RedisLedger(client, prefix),
+                             production_senders(settings, secrets))
+
+    return build
+
+
 def production_io(settings: Settings, secrets: Secrets | None = None) -> FlowIO:
     """Kafka in and out, Redis, Twilio and SMTP, checked before the flow is built."""
     settings.require_production()
     secrets = secrets or Secrets()
     assert settings.kafka is not None
     k = settings.kafka
-    check_brokers(k.brokers, [k.topics.cases, k.topics.telemetry, k.topics.dead_letters, k.topics.incidents],
-                  k.connect_timeout, k.extra)
+    inputs = [k.topics.cases, k.topics.telemetry, *([k.topics.alerts] if settings.hazards else [])]
+    check_brokers(k.brokers, [*inputs, k.topics.dead_letters, k.topics.incidents], k.connect_timeout, k.extra)
     client = redis_client(settings, secrets)
     client.ping()
     assert settings.redis is not None
@@ -129,14 +172,15 @@ def production_io(settings: Settings, secrets: Secrets | None = None) -> FlowIO:
     report_msg, report_sink = json_topic_sink(k.brokers, k.topics.incidents, encode_report,
                                               key=lambda r: r.incident.id.encode(), extra=k.extra)
     return FlowIO(
-        source=kafka_source(k.brokers, [k.topics.cases, k.topics.telemetry], k.tail, k.batch_size, k.extra),
+        source=kafka_source(k.brokers, inputs, k.tail, k.batch_size, k.extra),
         to_raw=to_raw,
-        types={k.topics.cases: "case", k.topics.telemetry: "telemetry"},
+        types={k.topics.cases: "case", k.topics.telemetry: "telemetry", k.topics.alerts: "alert"},
         dead_letters=letter_sink,
         encode_dead_letter=letter_msg,
         reports=report_sink,
         encode_report=report_msg,
         outreach=redis_outreach(settings, secrets),
+        hazards=redis_hazards(settings, secrets) if settings.hazards else None,
         replay=not k.tail,
         region_weights={region: float(n) for region, n in regions.items()} or None,
     )

@@ -98,6 +98,8 @@ class KafkaTopics(_Section):
     telemetry: str = "telemetry"
     dead_letters: str = "dead-letters"
     incidents: str = "incidents"
+    alerts: str = "alerts"
+    """CAP XML or NWS GeoJSON hazard alerts; read only when a `hazards` section is configured."""
 
 
 class KafkaSettings(_Section):
@@ -154,6 +156,22 @@ class OutputSettings(_Section):
     directory: Path = Path("out")
 
 
+class HazardRuleSettings(_Section):
+    """Which customers an event type matters to (see outreach.hazards.HazardRule)."""
+
+    events: list[str] = Field(min_length=1)
+    min_rank: int = Field(2, ge=0, le=4)
+    require: dict[str, str] = Field(default_factory=dict)
+
+
+class HazardSettings(_Section):
+    """Forecast-driven warnings from weather and hazard alerts."""
+
+    region_format: Literal["fips", "state-county"] = "state-county"
+    """How the customer index writes county regions: "48453" or "TX-453"."""
+    rules: list[HazardRuleSettings] = Field(default_factory=list)
+
+
 class Settings(_Section):
     """The whole configuration of a flow."""
 
@@ -167,6 +185,7 @@ class Settings(_Section):
     sms: SmsSettings | None = None
     email: EmailSettings | None = None
     recovery: RecoverySettings | None = None
+    hazards: HazardSettings | None = None
     max_record_bytes: int = Field(64 * 1024, ge=256)
 
     def require_production(self) -> None:
