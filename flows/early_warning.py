@@ -78,6 +78,8 @@ class FlowIO:
     """Encodes incident reports and hazard reports alike (both have to_dict())."""
     outreach: Callable[[], Outreach] | None = None
     region_weights: dict[str, float] | None = None
+    extra_sources: list[Source[Any]] = field(default_factory=list)
+    """Sources of (origin, bytes) records beside the main one, e.g. the NWS poller."""
     hazards: Callable[[], HazardOutreach] | None = None
     """Outreach for forecast incidents from hazard alerts; None ignores alerts."""
     windows: Sink[Any] | None = None
@@ -103,6 +105,8 @@ def build_flow(settings: Settings, io: FlowIO, flow_id: str = "forewarn") -> Dat
     """Wire the dataflow; with `io.outreach` None it stops after detection."""
     flow = Dataflow(flow_id)
     raw = op.map("to_raw", op.input("read", flow, io.source), io.to_raw)
+    for n, source in enumerate(io.extra_sources):
+        raw = op.merge(f"with_source_{n}", raw, op.input(f"read_{n}", flow, source))
     parsed = op.flat_map("parse", raw, lambda item: _parse(item, io.types, settings.max_record_bytes))
     valid = op.branch("valid", parsed, lambda r: not isinstance(r, DeadLetter))
     factory = DetectorFactory(settings.detection, io.region_weights, score_regions=io.windows is not None)

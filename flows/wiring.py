@@ -5,15 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 import redis
+from bytewax.inputs import Source
 
 from connectors.email import SmtpSender
 from connectors.geo import customers_in_area
 from connectors.jsonl import JsonlSink, JsonlSource
 from connectors.kafka import check_brokers, json_topic_sink, kafka_source, to_raw
 from connectors.memory import InMemoryLedger
+from connectors.nws import NwsPoller, NwsSource, urllib_fetch
 from connectors.outbox import OutboxSender
 from connectors.redis_index import RedisCustomerIndex
 from connectors.redis_ledger import RedisLedger
@@ -153,6 +156,14 @@ def redis_hazards(settings: Settings, secrets: Secrets) -> Callable[[], HazardOu
     return build
 
 
+def nws_sources(settings: Settings) -> list[Source[Any]]:
+    """The api.weather.gov poller, when hazards.poll is configured."""
+    poll = settings.hazards.poll if settings.hazards else None
+    if poll is None:
+        return []
+    return [NwsSource(lambda: NwsPoller(urllib_fetch, poll.user_agent, poll.url, poll.interval))]
+
+
 def production_io(settings: Settings, secrets: Secrets | None = None) -> FlowIO:
     """Kafka in and out, Redis, Twilio and SMTP, checked before the flow is built."""
     settings.require_production()
@@ -181,6 +192,7 @@ def production_io(settings: Settings, secrets: Secrets | None = None) -> FlowIO:
         encode_report=report_msg,
         outreach=redis_outreach(settings, secrets),
         hazards=redis_hazards(settings, secrets) if settings.hazards else None,
+        extra_sources=nws_sources(settings),
         replay=not k.tail,
         region_weights={region: float(n) for region, n in regions.items()} or None,
     )

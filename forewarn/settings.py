@@ -164,12 +164,24 @@ class HazardRuleSettings(_Section):
     require: dict[str, str] = Field(default_factory=dict)
 
 
+class NwsPollSettings(_Section):
+    """Poll api.weather.gov for active alerts (besides, or instead of, the alerts topic)."""
+
+    user_agent: str
+    """The NWS asks for the application and a contact, e.g. "forewarn (ops@example.com)"."""
+    url: str = "https://api.weather.gov/alerts/active"
+    interval: timedelta = timedelta(seconds=60)
+
+    _durations = field_validator("interval", mode="before")(_duration)
+
+
 class HazardSettings(_Section):
     """Forecast-driven warnings from weather and hazard alerts."""
 
     region_format: Literal["fips", "state-county"] = "state-county"
     """How the customer index writes county regions: "48453" or "TX-453"."""
     rules: list[HazardRuleSettings] = Field(default_factory=list)
+    poll: NwsPollSettings | None = None
 
 
 class Settings(_Section):
