@@ -31,6 +31,7 @@ from forewarn.records import NATIONAL, Customer, DeadLetter, Incident
 from forewarn.settings import ConfigError, RedisSettings, Secrets, Settings, SmsSettings
 from outreach.audience import Recipient, audience_of
 from outreach.planner import message_context
+from outreach.policy import QuietHours
 
 
 def run_detect(settings: Settings, inputs: list[Path], output: Path, report: Path | None = None
@@ -206,7 +207,8 @@ def preview_audience(settings: Settings, segment_text: str | None, redis_url: st
                       if all(value in c.attributes().get(name, ()) for name, value in segment.items()))
     else:
         candidates = index.segment(segment)
-    audience = audience_of(candidates, segment, frozenset(), max_audience=10**9)
+    quiet = QuietHours(*settings.outreach.quiet_hours) if settings.outreach.quiet_hours else None
+    audience = audience_of(candidates, segment, frozenset(), 10**9, quiet, datetime.now(UTC))
     encoding, segments = sms_segments(_sample_sms(settings, topic, audience.recipients))
     price = settings.sms.price_per_segment if settings.sms else SmsSettings.model_fields["price_per_segment"].default
     return AudiencePreview(segment, polygon.name if polygon else None, len(audience.recipients),

@@ -29,6 +29,7 @@ from forewarn.settings import ConfigError, HazardSettings, Secrets, Settings
 from outreach.delivery import Deliverer, RetryPolicy
 from outreach.hazards import HazardOutreach, HazardReport, HazardRule
 from outreach.planner import Outreach, OutreachReport
+from outreach.policy import QuietHours
 from outreach.targeting import TraitRule
 
 
@@ -45,9 +46,10 @@ def build_outreach(settings: Settings, index: CustomerIndex, ledger: Ledger,
     renderer = JinjaRenderer(settings.outreach.templates)
     t = settings.targeting
     retry = RetryPolicy(settings.outreach.retry_attempts, settings.outreach.retry_backoff.total_seconds())
+    quiet = QuietHours(*settings.outreach.quiet_hours) if settings.outreach.quiet_hours else None
     return Outreach(index, Deliverer(ledger, senders, retry), renderer,
                     TraitRule(t.min_support, t.min_coverage, t.min_lift, t.max_p_value),
-                    settings.outreach.max_audience)
+                    settings.outreach.max_audience, quiet)
 
 
 def file_io(settings: Settings, inputs: list[Path], out: Path, outreach: Callable[[], Outreach] | None,

@@ -6,7 +6,7 @@ bad key instead of silently falling back to a default.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -89,6 +89,8 @@ class OutreachSettings(_Section):
     max_audience: int = Field(10_000, ge=1)
     retry_attempts: int = Field(3, ge=1)
     retry_backoff: timedelta = timedelta(milliseconds=500)
+    quiet_hours: tuple[time, time] | None = None
+    """Customers' local [start, end) without SMS, e.g. ["21:00", "08:00"]: email instead, else held."""
 
     _durations = field_validator("retry_backoff", mode="before")(_duration)
 

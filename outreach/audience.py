@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from forewarn.interfaces import CustomerIndex, Segment
 from forewarn.records import Channel, Customer
+from outreach.policy import QuietHours
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,7 @@ class Audience:
 
 
 def build_audience(segment: Segment, index: CustomerIndex, reporters: frozenset[str],
-                   max_audience: int) -> Audience:
+                   max_audience: int, quiet: QuietHours | None = None, at: datetime | None = None) -> Audience:
     """Customers of `segment` on their preferred channel, without those who called or opted out.
 
     `reporters` are the customers who already opened a case on the incident's key, in
@@ -53,18 +55,28 @@ def build_audience(segment: Segment, index: CustomerIndex, reporters: frozenset[
     """
     if not segment:
         return Audience({}, held="no segment isolated: a responder must choose who to warn")
-    return audience_of(index.segment(segment), dict(segment), reporters, max_audience)
+    return audience_of(index.segment(segment), dict(segment), reporters, max_audience, quiet, at)
 
 
 def audience_of(candidates: Iterable[Customer], segment: dict[str, str], reporters: frozenset[str],
-                max_audience: int) -> Audience:
-    """The recipients among `candidates` (a segment's or an area's customers), with exclusions counted."""
+                max_audience: int, quiet: QuietHours | None = None, at: datetime | None = None) -> Audience:
+    """The recipients among `candidates` (a segment's or an area's customers), with exclusions counted.
+
+    With `quiet` hours, customers whose local time at `at` is quiet get email instead of SMS, or
+    are held ("quiet hours") when they have no email to fall back on.
+    """
     audience = Audience(segment)
     for customer in candidates:
         if customer.id in reporters:
             audience.excluded["already reported"] += 1
             continue
         channel = customer.preferred_channel
+        if quiet is not None and at is not None and customer.contact(channel) is not None:
+            switched = quiet.channel_for(customer, at)
+            if switched is None:
+                audience.excluded["quiet hours"] += 1
+                continue
+            channel = switched
         address = customer.contact(channel)
         if address is None:
             reason = f"opted out of {channel}" if getattr(customer.opt_out, channel) else f"no {channel} address"

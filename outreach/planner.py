@@ -17,6 +17,7 @@ from forewarn.interfaces import CustomerIndex, Renderer
 from forewarn.records import NATIONAL, Customer, Incident, Message, MessageKey, MessageKind, rfc3339
 from outreach.audience import Audience, Recipient, build_audience
 from outreach.delivery import Deliverer
+from outreach.policy import QuietHours
 from outreach.targeting import TraitRule, incident_segment, isolate_traits
 
 
@@ -49,12 +50,13 @@ class Outreach:
     """Turns incident events into delivered messages through the injected parts."""
 
     def __init__(self, index: CustomerIndex, deliverer: Deliverer, renderer: Renderer,
-                 trait_rule: TraitRule | None = None, max_audience: int = 10_000):
+                 trait_rule: TraitRule | None = None, max_audience: int = 10_000, quiet: QuietHours | None = None):
         self.index = index
         self.deliverer = deliverer
         self.renderer = renderer
         self.trait_rule = trait_rule or TraitRule()
         self.max_audience = max_audience
+        self.quiet = quiet
 
     def handle(self, incident: Incident) -> OutreachReport:
         if incident.status == "opened":
@@ -73,8 +75,9 @@ class Outreach:
         incident = replace(incident, segment=traits)
         # A device group's traits come straight from telemetry; isolated traits narrow them further.
         segment = dict(incident.known_segment) | incident_segment(incident, traits)
-        audience = build_audience(segment, self.index,
-                                  incident.reporters | incident.earlier_reporters, self.max_audience)
+        # Quiet hours are judged at the incident's own time, so a replay decides as the live flow did.
+        audience = build_audience(segment, self.index, incident.reporters | incident.earlier_reporters,
+                                  self.max_audience, self.quiet, incident.opened_at)
         report = self._report(incident, audience)
         self._send(report, incident, "warning", audience.recipients)
         return report
