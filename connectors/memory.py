@@ -18,7 +18,7 @@ import orjson
 from connectors.redis_index import check_segment
 from connectors.redis_ledger import PENDING, outcome_doc, utc_now
 from forewarn.interfaces import Segment
-from forewarn.records import INDEXED_ATTRIBUTES, Channel, Customer, MessageKey, MessageKind, SendResult
+from forewarn.records import INDEXED_ATTRIBUTES, Channel, Customer, Incident, MessageKey, MessageKind, SendResult
 
 
 class InMemoryCustomerIndex:
@@ -130,3 +130,17 @@ class InMemoryLedger:
                 return dict(orjson.loads(self._final[k]))
             expiry = self._pending.get(k)
             return PENDING if expiry is not None and expiry > self.clock() else None
+
+
+class InMemoryIncidentStore:
+    """Incidents by id, in this process (the demo's and replay's store)."""
+
+    def __init__(self) -> None:
+        self._incidents: dict[str, bytes] = {}
+
+    def save(self, incident: Incident) -> None:
+        self._incidents[incident.id] = incident.to_record()
+
+    def load(self, incident_id: str) -> Incident | None:
+        raw = self._incidents.get(incident_id)
+        return Incident.from_record(raw) if raw is not None else None

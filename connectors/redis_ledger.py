@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 import redis
 
-from forewarn.records import Channel, MessageKey, MessageKind, SendResult, rfc3339
+from forewarn.records import Channel, Incident, MessageKey, MessageKind, SendResult, rfc3339
 
 PENDING = "pending"
 
@@ -97,3 +97,19 @@ class RedisLedger:
             return None
         text = raw.decode() if isinstance(raw, bytes) else str(raw)
         return PENDING if text == PENDING else dict(orjson.loads(text))
+
+
+class RedisIncidentStore:
+    """Incidents by id in Redis (`{prefix}:incident:{id}`), kept for `ttl` after their last change."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "fw", ttl: timedelta = timedelta(days=30)):
+        self.client = client
+        self.prefix = prefix
+        self.ttl = ttl
+
+    def save(self, incident: Incident) -> None:
+        self.client.set(f"{self.prefix}:incident:{incident.id}", incident.to_record(), ex=self.ttl)
+
+    def load(self, incident_id: str) -> Incident | None:
+        raw = self.client.get(f"{self.prefix}:incident:{incident_id}")
+        return Incident.from_record(raw) if raw is not None else None  # type: ignore[arg-type]

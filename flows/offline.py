@@ -20,6 +20,7 @@ from connectors.customer_files import read_customers
 from connectors.geo import customers_in_area
 from connectors.memory import InMemoryCustomerIndex
 from connectors.redis_index import RedisCustomerIndex
+from connectors.redis_ledger import RedisIncidentStore, RedisLedger
 from connectors.sms import sms_segments
 from connectors.templates import JinjaRenderer
 from flows.backtest_report import write_backtest_report
@@ -32,6 +33,7 @@ from forewarn.settings import ConfigError, RedisSettings, Secrets, Settings, Sms
 from outreach.audience import Recipient, audience_of
 from outreach.planner import message_context
 from outreach.policy import QuietHours
+from outreach.targeting import incident_segment
 
 
 def run_detect(settings: Settings, inputs: list[Path], output: Path, report: Path | None = None
@@ -197,6 +199,8 @@ def preview_audience(settings: Settings, segment_text: str | None, redis_url: st
                      topic: str = "default") -> AudiencePreview:
     """Dry-run of an audience: a segment, an area (polygon/CAP file), or both; nothing is sent."""
     index: CustomerIndex = _load_memory_index(customers) if customers else _redis_index(settings, redis_url)
+    if segment_text and segment_text.startswith("INC-"):
+        return _preview_incident(settings, segment_text, index, redis_url, topic)
     segment = parse_segment(segment_text) if segment_text else {}
     if polygon is None and not segment:
         raise ValueError("give a segment such as model=R7000,firmware=2.1.7, or --polygon FILE, or both")
@@ -224,3 +228,26 @@ def _sample_sms(settings: Settings, topic: str, recipients: list[Recipient]) -> 
     incident = Incident("PREVIEW", topic, NATIONAL, "opened", now, now, now, 0, 0.0, 0, 0)
     return JinjaRenderer(settings.outreach.templates).render(topic, "warning", "sms",
                                                             message_context(incident, customer)).body
+
+
+def _preview_incident(settings: Settings, incident_id: str, index: CustomerIndex, redis_url: str | None,
+                      topic: str) -> AudiencePreview:
+    """An incident's audience as outreach would build it now: its segment, minus reporters and
+    the customers the ledger says were already contacted."""
+    client = _redis_index(settings, redis_url).client
+    prefix = (settings.redis or RedisSettings()).prefix
+    incident = RedisIncidentStore(client, prefix).load(incident_id)
+    if incident is None:
+        raise ValueError(f"no incident {incident_id} in Redis: check the id in the incidents topic or "
+                         "incidents.jsonl (incidents are kept 30 days)")
+    segment = dict(incident.known_segment) | incident_segment(incident, incident.segment)
+    contacted = frozenset(RedisLedger(client, prefix).recipients(incident_id, "warning"))
+    quiet = QuietHours(*settings.outreach.quiet_hours) if settings.outreach.quiet_hours else None
+    audience = audience_of(index.segment(segment) if segment else iter(()), segment,
+                           incident.reporters | incident.earlier_reporters, 10**9, quiet, datetime.now(UTC),
+                           contacted)
+    encoding, segments = sms_segments(_sample_sms(settings, incident.topic, audience.recipients))
+    price = settings.sms.price_per_segment if settings.sms else SmsSettings.model_fields["price_per_segment"].default
+    return AudiencePreview(segment, incident_id, len(audience.recipients), audience.by_channel(),
+                           audience.excluded, [r.customer.id for r in audience.recipients[:5]], encoding,
+                           segments, price)

@@ -15,15 +15,15 @@ from connectors.email import SmtpSender
 from connectors.geo import customers_in_area
 from connectors.jsonl import JsonlSink, JsonlSource
 from connectors.kafka import check_brokers, json_topic_sink, kafka_source, to_raw
-from connectors.memory import InMemoryLedger
+from connectors.memory import InMemoryIncidentStore, InMemoryLedger
 from connectors.nws import NwsPoller, NwsSource, urllib_fetch
 from connectors.outbox import OutboxSender
 from connectors.redis_index import RedisCustomerIndex
-from connectors.redis_ledger import RedisLedger
+from connectors.redis_ledger import RedisIncidentStore, RedisLedger
 from connectors.sms import TwilioSender
 from connectors.templates import JinjaRenderer
 from flows.early_warning import FlowIO
-from forewarn.interfaces import CustomerIndex, Ledger, Sender
+from forewarn.interfaces import CustomerIndex, IncidentStore, Ledger, Sender
 from forewarn.records import Channel, DeadLetter, Spike
 from forewarn.settings import ConfigError, HazardSettings, Secrets, Settings
 from outreach.delivery import Deliverer, RetryPolicy
@@ -42,14 +42,14 @@ def encode_spike(spike: Spike) -> bytes:
 
 
 def build_outreach(settings: Settings, index: CustomerIndex, ledger: Ledger,
-                   senders: dict[Channel, Sender]) -> Outreach:
+                   senders: dict[Channel, Sender], store: IncidentStore | None = None) -> Outreach:
     renderer = JinjaRenderer(settings.outreach.templates)
     t = settings.targeting
     retry = RetryPolicy(settings.outreach.retry_attempts, settings.outreach.retry_backoff.total_seconds())
     quiet = QuietHours(*settings.outreach.quiet_hours) if settings.outreach.quiet_hours else None
     return Outreach(index, Deliverer(ledger, senders, retry), renderer,
                     TraitRule(t.min_support, t.min_coverage, t.min_lift, t.max_p_value),
-                    settings.outreach.max_audience, quiet)
+                    settings.outreach.max_audience, quiet, store)
 
 
 def file_io(settings: Settings, inputs: list[Path], out: Path, outreach: Callable[[], Outreach] | None,
@@ -84,6 +84,7 @@ class MemoryParts:
     index: CustomerIndex
     out: Path
     ledger: InMemoryLedger = field(default_factory=InMemoryLedger)
+    store: InMemoryIncidentStore = field(default_factory=InMemoryIncidentStore)
     _senders: dict[Channel, Sender] | None = None
 
     def senders(self) -> dict[Channel, Sender]:
@@ -93,7 +94,7 @@ class MemoryParts:
         return self._senders
 
     def outreach(self) -> Outreach:
-        return build_outreach(self.settings, self.index, self.ledger, self.senders())
+        return build_outreach(self.settings, self.index, self.ledger, self.senders(), self.store)
 
     def hazards(self) -> HazardOutreach:
         return build_hazards(self.settings, self.index, self.ledger, self.senders())
@@ -141,7 +142,7 @@ def redis_outreach(settings: Settings, secrets: Secrets) -> Callable[[], Outreac
     def build() -> Outreach:
         client = redis_client(settings, secrets)
         return build_outreach(settings, RedisCustomerIndex(client, prefix), RedisLedger(client, prefix),
-                              production_senders(settings, secrets))
+                              production_senders(settings, secrets), RedisIncidentStore(client, prefix))
 
     return build
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import NamedTuple, Protocol, runtime_checkable
 
-from forewarn.records import Channel, Customer, Message, MessageKey, MessageKind, SendResult
+from forewarn.records import Channel, Customer, Incident, Message, MessageKey, MessageKind, SendResult
 
 Segment = Mapping[str, str]
 """Attribute name to required value, combined with AND; for example {"model": "R7000"}."""
@@ -86,3 +86,13 @@ class Renderer(Protocol):
 class Rendered(NamedTuple):
     subject: str | None
     body: str
+
+
+class IncidentStore(Protocol):
+    """Incidents as outreach last saw them, so a responder can preview or audit one by id."""
+
+    def save(self, incident: Incident) -> None:
+        ...
+
+    def load(self, incident_id: str) -> Incident | None:
+        ...

@@ -301,6 +301,37 @@ class Incident:
     known_segment: tuple[tuple[str, str], ...] = ()
     """Traits named by a telemetry device group; targeted as they are, with isolated traits."""
 
+    def to_record(self) -> bytes:
+        """The whole incident as JSON, for an incident store (reporters included: ids, not contacts)."""
+        return orjson.dumps({**self.to_dict(), "reporters": sorted(self.reporters),
+                             "earlier_reporters": sorted(self.earlier_reporters),
+                             "known_segment": [list(pair) for pair in self.known_segment]})
+
+    @classmethod
+    def from_record(cls, raw: bytes) -> Incident:
+        """Rebuild an incident stored by `to_record`.
+
+        >>> from datetime import UTC
+        >>> t = datetime(2026, 11, 17, 14, tzinfo=UTC)
+        >>> inc = Incident("INC-1", "no_internet", "TX-453", "opened", t, t, t, 30, 2.5, 1, 30,
+        ...                frozenset({"CU-1"}), segment=(Trait("region", "TX-453", 30, 1.0, 0.02, 50.0, 1e-30),))
+        >>> Incident.from_record(inc.to_record()) == inc
+        True
+        """
+        d = orjson.loads(raw)
+        when = {k: datetime.fromisoformat(d[k]) if d.get(k) else None
+                for k in ("opened_at", "first_window_start", "last_spike_end", "resolved_at")}
+        return cls(
+            id=d["id"], topic=d["key"]["topic"], region=d["key"]["region"], status=d["status"],
+            opened_at=when["opened_at"], first_window_start=when["first_window_start"],  # type: ignore[arg-type]
+            last_spike_end=when["last_spike_end"], observed=d["observed"],  # type: ignore[arg-type]
+            expected=d["expected"], spikes=d["spikes"], linked_cases=d["linked_cases"],
+            reporters=frozenset(d["reporters"]), earlier_reporters=frozenset(d["earlier_reporters"]),
+            resolved_at=when["resolved_at"], segment=tuple(Trait(**t) for t in d["segment"]),
+            signals=frozenset(d.get("signals", ())),
+            known_segment=tuple((a, v) for a, v in d.get("known_segment", ())),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,

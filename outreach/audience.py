@@ -59,7 +59,8 @@ def build_audience(segment: Segment, index: CustomerIndex, reporters: frozenset[
 
 
 def audience_of(candidates: Iterable[Customer], segment: dict[str, str], reporters: frozenset[str],
-                max_audience: int, quiet: QuietHours | None = None, at: datetime | None = None) -> Audience:
+                max_audience: int, quiet: QuietHours | None = None, at: datetime | None = None,
+                contacted: frozenset[str] = frozenset()) -> Audience:
     """The recipients among `candidates` (a segment's or an area's customers), with exclusions counted.
 
     With `quiet` hours, customers whose local time at `at` is quiet get email instead of SMS, or
@@ -69,6 +70,9 @@ def audience_of(candidates: Iterable[Customer], segment: dict[str, str], reporte
     for customer in candidates:
         if customer.id in reporters:
             audience.excluded["already reported"] += 1
+            continue
+        if customer.id in contacted:
+            audience.excluded["already contacted"] += 1
             continue
         channel = customer.preferred_channel
         if quiet is not None and at is not None and customer.contact(channel) is not None:

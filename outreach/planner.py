@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from forewarn.interfaces import CustomerIndex, Renderer
+from forewarn.interfaces import CustomerIndex, IncidentStore, Renderer
 from forewarn.records import NATIONAL, Customer, Incident, Message, MessageKey, MessageKind, rfc3339
 from outreach.audience import Audience, Recipient, build_audience
 from outreach.delivery import Deliverer
@@ -50,20 +50,28 @@ class Outreach:
     """Turns incident events into delivered messages through the injected parts."""
 
     def __init__(self, index: CustomerIndex, deliverer: Deliverer, renderer: Renderer,
-                 trait_rule: TraitRule | None = None, max_audience: int = 10_000, quiet: QuietHours | None = None):
+                 trait_rule: TraitRule | None = None, max_audience: int = 10_000, quiet: QuietHours | None = None,
+                 store: IncidentStore | None = None):
         self.index = index
         self.deliverer = deliverer
         self.renderer = renderer
         self.trait_rule = trait_rule or TraitRule()
         self.max_audience = max_audience
         self.quiet = quiet
+        self.store = store
 
     def handle(self, incident: Incident) -> OutreachReport:
         if incident.status == "opened":
-            return self._warn(incident)
-        if incident.status == "resolved":
-            return self._all_clear(incident)
-        return OutreachReport(incident)
+            report = self._warn(incident)
+        elif incident.status == "resolved":
+            report = self._all_clear(incident)
+        else:
+            report = OutreachReport(incident)
+        if self.store is not None:
+            saved = self.store.load(incident.id) if incident.status != "opened" else None
+            # Later events keep the segment isolated when the incident opened.
+            self.store.save(replace(report.incident, segment=saved.segment) if saved else report.incident)
+        return report
 
     def _warn(self, incident: Incident) -> OutreachReport:
         if incident.topic.startswith(TELEMETRY_PREFIX):

@@ -121,3 +121,38 @@ def test_audience_preview_of_a_polygon_and_segment_with_sms_cost(tmp_path: Path)
     segments = re.search(r"SMS per message\s*│\s*(\d+) segment", result.output)
     assert segments is not None
     assert f"({sms} x {segments.group(1)} x 0.0083 per segment)" in result.output
+
+
+@pytest.mark.integration
+def test_audience_preview_of_an_incident_counts_who_was_already_contacted(redis_url: str, tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from connectors.redis_index import RedisCustomerIndex
+    from connectors.redis_ledger import RedisIncidentStore, RedisLedger
+    from forewarn.records import Incident, MessageKey, SendResult, Trait
+
+    client = redis.Redis.from_url(redis_url)
+    scenario = generate(seed=3, customers=2_000, regions=10)
+    RedisCustomerIndex(client).upsert(scenario.customers)
+    region = scenario.customers[0].region
+    people = [c for c in scenario.customers if c.region == region]
+    reporters = frozenset(c.id for c in people[:3])
+    t = datetime(2026, 11, 17, 14, tzinfo=UTC)
+    incident = Incident("INC-test", "no_internet", region, "opened", t, t, t, 30, 2.0, 1, 30, reporters,
+                        segment=(Trait("region", region, 3, 1.0, 0.1, 10.0, 1e-9),))
+    RedisIncidentStore(client).save(incident)
+    ledger = RedisLedger(client)
+    warned = [c for c in people[3:] if c.contact(c.preferred_channel)][:5]
+    for customer in warned:
+        key = MessageKey(incident.id, customer.id, "warning")
+        assert ledger.claim(key)
+        ledger.record(key, customer.preferred_channel, SendResult(ok=True))
+    reachable = [c for c in people if c.id not in reporters and c.contact(c.preferred_channel)]
+    result = CliRunner().invoke(app, ["audience", "INC-test", "--redis-url", redis_url])
+    assert result.exit_code == 0, result.output
+    contacted = re.search(r"would be contacted\s*│\s*(\d+)", result.output)
+    assert contacted is not None and int(contacted.group(1)) == len(reachable) - len(warned)
+    assert re.search(r"excluded: already contacted\s*│\s*5", result.output)
+    assert re.search(r"excluded: already reported\s*│\s*3", result.output)
+    missing = CliRunner().invoke(app, ["audience", "INC-nope", "--redis-url", redis_url])
+    assert missing.exit_code == 1 and "no incident INC-nope" in missing.output
