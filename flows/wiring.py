@@ -25,7 +25,7 @@ from connectors.templates import JinjaRenderer
 from flows.early_warning import FlowIO
 from forewarn.interfaces import CustomerIndex, IncidentStore, Ledger, Sender
 from forewarn.records import Channel, DeadLetter, Spike
-from forewarn.settings import ConfigError, HazardSettings, Secrets, Settings
+from forewarn.settings import ConfigError, HazardSettings, RedisSettings, Secrets, Settings
 from outreach.delivery import Deliverer, RetryPolicy
 from outreach.hazards import HazardOutreach, HazardReport, HazardRule
 from outreach.planner import Outreach, OutreachReport
@@ -135,28 +135,33 @@ def redis_client(settings: Settings, secrets: Secrets) -> redis.Redis:
     return redis.Redis.from_url(url)
 
 
-def redis_outreach(settings: Settings, secrets: Secrets) -> Callable[[], Outreach]:
-    assert settings.redis is not None
-    prefix = settings.redis.prefix
+@dataclass
+class RedisParts:
+    """The production edges, built on first use inside a worker: one Redis client and one set of
+    senders for incident and hazard outreach alike."""
 
-    def build() -> Outreach:
-        client = redis_client(settings, secrets)
-        return build_outreach(settings, RedisCustomerIndex(client, prefix), RedisLedger(client, prefix),
-                              production_senders(settings, secrets), RedisIncidentStore(client, prefix))
+    settings: Settings
+    secrets: Secrets
+    _built: tuple[redis.Redis, dict[Channel, Sender]] | None = None
 
-    return build
+    def _parts(self) -> tuple[redis.Redis, dict[Channel, Sender]]:
+        if self._built is None:
+            self._built = (redis_client(self.settings, self.secrets), production_senders(self.settings, self.secrets))
+        return self._built
 
+    @property
+    def prefix(self) -> str:
+        return (self.settings.redis or RedisSettings()).prefix
 
-def redis_hazards(settings: Settings, secrets: Secrets) -> Callable[[], HazardOutreach]:
-    assert settings.redis is not None
-    prefix = settings.redis.prefix
+    def outreach(self) -> Outreach:
+        client, senders = self._parts()
+        return build_outreach(self.settings, RedisCustomerIndex(client, self.prefix), RedisLedger(client, self.prefix),
+                              senders, RedisIncidentStore(client, self.prefix))
 
-    def build() -> HazardOutreach:
-        client = redis_client(settings, secrets)
-        return build_hazards(settings, RedisCustomerIndex(client, prefix), RedisLedger(client, prefix),
-                             production_senders(settings, secrets))
-
-    return build
+    def hazards(self) -> HazardOutreach:
+        client, senders = self._parts()
+        return build_hazards(self.settings, RedisCustomerIndex(client, self.prefix), RedisLedger(client, self.prefix),
+                             senders)
 
 
 def nws_sources(settings: Settings) -> list[Source[Any]]:
@@ -181,6 +186,7 @@ def production_io(settings: Settings, secrets: Secrets | None = None) -> FlowIO:
     regions = RedisCustomerIndex(client, settings.redis.prefix).attribute_counts("region")
     production_senders(settings, secrets)  # fail now, not at the first incident, on missing secrets
     JinjaRenderer(settings.outreach.templates).check([])
+    parts = RedisParts(settings, secrets)
     letter_msg, letter_sink = json_topic_sink(k.brokers, k.topics.dead_letters, DeadLetter.to_json,
                                               extra=k.extra)
     report_msg, report_sink = json_topic_sink(k.brokers, k.topics.incidents, encode_report,
@@ -193,8 +199,8 @@ def production_io(settings: Settings, secrets: Secrets | None = None) -> FlowIO:
         encode_dead_letter=letter_msg,
         reports=report_sink,
         encode_report=report_msg,
-        outreach=redis_outreach(settings, secrets),
-        hazards=redis_hazards(settings, secrets) if settings.hazards else None,
+        outreach=parts.outreach,
+        hazards=parts.hazards if settings.hazards else None,
         extra_sources=nws_sources(settings),
         replay=not k.tail,
         region_weights={region: float(n) for region, n in regions.items()} or None,

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from forewarn.interfaces import Ledger, Sender
 from forewarn.records import Channel, Message, SendResult
@@ -18,6 +19,26 @@ from forewarn.records import Channel, Message, SendResult
 log = logging.getLogger(__name__)
 
 Outcome = Literal["sent", "duplicate", "failed", "deferred"]
+
+
+@dataclass(kw_only=True)
+class DeliveryTally:
+    """The audience and delivery outcomes of one outreach pass, shared by every kind of report."""
+
+    audience_size: int = 0
+    excluded: dict[str, int] = field(default_factory=dict)
+    held: str | None = None
+    outcomes: Counter[str] = field(default_factory=Counter)
+    sent_by_channel: Counter[str] = field(default_factory=Counter)
+
+    def count(self, outcome: Outcome, channel: str) -> None:
+        self.outcomes[outcome] += 1
+        if outcome == "sent":
+            self.sent_by_channel[channel] += 1
+
+    def tally(self) -> dict[str, Any]:
+        return {"audience_size": self.audience_size, "excluded": self.excluded, "held": self.held,
+                "outcomes": dict(self.outcomes), "sent_by_channel": dict(self.sent_by_channel)}
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from forewarn.hazards import HazardAlert, HazardIncident, RegionFormat, county_r
 from forewarn.interfaces import CustomerIndex, Renderer
 from forewarn.records import Customer, Message, MessageKey, MessageKind, rfc3339
 from outreach.audience import Audience, Recipient, audience_of
-from outreach.delivery import Deliverer
+from outreach.delivery import Deliverer, DeliveryTally
 
 AreaLookup = Callable[[Sequence[Sequence[tuple[float, float]]], Sequence[tuple[float, float, float]]],
                       Iterable[Customer]]
@@ -133,23 +133,17 @@ def hazard_audience(incident: HazardIncident, rules: Sequence[HazardRule], index
 
 
 @dataclass
-class HazardReport:
+class HazardReport(DeliveryTally):
     """What outreach did for one hazard incident event."""
 
     incident: HazardIncident
-    audience_size: int = 0
-    excluded: dict[str, int] = field(default_factory=dict)
-    held: str | None = None
-    outcomes: Counter[str] = field(default_factory=Counter)
-    sent_by_channel: Counter[str] = field(default_factory=Counter)
 
     def to_dict(self) -> dict[str, Any]:
         alert = self.incident.alert
         return {"hazard": {"id": self.incident.id, "status": self.incident.status, "event": alert.event,
                            "identifier": alert.identifier, "severity_rank": alert.severity_rank(),
                            "expires": rfc3339(alert.expires) if alert.expires else None},
-                "audience_size": self.audience_size, "excluded": self.excluded, "held": self.held,
-                "outcomes": dict(self.outcomes), "sent_by_channel": dict(self.sent_by_channel)}
+                **self.tally()}
 
 
 class HazardOutreach:
@@ -170,17 +164,18 @@ class HazardOutreach:
             # An update may widen the area: the ledger lets only the newly covered customers through.
             audience = hazard_audience(incident, self.rules, self.index, self.in_area, self.region_format,
                                        self.max_audience)
-            report = HazardReport(incident, len(audience.recipients), dict(audience.excluded), audience.held)
+            report = HazardReport(incident=incident, audience_size=len(audience.recipients),
+                                  excluded=dict(audience.excluded), held=audience.held)
             self._send(report, "warning", audience.recipients)
             return report
         if incident.status == "cancelled":
             warned = self.index.get_many(sorted(self.deliverer.ledger.recipients(incident.id, "warning")))
             recipients = [Recipient(c, c.preferred_channel, address) for c in warned if c is not None
                           if (address := c.contact(c.preferred_channel)) is not None]
-            report = HazardReport(incident, len(recipients))
+            report = HazardReport(incident=incident, audience_size=len(recipients))
             self._send(report, "resolved", recipients)
             return report
-        return HazardReport(incident)
+        return HazardReport(incident=incident)
 
     def _send(self, report: HazardReport, kind: MessageKind, recipients: Iterable[Recipient]) -> None:
         for recipient in recipients:
@@ -188,10 +183,7 @@ class HazardOutreach:
             rendered = self.renderer.render("hazard", kind, recipient.channel, context)
             message = Message(MessageKey(report.incident.id, recipient.customer.id, kind), recipient.channel,
                               recipient.address, rendered.body, rendered.subject)
-            outcome = self.deliverer.deliver(message)
-            report.outcomes[outcome] += 1
-            if outcome == "sent":
-                report.sent_by_channel[recipient.channel] += 1
+            report.count(self.deliverer.deliver(message), recipient.channel)
 
 
 def hazard_context(incident: HazardIncident, customer: Customer) -> dict[str, Any]:

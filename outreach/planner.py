@@ -6,9 +6,8 @@ warned that the problem is fixed. Updates change nothing for customers.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,31 +15,19 @@ from zoneinfo import ZoneInfo
 from forewarn.interfaces import CustomerIndex, IncidentStore, Renderer
 from forewarn.records import NATIONAL, Customer, Incident, Message, MessageKey, MessageKind, rfc3339
 from outreach.audience import Audience, Recipient, build_audience
-from outreach.delivery import Deliverer
+from outreach.delivery import Deliverer, DeliveryTally
 from outreach.policy import QuietHours
 from outreach.targeting import TraitRule, incident_segment, isolate_traits
 
 
 @dataclass
-class OutreachReport:
+class OutreachReport(DeliveryTally):
     """What outreach did for one incident event: the audience and the delivery outcomes."""
 
     incident: Incident
-    audience_size: int = 0
-    excluded: dict[str, int] = field(default_factory=dict)
-    held: str | None = None
-    outcomes: Counter[str] = field(default_factory=Counter)
-    sent_by_channel: Counter[str] = field(default_factory=Counter)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "incident": self.incident.to_dict(),
-            "audience_size": self.audience_size,
-            "excluded": self.excluded,
-            "held": self.held,
-            "outcomes": dict(self.outcomes),
-            "sent_by_channel": dict(self.sent_by_channel),
-        }
+        return {"incident": self.incident.to_dict(), **self.tally()}
 
 
 TELEMETRY_PREFIX = "telemetry."
@@ -112,10 +99,7 @@ class Outreach:
               recipients: Iterable[Recipient]) -> None:
         for recipient in recipients:
             message = self._message(incident, kind, recipient)
-            outcome = self.deliverer.deliver(message)
-            report.outcomes[outcome] += 1
-            if outcome == "sent":
-                report.sent_by_channel[recipient.channel] += 1
+            report.count(self.deliverer.deliver(message), recipient.channel)
 
     def _message(self, incident: Incident, kind: MessageKind, recipient: Recipient) -> Message:
         rendered = self.renderer.render(incident.topic, kind, recipient.channel,
