@@ -106,9 +106,10 @@ def build_hazards(settings: Settings, index: CustomerIndex, ledger: Ledger, send
     hazards = settings.hazards or HazardSettings()
     rules = [HazardRule(tuple(r.events), r.min_rank, tuple(sorted(r.require.items()))) for r in hazards.rules]
     retry = RetryPolicy(settings.outreach.retry_attempts, settings.outreach.retry_backoff.total_seconds())
+    quiet = QuietHours(*settings.outreach.quiet_hours) if settings.outreach.quiet_hours else None
     return HazardOutreach(index, Deliverer(ledger, senders, retry), JinjaRenderer(settings.outreach.templates), rules,
                           lambda polygons, circles: customers_in_area(index, polygons, circles),
-                          hazards.region_format, settings.outreach.max_audience)
+                          hazards.region_format, settings.outreach.max_audience, quiet)
 
 
 def production_senders(settings: Settings, secrets: Secrets) -> dict[Channel, Sender]:

@@ -21,6 +21,7 @@ from forewarn.interfaces import CustomerIndex, Renderer
 from forewarn.records import Customer, Message, MessageKey, MessageKind, rfc3339
 from outreach.audience import Audience, Recipient, audience_of
 from outreach.delivery import Deliverer, DeliveryTally
+from outreach.policy import QuietHours
 
 AreaLookup = Callable[[Sequence[Sequence[tuple[float, float]]], Sequence[tuple[float, float, float]]],
                       Iterable[Customer]]
@@ -111,9 +112,22 @@ def _has(customer: Customer, attribute: str, value: str) -> bool:
     return extra is not None and str(extra).lower() == value.lower()
 
 
+def whole_states(regions: set[str], index: CustomerIndex) -> set[str]:
+    """Expand statewide codes ("TX-000" or "48000") into every county region of that state the index knows."""
+    statewide = {r[:-3] for r in regions if r.endswith("000")}
+    if not statewide:
+        return regions
+    known = index.attribute_counts("region")
+    return {r for r in regions if not r.endswith("000")} | {r for r in known if any(r.startswith(p) for p in statewide)}
+
+
 def hazard_audience(incident: HazardIncident, rules: Sequence[HazardRule], index: CustomerIndex,
-                    in_area: AreaLookup, region_format: RegionFormat, max_audience: int) -> Audience:
-    """Customers in the alert's polygons/circles, else in its SAME/FIPS counties, filtered by the rule."""
+                    in_area: AreaLookup, region_format: RegionFormat, max_audience: int,
+                    quiet: QuietHours | None = None, urgent_rank: int = 3) -> Audience:
+    """Customers in the alert's polygons/circles, else in its SAME/FIPS counties, filtered by the rule.
+
+    Quiet hours apply below `urgent_rank`; a severe, imminent hazard does not wait for morning.
+    """
     alert = incident.alert
     rule = next((r for r in rules if r.matches(alert)), None)
     if rule is None:
@@ -124,12 +138,13 @@ def hazard_audience(incident: HazardIncident, rules: Sequence[HazardRule], index
     if polygons or circles:
         candidates: Iterable[Customer] = in_area(polygons, circles)
     else:
-        regions = county_regions(alert, region_format)
+        regions = whole_states(county_regions(alert, region_format), index)
         if not regions:
             return Audience({}, held="the alert names no polygon, circle or county: a responder must target it")
         candidates = (c for region in sorted(regions) for c in index.segment({"region": region}))
     wanted = [c for c in candidates if all(_has(c, name, value) for name, value in rule.require)]
-    return audience_of(wanted, dict(rule.require), frozenset(), max_audience)
+    night = quiet if alert.severity_rank() < urgent_rank else None
+    return audience_of(wanted, dict(rule.require), frozenset(), max_audience, night, alert.sent)
 
 
 @dataclass
@@ -150,7 +165,8 @@ class HazardOutreach:
     """Warns the customers in a hazard's path once, and tells them when it is withdrawn."""
 
     def __init__(self, index: CustomerIndex, deliverer: Deliverer, renderer: Renderer, rules: Sequence[HazardRule],
-                 in_area: AreaLookup, region_format: RegionFormat = "state-county", max_audience: int = 10_000):
+                 in_area: AreaLookup, region_format: RegionFormat = "state-county", max_audience: int = 10_000,
+                 quiet: QuietHours | None = None):
         self.index = index
         self.deliverer = deliverer
         self.renderer = renderer
@@ -158,12 +174,13 @@ class HazardOutreach:
         self.in_area = in_area
         self.region_format = region_format
         self.max_audience = max_audience
+        self.quiet = quiet
 
     def handle(self, incident: HazardIncident) -> HazardReport:
         if incident.status in ("opened", "updated"):
             # An update may widen the area: the ledger lets only the newly covered customers through.
             audience = hazard_audience(incident, self.rules, self.index, self.in_area, self.region_format,
-                                       self.max_audience)
+                                       self.max_audience, self.quiet)
             report = HazardReport(incident=incident, audience_size=len(audience.recipients),
                                   excluded=dict(audience.excluded), held=audience.held)
             self._send(report, "warning", audience.recipients)

@@ -137,3 +137,43 @@ def test_expired_alerts_close_without_a_message(world) -> None:
     assert tracker.expire(alert.sent) == []
     [expired] = tracker.expire(alert.sent + timedelta(hours=2))
     assert expired.status == "expired"
+
+
+def test_a_statewide_alert_reaches_every_county_of_the_state_even_in_quiet_hours() -> None:
+    from datetime import time
+
+    from outreach.policy import QuietHours
+
+    alert = _alert("cap12_xml/ipaws-5ea321f39fc226a7b44b6874.xml")  # Civil Emergency, SAME 026000: Michigan
+    index = InMemoryCustomerIndex()
+    michigan = [_customer(1, 42.3, -83.0, region="MI-163"), _customer(2, 46.5, -87.4, region="MI-103")]
+    ohio = _customer(3, 41.5, -81.7, region="OH-035")
+    index.upsert([*michigan, ohio])
+    sms = Outbox("sms")
+    # Quiet all day: a rank-4 emergency is urgent and goes out by SMS anyway.
+    outreach = HazardOutreach(index, Deliverer(InMemoryLedger(), {"sms": sms}),
+                              JinjaRenderer(Path("config/templates")), [HazardRule(events=(alert.event or "",))],
+                              lambda polygons, circles: [], quiet=QuietHours(time(0), time(23, 59)))
+    [incident] = HazardTracker().observe(alert)
+    outreach.handle(incident)
+    assert {m.key.customer_id for m in sms.sent} == {c.id for c in michigan}
+
+
+def test_a_non_urgent_alert_at_night_goes_by_email_instead_of_sms(world) -> None:
+    from datetime import time
+
+    from outreach.policy import QuietHours
+
+    alert, index, inside, _ = world
+    watch = dataclasses.replace(alert, severity="Moderate", urgency="Future", certainty="Possible")
+    assert watch.severity_rank() < 3
+    sms, email = Outbox("sms"), Outbox("email")
+    index.upsert([c.model_copy(update={"email": f"{c.id.lower()}@example.com"}) for c in inside])
+    outreach = HazardOutreach(index, Deliverer(InMemoryLedger(), {"sms": sms, "email": email}),
+                              JinjaRenderer(Path("config/templates")), [HazardRule(events=(alert.event or "",),
+                                                                                   min_rank=1)],
+                              lambda polygons, circles: customers_in_area(index, polygons, circles),
+                              quiet=QuietHours(time(0), time(23, 59)))
+    [incident] = HazardTracker().observe(watch)
+    outreach.handle(incident)
+    assert sms.sent == [] and {m.key.customer_id for m in email.sent} == {c.id for c in inside}
