@@ -144,3 +144,16 @@ class InMemoryIncidentStore:
     def load(self, incident_id: str) -> Incident | None:
         raw = self._incidents.get(incident_id)
         return Incident.from_record(raw) if raw is not None else None
+
+
+class InMemoryContactLog:
+    """Message times per customer, in this process."""
+
+    def __init__(self) -> None:
+        self._times: dict[str, dict[str, datetime]] = {}
+
+    def add(self, customer_id: str, at: datetime, key: str) -> None:
+        self._times.setdefault(customer_id, {})[key] = at
+
+    def count_since(self, customer_id: str, since: datetime) -> int:
+        return sum(1 for at in self._times.get(customer_id, {}).values() if at >= since)

@@ -113,3 +113,23 @@ class RedisIncidentStore:
     def load(self, incident_id: str) -> Incident | None:
         raw = self.client.get(f"{self.prefix}:incident:{incident_id}")
         return Incident.from_record(raw) if raw is not None else None  # type: ignore[arg-type]
+
+
+class RedisContactLog:
+    """Message times per customer in a sorted set `{prefix}:contacts:{customer}` (score: epoch seconds)."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "fw", keep: timedelta = timedelta(days=7)):
+        self.client = client
+        self.prefix = prefix
+        self.keep = keep
+
+    def add(self, customer_id: str, at: datetime, key: str) -> None:
+        name = f"{self.prefix}:contacts:{customer_id}"
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zadd(name, {key: at.timestamp()})
+        pipe.zremrangebyscore(name, "-inf", (at - self.keep).timestamp())
+        pipe.expire(name, self.keep)
+        pipe.execute()
+
+    def count_since(self, customer_id: str, since: datetime) -> int:
+        return int(self.client.zcount(f"{self.prefix}:contacts:{customer_id}", since.timestamp(), "+inf"))  # type: ignore[arg-type]

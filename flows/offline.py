@@ -20,7 +20,7 @@ from connectors.customer_files import read_customers
 from connectors.geo import customers_in_area
 from connectors.memory import InMemoryCustomerIndex
 from connectors.redis_index import RedisCustomerIndex
-from connectors.redis_ledger import RedisIncidentStore, RedisLedger
+from connectors.redis_ledger import RedisContactLog, RedisIncidentStore, RedisLedger
 from connectors.sms import sms_segments
 from connectors.templates import JinjaRenderer
 from flows.backtest_report import write_backtest_report
@@ -30,7 +30,8 @@ from flows.wiring import file_io, memory_io, redis_client
 from forewarn.interfaces import CustomerIndex
 from forewarn.records import NATIONAL, Customer, DeadLetter, Incident
 from forewarn.settings import ConfigError, RedisSettings, Secrets, Settings, SmsSettings
-from outreach.audience import Recipient, audience_of
+from outreach.audience import Audience, Recipient, audience_of
+from outreach.delivery import ContactCap
 from outreach.planner import message_context
 from outreach.policy import QuietHours
 from outreach.targeting import incident_segment
@@ -213,6 +214,8 @@ def preview_audience(settings: Settings, segment_text: str | None, redis_url: st
         candidates = index.segment(segment)
     quiet = QuietHours(*settings.outreach.quiet_hours) if settings.outreach.quiet_hours else None
     audience = audience_of(candidates, segment, frozenset(), 10**9, quiet, datetime.now(UTC))
+    if isinstance(index, RedisCustomerIndex):
+        _apply_cap(settings, audience, index)
     encoding, segments = sms_segments(_sample_sms(settings, topic, audience.recipients))
     price = settings.sms.price_per_segment if settings.sms else SmsSettings.model_fields["price_per_segment"].default
     return AudiencePreview(segment, polygon.name if polygon else None, len(audience.recipients),
@@ -246,8 +249,23 @@ def _preview_incident(settings: Settings, incident_id: str, index: CustomerIndex
     audience = audience_of(index.segment(segment) if segment else iter(()), segment,
                            incident.reporters | incident.earlier_reporters, 10**9, quiet, datetime.now(UTC),
                            contacted)
+    if isinstance(index, RedisCustomerIndex):
+        _apply_cap(settings, audience, index)
     encoding, segments = sms_segments(_sample_sms(settings, incident.topic, audience.recipients))
     price = settings.sms.price_per_segment if settings.sms else SmsSettings.model_fields["price_per_segment"].default
     return AudiencePreview(segment, incident_id, len(audience.recipients), audience.by_channel(),
                            audience.excluded, [r.customer.id for r in audience.recipients[:5]], encoding,
                            segments, price)
+
+
+def _apply_cap(settings: Settings, audience: Audience, index: RedisCustomerIndex) -> None:
+    """Move the recipients already at `max_warnings_per_day` (per the Redis contact log) to "capped"."""
+    most = settings.outreach.max_warnings_per_day
+    if most is None:
+        return
+    cap = ContactCap(RedisContactLog(index.client, index.prefix), most)
+    now = datetime.now(UTC)
+    kept = [r for r in audience.recipients if cap.allows(r.customer.id, now)]
+    if len(kept) < len(audience.recipients):
+        audience.excluded["capped"] += len(audience.recipients) - len(kept)
+        audience.recipients = kept

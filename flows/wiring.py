@@ -15,18 +15,18 @@ from connectors.email import SmtpSender
 from connectors.geo import customers_in_area
 from connectors.jsonl import JsonlSink, JsonlSource
 from connectors.kafka import check_brokers, json_topic_sink, kafka_source, to_raw
-from connectors.memory import InMemoryIncidentStore, InMemoryLedger
+from connectors.memory import InMemoryContactLog, InMemoryIncidentStore, InMemoryLedger
 from connectors.nws import NwsPoller, NwsSource, urllib_fetch
 from connectors.outbox import OutboxSender
 from connectors.redis_index import RedisCustomerIndex
-from connectors.redis_ledger import RedisIncidentStore, RedisLedger
+from connectors.redis_ledger import RedisContactLog, RedisIncidentStore, RedisLedger
 from connectors.sms import TwilioSender
 from connectors.templates import JinjaRenderer
 from flows.early_warning import FlowIO
-from forewarn.interfaces import CustomerIndex, IncidentStore, Ledger, Sender
+from forewarn.interfaces import ContactLog, CustomerIndex, IncidentStore, Ledger, Sender
 from forewarn.records import Channel, DeadLetter, Spike
 from forewarn.settings import ConfigError, HazardSettings, RedisSettings, Secrets, Settings
-from outreach.delivery import Deliverer, RetryPolicy
+from outreach.delivery import ContactCap, Deliverer, RetryPolicy
 from outreach.hazards import HazardOutreach, HazardReport, HazardRule
 from outreach.planner import Outreach, OutreachReport
 from outreach.policy import QuietHours
@@ -41,13 +41,20 @@ def encode_spike(spike: Spike) -> bytes:
     return orjson.dumps(spike.to_dict())
 
 
-def build_outreach(settings: Settings, index: CustomerIndex, ledger: Ledger,
-                   senders: dict[Channel, Sender], store: IncidentStore | None = None) -> Outreach:
+def deliverer(settings: Settings, ledger: Ledger, senders: dict[Channel, Sender], log: ContactLog | None) -> Deliverer:
+    """The notification pipeline with the configured retries and, when set, the per-customer cap."""
+    retry = RetryPolicy(settings.outreach.retry_attempts, settings.outreach.retry_backoff.total_seconds())
+    most = settings.outreach.max_warnings_per_day
+    cap = ContactCap(log, most) if most is not None and log is not None else None
+    return Deliverer(ledger, senders, retry, cap=cap)
+
+
+def build_outreach(settings: Settings, index: CustomerIndex, ledger: Ledger, senders: dict[Channel, Sender],
+                   store: IncidentStore | None = None, log: ContactLog | None = None) -> Outreach:
     renderer = JinjaRenderer(settings.outreach.templates)
     t = settings.targeting
-    retry = RetryPolicy(settings.outreach.retry_attempts, settings.outreach.retry_backoff.total_seconds())
     quiet = QuietHours(*settings.outreach.quiet_hours) if settings.outreach.quiet_hours else None
-    return Outreach(index, Deliverer(ledger, senders, retry), renderer,
+    return Outreach(index, deliverer(settings, ledger, senders, log), renderer,
                     TraitRule(t.min_support, t.min_coverage, t.min_lift, t.max_p_value),
                     settings.outreach.max_audience, quiet, store)
 
@@ -85,6 +92,7 @@ class MemoryParts:
     out: Path
     ledger: InMemoryLedger = field(default_factory=InMemoryLedger)
     store: InMemoryIncidentStore = field(default_factory=InMemoryIncidentStore)
+    log: InMemoryContactLog = field(default_factory=InMemoryContactLog)
     _senders: dict[Channel, Sender] | None = None
 
     def senders(self) -> dict[Channel, Sender]:
@@ -94,20 +102,20 @@ class MemoryParts:
         return self._senders
 
     def outreach(self) -> Outreach:
-        return build_outreach(self.settings, self.index, self.ledger, self.senders(), self.store)
+        return build_outreach(self.settings, self.index, self.ledger, self.senders(), self.store, self.log)
 
     def hazards(self) -> HazardOutreach:
-        return build_hazards(self.settings, self.index, self.ledger, self.senders())
+        return build_hazards(self.settings, self.index, self.ledger, self.senders(), self.log)
 
 
-def build_hazards(settings: Settings, index: CustomerIndex, ledger: Ledger, senders: dict[Channel, Sender]
-                  ) -> HazardOutreach:
+def build_hazards(settings: Settings, index: CustomerIndex, ledger: Ledger, senders: dict[Channel, Sender],
+                  log: ContactLog | None = None) -> HazardOutreach:
     """Forecast-incident outreach: the configured rules, polygon/circle lookup on the index."""
     hazards = settings.hazards or HazardSettings()
     rules = [HazardRule(tuple(r.events), r.min_rank, tuple(sorted(r.require.items()))) for r in hazards.rules]
-    retry = RetryPolicy(settings.outreach.retry_attempts, settings.outreach.retry_backoff.total_seconds())
     quiet = QuietHours(*settings.outreach.quiet_hours) if settings.outreach.quiet_hours else None
-    return HazardOutreach(index, Deliverer(ledger, senders, retry), JinjaRenderer(settings.outreach.templates), rules,
+    return HazardOutreach(index, deliverer(settings, ledger, senders, log), JinjaRenderer(settings.outreach.templates),
+                          rules,
                           lambda polygons, circles: customers_in_area(index, polygons, circles),
                           hazards.region_format, settings.outreach.max_audience, quiet)
 
@@ -157,12 +165,12 @@ class RedisParts:
     def outreach(self) -> Outreach:
         client, senders = self._parts()
         return build_outreach(self.settings, RedisCustomerIndex(client, self.prefix), RedisLedger(client, self.prefix),
-                              senders, RedisIncidentStore(client, self.prefix))
+                              senders, RedisIncidentStore(client, self.prefix), RedisContactLog(client, self.prefix))
 
     def hazards(self) -> HazardOutreach:
         client, senders = self._parts()
         return build_hazards(self.settings, RedisCustomerIndex(client, self.prefix), RedisLedger(client, self.prefix),
-                             senders)
+                             senders, RedisContactLog(client, self.prefix))
 
 
 def nws_sources(settings: Settings) -> list[Source[Any]]:

@@ -8,6 +8,7 @@ real connectors rather than patched ones.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import NamedTuple, Protocol, runtime_checkable
 
 from forewarn.records import Channel, Customer, Incident, Message, MessageKey, MessageKind, SendResult
@@ -95,4 +96,14 @@ class IncidentStore(Protocol):
         ...
 
     def load(self, incident_id: str) -> Incident | None:
+        ...
+
+
+class ContactLog(Protocol):
+    """When each customer was last messaged, for caps: by the incident's own time, so replays agree."""
+
+    def add(self, customer_id: str, at: datetime, key: str) -> None:
+        ...
+
+    def count_since(self, customer_id: str, since: datetime) -> int:
         ...

@@ -89,6 +89,8 @@ class OutreachSettings(_Section):
     max_audience: int = Field(10_000, ge=1)
     retry_attempts: int = Field(3, ge=1)
     retry_backoff: timedelta = timedelta(milliseconds=500)
+    max_warnings_per_day: int | None = Field(None, ge=1)
+    """At most this many warnings per customer in 24 hours (all-clears are not counted); None: no cap."""
     quiet_hours: tuple[time, time] | None = None
     """Customers' local [start, end) without SMS, e.g. ["21:00", "08:00"]: email instead, else held."""
 

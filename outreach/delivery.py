@@ -11,14 +11,15 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from forewarn.interfaces import Ledger, Sender
+from forewarn.interfaces import ContactLog, Ledger, Sender
 from forewarn.records import Channel, Message, SendResult
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["sent", "duplicate", "failed", "deferred"]
+Outcome = Literal["sent", "duplicate", "failed", "deferred", "capped"]
 
 
 @dataclass(kw_only=True)
@@ -52,6 +53,18 @@ class RetryPolicy:
         return [self.backoff_seconds * 2**i for i in range(self.attempts - 1)]
 
 
+@dataclass(frozen=True)
+class ContactCap:
+    """At most `max_messages` warnings per customer within `window`; all-clears are never capped."""
+
+    log: ContactLog
+    max_messages: int
+    window: timedelta = timedelta(days=1)
+
+    def allows(self, customer_id: str, at: datetime) -> bool:
+        return self.log.count_since(customer_id, at - self.window) < self.max_messages
+
+
 class Deliverer:
     """Delivers messages once each, whatever the number of times it is asked.
 
@@ -67,21 +80,28 @@ class Deliverer:
     """
 
     def __init__(self, ledger: Ledger, senders: Mapping[Channel, Sender], retry: RetryPolicy | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, cap: ContactCap | None = None):
         self.ledger = ledger
         self.senders = dict(senders)
         self.retry = retry or RetryPolicy()
         self.sleep = sleep
+        self.cap = cap
 
-    def deliver(self, message: Message) -> Outcome:
+    def deliver(self, message: Message, at: datetime | None = None) -> Outcome:
+        """Dedup → cap → send with retries → record. `at` is the incident's time, for the cap."""
         sender = self.senders.get(message.channel)
         if sender is None:
             raise ValueError(f"no sender configured for channel {message.channel!r}: add it under outreach.channels")
         if not self.ledger.claim(message.key):
             return "duplicate"
+        if self._over_cap(message, at):
+            self.ledger.release(message.key)  # not sent: a later pass may send it once the cap allows
+            return "capped"
         result = self._send_with_retries(sender, message)
         if result.ok or not result.retryable:
             self.ledger.record(message.key, message.channel, result)
+            if result.ok and self.cap is not None and at is not None and message.key.kind == "warning":
+                self.cap.log.add(message.key.customer_id, at, str(message.key))
             if not result.ok:
                 log.warning("send failed for %s on %s: %s", message.key, message.channel, result.reason)
             return "sent" if result.ok else "failed"
@@ -89,6 +109,11 @@ class Deliverer:
         self.ledger.release(message.key)
         log.warning("send deferred for %s on %s: %s", message.key, message.channel, result.reason)
         return "deferred"
+
+    def _over_cap(self, message: Message, at: datetime | None) -> bool:
+        if self.cap is None or at is None or message.key.kind != "warning":
+            return False
+        return not self.cap.allows(message.key.customer_id, at)
 
     def _send_with_retries(self, sender: Sender, message: Message) -> SendResult:
         result = sender.send(message)

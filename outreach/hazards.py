@@ -200,7 +200,7 @@ class HazardOutreach:
             rendered = self.renderer.render("hazard", kind, recipient.channel, context)
             message = Message(MessageKey(report.incident.id, recipient.customer.id, kind), recipient.channel,
                               recipient.address, rendered.body, rendered.subject)
-            report.count(self.deliverer.deliver(message), recipient.channel)
+            report.count(self.deliverer.deliver(message, report.incident.alert.sent), recipient.channel)
 
 
 def hazard_context(incident: HazardIncident, customer: Customer) -> dict[str, Any]:

@@ -99,7 +99,7 @@ class Outreach:
               recipients: Iterable[Recipient]) -> None:
         for recipient in recipients:
             message = self._message(incident, kind, recipient)
-            report.count(self.deliverer.deliver(message), recipient.channel)
+            report.count(self.deliverer.deliver(message, incident.opened_at), recipient.channel)
 
     def _message(self, incident: Incident, kind: MessageKind, recipient: Recipient) -> Message:
         rendered = self.renderer.render(incident.topic, kind, recipient.channel,

@@ -156,3 +156,26 @@ def test_audience_preview_of_an_incident_counts_who_was_already_contacted(redis_
     assert re.search(r"excluded: already reported\s*│\s*3", result.output)
     missing = CliRunner().invoke(app, ["audience", "INC-nope", "--redis-url", redis_url])
     assert missing.exit_code == 1 and "no incident INC-nope" in missing.output
+
+
+@pytest.mark.integration
+def test_audience_preview_counts_customers_at_their_daily_cap(redis_url: str, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from connectors.redis_index import RedisCustomerIndex
+    from connectors.redis_ledger import RedisContactLog
+
+    client = redis.Redis.from_url(redis_url)
+    scenario = generate(seed=3, customers=2_000, regions=10)
+    RedisCustomerIndex(client).upsert(scenario.customers)
+    region = scenario.customers[0].region
+    reachable = [c for c in scenario.customers if c.region == region and c.contact(c.preferred_channel)]
+    log = RedisContactLog(client)
+    for customer in reachable[:4]:
+        log.add(customer.id, datetime.now(UTC) - timedelta(hours=2), f"INC-old|{customer.id}|warning")
+    config = _config(tmp_path, "outreach: {max_warnings_per_day: 1}\n")
+    result = CliRunner().invoke(app, ["audience", f"region={region}", "-c", str(config), "--redis-url", redis_url])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"excluded: capped\s*│\s*4", result.output)
+    contacted = re.search(r"would be contacted\s*│\s*(\d+)", result.output)
+    assert contacted is not None and int(contacted.group(1)) == len(reachable) - 4
