@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import shapely
 from numpy.typing import NDArray
 
 from connectors.redis_index import GEO_MAX_LAT, RedisCustomerIndex
+from forewarn.hazards import Circle
 from forewarn.interfaces import CustomerIndex
 from forewarn.records import Customer
 
@@ -43,17 +43,12 @@ MARGIN_KM = 0.1
 LatLon = tuple[float, float]
 
 
-@dataclass(frozen=True)
-class Circle:
-    """A CAP circle: centre and radius in km."""
-
-    lat: float
-    lon: float
-    radius_km: float
-
-    def __post_init__(self) -> None:
-        if not (-90 <= self.lat <= 90 and -180 <= self.lon <= 180) or not self.radius_km >= 0:
-            raise ValueError(f"bad circle {self}")
+def checked_circle(circle: Circle | tuple[float, float, float]) -> Circle:
+    """A circle (the shared `forewarn.hazards.Circle`) with its centre and radius checked."""
+    lat, lon, radius_km = circle
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180) or not radius_km >= 0:
+        raise ValueError(f"bad circle {tuple(circle)}: need -90 <= lat <= 90, -180 <= lon <= 180, radius_km >= 0")
+    return Circle(lat, lon, radius_km)
 
 
 def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -122,7 +117,7 @@ class Area:
     def __init__(self, polygons: Iterable[Sequence[LatLon]] = (),
                  circles: Iterable[Circle | tuple[float, float, float]] = ()) -> None:
         self.polygons = [polygon_geometry(p) for p in polygons]
-        self.circles = [c if isinstance(c, Circle) else Circle(*c) for c in circles]
+        self.circles = [checked_circle(c) for c in circles]
 
     def contains(self, lats: Sequence[float | None], lons: Sequence[float | None]) -> NDArray[np.bool_]:
         """Which of these points are in the area (None coordinates never are)."""
@@ -209,5 +204,14 @@ def _scan_area(index: CustomerIndex, area: Area, batch_size: int) -> Iterator[Cu
         yield from area.filter(batch)
 
 
-__all__ = ["Area", "Circle", "bounding_box", "candidate_ids", "customers_in_area", "customers_in_polygon",
-           "haversine_m", "polygon_geometry"]
+__all__ = [
+    "Area",
+    "Circle",
+    "bounding_box",
+    "candidate_ids",
+    "checked_circle",
+    "customers_in_area",
+    "customers_in_polygon",
+    "haversine_m",
+    "polygon_geometry",
+]
