@@ -30,7 +30,7 @@ import orjson
 import redis
 
 from forewarn.interfaces import Segment
-from forewarn.records import INDEXED_ATTRIBUTES, Customer, OptOut, Product
+from forewarn.records import INDEXED_ATTRIBUTES, Customer, OptOut, Product, install_quarter
 
 BATCH_SIZE = 1_000
 GEO_MAX_LAT = 85.05112878
@@ -46,7 +46,7 @@ def check_segment(segment: Segment) -> None:
     >>> check_segment({"colour": "red"})
     Traceback (most recent call last):
     ...
-    ValueError: unknown attribute 'colour': the index holds region, model, firmware, lot
+    ValueError: unknown attribute 'colour': the index holds region, model, firmware, lot, installed
     """
     for attribute in segment:
         if attribute not in INDEXED_ATTRIBUTES:
@@ -57,12 +57,15 @@ def check_segment(segment: Segment) -> None:
 
 def doc_attributes(doc: dict[str, Any]) -> dict[str, set[str]]:
     """`Customer.attributes()` computed from a stored JSON doc, without building the model."""
-    attrs: dict[str, set[str]] = {"region": {doc["region"]}, "model": set(), "firmware": set(), "lot": set()}
+    attrs: dict[str, set[str]] = {"region": {doc["region"]}, "model": set(), "firmware": set(), "lot": set(),
+                                  "installed": set()}
     for product in doc.get("products") or ():
         attrs["model"].add(product["model"])
         attrs["firmware"].add(product["firmware"])
         if product.get("lot"):
             attrs["lot"].add(product["lot"])
+        if product.get("installed"):
+            attrs["installed"].add(install_quarter(product["installed"]))
     return attrs
 
 

@@ -167,12 +167,15 @@ class Customer(BaseModel):
 
     def attributes(self) -> dict[str, set[str]]:
         """The indexed trait values of this customer, by attribute name."""
-        attrs: dict[str, set[str]] = {"region": {self.region}, "model": set(), "firmware": set(), "lot": set()}
+        attrs: dict[str, set[str]] = {"region": {self.region}, "model": set(), "firmware": set(), "lot": set(),
+                                      "installed": set()}
         for product in self.products:
             attrs["model"].add(product.model)
             attrs["firmware"].add(product.firmware)
             if product.lot:
                 attrs["lot"].add(product.lot)
+            if product.installed:
+                attrs["installed"].add(install_quarter(product.installed))
         return attrs
 
     def contact(self, channel: Channel) -> str | None:
@@ -185,7 +188,18 @@ class Customer(BaseModel):
         return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
 
 
-INDEXED_ATTRIBUTES = ("region", "model", "firmware", "lot")
+INDEXED_ATTRIBUTES = ("region", "model", "firmware", "lot", "installed")
+"""Trait attributes the customer index keeps sets for; `installed` is the install quarter, e.g. 2025Q1."""
+
+
+def install_quarter(installed: date | str) -> str:
+    """The install-date range a product counts in: its calendar quarter.
+
+    >>> install_quarter(date(2025, 3, 1)), install_quarter("2025-11-30")
+    ('2025Q1', '2025Q4')
+    """
+    day = date.fromisoformat(installed) if isinstance(installed, str) else installed
+    return f"{day.year}Q{(day.month - 1) // 3 + 1}"
 
 
 @dataclass(frozen=True)
