@@ -171,10 +171,5 @@ def audience(
     preview.print(console)
 
 
-def main() -> None:  # pragma: no cover - console entry
-    app()
-    sys.exit(0)
-
-
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from forewarn.records import Case, DeadLetter, Origin, Telemetry
 
@@ -67,11 +67,3 @@ def parse_record(raw: bytes, origin: Origin, default_type: str = "case",
         return model.model_validate(data)
     except ValidationError as exc:
         return DeadLetter(step, explain(exc), origin, raw)
-
-
-def validate_model(model: type[BaseModel], data: Any) -> BaseModel | str:
-    """Validate `data` as `model`; return the instance or the reason it failed."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        return explain(exc)

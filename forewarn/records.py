@@ -22,7 +22,6 @@ NATIONAL = "*"
 """The region of a key that spans all regions."""
 
 Channel = Literal["sms", "email"]
-CHANNELS: tuple[Channel, ...] = ("sms", "email")
 
 
 def utc(ts: datetime) -> datetime:
@@ -413,21 +412,6 @@ class SendResult:
     reason: str = ""
     provider_id: str | None = None
     opted_out: bool = False
-
-
-@dataclass
-class DeliveryReport:
-    """Counts of what a delivery pass did, by outcome and channel."""
-
-    sent: dict[str, int] = field(default_factory=dict)
-    skipped_already_sent: int = 0
-    failed: dict[str, int] = field(default_factory=dict)
-
-    def add_sent(self, channel: str) -> None:
-        self.sent[channel] = self.sent.get(channel, 0) + 1
-
-    def add_failed(self, reason: str) -> None:
-        self.failed[reason] = self.failed.get(reason, 0) + 1
 
 
 @dataclass(frozen=True)

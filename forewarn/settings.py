@@ -156,10 +156,6 @@ class RecoverySettings(_Section):
     _durations = field_validator("snapshot_interval", "backup_interval", mode="before")(_duration)
 
 
-class OutputSettings(_Section):
-    directory: Path = Path("out")
-
-
 class HazardRuleSettings(_Section):
     """Which customers an event type matters to (see outreach.hazards.HazardRule)."""
 
@@ -195,7 +191,6 @@ class Settings(_Section):
     incidents: IncidentSettings = IncidentSettings()
     targeting: TargetingSettings = TargetingSettings()
     outreach: OutreachSettings = OutreachSettings()
-    output: OutputSettings = OutputSettings()
     kafka: KafkaSettings | None = None
     redis: RedisSettings | None = None
     sms: SmsSettings | None = None
