@@ -9,24 +9,38 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 
-from connectors.redis_index import check_segment
 from connectors.redis_ledger import PENDING, outcome_doc, utc_now
+from connectors.segments import Entry, check_segment, customer_entries, segment_sets
 from forewarn.interfaces import Segment
-from forewarn.records import INDEXED_ATTRIBUTES, Channel, Customer, Incident, MessageKey, MessageKind, SendResult
+from forewarn.records import (
+    INDEXED_ATTRIBUTES,
+    Channel,
+    ContactCard,
+    Customer,
+    Incident,
+    MessageKey,
+    MessageKind,
+    SendResult,
+)
 
 
 class InMemoryCustomerIndex:
-    """`CustomerIndex` over dicts of customers and sets of ids per attribute value."""
+    """`CustomerIndex` over dicts of customers and sets of ids per attribute value.
 
-    def __init__(self) -> None:
+    `extra_traits` names customer or product fields indexed as traits beside the built-in ones.
+    """
+
+    def __init__(self, extra_traits: Sequence[str] = ()) -> None:
+        self.extra_traits = tuple(extra_traits)
+        self.traits = INDEXED_ATTRIBUTES + self.extra_traits
         self._customers: dict[str, Customer] = {}
-        self._sets: dict[tuple[str, str], set[str]] = defaultdict(set)
+        self._sets: dict[Entry, set[str]] = defaultdict(set)
         self._lock = threading.Lock()
 
     def upsert(self, customers: Iterable[Customer]) -> int:
@@ -34,18 +48,15 @@ class InMemoryCustomerIndex:
         with self._lock:
             for customer in customers:
                 old = self._customers.get(customer.id)
-                old_attrs = old.attributes() if old is not None else {}
-                new_attrs = customer.attributes()
-                for attribute in INDEXED_ATTRIBUTES:
-                    before = old_attrs.get(attribute, set())
-                    after = new_attrs[attribute]
-                    for value in before - after:
-                        members = self._sets[(attribute, value)]
-                        members.discard(customer.id)
-                        if not members:
-                            del self._sets[(attribute, value)]
-                    for value in after - before:
-                        self._sets[(attribute, value)].add(customer.id)
+                before = customer_entries(old, self.extra_traits) if old is not None else set()
+                after = customer_entries(customer, self.extra_traits)
+                for entry in before - after:
+                    members = self._sets[entry]
+                    members.discard(customer.id)
+                    if not members:
+                        del self._sets[entry]
+                for entry in after:
+                    self._sets[entry].add(customer.id)
                 self._customers[customer.id] = customer
                 count += 1
         return count
@@ -57,26 +68,36 @@ class InMemoryCustomerIndex:
     def size(self) -> int:
         return len(self._customers)
 
+    def count(self, segment: Segment) -> int:
+        check_segment(segment, self.traits)
+        with self._lock:
+            return len(self._matching(segment))
+
     def value_counts(self, attribute: str, values: Iterable[str]) -> dict[str, int]:
-        check_segment({attribute: ""})
+        check_segment({attribute: ""}, self.traits)
         with self._lock:
             return {v: len(self._sets.get((attribute, v), ())) for v in values}
 
     def attribute_counts(self, attribute: str) -> dict[str, int]:
-        check_segment({attribute: ""})
+        check_segment({attribute: ""}, self.traits)
         with self._lock:
             return {v: len(ids) for (a, v), ids in self._sets.items() if a == attribute and ids}
 
     def segment(self, segment: Segment) -> Iterator[Customer]:
-        check_segment(segment)
+        check_segment(segment, self.traits)
         with self._lock:
-            if not segment:
-                matched: Iterable[str] = list(self._customers)
-            else:
-                sets = sorted((self._sets.get(item, set()) for item in segment.items()), key=len)
-                matched = set(sets[0]).intersection(*sets[1:])
-            found = [self._customers[i] for i in matched if i in self._customers]
+            found = [self._customers[i] for i in self._matching(segment)]
         return iter(found)
+
+    def contacts(self, segment: Segment) -> Iterator[ContactCard]:
+        return (customer.card() for customer in self.segment(segment))
+
+    def _matching(self, segment: Segment) -> Collection[str]:
+        entries = segment_sets(segment)
+        if not entries:
+            return list(self._customers)
+        sets = sorted((self._sets.get(entry, set()) for entry in entries), key=len)
+        return set(sets[0]).intersection(*sets[1:])
 
 
 class InMemoryLedger:

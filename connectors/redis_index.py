@@ -1,11 +1,12 @@
-"""The customer index in Redis: a hash per customer and a set per attribute value.
+"""The customer index in Redis: a JSON string per customer and a set per trait value.
 
 Layout (every key starts with `prefix`, "fw" by default):
 
-- `{prefix}:cust:{id}`: hash; field `doc` is the customer JSON, plus flat fields read often
-  (region, preferred_channel, phone, email, timezone, language, opt_out_sms, opt_out_email);
-  a field whose value is missing is absent.
-- `{prefix}:idx:{attribute}:{value}`: set of customer ids, for region, model, firmware and lot.
+- `{prefix}:cust:{id}`: string, the customer JSON (read in batches with one MGET).
+- `{prefix}:idx:{attribute}:{value}`: set of customer ids, for region, model, firmware, lot,
+  installed (the install quarter) and each configured extra trait.
+- `{prefix}:idx:model+firmware:{pair}`: set of the customers owning that model on that
+  firmware (see `connectors.segments`).
 - `{prefix}:all`: set of every customer id.
 - `{prefix}:geo`: GEO set of the customers with lat/lon (Redis GEO covers latitudes within
   ±85.05112878; customers beyond that are kept in the index but not in the GEO set).
@@ -13,9 +14,11 @@ Layout (every key starts with `prefix`, "fw" by default):
 Writes are read-then-write pipelines (no MULTI): the old docs of a batch are read in one
 round trip, then one round trip moves each customer between the value sets. This assumes one
 writer per customer at a time (customer upserts are keyed by id, e.g. a Kafka partition per
-id); two concurrent writers of the same id could leave it in a stale value set.
+id); two concurrent writers of the same id could leave it in a stale value set. Every set a
+customer belongs in is re-added on each upsert (SADD is idempotent), so re-loading the
+customers after adding an extra trait to the configuration fills its sets.
 
-Segments use SINTER, so on Redis Cluster all keys of one prefix must live in one slot
+Segments use SINTER and MGET, so on Redis Cluster all keys of one prefix must live in one slot
 (use a hash-tagged prefix such as "{fw}").
 """
 
@@ -29,44 +32,13 @@ from typing import Any
 import orjson
 import redis
 
+from connectors.segments import Entry, check_segment, customer_entries, segment_sets
 from forewarn.interfaces import Segment
-from forewarn.records import INDEXED_ATTRIBUTES, Customer, OptOut, Product, install_quarter
+from forewarn.records import INDEXED_ATTRIBUTES, ContactCard, Customer, OptOut, Product
 
 BATCH_SIZE = 1_000
 GEO_MAX_LAT = 85.05112878
 """Redis GEO cannot store latitudes beyond this (the Web Mercator limit)."""
-
-_FLAT_FIELDS = ("region", "preferred_channel", "phone", "email", "timezone", "language",
-                "opt_out_sms", "opt_out_email")
-
-
-def check_segment(segment: Segment) -> None:
-    """Raise ValueError for an attribute the index does not hold.
-
-    >>> check_segment({"colour": "red"})
-    Traceback (most recent call last):
-    ...
-    ValueError: unknown attribute 'colour': the index holds region, model, firmware, lot, installed
-    """
-    for attribute in segment:
-        if attribute not in INDEXED_ATTRIBUTES:
-            raise ValueError(
-                f"unknown attribute {attribute!r}: the index holds {', '.join(INDEXED_ATTRIBUTES)}"
-            )
-
-
-def doc_attributes(doc: dict[str, Any]) -> dict[str, set[str]]:
-    """`Customer.attributes()` computed from a stored JSON doc, without building the model."""
-    attrs: dict[str, set[str]] = {"region": {doc["region"]}, "model": set(), "firmware": set(), "lot": set(),
-                                  "installed": set()}
-    for product in doc.get("products") or ():
-        attrs["model"].add(product["model"])
-        attrs["firmware"].add(product["firmware"])
-        if product.get("lot"):
-            attrs["lot"].add(product["lot"])
-        if product.get("installed"):
-            attrs["installed"].add(install_quarter(product["installed"]))
-    return attrs
 
 
 def customer_from_doc(raw: bytes | str) -> Customer:
@@ -95,20 +67,6 @@ def customer_from_doc(raw: bytes | str) -> Customer:
     return Customer.model_construct(**doc)
 
 
-def _flat_fields(customer: Customer) -> dict[str, str]:
-    values: dict[str, str | None] = {
-        "region": customer.region,
-        "preferred_channel": customer.preferred_channel,
-        "phone": customer.phone,
-        "email": customer.email,
-        "timezone": customer.timezone,
-        "language": customer.language,
-        "opt_out_sms": "1" if customer.opt_out.sms else "0",
-        "opt_out_email": "1" if customer.opt_out.email else "0",
-    }
-    return {k: v for k, v in values.items() if v is not None}
-
-
 def _geo_point(lat: float | None, lon: float | None) -> tuple[float, float] | None:
     if lat is None or lon is None or abs(lat) > GEO_MAX_LAT:
         return None
@@ -120,14 +78,19 @@ def _text(value: bytes | str) -> str:
 
 
 class RedisCustomerIndex:
-    """`CustomerIndex` over Redis sets and hashes (see the module doc for the key layout)."""
+    """`CustomerIndex` over Redis sets and JSON strings (see the module doc for the key layout).
+
+    `extra_traits` names customer or product fields indexed as traits beside the built-in ones.
+    """
 
     def __init__(self, client: redis.Redis, prefix: str = "fw", *, batch_size: int = BATCH_SIZE,
-                 trust_stored: bool = True) -> None:
+                 trust_stored: bool = True, extra_traits: Sequence[str] = ()) -> None:
         self.client = client
         self.prefix = prefix
         self.batch_size = batch_size
         self.trust_stored = trust_stored
+        self.extra_traits = tuple(extra_traits)
+        self.traits = INDEXED_ATTRIBUTES + self.extra_traits
         self._all = f"{prefix}:all"
         self._geo = f"{prefix}:geo"
 
@@ -136,6 +99,9 @@ class RedisCustomerIndex:
 
     def _idx_key(self, attribute: str, value: str) -> str:
         return f"{self.prefix}:idx:{attribute}:{value}"
+
+    def _set_key(self, entry: Entry) -> str:
+        return self._idx_key(*entry)
 
     def _decode(self, raw: bytes | str) -> Customer:
         return customer_from_doc(raw) if self.trust_stored else Customer.model_validate_json(raw)
@@ -157,46 +123,33 @@ class RedisCustomerIndex:
         return count
 
     def _old_docs(self, batch: list[Customer]) -> list[bytes | str | None]:
-        """The stored docs of a batch in one round trip; one EXISTS first spares a fresh load it."""
+        """The stored docs of a batch in one round trip; one EXISTS first spares a fresh load the read."""
         keys = [self._cust_key(c.id) for c in batch]
         if not self.client.exists(*keys):
             return [None] * len(keys)
-        read = self.client.pipeline(transaction=False)
-        for key in keys:
-            read.hget(key, "doc")
-        return read.execute()
+        return self.client.mget(keys)  # type: ignore[return-value]
 
     def _upsert_batch(self, batch: list[Customer]) -> None:
         old_docs = self._old_docs(batch)
-
         adds: dict[str, list[str]] = defaultdict(list)
         removes: dict[str, list[str]] = defaultdict(list)
         geo: list[Any] = []
         geo_removes: list[str] = []
-        write = self.client.pipeline(transaction=False)
         for customer, old_raw in zip(batch, old_docs, strict=True):
-            new_attrs = customer.attributes()
-            old = orjson.loads(old_raw) if old_raw is not None else None
-            old_attrs = doc_attributes(old) if old is not None else {}
-            for attribute in INDEXED_ATTRIBUTES:
-                before = old_attrs.get(attribute, set())
-                after = new_attrs[attribute]
-                for value in after - before:
-                    adds[self._idx_key(attribute, value)].append(customer.id)
-                for value in before - after:
-                    removes[self._idx_key(attribute, value)].append(customer.id)
-            key = self._cust_key(customer.id)
-            flat = _flat_fields(customer)
+            entries = customer_entries(customer, self.extra_traits)
+            for entry in entries:
+                adds[self._set_key(entry)].append(customer.id)
+            old = customer_from_doc(old_raw) if old_raw is not None else None
             if old is not None:
-                gone = [f for f in _FLAT_FIELDS if f not in flat]
-                if gone:
-                    write.hdel(key, *gone)
-            write.hset(key, mapping={"doc": customer.to_json(), **flat})
+                for entry in customer_entries(old, self.extra_traits) - entries:
+                    removes[self._set_key(entry)].append(customer.id)
             point = _geo_point(customer.lat, customer.lon)
             if point is not None:
                 geo.extend((*point, customer.id))
-            elif old is not None and _geo_point(old.get("lat"), old.get("lon")) is not None:
+            elif old is not None and _geo_point(old.lat, old.lon) is not None:
                 geo_removes.append(customer.id)
+        write = self.client.pipeline(transaction=False)
+        write.mset({self._cust_key(c.id): c.to_json() for c in batch})
         for set_key, ids in removes.items():
             write.srem(set_key, *ids)
         for set_key, ids in adds.items():
@@ -211,18 +164,29 @@ class RedisCustomerIndex:
     # -- reads ----------------------------------------------------------------------------
 
     def get_many(self, ids: Sequence[str]) -> list[Customer | None]:
-        """The customers with these ids, None where unknown, in the same order."""
-        pipe = self.client.pipeline(transaction=False)
-        for customer_id in ids:
-            pipe.hget(self._cust_key(customer_id), "doc")
-        return [None if raw is None else self._decode(raw) for raw in pipe.execute()]
+        """The customers with these ids, None where unknown, in the same order (one MGET)."""
+        if not ids:
+            return []
+        raws: list[bytes | str | None] = self.client.mget([self._cust_key(i) for i in ids])  # type: ignore[assignment]
+        return [None if raw is None else self._decode(raw) for raw in raws]
 
     def size(self) -> int:
         return int(self.client.scard(self._all))  # type: ignore[arg-type]
 
+    def count(self, segment: Segment) -> int:
+        """How many customers match `segment` (all when it is empty), counted by Redis from the sets."""
+        check_segment(segment, self.traits)
+        keys = [self._set_key(e) for e in segment_sets(segment)] or [self._all]
+        if len(keys) == 1:
+            return int(self.client.scard(keys[0]))  # type: ignore[arg-type]
+        try:
+            return int(self.client.sintercard(len(keys), keys))  # type: ignore[arg-type]
+        except redis.ResponseError:  # before Redis 7: no SINTERCARD
+            return len(self.client.sinter(keys))  # type: ignore[arg-type]
+
     def value_counts(self, attribute: str, values: Iterable[str]) -> dict[str, int]:
         """How many customers carry each value of `attribute`: one SCARD per value, one round trip."""
-        check_segment({attribute: ""})
+        check_segment({attribute: ""}, self.traits)
         wanted = list(dict.fromkeys(values))
         pipe = self.client.pipeline(transaction=False)
         for value in wanted:
@@ -231,10 +195,9 @@ class RedisCustomerIndex:
 
     def attribute_counts(self, attribute: str) -> dict[str, int]:
         """Every value of `attribute` with its set size: a SCAN of its set keys, then SCARDs."""
-        check_segment({attribute: ""})
+        check_segment({attribute: ""}, self.traits)
         prefix = self._idx_key(attribute, "")
-        keys = [k.decode() if isinstance(k, bytes) else k
-                for k in self.client.scan_iter(match=prefix.replace("*", r"\*") + "*", count=1000)]
+        keys = [_text(k) for k in self.client.scan_iter(match=prefix.replace("*", r"\*") + "*", count=1000)]
         pipe = self.client.pipeline(transaction=False)
         for key in keys:
             pipe.scard(key)
@@ -246,11 +209,22 @@ class RedisCustomerIndex:
 
         An unknown attribute raises ValueError here, before any customer is read.
         """
-        check_segment(segment)
-        return self._segment(segment)
+        check_segment(segment, self.traits)
+        return (c for batch in self._batches(segment) for c in self.get_many(batch) if c is not None)
 
-    def _segment(self, segment: Segment) -> Iterator[Customer]:
-        keys = [self._idx_key(a, v) for a, v in segment.items()] or [self._all]
+    def contacts(self, segment: Segment) -> Iterator[ContactCard]:
+        """How to reach every customer of `segment`: one MGET per batch, each doc read as a `ContactCard`."""
+        check_segment(segment, self.traits)
+        return self._contacts(segment)
+
+    def _contacts(self, segment: Segment) -> Iterator[ContactCard]:
+        for batch in self._batches(segment):
+            raws: list[bytes | str | None] = self.client.mget([self._cust_key(i) for i in batch])  # type: ignore[assignment]
+            yield from (ContactCard.from_doc(orjson.loads(raw)) for raw in raws if raw is not None)
+
+    def _batches(self, segment: Segment) -> Iterator[list[str]]:
+        """The ids of `segment` in batches; a customer removed since its set was read is skipped later."""
+        keys = [self._set_key(e) for e in segment_sets(segment)] or [self._all]
         # One set is scanned in pages; an intersection is computed by Redis in one call.
         ids: Iterable[bytes | str] = (
             self.client.sscan_iter(keys[0], count=self.batch_size) if len(keys) == 1
@@ -265,12 +239,7 @@ class RedisCustomerIndex:
             seen.add(customer_id)
             batch.append(customer_id)
             if len(batch) >= self.batch_size:
-                yield from self._present(batch)
+                yield batch
                 batch = []
         if batch:
-            yield from self._present(batch)
-
-    def _present(self, ids: list[str]) -> Iterator[Customer]:
-        for customer in self.get_many(ids):
-            if customer is not None:  # removed since the set was read
-                yield customer
+            yield batch

@@ -1,8 +1,10 @@
 """Message text from Jinja2 templates under `config/templates/`, chosen per topic.
 
 Lookup order for a message, most specific first:
-`{topic}.{kind}.{channel}.{language}.j2`, `default.{kind}.{channel}.{language}.j2`,
-`{topic}.{kind}.{channel}.j2`, `default.{kind}.{channel}.j2`.
+`{topic}.{kind}.{channel}.{language}.j2`, `{family}.{kind}.{channel}.{language}.j2`,
+`{topic}.{kind}.{channel}.j2`, `{family}.{kind}.{channel}.j2`, where the family is `default`
+for incidents. Hazard messages are their own family (`hazard`, with other variables), so they
+never fall back to an incident template.
 Email templates start with a `Subject: ...` line followed by a blank line.
 """
 
@@ -31,18 +33,27 @@ class JinjaRenderer:
             keep_trailing_newline=False,
         )
 
-    def candidates(self, topic: str, kind: MessageKind, channel: Channel, language: str) -> list[str]:
+    def candidates(self, topic: str, kind: MessageKind, channel: Channel, language: str,
+                   family: str = "default") -> list[str]:
+        """Template names to try, first found wins.
+
+        >>> from forewarn.settings import PROJECT_CONFIG
+        >>> renderer = JinjaRenderer(PROJECT_CONFIG / "templates")
+        >>> renderer.candidates("hazard", "warning", "email", "es", family="hazard")
+        ['hazard.warning.email.es.j2', 'hazard.warning.email.j2']
+        """
         # The customer's language comes before the topic: a Spanish speaker is better
         # served by the general Spanish text than by the English topic text.
-        return [
+        return list(dict.fromkeys([
             f"{topic}.{kind}.{channel}.{language}.j2",
-            f"default.{kind}.{channel}.{language}.j2",
+            f"{family}.{kind}.{channel}.{language}.j2",
             f"{topic}.{kind}.{channel}.j2",
-            f"default.{kind}.{channel}.j2",
-        ]
+            f"{family}.{kind}.{channel}.j2",
+        ]))
 
-    def render(self, topic: str, kind: MessageKind, channel: Channel, context: Mapping[str, object]) -> Rendered:
-        names = self.candidates(topic, kind, channel, str(context.get("language", "en")))
+    def render(self, topic: str, kind: MessageKind, channel: Channel, context: Mapping[str, object],
+               family: str = "default") -> Rendered:
+        names = self.candidates(topic, kind, channel, str(context.get("language", "en")), family)
         try:
             template = self._env.select_template(names)
         except jinja2.TemplatesNotFound:

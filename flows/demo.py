@@ -1,9 +1,14 @@
-"""`forewarn demo`: the seeded scenario through the full flow, with no external service."""
+"""`forewarn demo`: the seeded scenario through the full flow, with no external service.
+
+The scenario's hazard alerts are a second input file beside the cases: the flow tells them
+apart by their shape (NWS GeoJSON), and `forewarn detect` over events.jsonl never sees them.
+"""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import orjson
 from bytewax.testing import run_main
@@ -14,7 +19,7 @@ from flows.report import write_report
 from flows.summary import IncidentRow, RunSummary
 from flows.wiring import memory_io
 from forewarn.records import NATIONAL
-from forewarn.scenario import GroundTruth, generate
+from forewarn.scenario import GroundTruth, HazardTruth, Scenario, generate
 from forewarn.settings import Settings
 
 
@@ -27,12 +32,15 @@ def run_demo(settings: Settings, out: Path, seed: int = 7, customers: int = 20_0
     scenario.write(out)
     index = InMemoryCustomerIndex()
     index.upsert(scenario.customers)
-    io = memory_io(settings, [out / "events.jsonl"], out, index)
+    io = memory_io(settings, [out / "events.jsonl", out / "alerts.jsonl"], out, index)
     io.region_weights = {region: float(n) for region, n in index.attribute_counts("region").items()}
     run_main(build_flow(settings, io))
     summary = RunSummary.from_dir(out)
     warned = warned_customers(out)
     summary.notes = [judge(truth, summary.rows, warned) for truth in scenario.truths]
+    all_clear = messaged_customers(out, "resolved")
+    summary.notes += [judge_hazard(h, scenario, summary.hazards, warned, all_clear, settings.hazards is not None)
+                      for h in scenario.hazards]
     write_report(out / "report.html", scenario, summary, settings)
     return summary
 
@@ -47,14 +55,19 @@ def _matches(truth: GroundTruth, row: IncidentRow) -> bool:
 
 
 def warned_customers(out: Path) -> dict[str, set[str]]:
-    """Customer ids warned per incident, read back from the outbox files."""
-    warned: dict[str, set[str]] = {}
+    """Customer ids warned per incident (or hazard), read back from the outbox files."""
+    return messaged_customers(out, "warning")
+
+
+def messaged_customers(out: Path, kind: str) -> dict[str, set[str]]:
+    """Customer ids sent a message of `kind` ("warning", "resolved") per incident, from the outbox files."""
+    sent: dict[str, set[str]] = {}
     for path in out.glob("outbox_*.jsonl"):
         for line in path.read_bytes().splitlines():
             message = orjson.loads(line)
-            if message["kind"] == "warning":
-                warned.setdefault(message["incident_id"], set()).add(message["customer_id"])
-    return warned
+            if message["kind"] == kind:
+                sent.setdefault(message["incident_id"], set()).add(message["customer_id"])
+    return sent
 
 
 def judge(truth: GroundTruth, rows: list[IncidentRow], warned: dict[str, set[str]]) -> str:
@@ -73,3 +86,24 @@ def judge(truth: GroundTruth, rows: list[IncidentRow], warned: dict[str, set[str
             f"of the {len(truth.affected_customer_ids)} customers who called about it, {ahead} had been "
             f"warned before they called; {sum(first.warned.values())} warned in all")
 
+
+def judge_hazard(truth: HazardTruth, scenario: Scenario, hazards: list[dict[str, Any]],
+                 warned: dict[str, set[str]], all_clear: dict[str, set[str]], enabled: bool = True) -> str:
+    """One line on a hazard episode: did its alerts become a forecast incident, were the customers
+    inside its polygons warned (and nobody outside), and did the cancel reach those warned."""
+    head = f"truth {truth.name} ({truth.event}, {truth.region}, {truth.start:%m-%d %H:%M}–{truth.end:%H:%M})"
+    if not enabled:
+        return f"{head}: MISSED: no hazards section in the config, alerts were ignored"
+    found = [h for h in hazards if h["hazard"]["identifier"] in truth.alert_ids]
+    if not found:
+        return f"{head}: MISSED: no forecast incident"
+    hazard = found[0]["hazard"]
+    got = warned.get(hazard["id"], set())
+    inside = truth.affected_customer_ids
+    people = {c.id: c for c in scenario.customers}
+    unreachable = sum(people[i].contact(people[i].preferred_channel) is None for i in inside)
+    told = len(all_clear.get(hazard["id"], set()) & got)
+    return (f"{head}: found as {hazard['id']} ({' → '.join(found[0]['statuses'])}); of the {len(inside)} "
+            f"customers inside its polygons, {len(got & inside)} were warned ({unreachable} opted out of their "
+            f"channel); {len(got - inside)} outside them warned; the all-clear reached {told} of the "
+            f"{len(got)} warned")

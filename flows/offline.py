@@ -21,6 +21,7 @@ from connectors.geo import customers_in_area
 from connectors.memory import InMemoryCustomerIndex
 from connectors.redis_index import RedisCustomerIndex
 from connectors.redis_ledger import RedisContactLog, RedisIncidentStore, RedisLedger
+from connectors.segments import matches
 from connectors.sms import sms_segments
 from connectors.templates import JinjaRenderer
 from flows.backtest_report import write_backtest_report
@@ -28,7 +29,7 @@ from flows.early_warning import build_flow
 from flows.summary import RunSummary
 from flows.wiring import file_io, memory_io, redis_client
 from forewarn.interfaces import CustomerIndex
-from forewarn.records import NATIONAL, Customer, DeadLetter, Incident
+from forewarn.records import NATIONAL, ContactCard, Customer, DeadLetter, Incident
 from forewarn.settings import ConfigError, RedisSettings, Secrets, Settings, SmsSettings
 from outreach.audience import Audience, Recipient, audience_of
 from outreach.delivery import ContactCap
@@ -69,8 +70,8 @@ def _lines(path: Path) -> int:
     return len(path.read_bytes().splitlines()) if path.exists() else 0
 
 
-def _load_memory_index(path: Path) -> InMemoryCustomerIndex:
-    index = InMemoryCustomerIndex()
+def _load_memory_index(settings: Settings, path: Path) -> InMemoryCustomerIndex:
+    index = InMemoryCustomerIndex(settings.targeting.extra_traits)
     index.upsert(c for c in read_customers(path) if isinstance(c, Customer))
     return index
 
@@ -78,7 +79,7 @@ def _load_memory_index(path: Path) -> InMemoryCustomerIndex:
 def run_replay(settings: Settings, inputs: list[Path], out: Path, customers: Path | None) -> RunSummary:
     """The full flow over files with the ledger in memory and sends written to outbox files."""
     if customers is not None:
-        index: CustomerIndex = _load_memory_index(customers)
+        index: CustomerIndex = _load_memory_index(settings, customers)
     else:
         index = _redis_index(settings, None)
     for name in ("incidents.jsonl", "dead_letters.jsonl", "spikes.jsonl", "outbox_sms.jsonl", "outbox_email.jsonl"):
@@ -96,7 +97,7 @@ def _redis_index(settings: Settings, url: str | None) -> RedisCustomerIndex:
     redis_settings = settings.redis or RedisSettings()
     client = (redis.Redis.from_url(url) if url is not None
               else redis_client(settings.model_copy(update={"redis": redis_settings}), secrets))
-    return RedisCustomerIndex(client, redis_settings.prefix)
+    return RedisCustomerIndex(client, redis_settings.prefix, extra_traits=settings.targeting.extra_traits)
 
 
 def load_customers(settings: Settings, path: Path, redis_url: str | None) -> tuple[int, int, float]:
@@ -199,35 +200,36 @@ def preview_audience(settings: Settings, segment_text: str | None, redis_url: st
                      polygon: Path | None = None, customers: Path | None = None,
                      topic: str = "default") -> AudiencePreview:
     """Dry-run of an audience: a segment, an area (polygon/CAP file), or both; nothing is sent."""
-    index: CustomerIndex = _load_memory_index(customers) if customers else _redis_index(settings, redis_url)
+    index: CustomerIndex = _load_memory_index(settings, customers) if customers else _redis_index(settings, redis_url)
     if segment_text and segment_text.startswith("INC-"):
         return _preview_incident(settings, segment_text, index, redis_url, topic)
     segment = parse_segment(segment_text) if segment_text else {}
     if polygon is None and not segment:
         raise ValueError("give a segment such as model=R7000,firmware=2.1.7, or --polygon FILE, or both")
-    candidates: Iterator[Customer]
+    candidates: Iterator[ContactCard]
     if polygon is not None:
         polygons, circles = load_area(polygon)
-        candidates = (c for c in customers_in_area(index, polygons, circles)
-                      if all(value in c.attributes().get(name, ()) for name, value in segment.items()))
+        candidates = (c.card() for c in customers_in_area(index, polygons, circles)
+                      if matches(c, segment, settings.targeting.extra_traits))
     else:
-        candidates = index.segment(segment)
+        candidates = index.contacts(segment)
     quiet = QuietHours(*settings.outreach.quiet_hours) if settings.outreach.quiet_hours else None
     audience = audience_of(candidates, segment, frozenset(), 10**9, quiet, datetime.now(UTC))
     if isinstance(index, RedisCustomerIndex):
         _apply_cap(settings, audience, index)
-    encoding, segments = sms_segments(_sample_sms(settings, topic, audience.recipients))
+    encoding, segments = sms_segments(_sample_sms(settings, topic, audience.recipients, index))
     price = settings.sms.price_per_segment if settings.sms else SmsSettings.model_fields["price_per_segment"].default
     return AudiencePreview(segment, polygon.name if polygon else None, len(audience.recipients),
                            audience.by_channel(), audience.excluded,
                            [r.customer.id for r in audience.recipients[:5]], encoding, segments, price)
 
 
-def _sample_sms(settings: Settings, topic: str, recipients: list[Recipient]) -> str:
+def _sample_sms(settings: Settings, topic: str, recipients: list[Recipient[ContactCard]],
+                index: CustomerIndex) -> str:
     """The warning SMS the first SMS recipient would get (a stand-in customer when there is none)."""
     now = datetime.now(UTC)
-    customer = next((r.customer for r in recipients if r.channel == "sms"),
-                    Customer(id="PREVIEW", region="-", timezone="UTC"))
+    first = next((r.customer.id for r in recipients if r.channel == "sms"), None)
+    customer = (index.get_many([first])[0] if first else None) or Customer(id="PREVIEW", region="-", timezone="UTC")
     incident = Incident("PREVIEW", topic, NATIONAL, "opened", now, now, now, 0, 0.0, 0, 0)
     return JinjaRenderer(settings.outreach.templates).render(topic, "warning", "sms",
                                                             message_context(incident, customer)).body
@@ -246,19 +248,19 @@ def _preview_incident(settings: Settings, incident_id: str, index: CustomerIndex
     segment = dict(incident.known_segment) | incident_segment(incident, incident.segment)
     contacted = frozenset(RedisLedger(client, prefix).recipients(incident_id, "warning"))
     quiet = QuietHours(*settings.outreach.quiet_hours) if settings.outreach.quiet_hours else None
-    audience = audience_of(index.segment(segment) if segment else iter(()), segment,
+    audience = audience_of(index.contacts(segment) if segment else iter(()), segment,
                            incident.reporters | incident.earlier_reporters, 10**9, quiet, datetime.now(UTC),
                            contacted)
     if isinstance(index, RedisCustomerIndex):
         _apply_cap(settings, audience, index)
-    encoding, segments = sms_segments(_sample_sms(settings, incident.topic, audience.recipients))
+    encoding, segments = sms_segments(_sample_sms(settings, incident.topic, audience.recipients, index))
     price = settings.sms.price_per_segment if settings.sms else SmsSettings.model_fields["price_per_segment"].default
     return AudiencePreview(segment, incident_id, len(audience.recipients), audience.by_channel(),
                            audience.excluded, [r.customer.id for r in audience.recipients[:5]], encoding,
                            segments, price)
 
 
-def _apply_cap(settings: Settings, audience: Audience, index: RedisCustomerIndex) -> None:
+def _apply_cap(settings: Settings, audience: Audience[ContactCard], index: RedisCustomerIndex) -> None:
     """Move the recipients already at `max_warnings_per_day` (per the Redis contact log) to "capped"."""
     most = settings.outreach.max_warnings_per_day
     if most is None:

@@ -62,16 +62,24 @@ def write_report(path: object, scenario: Scenario, summary: RunSummary, settings
             r.warned.get("sms", 0), r.warned.get("email", 0), sum(r.all_clear.values()), r.status)) + "</tr>"
         for r in summary.rows
     )
+    hazards = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in (
+            h["hazard"]["id"], h["hazard"]["event"], " → ".join(h["statuses"]), h["max_severity_rank"],
+            sum(h["warned_total"].values()), sum(h["all_clear_total"].values()), h["held"] or "")) + "</tr>"
+        for h in summary.hazards
+    )
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in summary.notes)
     page = f"""<!doctype html><meta charset="utf-8"><title>Forewarn demo report</title>
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{border:1px solid #ccc;padding:4px 8px}}
 table{{border-collapse:collapse}}img{{display:block;margin:1em 0}}</style>
 <h1>Forewarn demo report</h1>
-<p>{len(scenario.customers)} customers, {len(scenario.events)} case records,
+<p>{len(scenario.customers)} customers, {len(scenario.events)} case records, {len(scenario.alerts)} hazard alerts,
 {scenario.start:%Y-%m-%d} to {scenario.end:%Y-%m-%d}; window {settings.detection.window},
 slide {settings.detection.slide}; dead letters: {summary.dead_letters}.</p>
 <h2>Incidents</h2><table><tr><th>id</th><th>key</th><th>window (UTC)</th><th>observed / expected</th>
 <th>segment</th><th>audience</th><th>warned sms</th><th>warned email</th><th>all-clear</th><th>status</th></tr>
-{rows}</table><h2>Against the ground truth</h2><ul>{notes}</ul><h2>Case counts</h2>{figures}"""
+{rows}</table><h2>Forecast incidents (hazard alerts)</h2><table><tr><th>id</th><th>event</th><th>alerts</th>
+<th>severity rank</th><th>warned</th><th>all-clear</th><th>held</th></tr>
+{hazards}</table><h2>Against the ground truth</h2><ul>{notes}</ul><h2>Case counts</h2>{figures}"""
     with open(path, "w", encoding="utf-8") as handle:  # type: ignore[call-overload]
         handle.write(page)

@@ -88,28 +88,44 @@ def incidents_table(rows: list[IncidentRow]) -> Table:
 
 
 def read_hazards(path: Path) -> list[dict[str, Any]]:
-    """The last report of each forecast incident (hazard alert) of a run."""
+    """The last report of each forecast incident (hazard alert) of a run, with what came before it.
+
+    Added keys: `statuses` (in order), `sent_total` (every message by channel), `warned_total`
+    (warnings: opened and updated reports), `all_clear_total` (the cancel's messages) and
+    `max_severity_rank` (a cancel's own rank is 0: the threat is past).
+    """
     last: dict[str, dict[str, Any]] = {}
-    warned: dict[str, dict[str, int]] = {}
+    history: dict[str, dict[str, Any]] = {}
     if path.exists():
         for line in path.read_bytes().splitlines():
             report = orjson.loads(line)
-            if "hazard" in report:
-                key = report["hazard"]["id"]
-                last[key] = report
-                for channel, n in report["sent_by_channel"].items():
-                    warned.setdefault(key, {})[channel] = warned.get(key, {}).get(channel, 0) + n
-    return [{**report, "sent_total": warned.get(key, {})} for key, report in last.items()]
+            if "hazard" not in report:
+                continue
+            key, status = report["hazard"]["id"], report["hazard"]["status"]
+            last[key] = report
+            h = history.setdefault(key, {"statuses": [], "sent_total": {}, "warned_total": {},
+                                         "all_clear_total": {}, "max_severity_rank": 0})
+            h["statuses"].append(status)
+            h["max_severity_rank"] = max(h["max_severity_rank"], report["hazard"]["severity_rank"])
+            kind = "all_clear_total" if status == "cancelled" else "warned_total"
+            for channel, n in report["sent_by_channel"].items():
+                for total in (h["sent_total"], h[kind]):
+                    total[channel] = total.get(channel, 0) + n
+    return [{**report, **history[key]} for key, report in last.items()]
+
+
+def _by_channel(counts: dict[str, int]) -> str:
+    return ", ".join(f"{c} {n}" for c, n in sorted(counts.items())) or "0"
 
 
 def hazards_table(hazards: list[dict[str, Any]]) -> Table:
     table = Table(title="Forecast incidents (hazard alerts)")
-    for name in ("hazard", "event", "status", "severity rank", "messages sent", "held"):
+    for name in ("hazard", "event", "alerts", "severity rank", "warned", "all-clear", "held"):
         table.add_column(name, overflow="fold")
     for h in hazards:
-        table.add_row(h["hazard"]["id"], str(h["hazard"]["event"]), h["hazard"]["status"],
-                      str(h["hazard"]["severity_rank"]),
-                      ", ".join(f"{c} {n}" for c, n in sorted(h["sent_total"].items())) or "0", h["held"] or "")
+        table.add_row(h["hazard"]["id"], str(h["hazard"]["event"]), " → ".join(h["statuses"]),
+                      str(h["max_severity_rank"]), _by_channel(h["warned_total"]),
+                      _by_channel(h["all_clear_total"]), h["held"] or "")
     return table
 
 

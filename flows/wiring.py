@@ -162,14 +162,17 @@ class RedisParts:
     def prefix(self) -> str:
         return (self.settings.redis or RedisSettings()).prefix
 
+    def index(self, client: redis.Redis) -> RedisCustomerIndex:
+        return RedisCustomerIndex(client, self.prefix, extra_traits=self.settings.targeting.extra_traits)
+
     def outreach(self) -> Outreach:
         client, senders = self._parts()
-        return build_outreach(self.settings, RedisCustomerIndex(client, self.prefix), RedisLedger(client, self.prefix),
+        return build_outreach(self.settings, self.index(client), RedisLedger(client, self.prefix),
                               senders, RedisIncidentStore(client, self.prefix), RedisContactLog(client, self.prefix))
 
     def hazards(self) -> HazardOutreach:
         client, senders = self._parts()
-        return build_hazards(self.settings, RedisCustomerIndex(client, self.prefix), RedisLedger(client, self.prefix),
+        return build_hazards(self.settings, self.index(client), RedisLedger(client, self.prefix),
                              senders, RedisContactLog(client, self.prefix))
 
 

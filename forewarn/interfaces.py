@@ -11,15 +11,21 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import NamedTuple, Protocol, runtime_checkable
 
-from forewarn.records import Channel, Customer, Incident, Message, MessageKey, MessageKind, SendResult
+from forewarn.records import Channel, ContactCard, Customer, Incident, Message, MessageKey, MessageKind, SendResult
 
 Segment = Mapping[str, str]
-"""Attribute name to required value, combined with AND; for example {"model": "R7000"}."""
+"""Attribute name to required value, combined with AND; for example {"model": "R7000"}.
+
+Product attributes match on any of the customer's products, except that a model and a
+firmware named together must be on the same product."""
 
 
 @runtime_checkable
 class CustomerIndex(Protocol):
     """Customers with their traits, queryable by segment."""
+
+    traits: tuple[str, ...]
+    """The attributes a segment may name: the built-in ones, then the configured extra traits."""
 
     def upsert(self, customers: Iterable[Customer]) -> int:
         """Insert or replace customers, keeping attribute sets consistent; return how many."""
@@ -33,6 +39,10 @@ class CustomerIndex(Protocol):
         """How many customers the index holds."""
         ...
 
+    def count(self, segment: Segment) -> int:
+        """How many customers match `segment` (all when it is empty), from the index's own sets."""
+        ...
+
     def value_counts(self, attribute: str, values: Iterable[str]) -> dict[str, int]:
         """How many customers carry each value of `attribute` (from the index's own sets)."""
         ...
@@ -43,6 +53,10 @@ class CustomerIndex(Protocol):
 
     def segment(self, segment: Segment) -> Iterator[Customer]:
         """Every customer matching all the attribute values of `segment`."""
+        ...
+
+    def contacts(self, segment: Segment) -> Iterator[ContactCard]:
+        """How to reach every customer of `segment`: the same customers as `segment()`, read lighter."""
         ...
 
 
@@ -80,7 +94,9 @@ class Sender(Protocol):
 class Renderer(Protocol):
     """Renders the text of one message kind for one topic, channel and language."""
 
-    def render(self, topic: str, kind: MessageKind, channel: Channel, context: Mapping[str, object]) -> Rendered:
+    def render(self, topic: str, kind: MessageKind, channel: Channel, context: Mapping[str, object],
+               family: str = "default") -> Rendered:
+        """`family` names the fallback templates: "default" for incidents, "hazard" for hazard alerts."""
         ...
 
 

@@ -9,7 +9,10 @@ ground truth is known:
   about 10% of its customers call, most in the first hour;
 * ``firmware_defect``: day 3, 08:00–14:00 UTC, ``wifi_drops`` among customers with an
   R7000 on firmware 2.1.7 in every region, about 8% of them call, ramping up over 2 hours;
-* ``quiet_control``: day 3, 18:00–24:00 UTC, nothing injected: nothing should fire.
+* ``quiet_control``: day 3, 18:00–24:00 UTC, nothing injected: nothing should fire;
+* ``severe_thunderstorm`` (in `Scenario.hazards`, its alerts in `Scenario.alerts`): day 1, about
+  19:30–21:00 UTC, an NWS Severe Thunderstorm Warning over part of another region, an Update that
+  moves and extends it, then a Cancel; the customers inside either polygon are in its path.
 
 Only `random.Random(seed)` draws numbers, so a seed gives the same scenario byte for byte.
 """
@@ -23,20 +26,25 @@ import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from forewarn.hazards import STATE_FIPS
 from forewarn.records import NATIONAL, Customer, OptOut, Product, rfc3339, utc
 from forewarn.scenario_data import (
     CASE_CHANNELS,
+    FALLBACK_OFFICE,
     FIRMWARE_TEXTS,
     HOURLY_PROFILE,
     MODELS,
     OUTAGE_TEXTS,
     REGIONS,
     SPANISH_STATES,
+    STORM_TEXTS,
     TEXTS,
     TOPIC_SHARES,
+    WEATHER_OFFICES,
     Picker,
     RegionInfo,
     poisson,
@@ -79,9 +87,40 @@ class GroundTruth:
         }
 
 
+LatLon = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class HazardTruth:
+    """A hazard episode: the ids of its alerts (Alert, Update, Cancel, in order), their polygons
+    as (lat, lon) rings, and the customers located inside any of them: those in the path."""
+
+    name: str
+    event: str
+    region: str
+    start: datetime
+    end: datetime
+    alert_ids: tuple[str, ...]
+    polygons: tuple[tuple[LatLon, ...], ...]
+    affected_customer_ids: frozenset[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form, with ids sorted."""
+        return {
+            "name": self.name, "event": self.event, "region": self.region,
+            "start": rfc3339(self.start), "end": rfc3339(self.end), "alert_ids": list(self.alert_ids),
+            "polygons": [[list(p) for p in ring] for ring in self.polygons],
+            "affected_customer_ids": sorted(self.affected_customer_ids),
+        }  # fmt: skip
+
+
 @dataclass
 class Scenario:
-    """A generated scenario: customers, case records sorted by time, and the ground truth."""
+    """A generated scenario: customers, case records sorted by time, and the ground truth.
+
+    Hazard alerts (NWS GeoJSON Features, sorted by time) and their truth are kept apart from the
+    cases and their truth: the cases are what `forewarn detect` and the benchmarks replay.
+    """
 
     customers: list[Customer]
     events: list[dict[str, Any]]
@@ -89,6 +128,8 @@ class Scenario:
     start: datetime
     end: datetime
     regions: list[RegionInfo] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    hazards: list[HazardTruth] = field(default_factory=list)
 
     def truth(self, name: str) -> GroundTruth:
         """The ground truth called `name`."""
@@ -97,8 +138,15 @@ class Scenario:
                 return truth
         raise KeyError(name)
 
+    def hazard(self, name: str) -> HazardTruth:
+        """The hazard episode called `name`."""
+        for hazard in self.hazards:
+            if hazard.name == name:
+                return hazard
+        raise KeyError(name)
+
     def write(self, directory: Path) -> None:
-        """Write ``customers.jsonl``, ``events.jsonl`` and ``truth.json`` into `directory`."""
+        """Write ``customers.jsonl``, ``events.jsonl``, ``alerts.jsonl`` and ``truth.json`` into `directory`."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         with open(directory / "customers.jsonl", "w", encoding="utf-8") as out:
@@ -107,10 +155,14 @@ class Scenario:
         with open(directory / "events.jsonl", "w", encoding="utf-8") as out:
             for event in self.events:
                 out.write(_dumps(event) + "\n")
+        with open(directory / "alerts.jsonl", "w", encoding="utf-8") as out:
+            for alert in self.alerts:
+                out.write(_dumps(alert) + "\n")
         truth = {
             "start": rfc3339(self.start),
             "end": rfc3339(self.end),
             "truths": [t.to_dict() for t in self.truths],
+            "hazards": [h.to_dict() for h in self.hazards],
         }
         (directory / "truth.json").write_text(json.dumps(truth, indent=2) + "\n", encoding="utf-8")
 
@@ -238,6 +290,129 @@ def _has_defect(customer: Customer) -> bool:
     return any(p.model == DEFECT_MODEL and p.firmware == DEFECT_FIRMWARE for p in customer.products)
 
 
+_NWS = "w-nws.webmaster@noaa.gov"
+_STORM_EVENT = "Severe Thunderstorm Warning"
+_FIPS_OF_STATE = {postal: fips for fips, postal in STATE_FIPS.items()}
+
+
+def covers(ring: tuple[LatLon, ...], lat: float, lon: float) -> bool:
+    """Whether a (lat, lon) ring holds the point, its edges included (as geo targeting counts them).
+
+    Exact rational arithmetic, so a customer on an edge is decided the same way every time.
+
+    >>> square = ((30.0, -98.0), (30.0, -97.0), (31.0, -97.0), (31.0, -98.0))
+    >>> covers(square, 30.5, -97.5), covers(square, 30.0, -97.5), covers(square, 31.5, -97.5)
+    (True, True, False)
+    """
+    lats, lons = [p[0] for p in ring], [p[1] for p in ring]
+    if not (min(lats) <= lat <= max(lats) and min(lons) <= lon <= max(lons)):
+        return False  # float comparisons are exact: only points in the bounding box need fractions
+    y, x = Fraction(lat), Fraction(lon)
+    inside = False
+    for (lat1, lon1), (lat2, lon2) in zip(ring, ring[1:] + ring[:1], strict=True):
+        y1, x1, y2, x2 = Fraction(lat1), Fraction(lon1), Fraction(lat2), Fraction(lon2)
+        if ((x2 - x1) * (y - y1) == (y2 - y1) * (x - x1)
+                and min(x1, x2) <= x <= max(x1, x2) and min(y1, y2) <= y <= max(y1, y2)):
+            return True
+        if (y1 > y) != (y2 > y) and x < x1 + (y - y1) * (x2 - x1) / (y2 - y1):
+            inside = not inside
+    return inside
+
+
+def _box(lat0: float, lon0: float, south: float, north: float, west: float, east: float,
+         lean: float) -> tuple[LatLon, ...]:
+    """A storm-based warning polygon: a parallelogram leaning `lean` degrees east at its north edge,
+    vertices at NWS precision (two decimals), counter-clockwise from the south-west corner."""
+    corners = ((south, west), (south, east), (north, east + lean), (north, west + lean))
+    return tuple((round(lat0 + dlat, 2), round(lon0 + dlon, 2)) for dlat, dlon in corners)
+
+
+def _local_text(ts: datetime) -> str:
+    """ "November 16 at 1:40PM CST", as NWS headlines write times."""
+    return f"{ts:%B} {ts.day} at {ts.hour % 12 or 12}:{ts:%M%p} {ts:%Z}"
+
+
+def _storm_feature(rng: random.Random, info: RegionInfo, office: tuple[str, str], kind: str, sent: datetime,
+                   expires: datetime, ring: tuple[LatLon, ...], earlier: list[dict[str, Any]]) -> dict[str, Any]:
+    """One api.weather.gov alert Feature shaped like the real ones (see ../shared/data/cap/nws_geojson)."""
+    zone = zoneinfo.ZoneInfo(info.timezone)
+    local_sent, local_expires = sent.astimezone(zone), expires.astimezone(zone)
+    urn = f"urn:oid:2.49.0.1.840.0.{rng.getrandbits(160):040x}.001.1"
+    state, county = info.code.split("-")
+    wfo, sender_name = office
+    action = {"Alert": "NEW", "Update": "EXB", "Cancel": "CAN"}[kind]  # EXB: extended in area and time
+    begins = f"{sent:%y%m%dT%H%MZ}" if kind == "Alert" else "000000T0000Z"
+    if kind == "Cancel":
+        headline = f"The {_STORM_EVENT} for {info.name} is cancelled by {sender_name}"
+        description, threat = STORM_TEXTS["cancel"], ("Minor", "Observed", "Past")
+    else:
+        verb = "issued" if kind == "Alert" else "updated"
+        headline = (f"{_STORM_EVENT} {verb} {_local_text(local_sent)} until {_local_text(local_expires)} "
+                    f"by {sender_name}")
+        description, threat = (f"The National Weather Service has {verb} a\n\n* {_STORM_EVENT} for...\n"
+                               f"{info.name}...\n\n* Until {local_expires.hour % 12 or 12}{local_expires:%M %p %Z}.\n\n"
+                               f"{STORM_TEXTS['hazard']}",
+                               ("Severe", "Observed", "Immediate"))
+    severity, certainty, urgency = threat
+    return {
+        "id": f"https://api.weather.gov/alerts/{urn}",
+        "type": "Feature",
+        "geometry": {"type": "Polygon", "coordinates": [[[lon, lat] for lat, lon in (*ring, ring[0])]]},
+        "properties": {
+            "@id": f"https://api.weather.gov/alerts/{urn}", "@type": "wx:Alert", "id": urn,
+            "areaDesc": info.name,
+            "geocode": {"SAME": [f"0{_FIPS_OF_STATE.get(state, '00')}{county}"], "UGC": [f"{state}C{county}"]},
+            "affectedZones": [f"https://api.weather.gov/zones/county/{state}C{county}"],
+            "references": [{"@id": e["id"], "identifier": e["properties"]["id"], "sender": _NWS,
+                            "sent": e["properties"]["sent"]} for e in earlier],
+            "sent": local_sent.isoformat(), "effective": local_sent.isoformat(),
+            "onset": local_sent.isoformat(), "expires": local_expires.isoformat(), "ends": local_expires.isoformat(),
+            "status": "Actual", "messageType": kind, "category": "Met", "severity": severity,
+            "certainty": certainty, "urgency": urgency, "event": _STORM_EVENT, "sender": _NWS,
+            "senderName": sender_name, "headline": headline, "description": description,
+            "instruction": None if kind == "Cancel" else STORM_TEXTS["instruction"],
+            "response": "AllClear" if kind == "Cancel" else "Shelter",
+            "eventCode": {"SAME": ["SVR"], "NationalWeatherService": ["SVW"]},
+            "parameters": {
+                "AWIPSidentifier": [f"SVR{wfo}" if kind == "Alert" else f"SVS{wfo}"],
+                "maxWindGust": ["60 MPH"], "maxHailSize": ["1.00"],
+                "VTEC": [f"/O.{action}.K{wfo}.SV.W.0042.{begins}-{expires:%y%m%dT%H%MZ}/"],
+                "eventEndingTime": [local_expires.isoformat()],
+            },
+        },
+    }  # fmt: skip
+
+
+def _storm(rng: random.Random, table: tuple[RegionInfo, ...], people: list[Customer], avoid: int,
+           start: datetime) -> tuple[list[dict[str, Any]], HazardTruth]:
+    """A Severe Thunderstorm Warning on day 1 over part of a region other than the outage's: the
+    Alert, an Update that moves the polygon east and extends it, and a Cancel.
+
+    Day 1 and another region keep its warnings at least a day away from the outage's and the
+    defect's customers, so a per-customer daily cap cannot let it change their counts.
+    """
+    choices = [r for r, info in enumerate(table) if info.code in WEATHER_OFFICES and r != avoid]
+    r = rng.choice(choices) if choices else 0
+    info = table[r]
+    office = WEATHER_OFFICES.get(info.code, FALLBACK_OFFICE)
+    sent = start + timedelta(hours=19, minutes=rng.randrange(20, 45))
+    south, north, lean = -0.04 + rng.uniform(-0.02, 0.02), 0.22 + rng.uniform(-0.02, 0.02), rng.uniform(0.02, 0.06)
+    first = _box(info.lat, info.lon, south, north, -0.42, 0.0, lean)
+    moved = _box(info.lat, info.lon, south + 0.02, north + 0.02, -0.14, 0.3, lean)
+    steps = (("Alert", sent, sent + timedelta(minutes=45), first),
+             ("Update", sent + timedelta(minutes=28), sent + timedelta(minutes=95), moved),
+             ("Cancel", sent + timedelta(minutes=70), sent + timedelta(minutes=95), moved))
+    alerts: list[dict[str, Any]] = []
+    for kind, at, expires, ring in steps:
+        alerts.append(_storm_feature(rng, info, office, kind, at, expires, ring, alerts[:]))
+    rings = (first, moved)
+    inside = frozenset(c.id for c in people if c.lat is not None and c.lon is not None
+                       and any(covers(ring, c.lat, c.lon) for ring in rings))
+    truth = HazardTruth("severe_thunderstorm", _STORM_EVENT, info.code, sent, steps[-1][1],
+                        tuple(a["properties"]["id"] for a in alerts), rings, inside)
+    return alerts, truth
+
+
 def generate(
     seed: int = 7,
     customers: int = 20_000,
@@ -305,4 +480,6 @@ def generate(
         GroundTruth("quiet_control", None, NATIONAL, {}, start + timedelta(days=2, hours=18),
                     start + timedelta(days=3), frozenset()),
     ]  # fmt: skip
-    return Scenario(people, events, truths, start, start + timedelta(days=days), list(table))
+    # Drawn last, so the customers, cases and truths above are what they were before the storm was added.
+    alerts, storm = _storm(rng, table, people, outage_r, start)
+    return Scenario(people, events, truths, start, start + timedelta(days=days), list(table), alerts, [storm])

@@ -237,3 +237,30 @@ def poisson(rng: random.Random, lam: float) -> int:
         k += 1
         p *= rng.random()
     return k
+
+
+WEATHER_OFFICES: dict[str, tuple[str, str]] = {
+    "IL-031": ("LOT", "NWS Chicago IL"),
+    "TX-201": ("HGX", "NWS Houston/Galveston TX"),
+    "FL-086": ("MFL", "NWS Miami FL"),
+    "TX-113": ("FWD", "NWS Fort Worth TX"),
+    "TX-439": ("FWD", "NWS Fort Worth TX"),
+    "TX-029": ("EWX", "NWS Austin/San Antonio TX"),
+    "FL-011": ("MFL", "NWS Miami FL"),
+    "TX-453": ("EWX", "NWS Austin/San Antonio TX"),
+}
+"""Regions where a November severe thunderstorm is plausible, with the NWS office that would warn them
+(its identifier, as in VTEC and AWIPS ids, and its sender name)."""
+
+FALLBACK_OFFICE = ("LOX", "NWS Los Angeles/Oxnard CA")
+"""The office of the first region (Los Angeles), for scenarios too small to hold any of the above."""
+
+STORM_TEXTS: dict[str, str] = {
+    "instruction": "For your protection move to an interior room on the lowest floor of a building.",
+    "hazard": "HAZARD...60 mph wind gusts and quarter size hail.\n\nSOURCE...Radar indicated.\n\n"
+              "IMPACT...Expect damage to roofs, siding, trees and power lines.",
+    "cancel": "The storm which prompted the warning has weakened below severe limits, and no longer poses "
+              "an immediate threat to life or property. Therefore, the warning has been cancelled. "
+              "Gusty winds and heavy rain are still possible with this thunderstorm.",
+}
+"""Wording of the demo's Severe Thunderstorm Warning, after real NWS warnings and statements."""

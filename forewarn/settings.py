@@ -6,6 +6,7 @@ bad key instead of silently falling back to a default.
 
 from __future__ import annotations
 
+import re
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -15,11 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from forewarn.durations import parse_duration
-from forewarn.records import Channel
+from forewarn.records import Channel, Customer, Product
 
 
 class ConfigError(ValueError):
     """A configuration problem, phrased as what is wrong and how to fix it."""
+
+
+_TRAIT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class _Section(BaseModel):
@@ -77,6 +81,22 @@ class TargetingSettings(_Section):
     min_coverage: float = Field(0.6, gt=0, le=1)
     min_lift: float = Field(2.0, ge=1)
     max_p_value: float = Field(1e-6, gt=0, lt=1)
+    extra_traits: tuple[str, ...] = ()
+    """Customer or product fields indexed as traits beside region, model, firmware, lot and installed,
+    e.g. [tier, battery_backup]; only fields named here are indexed (never contact details)."""
+
+    @field_validator("extra_traits")
+    @classmethod
+    def _trait_names(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        for name in names:
+            if not _TRAIT_NAME.fullmatch(name):
+                raise ValueError(f"targeting.extra_traits: {name!r} is not a field name (letters, digits, _)")
+            if name in Customer.model_fields or name in Product.model_fields:
+                raise ValueError(f"targeting.extra_traits: {name!r} is a built-in field of a customer or product; "
+                                 "name only extra fields (region, model, firmware, lot, installed are always traits)")
+        if len(set(names)) != len(names):
+            raise ValueError("targeting.extra_traits: a field is named twice")
+        return names
 
 
 PROJECT_CONFIG = Path(__file__).resolve().parent.parent / "config"

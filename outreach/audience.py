@@ -6,25 +6,29 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Generic, TypeVar
 
 from forewarn.interfaces import CustomerIndex, Segment
-from forewarn.records import Channel, Customer
+from forewarn.records import Channel, Customer, Reachable
 from outreach.policy import QuietHours
+
+R = TypeVar("R", bound=Reachable)
+"""A full `Customer` when messages follow, a `ContactCard` when only counting (the preview)."""
 
 
 @dataclass(frozen=True)
-class Recipient:
-    customer: Customer
+class Recipient(Generic[R]):
+    customer: R
     channel: Channel
     address: str
 
 
 @dataclass
-class Audience:
+class Audience(Generic[R]):
     """The recipients of one incident, with how many were left out and why."""
 
     segment: dict[str, str]
-    recipients: list[Recipient] = field(default_factory=list)
+    recipients: list[Recipient[R]] = field(default_factory=list)
     excluded: Counter[str] = field(default_factory=Counter)
     held: str | None = None
 
@@ -33,7 +37,8 @@ class Audience:
 
 
 def build_audience(segment: Segment, index: CustomerIndex, reporters: frozenset[str],
-                   max_audience: int, quiet: QuietHours | None = None, at: datetime | None = None) -> Audience:
+                   max_audience: int, quiet: QuietHours | None = None,
+                   at: datetime | None = None) -> Audience[Customer]:
     """Customers of `segment` on their preferred channel, without those who called or opted out.
 
     `reporters` are the customers who already opened a case on the incident's key, in
@@ -58,15 +63,15 @@ def build_audience(segment: Segment, index: CustomerIndex, reporters: frozenset[
     return audience_of(index.segment(segment), dict(segment), reporters, max_audience, quiet, at)
 
 
-def audience_of(candidates: Iterable[Customer], segment: dict[str, str], reporters: frozenset[str],
+def audience_of(candidates: Iterable[R], segment: dict[str, str], reporters: frozenset[str],
                 max_audience: int, quiet: QuietHours | None = None, at: datetime | None = None,
-                contacted: frozenset[str] = frozenset()) -> Audience:
+                contacted: frozenset[str] = frozenset()) -> Audience[R]:
     """The recipients among `candidates` (a segment's or an area's customers), with exclusions counted.
 
     With `quiet` hours, customers whose local time at `at` is quiet get email instead of SMS, or
     are held ("quiet hours") when they have no email to fall back on.
     """
-    audience = Audience(segment)
+    audience: Audience[R] = Audience(segment)
     for customer in candidates:
         if customer.id in reporters:
             audience.excluded["already reported"] += 1
@@ -83,7 +88,7 @@ def audience_of(candidates: Iterable[Customer], segment: dict[str, str], reporte
             channel = switched
         address = customer.contact(channel)
         if address is None:
-            reason = f"opted out of {channel}" if getattr(customer.opt_out, channel) else f"no {channel} address"
+            reason = f"opted out of {channel}" if customer.opted_out(channel) else f"no {channel} address"
             audience.excluded[reason] += 1
             continue
         audience.recipients.append(Recipient(customer, channel, address))

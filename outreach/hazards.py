@@ -197,7 +197,7 @@ class HazardOutreach:
     def _send(self, report: HazardReport, kind: MessageKind, recipients: Iterable[Recipient]) -> None:
         for recipient in recipients:
             context = hazard_context(report.incident, recipient.customer)
-            rendered = self.renderer.render("hazard", kind, recipient.channel, context)
+            rendered = self.renderer.render("hazard", kind, recipient.channel, context, family="hazard")
             message = Message(MessageKey(report.incident.id, recipient.customer.id, kind), recipient.channel,
                               recipient.address, rendered.body, rendered.subject)
             report.count(self.deliverer.deliver(message, report.incident.alert.sent), recipient.channel)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
-from forewarn.records import Channel, Customer
+from forewarn.records import Channel, Reachable
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,7 @@ class QuietHours:
     >>> from datetime import UTC
     >>> quiet = QuietHours(time(21), time(8))
     >>> night = datetime(2026, 11, 20, 8, 30, tzinfo=UTC)      # 02:30 in Chicago
+    >>> from forewarn.records import Customer
     >>> ana = Customer(id="A", region="R", phone="+15125550100", email="a@example.com",
     ...                timezone="America/Chicago")
     >>> quiet.channel_for(ana, night), quiet.channel_for(ana, night.replace(hour=18))
@@ -30,13 +31,13 @@ class QuietHours:
     start: time
     end: time
 
-    def is_quiet(self, customer: Customer, at: datetime) -> bool:
+    def is_quiet(self, customer: Reachable, at: datetime) -> bool:
         local = at.astimezone(ZoneInfo(customer.timezone)).time()
         if self.start <= self.end:
             return self.start <= local < self.end
         return local >= self.start or local < self.end
 
-    def channel_for(self, customer: Customer, at: datetime) -> Channel | None:
+    def channel_for(self, customer: Reachable, at: datetime) -> Channel | None:
         """The channel to use at `at`: the preferred one, email instead of SMS at night, or None (hold)."""
         channel = customer.preferred_channel
         if channel != "sms" or not self.is_quiet(customer, at):

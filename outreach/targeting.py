@@ -29,7 +29,8 @@ class TraitRule:
     min_coverage: float = 0.6
     min_lift: float = 2.0
     max_p_value: float = 1e-6
-    attributes: tuple[str, ...] = INDEXED_ATTRIBUTES
+    attributes: tuple[str, ...] | None = None
+    """The attributes to test; None: every trait the index holds."""
 
 
 def isolate_traits(reporters: Iterable[Customer], index: CustomerIndex, rule: TraitRule) -> tuple[Trait, ...]:
@@ -50,9 +51,11 @@ def isolate_traits(reporters: Iterable[Customer], index: CustomerIndex, rule: Tr
     if n < rule.min_support:
         return ()
     base_size = index.size()
+    extra = tuple(a for a in index.traits if a not in INDEXED_ATTRIBUTES)
+    carried = [c.attributes(extra) for c in affected]
     traits = []
-    for attribute in rule.attributes:
-        seen = Counter(value for c in affected for value in c.attributes().get(attribute, ()))
+    for attribute in index.traits if rule.attributes is None else rule.attributes:
+        seen = Counter(value for attrs in carried for value in attrs.get(attribute, ()))
         candidates = {v: k for v, k in seen.items() if k >= rule.min_support and k / n >= rule.min_coverage}
         if not candidates or base_size == 0:
             continue

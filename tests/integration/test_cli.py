@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from pathlib import Path
 
 import orjson
@@ -11,21 +12,69 @@ import redis
 from typer.testing import CliRunner
 
 from forewarn.cli import app
+from forewarn.records import Customer
 from forewarn.scenario import generate
 
 
-def test_demo_finds_the_injected_incidents_and_stays_quiet_in_the_control(tmp_path: Path) -> None:
-    out = tmp_path / "demo"
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One `forewarn demo` run (the output folder and what it printed), shared by the demo tests."""
+    out = tmp_path_factory.mktemp("cli") / "demo"
     result = CliRunner().invoke(app, ["demo", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "regional_outage {'region':" in result.output and "MISSED" not in result.output
-    assert "quiet, as expected" in result.output
+    return out, result.output
+
+
+def test_demo_finds_the_injected_incidents_and_stays_quiet_in_the_control(demo_run: tuple[Path, str]) -> None:
+    out, output = demo_run
+    assert "regional_outage {'region':" in output and "MISSED" not in output
+    assert "quiet, as expected" in output
     for name in ("incidents.jsonl", "outbox_sms.jsonl", "outbox_email.jsonl", "report.html", "events.jsonl"):
         assert (out / name).is_file(), name
     sms = [orjson.loads(line) for line in (out / "outbox_sms.jsonl").read_bytes().splitlines()]
     assert sms and all(m["to"].startswith("+") and "{{" not in m["body"] for m in sms)
     keys = [(m["incident_id"], m["customer_id"], m["kind"]) for m in sms]
     assert len(keys) == len(set(keys)), "a customer got the same message twice"
+
+
+def _outbox(out: Path) -> list[dict]:
+    return [orjson.loads(line) for name in ("outbox_sms.jsonl", "outbox_email.jsonl")
+            for line in (out / name).read_bytes().splitlines()]
+
+
+def test_demo_storm_warns_only_the_customers_in_its_path_then_gives_the_all_clear(
+        demo_run: tuple[Path, str]) -> None:
+    out, output = demo_run
+    [storm] = orjson.loads((out / "truth.json").read_bytes())["hazards"]
+    inside = set(storm["affected_customer_ids"])
+    assert storm["name"] == "severe_thunderstorm" and len(inside) > 100
+    assert re.search(r"truth severe_thunderstorm .*: found as HAZ-\w+ \(opened → updated → cancelled\)",
+                     " ".join(output.split())), output
+    reports = [r for line in (out / "incidents.jsonl").read_bytes().splitlines()
+               if "hazard" in (r := orjson.loads(line))]
+    assert [r["hazard"]["status"] for r in reports] == ["opened", "updated", "cancelled"]
+    assert {r["hazard"]["identifier"] for r in reports} == set(storm["alert_ids"])
+    [hazard_id] = {r["hazard"]["id"] for r in reports}
+
+    customers = {c.id: c for c in (Customer.model_validate_json(line)
+                                   for line in (out / "customers.jsonl").read_bytes().splitlines())}
+    reachable = {i for i in inside if customers[i].contact(customers[i].preferred_channel)}
+    messages = [m for m in _outbox(out) if m["incident_id"] == hazard_id]
+    warned = [m["customer_id"] for m in messages if m["kind"] == "warning"]
+    assert len(warned) == len(set(warned)), "the update warned someone the alert had already warned"
+    assert set(warned) == reachable, "exactly the reachable customers inside the polygons, nobody outside"
+    assert 0 < len(inside - reachable) < 0.1 * len(inside)  # the opted-out are in the path but not messaged
+    all_clear = [m["customer_id"] for m in messages if m["kind"] == "resolved"]
+    assert sorted(all_clear) == sorted(warned), "the cancel reaches each warned customer once"
+    for m in messages:
+        customer = customers[m["customer_id"]]
+        assert m["channel"] == customer.preferred_channel and m["to"] == customer.contact(m["channel"])
+        assert "{{" not in m["body"] and ("Severe Thunderstorm Warning" in m["body"] or m["subject"])
+    # The storm left the incidents' outreach as it was before the storm was added to the scenario:
+    # the outage and the defect warned 370 and 1,670 customers (seed 7), and nobody was capped.
+    per_incident = Counter(m["incident_id"].split("-")[2] for m in _outbox(out)
+                           if m["incident_id"].startswith("INC-") and m["kind"] == "warning")
+    assert per_incident == {"no_internet": 370, "wifi_drops": 1670}
 
 
 @pytest.mark.integration

@@ -169,6 +169,67 @@ def test_attribute_counts_list_every_value_and_follow_changes(index: CustomerInd
     assert index.attribute_counts("region") == {"A": 2, "B*": 1}
 
 
+def test_model_and_firmware_together_match_on_one_product(index: CustomerIndex) -> None:
+    two = Customer.model_validate({"id": "CU-2", "region": "TX-453", "products": [
+        {"model": "R7000", "firmware": "2.0.0"}, {"model": "X1", "firmware": "2.1.7"}]})
+    index.upsert([customer("CU-1"), two])
+    assert ids(index.segment({"model": "R7000", "firmware": "2.1.7"})) == {"CU-1"}
+    assert ids(index.segment({"model": "R7000"})) == {"CU-1", "CU-2"}
+    assert ids(index.segment({"firmware": "2.1.7", "region": "TX-453"})) == {"CU-1", "CU-2"}
+
+
+@pytest.mark.parametrize("segment", [
+    {}, {"model": "R7000"}, {"model": "R7000", "firmware": "2.1.7"}, {"region": "A", "model": "R7000"},
+    {"model": "R7000", "firmware": "2.1.7", "region": "A"}, {"model": "nope", "firmware": "2.1.7"},
+])
+def test_count_agrees_with_segment(index: CustomerIndex, segment: dict[str, str]) -> None:
+    made = [customer(f"CU-{i}", region="AB"[i % 2], model=("R7000", "X1", "R7000")[i % 3],
+                     firmware=("2.1.7", "2.1.8")[i % 4 // 3]) for i in range(24)]
+    index.upsert(made)
+    expected = sum(1 for c in made if all(  # one product each: any product is the same product
+        c.region == value if name == "region" else getattr(c.products[0], name) == value
+        for name, value in segment.items()))
+    assert index.count(segment) == len(list(index.segment(segment))) == expected
+
+
+def test_contacts_are_the_segment_read_lighter(index: CustomerIndex) -> None:
+    index.upsert([customer("CU-1", opt_out={"sms": True}), customer("CU-2", preferred_channel="email"),
+                  customer("CU-3", model="X1")])
+    cards = {card.id: card for card in index.contacts({"model": "R7000"})}
+    assert set(cards) == {"CU-1", "CU-2"}
+    for got in index.get_many(["CU-1", "CU-2"]):
+        assert got is not None and cards[got.id] == got.card()
+    assert cards["CU-1"].contact("sms") is None and cards["CU-2"].contact("email") == "CU-2@example.com"
+    with pytest.raises(ValueError, match="colour"):
+        index.contacts({"colour": "red"})
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])
+def traits_index(request: pytest.FixtureRequest) -> CustomerIndex:
+    extra = ("tier", "battery_backup")
+    if request.param == "memory":
+        return InMemoryCustomerIndex(extra)
+    return RedisCustomerIndex(request.getfixturevalue("redis_client"), prefix="t", batch_size=3, extra_traits=extra)
+
+
+def test_extra_traits_are_indexed_from_customer_and_product_fields(traits_index: CustomerIndex) -> None:
+    def with_backup(cid: str, backup: bool, **extra: Any) -> Customer:
+        return Customer.model_validate({"id": cid, "region": "R", "products": [
+            {"model": "M", "firmware": "1", "battery_backup": backup}], **extra})
+
+    traits_index.upsert([with_backup("CU-1", False, tier="gold"), with_backup("CU-2", True, tier="gold"),
+                         with_backup("CU-3", False, tier=" silver "), with_backup("CU-4", False, notes="x" * 200)])
+    assert traits_index.traits[-2:] == ("tier", "battery_backup")
+    assert ids(traits_index.segment({"battery_backup": "false"})) == {"CU-1", "CU-3", "CU-4"}
+    assert ids(traits_index.segment({"tier": "gold", "battery_backup": "false"})) == {"CU-1"}
+    assert traits_index.attribute_counts("tier") == {"gold": 2, "silver": 1}
+    traits_index.upsert([with_backup("CU-1", True, tier="silver")])
+    assert traits_index.value_counts("tier", ["gold", "silver"]) == {"gold": 1, "silver": 2}
+    assert traits_index.count({"battery_backup": "false"}) == 2
+    with pytest.raises(ValueError, match="notes"):
+        traits_index.count({"notes": "x"})  # a field not configured as a trait
+
+
 def test_unknown_attribute_is_refused(index: CustomerIndex) -> None:
     with pytest.raises(ValueError, match="region, model, firmware, lot"):
         index.segment({"colour": "red"})  # refused at the call, before iteration
@@ -261,15 +322,28 @@ def test_redis_pending_claim_has_ttl_and_record_clears_it(redis_client: redis.Re
 def test_redis_layout(redis_client: redis.Redis) -> None:
     index = RedisCustomerIndex(redis_client, prefix="t")
     index.upsert([customer("CU-1"), customer("CU-2", lat=None, lon=None)])
-    flat: dict[bytes, bytes] = redis_client.hgetall("t:cust:CU-1")  # type: ignore[assignment]
-    assert flat[b"region"] == b"TX-453" and flat[b"opt_out_sms"] == b"0" and b"doc" in flat
+    stored = redis_client.get("t:cust:CU-1")
+    assert isinstance(stored, bytes) and Customer.model_validate_json(stored) == customer("CU-1")
     assert redis_client.smembers("t:idx:model:R7000") == {b"CU-1", b"CU-2"}
+    assert redis_client.smembers("t:idx:model+firmware:5:R7000:2.1.7") == {b"CU-1", b"CU-2"}
     assert redis_client.smembers("t:all") == {b"CU-1", b"CU-2"}
     assert redis_client.zrange("t:geo", 0, -1) == [b"CU-1"]
-    # dropping the location and the email removes them from the GEO set and the hash
-    index.upsert([customer("CU-1", lat=None, lon=None, email=None)])
+    # dropping the location removes it from the GEO set; a firmware upgrade moves the pair
+    index.upsert([customer("CU-1", lat=None, lon=None, firmware="2.1.8")])
     assert redis_client.zcard("t:geo") == 0
-    assert not redis_client.hexists("t:cust:CU-1", "email")
+    assert redis_client.smembers("t:idx:model+firmware:5:R7000:2.1.7") == {b"CU-2"}
+    assert redis_client.smembers("t:idx:model+firmware:5:R7000:2.1.8") == {b"CU-1"}
+
+
+@pytest.mark.integration
+def test_redis_reload_after_adding_a_trait_fills_its_sets(redis_client: redis.Redis) -> None:
+    gold = [customer(f"CU-{i}", tier="gold") for i in range(4)]
+    RedisCustomerIndex(redis_client, prefix="t").upsert(gold)
+    with_tier = RedisCustomerIndex(redis_client, prefix="t", extra_traits=("tier",))
+    assert with_tier.count({"tier": "gold"}) == 0  # not indexed when loaded
+    with_tier.upsert(gold)  # the same docs again: the sets a customer belongs in are re-added
+    assert with_tier.count({"tier": "gold"}) == 4
+    assert ids(with_tier.segment({"tier": "gold"})) == {c.id for c in gold}
 
 
 @pytest.mark.integration

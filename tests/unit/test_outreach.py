@@ -11,6 +11,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import jinja2
 import pytest
 
 from connectors.memory import InMemoryCustomerIndex, InMemoryLedger
@@ -328,3 +329,16 @@ def test_outreach_holds_an_audience_over_max(outreach_parts) -> None:
     assert report.held is not None and report.audience_size == 0
     assert _all_sent(senders) == []
     assert ledger.recipients(_opened().id, "warning") == set()
+
+
+def test_hazard_messages_never_fall_back_to_an_incident_template(tmp_path: Path) -> None:
+    # A Spanish incident template exists, a Spanish hazard one does not: the hazard text must be
+    # the English hazard template, not the incident one (whose variables a hazard lacks).
+    (tmp_path / "default.warning.sms.es.j2").write_text("Incidente {{ since_local }}")
+    (tmp_path / "hazard.warning.sms.j2").write_text("{{ event }} in your area")
+    renderer = JinjaRenderer(tmp_path)
+    context = {"event": "High Wind Warning", "language": "es"}
+    rendered = renderer.render("hazard", "warning", "sms", context, family="hazard")
+    assert rendered.body == "High Wind Warning in your area"
+    with pytest.raises(jinja2.UndefinedError):
+        renderer.render("hazard", "warning", "sms", context)  # the incident family: the Spanish default wins

@@ -13,8 +13,10 @@ from pathlib import Path
 import phonenumbers
 import pytest
 
+from connectors.cap import is_alert_document, parse_alerts
+from connectors.geo import Area
 from forewarn.records import NATIONAL, Case, Customer
-from forewarn.scenario import Scenario, generate
+from forewarn.scenario import Scenario, covers, generate
 from forewarn.scenario_data import MODELS, REGIONS
 
 SMALL_CUSTOMERS = 2_000
@@ -49,9 +51,10 @@ def test_same_seed_gives_the_same_files(tmp_path: Path) -> None:
     _small(3).write(tmp_path / "a")
     _small(3).write(tmp_path / "b")
     _small(4).write(tmp_path / "c")
-    for name in ("customers.jsonl", "events.jsonl", "truth.json"):
+    for name in ("customers.jsonl", "events.jsonl", "alerts.jsonl", "truth.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     assert (tmp_path / "a" / "events.jsonl").read_bytes() != (tmp_path / "c" / "events.jsonl").read_bytes()
+    assert (tmp_path / "a" / "alerts.jsonl").read_bytes() != (tmp_path / "c" / "alerts.jsonl").read_bytes()
 
 
 def test_customers_validate_and_are_unique(small: Scenario) -> None:
@@ -214,3 +217,69 @@ def test_write_produces_readable_files(small: Scenario, tmp_path: Path) -> None:
 def test_bad_parameters_are_refused(kwargs: dict[str, int]) -> None:
     with pytest.raises(ValueError):
         _small(**kwargs)
+
+
+# --- the hazard episode: a Severe Thunderstorm Warning, its Update and its Cancel -------------
+
+
+@pytest.mark.parametrize("which", ["small", "default"])
+def test_storm_alerts_are_nws_features_that_follow_each_other(which: str, request: pytest.FixtureRequest) -> None:
+    scenario: Scenario = request.getfixturevalue(which)
+    [storm] = scenario.hazards
+    assert scenario.hazard("severe_thunderstorm") is storm
+    lines = [json.dumps(a, separators=(",", ":")).encode() for a in scenario.alerts]
+    assert all(is_alert_document(line) for line in lines)  # the flow tells them from cases by shape
+    alerts = [alert for line in lines for alert in parse_alerts(line)]
+    assert [a.msg_type for a in alerts] == ["Alert", "Update", "Cancel"]
+    assert tuple(a.identifier for a in alerts) == storm.alert_ids
+    assert all(a.is_actionable and a.event == "Severe Thunderstorm Warning" for a in alerts)
+    assert [{r.identifier for r in a.references} for a in alerts] == [set(), {alerts[0].identifier},
+                                                                      {alerts[0].identifier, alerts[1].identifier}]
+    assert [a.severity_rank() for a in alerts] == [3, 3, 0]  # severe and imminent, then past
+    for a in alerts:
+        for ts in (a.sent, a.effective, a.onset, a.expires):
+            assert ts is not None and ts.utcoffset() is not None
+            assert scenario.start <= ts < scenario.end
+        state, county = storm.region.split("-")
+        assert a.areas[0].geocodes["UGC"] == (f"{state}C{county}",) and a.areas[0].geocodes["SAME"][0][3:] == county
+    first, update, cancel = alerts
+    assert first.sent < update.sent < cancel.sent and (storm.start, storm.end) == (first.sent, cancel.sent)
+    assert first.expires is not None and update.expires is not None and cancel.sent < update.expires
+    assert first.expires < update.expires, "the update extends the warning"
+    assert first.areas[0].polygons != update.areas[0].polygons, "... and moves it with the storm"
+    rings = [a.areas[0].polygons[0] for a in (first, update)]
+    assert all(ring[0] == ring[-1] for ring in rings)  # GeoJSON rings are closed
+    assert storm.polygons == tuple(ring[:-1] for ring in rings)
+
+
+def test_storm_keeps_away_from_the_injected_incidents(default: Scenario) -> None:
+    storm, outage, defect = default.hazards[0], default.truth("regional_outage"), default.truth("firmware_defect")
+    assert storm.region != outage.region
+    # A day apart from both, so a per-customer daily warning cap cannot make them compete.
+    assert storm.end + timedelta(hours=12) < outage.start and storm.end + timedelta(days=1) < defect.start
+    assert storm.start.date() == default.start.date()
+
+
+def test_storm_polygons_hold_the_customers_in_its_path(default: Scenario) -> None:
+    storm = default.hazards[0]
+    located = [c for c in default.customers if c.lat is not None and c.lon is not None]
+    # The flow's own geo test (shapely, edges included) agrees with the generator's exact one.
+    assert {c.id for c in Area(storm.polygons).filter(located)} == storm.affected_customer_ids
+    in_region = {c.id for c in default.customers if c.region == storm.region}
+    assert storm.affected_customer_ids <= in_region, "the storm covers part of one region"
+    assert 0.3 * len(in_region) < len(storm.affected_customer_ids) < 0.8 * len(in_region)
+    first, moved = storm.polygons
+    points = [(c.id, c.lat, c.lon) for c in located if c.lat is not None and c.lon is not None]
+    only_first = {i for i, lat, lon in points if covers(first, lat, lon) and not covers(moved, lat, lon)}
+    only_moved = {i for i, lat, lon in points if covers(moved, lat, lon) and not covers(first, lat, lon)}
+    assert only_first and only_moved, "the update reaches customers the first alert did not"
+
+
+def test_storm_truth_is_written(small: Scenario, tmp_path: Path) -> None:
+    small.write(tmp_path / "out")
+    alerts = [json.loads(line) for line in (tmp_path / "out" / "alerts.jsonl").read_text().splitlines()]
+    assert alerts == small.alerts
+    [storm] = json.loads((tmp_path / "out" / "truth.json").read_text())["hazards"]
+    assert storm["affected_customer_ids"] == sorted(small.hazards[0].affected_customer_ids)
+    assert storm["alert_ids"] == [a["properties"]["id"] for a in alerts]
+    assert storm["start"].endswith("Z") and storm["polygons"][0][0] == list(small.hazards[0].polygons[0][0])

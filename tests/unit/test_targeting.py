@@ -97,3 +97,21 @@ def test_coverage_rule_ignores_a_minority_value(scenario: Scenario, index: InMem
     assert isolate_traits(mixed, index, TraitRule()) == ()
     loose = isolate_traits(mixed, index, TraitRule(min_coverage=0.3))
     assert ("firmware", "2.1.7") in {(t.attribute, t.value) for t in loose}
+
+
+def test_a_configured_extra_trait_defines_the_segment() -> None:
+    # 200 customers on one model; the 30 who report all run the "beta" plan, 10% of the base.
+    def made(i: int) -> Customer:
+        return Customer.model_validate({"id": f"CU-{i}", "region": f"R{i % 7}", "plan": "beta" if i < 20 or i >= 190
+                                        else "standard", "products": [{"model": "M", "firmware": "1"}]})
+
+    index = InMemoryCustomerIndex(extra_traits=("plan",))
+    index.upsert(made(i) for i in range(200))
+    hit = reporters(index, [f"CU-{i}" for i in (*range(20), *range(190, 200))])
+    traits = isolate_traits(hit, index, TraitRule())
+    assert [(t.attribute, t.value) for t in traits] == [("plan", "beta")]
+    assert traits[0].lift == pytest.approx(200 / 30) and traits[0].p_value <= 1e-6
+    # the same reporters against an index that does not hold the field: nothing to isolate
+    plain = InMemoryCustomerIndex()
+    plain.upsert(made(i) for i in range(200))
+    assert isolate_traits(hit, plain, TraitRule()) == ()
