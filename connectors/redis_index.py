@@ -165,10 +165,10 @@ class RedisCustomerIndex:
 
     def get_many(self, ids: Sequence[str]) -> list[Customer | None]:
         """The customers with these ids, None where unknown, in the same order (one MGET)."""
-        if not ids:
-            return []
-        raws: list[bytes | str | None] = self.client.mget([self._cust_key(i) for i in ids])  # type: ignore[assignment]
-        return [None if raw is None else self._decode(raw) for raw in raws]
+        return [None if raw is None else self._decode(raw) for raw in self._docs([self._cust_key(i) for i in ids])]
+
+    def _docs(self, keys: Sequence[bytes | str]) -> list[bytes | str | None]:
+        return self.client.mget(keys) if keys else []  # type: ignore[return-value]
 
     def size(self) -> int:
         return int(self.client.scard(self._all))  # type: ignore[arg-type]
@@ -210,36 +210,36 @@ class RedisCustomerIndex:
         An unknown attribute raises ValueError here, before any customer is read.
         """
         check_segment(segment, self.traits)
-        return (c for batch in self._batches(segment) for c in self.get_many(batch) if c is not None)
+        return (self._decode(raw) for keys in self._key_batches(segment) for raw in self._docs(keys) if raw is not None)
 
     def contacts(self, segment: Segment) -> Iterator[ContactCard]:
         """How to reach every customer of `segment`: one MGET per batch, each doc read as a `ContactCard`."""
         check_segment(segment, self.traits)
-        return self._contacts(segment)
+        return (ContactCard.from_doc(orjson.loads(raw)) for keys in self._key_batches(segment)
+                for raw in self._docs(keys) if raw is not None)  # None: removed since its set was read
 
-    def _contacts(self, segment: Segment) -> Iterator[ContactCard]:
-        for batch in self._batches(segment):
-            raws: list[bytes | str | None] = self.client.mget([self._cust_key(i) for i in batch])  # type: ignore[assignment]
-            yield from (ContactCard.from_doc(orjson.loads(raw)) for raw in raws if raw is not None)
+    def _key_batches(self, segment: Segment) -> Iterator[list[bytes | str]]:
+        """The doc keys of the customers of `segment`, a batch at a time."""
+        sets = [self._set_key(e) for e in segment_sets(segment)] or [self._all]
+        if len(sets) > 1:  # an intersection is computed by Redis in one call
+            members: list[bytes | str] = list(self.client.sinter(sets))  # type: ignore[arg-type]
+            for start in range(0, len(members), self.batch_size):
+                yield self._doc_keys(members[start:start + self.batch_size])
+            return
+        seen: set[bytes | str] = set()  # SSCAN may return a member more than once
+        cursor = 0
+        while True:  # one set is read in pages, so a large one never arrives as one reply
+            cursor, page = self.client.sscan(sets[0], cursor, count=self.batch_size)  # type: ignore[misc]
+            fresh = [m for m in page if m not in seen]
+            seen.update(fresh)
+            if fresh:
+                yield self._doc_keys(fresh)
+            if cursor == 0:
+                return
 
-    def _batches(self, segment: Segment) -> Iterator[list[str]]:
-        """The ids of `segment` in batches; a customer removed since its set was read is skipped later."""
-        keys = [self._set_key(e) for e in segment_sets(segment)] or [self._all]
-        # One set is scanned in pages; an intersection is computed by Redis in one call.
-        ids: Iterable[bytes | str] = (
-            self.client.sscan_iter(keys[0], count=self.batch_size) if len(keys) == 1
-            else self.client.sinter(keys)  # type: ignore[assignment]
-        )
-        seen: set[str] = set()  # SSCAN may return a member more than once
-        batch: list[str] = []
-        for member in ids:
-            customer_id = _text(member)
-            if customer_id in seen:
-                continue
-            seen.add(customer_id)
-            batch.append(customer_id)
-            if len(batch) >= self.batch_size:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
+    def _doc_keys(self, members: list[bytes | str]) -> list[bytes | str]:
+        prefix = self._cust_key("")
+        if members and isinstance(members[0], bytes):  # the client does not decode replies
+            encoded = prefix.encode()
+            return [encoded + m for m in members]  # type: ignore[operator]
+        return [prefix + m for m in members]  # type: ignore[operator]

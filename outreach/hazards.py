@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from forewarn.hazards import HazardAlert, HazardIncident, RegionFormat, county_regions
 from forewarn.interfaces import CustomerIndex, Renderer
-from forewarn.records import Customer, Message, MessageKey, MessageKind, rfc3339
+from forewarn.records import INDEXED_ATTRIBUTES, Customer, Message, MessageKey, MessageKind, rfc3339
 from outreach.audience import Audience, Recipient, audience_of
 from outreach.delivery import Deliverer, DeliveryTally
 from outreach.policy import QuietHours
@@ -106,10 +106,15 @@ class HazardRule:
 
 
 def _has(customer: Customer, attribute: str, value: str) -> bool:
-    if value in customer.attributes().get(attribute, ()):
-        return True
-    extra = (customer.model_extra or {}).get(attribute)
-    return extra is not None and str(extra).lower() == value.lower()
+    """Whether the customer, or one of its products, carries `value` (case-insensitive) for `attribute`.
+
+    >>> c = Customer.model_validate({"id": "A", "region": "R", "products": [
+    ...     {"model": "M", "firmware": "1", "battery_backup": False}]})
+    >>> _has(c, "battery_backup", "false"), _has(c, "battery_backup", "true"), _has(c, "model", "M")
+    (True, False, True)
+    """
+    extra = () if attribute in INDEXED_ATTRIBUTES else (attribute,)
+    return value.lower() in {v.lower() for v in customer.attributes(extra).get(attribute, ())}
 
 
 def whole_states(regions: set[str], index: CustomerIndex) -> set[str]:

@@ -228,3 +228,23 @@ def test_audience_preview_counts_customers_at_their_daily_cap(redis_url: str, tm
     assert re.search(r"excluded: capped\s*│\s*4", result.output)
     contacted = re.search(r"would be contacted\s*│\s*(\d+)", result.output)
     assert contacted is not None and int(contacted.group(1)) == len(reachable) - 4
+
+
+@pytest.mark.integration
+def test_extra_trait_from_config_is_loaded_and_previewed(redis_url: str, tmp_path: Path) -> None:
+    scenario = generate(seed=3, customers=600, regions=5)
+    tiers = {c.id: ("gold" if i % 3 == 0 else "basic") for i, c in enumerate(scenario.customers)}
+    path = tmp_path / "customers.jsonl"
+    path.write_bytes(b"".join(orjson.dumps({**orjson.loads(c.to_json()), "tier": tiers[c.id]}) + b"\n"
+                              for c in scenario.customers))
+    config = _config(tmp_path, "targeting: {extra_traits: [tier]}\n")
+    result = CliRunner().invoke(app, ["customers", "load", str(path), "-c", str(config), "--redis-url", redis_url])
+    assert result.exit_code == 0, result.output
+    gold_reachable = [c for c in scenario.customers if tiers[c.id] == "gold" and c.contact(c.preferred_channel)]
+    result = CliRunner().invoke(app, ["audience", "tier=gold", "-c", str(config), "--redis-url", redis_url])
+    assert result.exit_code == 0, result.output
+    contacted = re.search(r"would be contacted\s*│\s*(\d+)", result.output)
+    assert contacted is not None and int(contacted.group(1)) == len(gold_reachable) > 0
+    # without the config the field is not a trait, and the error names the ones there are
+    result = CliRunner().invoke(app, ["audience", "tier=gold", "--redis-url", redis_url])
+    assert result.exit_code != 0 and "unknown attribute 'tier'" in result.output
