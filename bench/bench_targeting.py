@@ -133,8 +133,9 @@ def run(n: int, batch: int, sample: int, url: str) -> None:
     seg_ms, count = median_ms(lambda: index.count(SEGMENT), 20)
     inter_ms, inter = median_ms(lambda: intersection_count(client, SEGMENT), 20)
     scan_s, scan_hits, note = scan_query(client, n, sample, lambda b: sum(has(d, SEGMENT) for d in b))
-    row(f"count {SEGMENT}: index.count, the pair set's SCARD (median/20) = {count:,}", seg_ms, scan_s, note)
-    row(f"  the same by SINTERCARD of the model and firmware sets (median/20) = {inter:,}", inter_ms, scan_s, note)
+    named = " AND ".join(f"{a}={v}" for a, v in SEGMENT.items())
+    row(f"count {named}: index.count = SCARD of the pair set (median/20) = {count:,}", seg_ms, scan_s, note)
+    row(f"  the same as SINTERCARD of the model and firmware sets (median/20) = {inter:,}", inter_ms, scan_s, note)
     assert abs(scan_hits - cast(int, count)) <= max(50, 0.2 * cast(int, count)), (scan_hits, count)
 
     want = min(STREAM_N, n)

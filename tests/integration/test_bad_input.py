@@ -248,11 +248,11 @@ def test_bad_records_are_dead_lettered_once_and_cost_no_good_record(
     assert not unexpected, f"dead letters for records that are not bad: {unexpected[:3]}"
     assert set(origins) == set(expected), f"bad records never dead-lettered: {set(expected) - set(origins)}"
     assert all(n == 1 for n in origins.values()), "a bad record was dead-lettered more than once"
-    for letter in mixed.letters:
-        bad = expected[(letter["origin"]["source"], letter["origin"]["partition"], letter["origin"]["offset"])]
-        assert letter["step"] == "parse"
-        assert bad.reason in letter["reason"], (bad.reason, letter["reason"])
-        assert letter["raw"] == bad.raw[:1024].decode("utf-8", errors="replace")
+    for written in mixed.letters:
+        bad = expected[(written["origin"]["source"], written["origin"]["partition"], written["origin"]["offset"])]
+        assert written["step"] == "parse"
+        assert bad.reason in written["reason"], (bad.reason, written["reason"])
+        assert written["raw"] == bad.raw[:1024].decode("utf-8", errors="replace")
 
     # No good record was lost: the same spikes, incidents and messages as the clean run.
     assert mixed.spikes == clean.spikes

@@ -13,7 +13,7 @@ from connectors.cap import Circle, HazardAlert, Reference, parse_alerts
 from connectors.geo import customers_in_area
 from connectors.memory import InMemoryCustomerIndex, InMemoryLedger
 from connectors.templates import JinjaRenderer
-from forewarn.records import Customer, Message, SendResult
+from forewarn.records import Channel, Customer, Message, SendResult
 from outreach.delivery import Deliverer
 from outreach.hazards import HazardOutreach, HazardRule, HazardTracker
 
@@ -24,8 +24,8 @@ pytestmark = pytest.mark.skipif(not CAP.is_dir(), reason="shared CAP samples are
 class Outbox:
     """Records what would be sent; a Sender of our own interface."""
 
-    def __init__(self, channel: str) -> None:
-        self.channel = channel
+    def __init__(self, channel: Channel) -> None:
+        self.channel: Channel = channel
         self.sent: list[Message] = []
 
     def send(self, message: Message) -> SendResult:

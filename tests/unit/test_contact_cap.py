@@ -7,14 +7,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from connectors.memory import InMemoryContactLog, InMemoryLedger
-from forewarn.records import Message, MessageKey, SendResult
+from forewarn.records import Channel, Message, MessageKey, SendResult
 from outreach.delivery import ContactCap, Deliverer
 
 T = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
 
 class Recorder:
-    channel = "sms"
+    channel: Channel = "sms"
 
     def __init__(self) -> None:
         self.sent: list[Message] = []

@@ -220,7 +220,7 @@ def outreach_parts():
     index = InMemoryCustomerIndex()
     index.upsert(_base())
     ledger = InMemoryLedger()
-    senders = {"sms": ScriptedSender("sms", {FAILS_FOR_GOOD: [INVALID], BUSY_ONCE: [BUSY]}),
+    senders: dict[Channel, Sender] = {"sms": ScriptedSender("sms", {FAILS_FOR_GOOD: [INVALID], BUSY_ONCE: [BUSY]}),
                "email": ScriptedSender("email")}
     deliverer = Deliverer(ledger, senders, RetryPolicy(attempts=3, backoff_seconds=1.0), sleep=Sleeps())
     outreach = Outreach(index, deliverer, JinjaRenderer(TEMPLATES), max_audience=100)
