@@ -16,6 +16,7 @@ from pathlib import Path
 import jinja2
 
 from forewarn.interfaces import Rendered
+from forewarn.localtime import LocalTime
 from forewarn.records import Channel, MessageKind
 
 
@@ -58,7 +59,7 @@ class JinjaRenderer:
             template = self._env.select_template(names)
         except jinja2.TemplatesNotFound:
             raise ValueError(f"no template for {kind} on {channel}: add {names[-1]} to {self.directory}") from None
-        text = template.render(**context).strip()
+        text = template.render(**_in_language(context, _template_language(template.name))).strip()
         if channel != "email":
             return Rendered(None, text)
         first, _, rest = text.partition("\n")
@@ -76,3 +77,18 @@ class JinjaRenderer:
                             self._env.get_template(name)
                 if not (self.directory / f"default.{kind}.{channel}.j2").exists():
                     raise ValueError(f"template default.{kind}.{channel}.j2 is missing from {self.directory}")
+
+
+def _template_language(name: str | None) -> str:
+    """The language a template is written in: `topic.kind.channel.es.j2` is Spanish, no code is English.
+
+    >>> _template_language("default.warning.sms.es.j2"), _template_language("hazard.warning.sms.j2")
+    ('es', 'en')
+    """
+    parts = (name or "").split(".")
+    return parts[3] if len(parts) == 5 else "en"
+
+
+def _in_language(context: Mapping[str, object], language: str) -> dict[str, object]:
+    """The context with its times spelled in the template's language (see `forewarn.localtime`)."""
+    return {k: v.in_language(language) if isinstance(v, LocalTime) else v for k, v in context.items()}

@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from forewarn.hazards import HazardAlert, HazardIncident, RegionFormat, county_regions
 from forewarn.interfaces import CustomerIndex, Renderer
+from forewarn.localtime import LocalTime
 from forewarn.records import INDEXED_ATTRIBUTES, Customer, Message, MessageKey, MessageKind, rfc3339
 from outreach.audience import Audience, Recipient, audience_of
 from outreach.delivery import Deliverer, DeliveryTally
@@ -212,8 +212,8 @@ def hazard_context(incident: HazardIncident, customer: Customer) -> dict[str, An
     """What hazard templates may use; times in the customer's own zone."""
     alert = incident.alert
 
-    def local(ts: datetime | None) -> str:
-        return ts.astimezone(ZoneInfo(customer.timezone)).strftime("%H:%M %Z on %b %d") if ts else ""
+    def local(ts: datetime | None) -> LocalTime:
+        return LocalTime(ts, customer.timezone, customer.language)
 
     return {
         "incident_id": incident.id, "event": alert.event or "hazard alert", "headline": alert.headline or "",

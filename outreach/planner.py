@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from forewarn.interfaces import CustomerIndex, IncidentStore, Renderer
+from forewarn.localtime import LocalTime
 from forewarn.records import NATIONAL, Customer, Incident, Message, MessageKey, MessageKind, rfc3339
 from outreach.audience import Audience, Recipient, build_audience
 from outreach.delivery import Deliverer, DeliveryTally
@@ -108,14 +108,12 @@ class Outreach:
                        recipient.address, rendered.body, rendered.subject)
 
 
-def _local(ts: datetime | None, customer: Customer) -> str:
-    if ts is None:
-        return ""
-    return ts.astimezone(ZoneInfo(customer.timezone)).strftime("%H:%M %Z on %b %d")
+def _local(ts: datetime | None, customer: Customer) -> LocalTime:
+    return LocalTime(ts, customer.timezone, customer.language)
 
 
 def message_context(incident: Incident, customer: Customer,
-                    local: Callable[[datetime | None, Customer], str] = _local) -> dict[str, Any]:
+                    local: Callable[[datetime | None, Customer], object] = _local) -> dict[str, Any]:
     """What templates may use; times are shown in the customer's own time zone."""
     return {
         "incident_id": incident.id,

@@ -15,6 +15,7 @@ import jinja2
 import pytest
 
 from connectors.memory import InMemoryCustomerIndex, InMemoryLedger
+from connectors.sms import sms_segments
 from connectors.templates import JinjaRenderer
 from forewarn.interfaces import Sender
 from forewarn.records import Channel, Customer, Incident, Message, MessageKey, SendResult
@@ -277,7 +278,10 @@ def test_opened_incident_warns_the_audience_once(outreach_parts) -> None:
     spanish = [m for m in texts if m.key.customer_id == "CU-011"]
     assert all("internet outage in your area" in m.body for m in english)  # the topic's own SMS template
     assert spanish and all(m.body.startswith("Aviso de Forewarn") for m in spanish)  # language before topic
-    assert all("07:15 CST on Nov 17" in m.body for m in texts)  # first window start, customer's local time
+    # the first window's start in the customer's zone, in their language's style
+    assert english and all("7:15 AM CST, Nov 17" in m.body for m in english)
+    assert all("7:15 CST, 17 nov" in m.body for m in spanish)
+    assert all(sms_segments(m.body)[0] == "GSM-7" for m in english)  # no UCS-2 space from the date format
     emails = [m for m in messages if m.channel == "email"]
     assert {m.to for m in emails} == {"c008@example.com", "c009@example.com", "c010@example.com"}
     for m in emails:
@@ -313,7 +317,7 @@ def test_resolved_incident_tells_only_those_warned(outreach_parts) -> None:
     _check_rendered(messages)
     for m in messages:
         assert "fixed" in m.body
-        assert "12:30 CST on Nov 17" in m.body  # resolved_at in the customer's time zone
+        assert "12:30 PM CST, Nov 17" in m.body  # resolved_at in the customer's time zone
         if m.channel == "email":
             assert m.subject == "Fixed: the no internet problem"
 
