@@ -89,6 +89,14 @@ class InMemoryCustomerIndex:
             found = [self._customers[i] for i in self._matching(segment)]
         return iter(found)
 
+    def record_opt_out(self, customer_id: str, channel: Channel) -> bool:
+        with self._lock:
+            customer = self._customers.get(customer_id)
+            if customer is None or customer.opted_out(channel):
+                return False
+            self._customers[customer_id] = customer.opting_out(channel)
+            return True
+
     def contacts(self, segment: Segment) -> Iterator[ContactCard]:
         return (customer.card() for customer in self.segment(segment))
 

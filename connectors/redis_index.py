@@ -34,7 +34,7 @@ import redis
 
 from connectors.segments import Entry, check_segment, customer_entries, segment_sets
 from forewarn.interfaces import Segment
-from forewarn.records import INDEXED_ATTRIBUTES, ContactCard, Customer, OptOut, Product
+from forewarn.records import INDEXED_ATTRIBUTES, Channel, ContactCard, Customer, OptOut, Product
 
 BATCH_SIZE = 1_000
 GEO_MAX_LAT = 85.05112878
@@ -160,6 +160,25 @@ class RedisCustomerIndex:
         if geo_removes:
             write.zrem(self._geo, *geo_removes)
         write.execute()
+
+    def record_opt_out(self, customer_id: str, channel: Channel) -> bool:
+        """Rewrite the customer's doc opted out of `channel`; WATCH makes a concurrent upsert win or retry."""
+        key = self._cust_key(customer_id)
+        with self.client.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    customer = None if raw is None else customer_from_doc(raw)  # type: ignore[arg-type]
+                    if customer is None or customer.opted_out(channel):
+                        pipe.unwatch()
+                        return False
+                    pipe.multi()
+                    pipe.set(key, customer.opting_out(channel).to_json())
+                    pipe.execute()
+                    return True
+                except redis.WatchError:
+                    continue  # the doc changed between GET and SET: read it again
 
     # -- reads ----------------------------------------------------------------------------
 

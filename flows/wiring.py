@@ -41,12 +41,14 @@ def encode_spike(spike: Spike) -> bytes:
     return orjson.dumps(spike.to_dict())
 
 
-def deliverer(settings: Settings, ledger: Ledger, senders: dict[Channel, Sender], log: ContactLog | None) -> Deliverer:
-    """The notification pipeline with the configured retries and, when set, the per-customer cap."""
+def deliverer(settings: Settings, index: CustomerIndex, ledger: Ledger, senders: dict[Channel, Sender],
+              log: ContactLog | None) -> Deliverer:
+    """The notification pipeline with the configured retries, the per-customer cap when set, and
+    provider opt-outs written back to the index."""
     retry = RetryPolicy(settings.outreach.retry_attempts, settings.outreach.retry_backoff.total_seconds())
     most = settings.outreach.max_warnings_per_day
     cap = ContactCap(log, most) if most is not None and log is not None else None
-    return Deliverer(ledger, senders, retry, cap=cap)
+    return Deliverer(ledger, senders, retry, cap=cap, opt_outs=index)
 
 
 def build_outreach(settings: Settings, index: CustomerIndex, ledger: Ledger, senders: dict[Channel, Sender],
@@ -54,7 +56,7 @@ def build_outreach(settings: Settings, index: CustomerIndex, ledger: Ledger, sen
     renderer = JinjaRenderer(settings.outreach.templates)
     t = settings.targeting
     quiet = QuietHours(*settings.outreach.quiet_hours) if settings.outreach.quiet_hours else None
-    return Outreach(index, deliverer(settings, ledger, senders, log), renderer,
+    return Outreach(index, deliverer(settings, index, ledger, senders, log), renderer,
                     TraitRule(t.min_support, t.min_coverage, t.min_lift, t.max_p_value),
                     settings.outreach.max_audience, quiet, store)
 
@@ -114,8 +116,8 @@ def build_hazards(settings: Settings, index: CustomerIndex, ledger: Ledger, send
     hazards = settings.hazards or HazardSettings()
     rules = [HazardRule(tuple(r.events), r.min_rank, tuple(sorted(r.require.items()))) for r in hazards.rules]
     quiet = QuietHours(*settings.outreach.quiet_hours) if settings.outreach.quiet_hours else None
-    return HazardOutreach(index, deliverer(settings, ledger, senders, log), JinjaRenderer(settings.outreach.templates),
-                          rules,
+    return HazardOutreach(index, deliverer(settings, index, ledger, senders, log),
+                          JinjaRenderer(settings.outreach.templates), rules,
                           lambda polygons, circles: customers_in_area(index, polygons, circles),
                           hazards.region_format, settings.outreach.max_audience, quiet)
 

@@ -59,6 +59,10 @@ class CustomerIndex(Protocol):
         """How to reach every customer of `segment`: the same customers as `segment()`, read lighter."""
         ...
 
+    def record_opt_out(self, customer_id: str, channel: Channel) -> bool:
+        """Mark a customer opted out of `channel` (a provider said so); False when unknown or already so."""
+        ...
+
 
 @runtime_checkable
 class Ledger(Protocol):

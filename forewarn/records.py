@@ -198,6 +198,10 @@ class Customer(BaseModel):
     def opted_out(self, channel: Channel) -> bool:
         return bool(getattr(self.opt_out, channel))
 
+    def opting_out(self, channel: Channel) -> Customer:
+        """This customer, opted out of `channel` as well."""
+        return self.model_copy(update={"opt_out": self.opt_out.model_copy(update={channel: True})})
+
     def card(self) -> ContactCard:
         return ContactCard(self.id, self.region, self.preferred_channel, self.phone, self.email, self.timezone,
                            self.language, self.opt_out.sms, self.opt_out.email)

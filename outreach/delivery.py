@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from forewarn.interfaces import ContactLog, Ledger, Sender
 from forewarn.records import Channel, Message, SendResult
@@ -65,6 +65,12 @@ class ContactCap:
         return self.log.count_since(customer_id, at - self.window) < self.max_messages
 
 
+class OptOutRecorder(Protocol):
+    """Where a provider's "this recipient unsubscribed" is written back (the customer index)."""
+
+    def record_opt_out(self, customer_id: str, channel: Channel) -> bool: ...
+
+
 class Deliverer:
     """Delivers messages once each, whatever the number of times it is asked.
 
@@ -80,15 +86,18 @@ class Deliverer:
     """
 
     def __init__(self, ledger: Ledger, senders: Mapping[Channel, Sender], retry: RetryPolicy | None = None,
-                 sleep: Callable[[float], None] = time.sleep, cap: ContactCap | None = None):
+                 sleep: Callable[[float], None] = time.sleep, cap: ContactCap | None = None,
+                 opt_outs: OptOutRecorder | None = None):
         self.ledger = ledger
         self.senders = dict(senders)
         self.retry = retry or RetryPolicy()
         self.sleep = sleep
         self.cap = cap
+        self.opt_outs = opt_outs
 
     def deliver(self, message: Message, at: datetime | None = None) -> Outcome:
-        """Dedup → cap → send with retries → record. `at` is the incident's time, for the cap."""
+        """Dedup → cap → send with retries → record (and an opt-out the provider reports, when
+        `opt_outs` is given). `at` is the incident's time, for the cap."""
         sender = self.senders.get(message.channel)
         if sender is None:
             raise ValueError(f"no sender configured for channel {message.channel!r}: add it under outreach.channels")
@@ -104,6 +113,10 @@ class Deliverer:
                 self.cap.log.add(message.key.customer_id, at, str(message.key))
             if not result.ok:
                 log.warning("send failed for %s on %s: %s", message.key, message.channel, result.reason)
+            if result.opted_out and self.opt_outs is not None:
+                # The provider knows the customer said STOP: the index must know too, so previews and
+                # later incidents count them as opted out instead of failing at the provider again.
+                self.opt_outs.record_opt_out(message.key.customer_id, message.channel)
             return "sent" if result.ok else "failed"
         # Retries exhausted on a passing failure: free the claim so a later run can send.
         self.ledger.release(message.key)

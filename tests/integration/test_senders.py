@@ -10,13 +10,18 @@ from pathlib import Path
 
 import orjson
 import pytest
+import redis
 from twilio.rest import Client
 
 from connectors.email import SmtpSender
+from connectors.memory import InMemoryLedger
 from connectors.outbox import OutboxSender
+from connectors.redis_index import RedisCustomerIndex
 from connectors.sms import TwilioSender
 from forewarn.interfaces import Sender
-from forewarn.records import Message, MessageKey
+from forewarn.records import Customer, Message, MessageKey
+from outreach.audience import build_audience
+from outreach.delivery import Deliverer
 from tests.servers.ports import free_port
 from tests.servers.smtp_server import SmtpServer
 from tests.servers.twilio_standin import AcceptedMessage, TwilioStandin
@@ -93,6 +98,24 @@ def test_twilio_unsubscribed_is_opt_out(twilio: TwilioSender, twilio_standin: Tw
     result = twilio.send(sms())
     assert (result.ok, result.retryable, result.opted_out) == (False, False, True)
     assert result.reason.startswith("twilio 21610")
+
+
+@pytest.mark.integration
+def test_a_stop_reply_reported_by_twilio_opts_the_customer_out_in_the_index(
+    twilio: TwilioSender, twilio_standin: TwilioStandin, redis_url: str
+) -> None:
+    index = RedisCustomerIndex(redis.Redis.from_url(redis_url), prefix="stop")
+    index.upsert([Customer(id="CU-42", region="TX-453", phone=PHONE, email=EMAIL)])
+    twilio_standin.register_unsubscribed(PHONE)
+    deliverer = Deliverer(InMemoryLedger(), {"sms": twilio}, opt_outs=index)
+    assert deliverer.deliver(sms()) == "failed"
+    [stored] = index.get_many(["CU-42"])
+    assert stored is not None and stored.opt_out.sms and not stored.opt_out.email
+    [card] = index.contacts({"region": "TX-453"})
+    assert card.contact("sms") is None and card.contact("email") == EMAIL
+    # the next incident's message for them is not attempted at the provider: they are excluded
+    audience = build_audience({"region": "TX-453"}, index, frozenset(), max_audience=10)
+    assert audience.recipients == [] and audience.excluded == {"opted out of sms": 1}
 
 
 @pytest.mark.integration

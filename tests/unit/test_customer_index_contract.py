@@ -230,6 +230,17 @@ def test_extra_traits_are_indexed_from_customer_and_product_fields(traits_index:
         traits_index.count({"notes": "x"})  # a field not configured as a trait
 
 
+def test_record_opt_out_rewrites_only_that_channel(index: CustomerIndex) -> None:
+    index.upsert([customer("CU-1"), customer("CU-2")])
+    assert index.record_opt_out("CU-1", "sms") is True
+    assert index.record_opt_out("CU-1", "sms") is False  # already opted out
+    assert index.record_opt_out("nobody", "sms") is False
+    one, two = index.get_many(["CU-1", "CU-2"])
+    assert one is not None and one.opt_out.sms and not one.opt_out.email and one.products == customer("CU-1").products
+    assert two is not None and not two.opt_out.sms
+    assert {c.id: c.opted_out("sms") for c in index.contacts({"model": "R7000"})} == {"CU-1": True, "CU-2": False}
+
+
 def test_unknown_attribute_is_refused(index: CustomerIndex) -> None:
     with pytest.raises(ValueError, match="region, model, firmware, lot"):
         index.segment({"colour": "red"})  # refused at the call, before iteration
