@@ -161,7 +161,7 @@ def audience(
     redis_url: Annotated[str | None, typer.Option(help="Overrides redis.url / FOREWARN_REDIS_URL.")] = None,
 ) -> None:
     """Dry-run: who a segment or area would reach, by channel, who is left out, the SMS cost; nothing is sent."""
-    from flows.offline import preview_audience
+    from flows.preview import preview_audience
 
     settings = _settings(config or _default_config())
     try:

@@ -166,10 +166,14 @@ def test_audience_preview_of_a_polygon_and_segment_with_sms_cost(tmp_path: Path)
     assert result.exit_code == 0, result.output
     contacted = re.search(r"would be contacted\s*│\s*(\d+)", result.output)
     assert contacted is not None and int(contacted.group(1)) == len(expected)
-    sms = sum(c.preferred_channel == "sms" for c in expected)
-    segments = re.search(r"SMS per message\s*│\s*(\d+) segment", result.output)
-    assert segments is not None
-    assert f"({sms} x {segments.group(1)} x 0.0083 per segment)" in result.output
+    by_language = Counter(c.language for c in expected if c.preferred_channel == "sms")
+    rows = re.findall(r"SMS per message \((\w+)\)\s*│\s*(\d+) segment\(s\), (GSM-7|UCS-2) · (\d+) recipients",
+                      result.output)
+    assert {language: int(n) for language, _, _, n in rows} == by_language  # one row per language, right counts
+    assert dict((language, encoding) for language, _, encoding, _ in rows)["en"] == "GSM-7"
+    total = sum(int(segments) * int(n) for _, segments, _, n in rows)
+    assert f"= {total} segments x 0.0083)" in result.output
+    assert f"{total * 0.0083:.2f} (" in result.output
 
 
 @pytest.mark.integration
