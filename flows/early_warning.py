@@ -9,10 +9,12 @@ For `python -m bytewax.run`, point it at `flows.early_warning:get_flow('CONFIG.y
 
 from __future__ import annotations
 
+import logging
 import threading
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -45,11 +47,14 @@ from flows.steps import (
     to_event,
 )
 from forewarn.hazards import HazardAlert
+from forewarn.interfaces import CustomerIndex
 from forewarn.parsing import parse_record
-from forewarn.records import Case, DeadLetter, Incident, Origin, Spike, Telemetry
+from forewarn.records import Case, Customer, DeadLetter, Incident, Origin, Spike, Telemetry
 from forewarn.settings import Settings
 from outreach.hazards import HazardOutreach
 from outreach.planner import Outreach, OutreachReport
+
+log = logging.getLogger(__name__)
 
 RawRecord = tuple[Origin, bytes]
 T = TypeVar("T")
@@ -84,6 +89,9 @@ class FlowIO:
     """Outreach for forecast incidents from hazard alerts; None ignores alerts."""
     windows: Sink[Any] | None = None
     """Every scored window (national and per region), for a backtest report."""
+    customer_index: Callable[[], CustomerIndex] | None = None
+    """Where customer records (the customers topic, or JSONL lines of type customer) are upserted;
+    None ignores them."""
 
 
 class _Once(Generic[T]):
@@ -124,6 +132,9 @@ def build_flow(settings: Settings, io: FlowIO, flow_id: str = "forewarn") -> Dat
     if io.spikes is not None:
         spikes = op.flat_map("spikes", verdicts, lambda vs: [s for v in vs for s in v.spikes])
         op.output("write_spikes", op.map("encode_spikes", spikes, io.encode_spike), io.spikes)
+    if io.customer_index is not None:
+        _upsert_customers(op.filter("customers", valid.trues, lambda item: isinstance(item[1], Customer)),
+                          io.customer_index)
     reports: list[Stream[Any]] = []
     if io.hazards is not None:
         alerts = op.filter("alerts", valid.trues, lambda item: isinstance(item[1], HazardAlert))
@@ -180,6 +191,21 @@ def _hazard_branch(alerts: Stream[Any], build: Callable[[], HazardOutreach]) -> 
                             lambda kv: kv[1])
     outreach = _Once(build)
     return op.map("hazard_outreach", incidents, lambda incident: outreach().handle(incident))
+
+
+CUSTOMER_BUCKETS = 64
+"""Customer upserts are spread over this many keys; one id always lands in the same one, so each
+customer has one writer at a time (what the index's read-then-write upsert assumes)."""
+
+
+def _upsert_customers(customers: Stream[Any], build: Callable[[], CustomerIndex]) -> None:
+    """Customer records into the index, up to 1,000 per pipelined upsert or whatever a second brings."""
+    keyed = op.key_on("by_customer_bucket", customers,
+                      lambda item: str(zlib.crc32(item[1].id.encode()) % CUSTOMER_BUCKETS))
+    batches = op.collect("customer_batches", keyed, timedelta(seconds=1), 1_000)
+    index = _Once(build)
+    upserted = op.map("upsert_customers", batches, lambda kv: index().upsert(c for _, c in kv[1]))
+    op.inspect("log_upserts", upserted, lambda _step, n: log.debug("upserted %d customers", n))
 
 
 def _assign_topics(cases: Stream[Any]) -> Stream[Any]:

@@ -66,7 +66,7 @@ def run_replay(settings: Settings, inputs: list[Path], out: Path, customers: Pat
         index = redis_index(settings, None)
     for name in ("incidents.jsonl", "dead_letters.jsonl", "spikes.jsonl", "outbox_sms.jsonl", "outbox_email.jsonl"):
         (out / name).unlink(missing_ok=True)
-    io = memory_io(settings, inputs, out, index)
+    io = memory_io(settings, inputs, out, index, upsert_customers=customers is not None)
     run_main(build_flow(settings, io, "forewarn-replay"))
     return RunSummary.from_dir(out)
 

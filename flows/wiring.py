@@ -78,10 +78,16 @@ def file_io(settings: Settings, inputs: list[Path], out: Path, outreach: Callabl
     )
 
 
-def memory_io(settings: Settings, inputs: list[Path], out: Path, index: CustomerIndex) -> FlowIO:
-    """The full flow over files with an in-process ledger and outbox files; alerts too when configured."""
+def memory_io(settings: Settings, inputs: list[Path], out: Path, index: CustomerIndex,
+              upsert_customers: bool = True) -> FlowIO:
+    """The full flow over files with an in-process ledger and outbox files; alerts too when configured.
+
+    JSONL lines of type customer update `index` unless `upsert_customers` is False (a replay
+    against the production Redis index must leave it as it is)."""
     parts = MemoryParts(settings, index, out)
-    return file_io(settings, inputs, out, parts.outreach, hazards=parts.hazards if settings.hazards else None)
+    io = file_io(settings, inputs, out, parts.outreach, hazards=parts.hazards if settings.hazards else None)
+    io.customer_index = (lambda: index) if upsert_customers else None
+    return io
 
 
 @dataclass
@@ -167,6 +173,10 @@ class RedisParts:
     def index(self, client: redis.Redis) -> RedisCustomerIndex:
         return RedisCustomerIndex(client, self.prefix, extra_traits=self.settings.targeting.extra_traits)
 
+    def customer_index(self) -> CustomerIndex:
+        client, _ = self._parts()
+        return self.index(client)
+
     def outreach(self) -> Outreach:
         client, senders = self._parts()
         return build_outreach(self.settings, self.index(client), RedisLedger(client, self.prefix),
@@ -192,7 +202,8 @@ def production_io(settings: Settings, secrets: Secrets | None = None) -> FlowIO:
     secrets = secrets or Secrets()
     assert settings.kafka is not None
     k = settings.kafka
-    inputs = [k.topics.cases, k.topics.telemetry, *([k.topics.alerts] if settings.hazards else [])]
+    inputs = [k.topics.cases, k.topics.telemetry, *([k.topics.alerts] if settings.hazards else []),
+              *([k.topics.customers] if k.topics.customers else [])]
     check_brokers(k.brokers, [*inputs, k.topics.dead_letters, k.topics.incidents], k.connect_timeout, k.extra)
     client = redis_client(settings, secrets)
     client.ping()
@@ -208,13 +219,15 @@ def production_io(settings: Settings, secrets: Secrets | None = None) -> FlowIO:
     return FlowIO(
         source=kafka_source(k.brokers, inputs, k.tail, k.batch_size, k.extra),
         to_raw=to_raw,
-        types={k.topics.cases: "case", k.topics.telemetry: "telemetry", k.topics.alerts: "alert"},
+        types={k.topics.cases: "case", k.topics.telemetry: "telemetry", k.topics.alerts: "alert",
+               **({k.topics.customers: "customer"} if k.topics.customers else {})},
         dead_letters=letter_sink,
         encode_dead_letter=letter_msg,
         reports=report_sink,
         encode_report=report_msg,
         outreach=parts.outreach,
         hazards=parts.hazards if settings.hazards else None,
+        customer_index=parts.customer_index if k.topics.customers else None,
         extra_sources=nws_sources(settings),
         replay=not k.tail,
         region_weights={region: float(n) for region, n in regions.items()} or None,

@@ -7,10 +7,11 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from forewarn.records import Case, DeadLetter, Origin, Telemetry
+from forewarn.records import Case, Customer, DeadLetter, Origin, Telemetry
 
 MAX_RECORD_BYTES = 64 * 1024
-_MODELS: dict[str, type[Case] | type[Telemetry]] = {"case": Case, "telemetry": Telemetry}
+_MODELS: dict[str, type[Case] | type[Telemetry] | type[Customer]] = {
+    "case": Case, "telemetry": Telemetry, "customer": Customer}
 
 
 _PLAIN_FIELDS = frozenset({"timezone", "preferred_channel", "language", "region", "type", "ts", "topic"})
@@ -39,7 +40,7 @@ def explain(error: ValidationError) -> str:
 
 
 def parse_record(raw: bytes, origin: Origin, default_type: str = "case",
-                 max_bytes: int = MAX_RECORD_BYTES, step: str = "parse") -> Case | Telemetry | DeadLetter:
+                 max_bytes: int = MAX_RECORD_BYTES, step: str = "parse") -> Case | Telemetry | Customer | DeadLetter:
     """Validate one JSON record; anything unusable becomes a dead letter saying why.
 
     >>> parse_record(b'{"ts": "2026-11-20T14:03:11Z", "topic": "no_internet", "region": "TX-453"}',
@@ -49,6 +50,8 @@ def parse_record(raw: bytes, origin: Origin, default_type: str = "case",
     'ts: Input should have timezone info'
     >>> parse_record(b'{oops', Origin("cases")).reason[:16]
     'malformed JSON: '
+    >>> parse_record(b'{"id": "CU-1", "region": "TX-453", "phone": "12"}', Origin("customers"), "customer").reason
+    'phone: phone is not an international number (+country code): (0) Missing or invalid default region.'
     """
     if len(raw) > max_bytes:
         return DeadLetter(step, f"record of {len(raw)} bytes exceeds the {max_bytes}-byte limit",
@@ -63,6 +66,8 @@ def parse_record(raw: bytes, origin: Origin, default_type: str = "case",
     model = _MODELS.get(kind) if isinstance(kind, str) else None
     if model is None:
         return DeadLetter(step, f"unknown record type {kind!r}: expected one of {sorted(_MODELS)}", origin, raw)
+    if model is Customer:
+        data.pop("type", None)  # says what the record is, not a trait of the customer
     try:
         return model.model_validate(data)
     except ValidationError as exc:

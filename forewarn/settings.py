@@ -124,6 +124,8 @@ class KafkaTopics(_Section):
     incidents: str = "incidents"
     alerts: str = "alerts"
     """CAP XML or NWS GeoJSON hazard alerts; read only when a `hazards` section is configured."""
+    customers: str | None = "customers"
+    """Customer upserts into the index (the same records as `forewarn customers load`); null: not read."""
 
 
 class KafkaSettings(_Section):

@@ -61,7 +61,8 @@ def default_scenario() -> Scenario:
 def topic_names(prefix: str) -> dict[str, str]:
     """Fresh topic names: the broker lives for the whole session."""
     suffix = uuid.uuid4().hex[:8]
-    return {kind: f"{prefix}-{kind}-{suffix}" for kind in ("cases", "telemetry", "dead_letters", "incidents")}
+    kinds = ("cases", "telemetry", "dead_letters", "incidents", "customers")
+    return {kind: f"{prefix}-{kind}-{suffix}" for kind in kinds}
 
 
 def make_settings(topics: dict[str, str], kafka_broker: str, redis_url: str, twilio: TwilioStandin,
