@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -56,15 +57,35 @@ def customer_from_doc(raw: bytes | str) -> Customer:
     """
     doc = orjson.loads(raw)
     if "products" in doc:
-        built = []
-        for product in doc["products"]:
-            if product.get("installed") is not None:
-                product["installed"] = date.fromisoformat(product["installed"])
-            built.append(Product.model_construct(**product))
-        doc["products"] = tuple(built)
+        doc["products"] = tuple(_product(p) for p in doc["products"])
     if doc.get("opt_out") is not None:
-        doc["opt_out"] = OptOut.model_construct(**doc["opt_out"])
+        doc["opt_out"] = _opt_out(bool(doc["opt_out"].get("sms")), bool(doc["opt_out"].get("email")))
     return Customer.model_construct(**doc)
+
+
+def _product(doc: dict[str, Any]) -> Product:
+    """Products are frozen and often alike (one model, firmware, lot and day for many customers),
+    so equal ones are built once and shared; building a pydantic model is most of a decode."""
+    try:
+        return _shared_product(tuple(doc.items()))
+    except TypeError:  # an unhashable extra field: build this one on its own
+        return _build_product(doc)
+
+
+@lru_cache(maxsize=16_384)
+def _shared_product(items: tuple[tuple[str, Any], ...]) -> Product:
+    return _build_product(dict(items))
+
+
+def _build_product(doc: dict[str, Any]) -> Product:
+    if doc.get("installed") is not None:
+        doc = {**doc, "installed": date.fromisoformat(doc["installed"])}
+    return Product.model_construct(**doc)
+
+
+@lru_cache(maxsize=4)
+def _opt_out(sms: bool, email: bool) -> OptOut:
+    return OptOut.model_construct(sms=sms, email=email)
 
 
 def _geo_point(lat: float | None, lon: float | None) -> tuple[float, float] | None:
