@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 from river import feature_extraction, naive_bayes
 
 from detectors.base import Estimator
+from forewarn.records import EMERGING_PREFIX
 
 STOP_WORDS = frozenset({
     "a", "about", "above", "after", "again", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be",
@@ -409,7 +410,7 @@ class EmergingTopics(Estimator):
     def _report(self, cid: int, cluster: _Cluster) -> EmergingTopic | None:
         top = sorted(cluster.df, key=lambda k: (-cluster.df[k], cluster.surface[k]))[: self.name_terms]
         words = tuple(sorted(cluster.surface[k] for k in top))
-        name = "new:" + "+".join(words)
+        name = EMERGING_PREFIX + "+".join(words)
         same = next((c for c in self._clusters.values() if c.name == name), None)
         if same is not None:  # a fragment of a topic already reported: it joins it, no second report
             same.absorb(self._clusters.pop(cid), self.max_examples)

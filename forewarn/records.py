@@ -21,6 +21,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 NATIONAL = "*"
 """The region of a key that spans all regions."""
 
+EMERGING_PREFIX = "new:"
+"""Topics discovered from case text are named from their terms, e.g. "new:loop+reboot+router"."""
+
 Channel = Literal["sms", "email"]
 
 

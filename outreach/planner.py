@@ -13,7 +13,7 @@ from typing import Any
 
 from forewarn.interfaces import CustomerIndex, IncidentStore, Renderer
 from forewarn.localtime import LocalTime
-from forewarn.records import NATIONAL, Customer, Incident, Message, MessageKey, MessageKind, rfc3339
+from forewarn.records import EMERGING_PREFIX, NATIONAL, Customer, Incident, Message, MessageKey, MessageKind, rfc3339
 from outreach.audience import Audience, Recipient, build_audience
 from outreach.delivery import Deliverer, DeliveryTally
 from outreach.policy import QuietHours
@@ -68,6 +68,11 @@ class Outreach:
         reporters = [c for c in self.index.get_many(sorted(incident.reporters)) if c is not None]
         traits = isolate_traits(reporters, self.index, self.trait_rule)
         incident = replace(incident, segment=traits)
+        if incident.topic.startswith(EMERGING_PREFIX):
+            # A topic named from case words is a guess; customers would read "new:loop+reboot+router".
+            return OutreachReport(incident, held=f"{incident.topic} is an emerging topic found in case texts: "
+                                                 f"review it (forewarn audience {incident.id}) before customers "
+                                                 "are told")
         # A device group's traits come straight from telemetry; isolated traits narrow them further.
         segment = dict(incident.known_segment) | incident_segment(incident, traits)
         # Quiet hours are judged at the incident's own time, so a replay decides as the live flow did.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from forewarn.records import Spike, WindowVerdict
 from outreach.incidents import IncidentTracker
@@ -65,3 +66,26 @@ def test_an_unmapped_telemetry_incident_is_held_for_responders() -> None:
     report = outreach.handle(incident)
     assert report.held is not None and "telemetry_topics" in report.held
     assert report.audience_size == 0 and ledger.recipients(incident.id, "warning") == set()
+
+
+def test_an_emerging_topic_incident_is_held_while_a_named_one_is_sent(tmp_path: Path) -> None:
+    from connectors.memory import InMemoryCustomerIndex, InMemoryLedger
+    from connectors.outbox import OutboxSender
+    from connectors.templates import JinjaRenderer
+    from forewarn.records import Customer
+    from outreach.delivery import Deliverer
+    from outreach.planner import Outreach
+
+    def run(topic: str, tmp: Path) -> tuple[str | None, int]:
+        index = InMemoryCustomerIndex()
+        index.upsert([Customer(id=f"CU-{i}", region="R1", phone=f"+1512555{i:04d}") for i in range(5)])
+        ledger = InMemoryLedger()
+        outreach = Outreach(index, Deliverer(ledger, {"sms": OutboxSender(tmp / f"{topic}.jsonl", "sms")}),
+                            JinjaRenderer(Path("config/templates")))
+        [incident] = IncidentTracker().observe(WindowVerdict(topic, T, T + STEP, (_spike(topic, "R1", T + STEP, 30),)))
+        report = outreach.handle(incident)
+        return report.held, len(ledger.recipients(incident.id, "warning"))
+
+    held, sent = run("new:loop+reboot+router", tmp_path)
+    assert held is not None and "emerging topic" in held and "forewarn audience INC-" in held and sent == 0
+    assert run("no_internet", tmp_path) == (None, 5)  # the same incident on a named topic reaches all five
