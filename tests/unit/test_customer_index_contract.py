@@ -347,6 +347,15 @@ def test_redis_layout(redis_client: redis.Redis) -> None:
 
 
 @pytest.mark.integration
+def test_loading_over_the_older_hash_layout_rewrites_it(redis_client: redis.Redis) -> None:
+    redis_client.hset("old:cust:CU-1", mapping={"doc": customer("CU-1").to_json(), "region": "TX-453"})
+    index = RedisCustomerIndex(redis_client, prefix="old")
+    index.upsert([customer("CU-1")])  # MGET reads no doc from a hash; SET replaces the hash with the JSON
+    assert index.get_many(["CU-1"]) == [customer("CU-1")]
+    assert ids(index.segment({"model": "R7000", "firmware": "2.1.7"})) == {"CU-1"}
+
+
+@pytest.mark.integration
 def test_redis_reload_after_adding_a_trait_fills_its_sets(redis_client: redis.Redis) -> None:
     gold = [customer(f"CU-{i}", tier="gold") for i in range(4)]
     RedisCustomerIndex(redis_client, prefix="t").upsert(gold)
