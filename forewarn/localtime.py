@@ -24,6 +24,7 @@ def _locale(language: str) -> Locale:
         return Locale.parse("en")  # a language CLDR does not know: English rather than no message
 
 
+@lru_cache(maxsize=4096)  # an incident's messages share its times, zones and languages
 def local_time(ts: datetime | None, timezone: str, language: str) -> str:
     """`ts` as a short local time, zone abbreviation and day; "" for None.
 
