@@ -186,3 +186,6 @@ class InMemoryContactLog:
 
     def count_since(self, customer_id: str, since: datetime) -> int:
         return sum(1 for at in self._times.get(customer_id, {}).values() if at >= since)
+
+    def counts_since(self, customer_ids: Sequence[str], since: datetime) -> list[int]:
+        return [self.count_since(customer_id, since) for customer_id in customer_ids]

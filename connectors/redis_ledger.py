@@ -13,7 +13,7 @@ delays the retry of a send that never happened. One hour favours never texting t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -133,3 +133,12 @@ class RedisContactLog:
 
     def count_since(self, customer_id: str, since: datetime) -> int:
         return int(self.client.zcount(f"{self.prefix}:contacts:{customer_id}", since.timestamp(), "+inf"))  # type: ignore[arg-type]
+
+    def counts_since(self, customer_ids: Sequence[str], since: datetime, batch: int = 1_000) -> list[int]:
+        counts: list[int] = []
+        for start in range(0, len(customer_ids), batch):
+            pipe = self.client.pipeline(transaction=False)
+            for customer_id in customer_ids[start:start + batch]:
+                pipe.zcount(f"{self.prefix}:contacts:{customer_id}", since.timestamp(), "+inf")
+            counts.extend(int(n) for n in pipe.execute())
+        return counts

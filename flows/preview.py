@@ -153,10 +153,11 @@ def sms_costs(settings: Settings, incident: Incident, recipients: list[Recipient
     Languages differ in length and alphabet: Spanish with an accent outside GSM-7 travels as
     UCS-2, 70 characters a segment instead of 160, so one sample would misstate the cost.
     """
-    by_language = Counter(r.customer.language for r in recipients if r.channel == "sms")
+    by_language: Counter[str] = Counter()
     first: dict[str, str] = {}
     for r in recipients:
         if r.channel == "sms":
+            by_language[r.customer.language] += 1
             first.setdefault(r.customer.language, r.customer.id)
     customers = dict(zip(first, index.get_many(list(first.values())), strict=True))
     renderer = JinjaRenderer(settings.outreach.templates)
@@ -202,8 +203,8 @@ def _apply_cap(settings: Settings, audience: Audience[ContactCard], index: Redis
     if most is None:
         return
     cap = ContactCap(RedisContactLog(index.client, index.prefix), most)
-    now = datetime.now(UTC)
-    kept = [r for r in audience.recipients if cap.allows(r.customer.id, now)]
+    allowed = cap.allowed([r.customer.id for r in audience.recipients], datetime.now(UTC))
+    kept = [r for r, ok in zip(audience.recipients, allowed, strict=True) if ok]
     if len(kept) < len(audience.recipients):
         audience.excluded["capped"] += len(audience.recipients) - len(kept)
         audience.recipients = kept

@@ -127,3 +127,7 @@ class ContactLog(Protocol):
 
     def count_since(self, customer_id: str, since: datetime) -> int:
         ...
+
+    def counts_since(self, customer_ids: Sequence[str], since: datetime) -> list[int]:
+        """`count_since` for many customers at once (one round trip per batch, not per customer)."""
+        ...

@@ -194,7 +194,7 @@ class Customer(BaseModel):
 
     def contact(self, channel: Channel) -> str | None:
         """The address for `channel`, or None when the customer has none or opted out."""
-        if getattr(self.opt_out, channel):
+        if self.opted_out(channel):
             return None
         return self.phone if channel == "sms" else self.email
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -63,6 +63,10 @@ class ContactCap:
 
     def allows(self, customer_id: str, at: datetime) -> bool:
         return self.log.count_since(customer_id, at - self.window) < self.max_messages
+
+    def allowed(self, customer_ids: Sequence[str], at: datetime) -> list[bool]:
+        """`allows` for many customers, counted in batches."""
+        return [n < self.max_messages for n in self.log.counts_since(customer_ids, at - self.window)]
 
 
 class OptOutRecorder(Protocol):

@@ -6,7 +6,7 @@ warned that the problem is fixed. Updates change nothing for customers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -113,13 +113,12 @@ class Outreach:
                        recipient.address, rendered.body, rendered.subject)
 
 
-def _local(ts: datetime | None, customer: Customer) -> LocalTime:
-    return LocalTime(ts, customer.timezone, customer.language)
-
-
-def message_context(incident: Incident, customer: Customer,
-                    local: Callable[[datetime | None, Customer], object] = _local) -> dict[str, Any]:
+def message_context(incident: Incident, customer: Customer) -> dict[str, Any]:
     """What templates may use; times are shown in the customer's own time zone."""
+
+    def local(ts: datetime | None) -> LocalTime:
+        return LocalTime(ts, customer.timezone, customer.language)
+
     return {
         "incident_id": incident.id,
         "topic": incident.topic,
@@ -127,8 +126,8 @@ def message_context(incident: Incident, customer: Customer,
         "region": None if incident.region == NATIONAL else incident.region,
         "customer_region": customer.region,
         "language": customer.language,
-        "since_local": local(incident.first_window_start, customer),
-        "resolved_local": local(incident.resolved_at, customer),
+        "since_local": local(incident.first_window_start),
+        "resolved_local": local(incident.resolved_at),
         "opened_at": rfc3339(incident.opened_at),
         "segment": {t.attribute: t.value for t in incident.segment},
         "models": sorted({p.model for p in customer.products}),

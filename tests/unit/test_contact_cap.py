@@ -55,3 +55,22 @@ def test_redis_contact_log_counts_by_event_time(redis_url: str) -> None:
     assert log.count_since("CU-1", T - timedelta(hours=1)) == 2
     assert log.count_since("CU-1", T + timedelta(hours=1)) == 1
     assert log.count_since("CU-2", T) == 0
+
+
+@pytest.mark.parametrize("kind", ["memory", pytest.param("redis", marks=pytest.mark.integration)])
+def test_counts_for_many_customers_agree_with_one_at_a_time(kind: str, request: pytest.FixtureRequest) -> None:
+    import redis
+
+    from connectors.memory import InMemoryContactLog
+    from connectors.redis_ledger import RedisContactLog
+    from outreach.delivery import ContactCap
+
+    log = (InMemoryContactLog() if kind == "memory"
+           else RedisContactLog(redis.Redis.from_url(request.getfixturevalue("redis_url")), prefix="many"))
+    ids = [f"CU-{i}" for i in range(7)]
+    for i, customer_id in enumerate(ids):
+        for n in range(i % 3):
+            log.add(customer_id, T + timedelta(hours=n), f"INC-{n}|{customer_id}|warning")
+    since = T - timedelta(hours=1)
+    assert log.counts_since(ids, since) == [log.count_since(c, since) for c in ids] == [0, 1, 2, 0, 1, 2, 0]
+    assert ContactCap(log, 2).allowed(ids, T + timedelta(hours=3)) == [True, True, False, True, True, False, True]
