@@ -19,10 +19,10 @@ from pathlib import Path
 
 import orjson
 
-from connectors.csv_cases import BOSTON_311, read_csv_cases
-from flows.backtest_report import fold_alarms
-from flows.offline import run_detect
-from forewarn.settings import PROJECT_CONFIG, load_settings
+from forewarn.connectors.csv_cases import BOSTON_311, read_csv_cases
+from forewarn.flows.offline import run_detect
+from forewarn.reports.backtest_report import fold_alarms
+from forewarn.settings import BUNDLED_CONFIG, load_settings
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "complaints" / "boston311_2015"
 KNOWN = {  # from the data README: real events visible as spikes
@@ -38,7 +38,7 @@ KNOWN = {  # from the data README: real events visible as spikes
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("-c", "--config", type=Path, default=PROJECT_CONFIG / "default.yaml")
+    parser.add_argument("-c", "--config", type=Path, default=BUNDLED_CONFIG / "default.yaml")
     args = parser.parse_args()
     settings = load_settings(args.config)
     records = sorted((r for f in sorted(args.data.glob("*.csv")) for r in read_csv_cases(f, BOSTON_311)),

@@ -18,12 +18,12 @@ from pathlib import Path
 
 from bytewax.testing import run_main
 
-from detectors.topic import pane_index
-from flows.early_warning import build_flow
-from flows.wiring import file_io
+from forewarn.demo.scenario import generate
+from forewarn.detectors.topic import pane_index
+from forewarn.flows.early_warning import build_flow
+from forewarn.flows.wiring import file_io
 from forewarn.parsing import parse_record
 from forewarn.records import Case, Origin
-from forewarn.scenario import generate
 from forewarn.settings import Settings
 
 

@@ -25,7 +25,7 @@ from typing import Any, cast
 import redis
 from redis.utils import HIREDIS_AVAILABLE
 
-from connectors.redis_index import RedisCustomerIndex
+from forewarn.connectors.redis_index import RedisCustomerIndex
 from forewarn.records import Customer
 from tests.servers.redis_server import spawned_redis
 

@@ -47,10 +47,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bench.synthetic import SIZES, Key, Surge, SyntheticData, generate
-from detectors.topic import pane_index
-from flows.steps import DetectorFactory
+from forewarn.detectors.topic import pane_index
+from forewarn.flows.steps import DetectorFactory
 from forewarn.records import NATIONAL
-from forewarn.settings import PROJECT_CONFIG, DetectionSettings, load_settings
+from forewarn.settings import BUNDLED_CONFIG, DetectionSettings, load_settings
 
 NATIONAL_SHARE = 0.5
 """A national surge is also detected once regions usually carrying this share of its topic's cases alarm."""
@@ -314,7 +314,7 @@ def adapters(settings: DetectionSettings) -> tuple[list[Adapter], list[str]]:
     found: list[Adapter] = [Ours(settings)]
     notes: list[str] = []
     try:
-        from detectors import classic
+        from forewarn.detectors import classic
     except ImportError:
         notes.append("detectors/classic.py not found: EARS C2 and Poisson CUSUM rows left out "
                      "(each is one `PerKey(...)` line in bench/bench_synthetic.py::adapters)")
@@ -406,7 +406,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--topics", type=int, default=10)
     parser.add_argument("--regions", type=int, default=40)
     parser.add_argument("--weeks", type=int, default=5)
-    parser.add_argument("-c", "--config", type=Path, default=PROJECT_CONFIG / "default.yaml",
+    parser.add_argument("-c", "--config", type=Path, default=BUNDLED_CONFIG / "default.yaml",
                         help="detection settings for ours (default: config/default.yaml)")
     parser.add_argument("--no-breakdown", action="store_true", help="print only the table")
     parser.add_argument("-j", "--jobs", type=int, default=min(2, os.cpu_count() or 1),

@@ -34,8 +34,8 @@ import redis
 import shapely
 
 from bench.bench_index_load import synthetic_customers, used_memory
-from connectors.geo import Area, customers_in_polygon
-from connectors.redis_index import RedisCustomerIndex
+from forewarn.connectors.geo import Area, customers_in_polygon
+from forewarn.connectors.redis_index import RedisCustomerIndex
 from tests.servers.redis_server import spawned_redis
 
 PREFIX = "fw"

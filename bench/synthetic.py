@@ -39,7 +39,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from detectors.topic import PANE_EPOCH, pane_index
+from forewarn.detectors.topic import PANE_EPOCH, pane_index
 from forewarn.records import NATIONAL, PaneCases
 
 Key = tuple[str, str]

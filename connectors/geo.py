@@ -28,7 +28,7 @@ import numpy as np
 import shapely
 from numpy.typing import NDArray
 
-from connectors.redis_index import GEO_MAX_LAT, RedisCustomerIndex
+from forewarn.connectors.redis_index import GEO_MAX_LAT, RedisCustomerIndex
 from forewarn.hazards import Circle
 from forewarn.interfaces import CustomerIndex
 from forewarn.records import Customer

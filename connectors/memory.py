@@ -15,8 +15,8 @@ from typing import Any
 
 import orjson
 
-from connectors.redis_ledger import PENDING, outcome_doc, utc_now
-from connectors.segments import Entry, check_segment, customer_entries, segment_sets
+from forewarn.connectors.redis_ledger import PENDING, outcome_doc, utc_now
+from forewarn.connectors.segments import Entry, check_segment, customer_entries, segment_sets
 from forewarn.interfaces import Segment
 from forewarn.records import (
     INDEXED_ATTRIBUTES,

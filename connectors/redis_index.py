@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 import redis
 
-from connectors.segments import Entry, check_segment, customer_entries, segment_sets
+from forewarn.connectors.segments import Entry, check_segment, customer_entries, segment_sets
 from forewarn.interfaces import Segment
 from forewarn.records import INDEXED_ATTRIBUTES, Channel, ContactCard, Customer, OptOut, Product
 

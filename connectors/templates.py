@@ -38,8 +38,8 @@ class JinjaRenderer:
                    family: str = "default") -> list[str]:
         """Template names to try, first found wins.
 
-        >>> from forewarn.settings import PROJECT_CONFIG
-        >>> renderer = JinjaRenderer(PROJECT_CONFIG / "templates")
+        >>> from forewarn.settings import BUNDLED_CONFIG
+        >>> renderer = JinjaRenderer(BUNDLED_CONFIG / "templates")
         >>> renderer.candidates("hazard", "warning", "email", "es", family="hazard")
         ['hazard.warning.email.es.j2', 'hazard.warning.email.j2']
         """

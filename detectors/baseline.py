@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from detectors.base import CountBaseline
+from forewarn.detectors.base import CountBaseline
 
 
 class _Slot:

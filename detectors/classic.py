@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
-from detectors.base import Estimator
+from forewarn.detectors.base import Estimator
 
 
 class EarsC2(Estimator):

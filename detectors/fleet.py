@@ -13,10 +13,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from detectors.base import Estimator, check_windows
-from detectors.scoring import SpikeRule
-from detectors.telemetry import ValueAnomaly
-from detectors.topic import PANE_EPOCH
+from forewarn.detectors.base import Estimator, check_windows
+from forewarn.detectors.scoring import SpikeRule
+from forewarn.detectors.telemetry import ValueAnomaly
+from forewarn.detectors.topic import PANE_EPOCH
 from forewarn.records import NATIONAL, Spike
 from forewarn.stats import binomial_sf, score
 

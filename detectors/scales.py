@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from detectors.base import TailScorer
+from forewarn.detectors.base import TailScorer
 
 
 @dataclass(frozen=True)

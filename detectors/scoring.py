@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from river import stats
 
-from detectors.base import TailScorer
+from forewarn.detectors.base import TailScorer
 from forewarn.stats import negbin_sf, poisson_sf
 
 

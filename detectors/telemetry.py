@@ -7,7 +7,7 @@ from datetime import datetime
 
 from river import stats
 
-from detectors.base import Estimator
+from forewarn.detectors.base import Estimator
 
 _SEASONS = {
     "day": lambda t: t.hour,

@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 
 from river import feature_extraction, naive_bayes
 
-from detectors.base import Estimator
+from forewarn.detectors.base import Estimator
 from forewarn.records import EMERGING_PREFIX
 
 STOP_WORDS = frozenset({

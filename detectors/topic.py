@@ -16,10 +16,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from detectors.base import CountBaseline, Estimator, TailScorer, check_windows
-from detectors.baseline import RegionShares, SeasonalBaseline
-from detectors.scales import ScaleChoice, best_scale, window_sums
-from detectors.scoring import NegativeBinomialScorer, SpikeRule
+from forewarn.detectors.base import CountBaseline, Estimator, TailScorer, check_windows
+from forewarn.detectors.baseline import RegionShares, SeasonalBaseline
+from forewarn.detectors.scales import ScaleChoice, best_scale, window_sums
+from forewarn.detectors.scoring import NegativeBinomialScorer, SpikeRule
 from forewarn.records import NATIONAL, PaneCases, Spike, WindowScore, WindowVerdict
 from forewarn.stats import score
 

@@ -13,13 +13,13 @@ from typing import Any
 import orjson
 from bytewax.testing import run_main
 
-from connectors.memory import InMemoryCustomerIndex
-from flows.early_warning import build_flow
-from flows.report import write_report
-from flows.summary import IncidentRow, RunSummary
-from flows.wiring import memory_io
+from forewarn.connectors.memory import InMemoryCustomerIndex
+from forewarn.demo.scenario import GroundTruth, HazardTruth, Scenario, generate
+from forewarn.flows.early_warning import build_flow
+from forewarn.flows.wiring import memory_io
 from forewarn.records import NATIONAL
-from forewarn.scenario import GroundTruth, HazardTruth, Scenario, generate
+from forewarn.reports.report import write_report
+from forewarn.reports.summary import IncidentRow, RunSummary
 from forewarn.settings import Settings
 
 

@@ -4,7 +4,7 @@ read → parse (bad → dead letters) → count per topic in tumbling panes (lat
 letters) → detect → incidents → outreach (isolate, target, deliver through the
 ledger) → incident reports. `forewarn detect` stops after detect and writes spikes.
 
-For `python -m bytewax.run`, point it at `flows.early_warning:get_flow('CONFIG.yaml')`.
+For `python -m bytewax.run`, point it at `forewarn.flows.early_warning:get_flow('CONFIG.yaml')`.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from bytewax.inputs import Source
 from bytewax.operators.windowing import EventClock, TumblingWindower, fold_window
 from bytewax.outputs import Sink
 
-from connectors.cap import is_alert_document, parse_alerts
-from detectors.topic import PANE_EPOCH
-from flows.steps import (
+from forewarn.connectors.cap import is_alert_document, parse_alerts
+from forewarn.detectors.topic import PANE_EPOCH
+from forewarn.flows.steps import (
     AssignTopics,
     DetectorFactory,
     Event,
@@ -48,11 +48,11 @@ from flows.steps import (
 )
 from forewarn.hazards import HazardAlert
 from forewarn.interfaces import CustomerIndex
+from forewarn.outreach.hazards import HazardOutreach
+from forewarn.outreach.planner import Outreach, OutreachReport
 from forewarn.parsing import parse_record
 from forewarn.records import Case, Customer, DeadLetter, Incident, Origin, Spike, Telemetry
 from forewarn.settings import Settings
-from outreach.hazards import HazardOutreach
-from outreach.planner import Outreach, OutreachReport
 
 log = logging.getLogger(__name__)
 
@@ -248,8 +248,8 @@ def _handle(outreach: Callable[[], Outreach], incident: Incident) -> OutreachRep
 
 
 def get_flow(config: str) -> Dataflow:
-    """Entry point for `python -m bytewax.run "flows.early_warning:get_flow('config.yaml')"`."""
-    from flows.wiring import production_io  # wiring pulls in every connector
+    """Entry point for `python -m bytewax.run "forewarn.flows.early_warning:get_flow('config.yaml')"`."""
+    from forewarn.flows.wiring import production_io  # wiring pulls in every connector
     from forewarn.settings import load_settings
     settings = load_settings(Path(config))
     return build_flow(settings, production_io(settings))

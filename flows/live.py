@@ -5,8 +5,8 @@ from __future__ import annotations
 from bytewax.recovery import RecoveryConfig
 from bytewax.run import cli_main
 
-from flows.early_warning import build_flow
-from flows.wiring import production_io
+from forewarn.flows.early_warning import build_flow
+from forewarn.flows.wiring import production_io
 from forewarn.settings import ConfigError, Settings
 
 

@@ -8,15 +8,15 @@ from pathlib import Path
 import redis
 from bytewax.testing import run_main
 
-from connectors.customer_files import read_customers
-from connectors.memory import InMemoryCustomerIndex
-from connectors.redis_index import RedisCustomerIndex
-from flows.backtest_report import write_backtest_report
-from flows.early_warning import build_flow
-from flows.summary import RunSummary
-from flows.wiring import file_io, memory_io, redis_client
+from forewarn.connectors.customer_files import read_customers
+from forewarn.connectors.memory import InMemoryCustomerIndex
+from forewarn.connectors.redis_index import RedisCustomerIndex
+from forewarn.flows.early_warning import build_flow
+from forewarn.flows.wiring import file_io, memory_io, redis_client
 from forewarn.interfaces import CustomerIndex
 from forewarn.records import Customer, DeadLetter
+from forewarn.reports.backtest_report import write_backtest_report
+from forewarn.reports.summary import RunSummary
 from forewarn.settings import ConfigError, RedisSettings, Secrets, Settings
 
 
@@ -43,7 +43,7 @@ def run_detect(settings: Settings, inputs: list[Path], output: Path, report: Pat
 
 
 def _sink(path: Path):  # type: ignore[no-untyped-def]
-    from connectors.jsonl import JsonlSink
+    from forewarn.connectors.jsonl import JsonlSink
 
     return JsonlSink(path, lambda b: b)
 

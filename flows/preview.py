@@ -16,22 +16,22 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from connectors.cap import parse_alerts
-from connectors.geo import customers_in_area
-from connectors.redis_index import RedisCustomerIndex
-from connectors.redis_ledger import RedisContactLog, RedisIncidentStore, RedisLedger
-from connectors.segments import matches
-from connectors.sms import sms_segments
-from connectors.templates import JinjaRenderer
-from flows.offline import load_memory_index, redis_index
+from forewarn.connectors.cap import parse_alerts
+from forewarn.connectors.geo import customers_in_area
+from forewarn.connectors.redis_index import RedisCustomerIndex
+from forewarn.connectors.redis_ledger import RedisContactLog, RedisIncidentStore, RedisLedger
+from forewarn.connectors.segments import matches
+from forewarn.connectors.sms import sms_segments
+from forewarn.connectors.templates import JinjaRenderer
+from forewarn.flows.offline import load_memory_index, redis_index
 from forewarn.interfaces import CustomerIndex
+from forewarn.outreach.audience import Audience, Recipient, audience_of
+from forewarn.outreach.delivery import ContactCap
+from forewarn.outreach.planner import message_context
+from forewarn.outreach.policy import QuietHours
+from forewarn.outreach.targeting import incident_segment
 from forewarn.records import NATIONAL, ContactCard, Customer, Incident
 from forewarn.settings import RedisSettings, Settings, SmsSettings
-from outreach.audience import Audience, Recipient, audience_of
-from outreach.delivery import ContactCap
-from outreach.planner import message_context
-from outreach.policy import QuietHours
-from outreach.targeting import incident_segment
 
 
 def parse_segment(text: str) -> dict[str, str]:

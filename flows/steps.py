@@ -11,17 +11,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from detectors.baseline import SeasonalBaseline
-from detectors.fleet import FaultShareDetector, FleetPane, value_spike
-from detectors.scoring import NegativeBinomialScorer, SpikeRule
-from detectors.telemetry import ValueAnomaly
-from detectors.text_topics import EmergingTopics
-from detectors.topic import PANE_EPOCH, TopicDetector
+from forewarn.detectors.baseline import SeasonalBaseline
+from forewarn.detectors.fleet import FaultShareDetector, FleetPane, value_spike
+from forewarn.detectors.scoring import NegativeBinomialScorer, SpikeRule
+from forewarn.detectors.telemetry import ValueAnomaly
+from forewarn.detectors.text_topics import EmergingTopics
+from forewarn.detectors.topic import PANE_EPOCH, TopicDetector
 from forewarn.hazards import HazardAlert, HazardIncident
+from forewarn.outreach.hazards import HazardTracker
+from forewarn.outreach.incidents import IncidentTracker
 from forewarn.records import Case, DeadLetter, Origin, PaneCases, Spike, Telemetry, WindowVerdict
 from forewarn.settings import DetectionSettings
-from outreach.hazards import HazardTracker
-from outreach.incidents import IncidentTracker
 
 
 class Event(NamedTuple):

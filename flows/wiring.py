@@ -11,26 +11,26 @@ import orjson
 import redis
 from bytewax.inputs import Source
 
-from connectors.email import SmtpSender
-from connectors.geo import customers_in_area
-from connectors.jsonl import JsonlSink, JsonlSource
-from connectors.kafka import check_brokers, json_topic_sink, kafka_source, to_raw
-from connectors.memory import InMemoryContactLog, InMemoryIncidentStore, InMemoryLedger
-from connectors.nws import NwsPoller, NwsSource, urllib_fetch
-from connectors.outbox import OutboxSender
-from connectors.redis_index import RedisCustomerIndex
-from connectors.redis_ledger import RedisContactLog, RedisIncidentStore, RedisLedger
-from connectors.sms import TwilioSender
-from connectors.templates import JinjaRenderer
-from flows.early_warning import FlowIO
+from forewarn.connectors.email import SmtpSender
+from forewarn.connectors.geo import customers_in_area
+from forewarn.connectors.jsonl import JsonlSink, JsonlSource
+from forewarn.connectors.kafka import check_brokers, json_topic_sink, kafka_source, to_raw
+from forewarn.connectors.memory import InMemoryContactLog, InMemoryIncidentStore, InMemoryLedger
+from forewarn.connectors.nws import NwsPoller, NwsSource, urllib_fetch
+from forewarn.connectors.outbox import OutboxSender
+from forewarn.connectors.redis_index import RedisCustomerIndex
+from forewarn.connectors.redis_ledger import RedisContactLog, RedisIncidentStore, RedisLedger
+from forewarn.connectors.sms import TwilioSender
+from forewarn.connectors.templates import JinjaRenderer
+from forewarn.flows.early_warning import FlowIO
 from forewarn.interfaces import ContactLog, CustomerIndex, IncidentStore, Ledger, Sender
+from forewarn.outreach.delivery import ContactCap, Deliverer, RetryPolicy
+from forewarn.outreach.hazards import HazardOutreach, HazardReport, HazardRule
+from forewarn.outreach.planner import Outreach, OutreachReport
+from forewarn.outreach.policy import QuietHours
+from forewarn.outreach.targeting import TraitRule
 from forewarn.records import Channel, DeadLetter, Spike
 from forewarn.settings import ConfigError, HazardSettings, RedisSettings, Secrets, Settings
-from outreach.delivery import ContactCap, Deliverer, RetryPolicy
-from outreach.hazards import HazardOutreach, HazardReport, HazardRule
-from outreach.planner import Outreach, OutreachReport
-from outreach.policy import QuietHours
-from outreach.targeting import TraitRule
 
 
 def encode_report(report: OutreachReport | HazardReport) -> bytes:

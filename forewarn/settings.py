@@ -6,6 +6,7 @@ bad key instead of silently falling back to a default.
 
 from __future__ import annotations
 
+import importlib.resources
 import re
 from datetime import time, timedelta
 from pathlib import Path
@@ -99,12 +100,21 @@ class TargetingSettings(_Section):
         return names
 
 
-PROJECT_CONFIG = Path(__file__).resolve().parent.parent / "config"
-"""The bundled config/ folder: default.yaml, the example production config and the templates."""
+def _bundled_config() -> Path:
+    folder = importlib.resources.files("forewarn") / "config"
+    if not isinstance(folder, Path) or not folder.is_dir():
+        # Jinja and `-c` need real files: a zipped install would hide them.
+        raise RuntimeError(f"forewarn's bundled config is not a folder on disk ({folder}): install the wheel "
+                           "into a virtual environment (pip install forewarn) rather than importing it from a zip")
+    return folder
+
+
+BUNDLED_CONFIG = _bundled_config()
+"""The config shipped inside the package: default.yaml, the example production configs and the templates."""
 
 
 class OutreachSettings(_Section):
-    templates: Path = PROJECT_CONFIG / "templates"
+    templates: Path = BUNDLED_CONFIG / "templates"
     channels: tuple[Channel, ...] = ("sms", "email")
     max_audience: int = Field(10_000, ge=1)
     retry_attempts: int = Field(3, ge=1)

@@ -9,8 +9,8 @@ from datetime import datetime
 from typing import Generic, TypeVar
 
 from forewarn.interfaces import CustomerIndex, Segment
+from forewarn.outreach.policy import QuietHours
 from forewarn.records import Channel, Customer, Reachable
-from outreach.policy import QuietHours
 
 R = TypeVar("R", bound=Reachable)
 """A full `Customer` when messages follow, a `ContactCard` when only counting (the preview)."""

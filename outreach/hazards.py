@@ -18,10 +18,10 @@ from typing import Any
 from forewarn.hazards import HazardAlert, HazardIncident, RegionFormat, county_regions
 from forewarn.interfaces import CustomerIndex, Renderer
 from forewarn.localtime import LocalTime
+from forewarn.outreach.audience import Audience, Recipient, audience_of
+from forewarn.outreach.delivery import Deliverer, DeliveryTally
+from forewarn.outreach.policy import QuietHours
 from forewarn.records import INDEXED_ATTRIBUTES, Customer, Message, MessageKey, MessageKind, rfc3339
-from outreach.audience import Audience, Recipient, audience_of
-from outreach.delivery import Deliverer, DeliveryTally
-from outreach.policy import QuietHours
 
 AreaLookup = Callable[[Sequence[Sequence[tuple[float, float]]], Sequence[tuple[float, float, float]]],
                       Iterable[Customer]]

@@ -13,11 +13,11 @@ from typing import Any
 
 from forewarn.interfaces import CustomerIndex, IncidentStore, Renderer
 from forewarn.localtime import LocalTime
+from forewarn.outreach.audience import Audience, Recipient, build_audience
+from forewarn.outreach.delivery import Deliverer, DeliveryTally
+from forewarn.outreach.policy import QuietHours
+from forewarn.outreach.targeting import TraitRule, incident_segment, isolate_traits
 from forewarn.records import EMERGING_PREFIX, NATIONAL, Customer, Incident, Message, MessageKey, MessageKind, rfc3339
-from outreach.audience import Audience, Recipient, build_audience
-from outreach.delivery import Deliverer, DeliveryTally
-from outreach.policy import QuietHours
-from outreach.targeting import TraitRule, incident_segment, isolate_traits
 
 
 @dataclass

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Protocol
 
 from bench.nab.scorer import PROFILES, Corpus, LabelledFile, corpus_score, n_windows, normalise, optimise, read_series
-from detectors.classic import EarsC2, PoissonCusum
-from detectors.telemetry import ValueAnomaly
-from detectors.topic import TopicDetector, pane_index
+from forewarn.detectors.classic import EarsC2, PoissonCusum
+from forewarn.detectors.telemetry import ValueAnomaly
+from forewarn.detectors.topic import TopicDetector, pane_index
 from forewarn.records import PaneCases
 from forewarn.stats import score
 

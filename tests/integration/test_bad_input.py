@@ -20,11 +20,11 @@ import orjson
 import pytest
 from bytewax.testing import TestingSink, run_main
 
-from connectors.customer_files import read_customers
-from flows.early_warning import build_flow
-from flows.wiring import production_io
+from forewarn.connectors.customer_files import read_customers
+from forewarn.demo.scenario import Scenario, generate
+from forewarn.flows.early_warning import build_flow
+from forewarn.flows.wiring import production_io
 from forewarn.records import Customer, DeadLetter, Spike
-from forewarn.scenario import Scenario, generate
 from forewarn.settings import Settings
 from tests.integration.test_end_to_end import (
     load_customers,
@@ -262,7 +262,7 @@ def test_bad_records_are_dead_lettered_once_and_cost_no_good_record(
 
     # Nothing personal reached the logs: no address, no message text, no phone from a bad record.
     ours = [r for r in caplog.records if not r.name.startswith(SMTP_SERVER_LOGGER)]
-    assert {"connectors.sms", "connectors.email"} <= {r.name for r in ours}, "senders log at DEBUG"
+    assert {"forewarn.connectors.sms", "forewarn.connectors.email"} <= {r.name for r in ours}, "senders log at DEBUG"
     logged = "\n".join(caplog.handler.format(r) for r in ours)
     personal = {LEAKY_PHONE, *(value for _, value in BAD_ROWS)}
     personal |= {to for to, _ in mixed.texts} | {to for to, _, _ in mixed.emails}

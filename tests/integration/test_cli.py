@@ -12,8 +12,8 @@ import redis
 from typer.testing import CliRunner
 
 from forewarn.cli import app
+from forewarn.demo.scenario import generate
 from forewarn.records import Customer
-from forewarn.scenario import generate
 
 
 @pytest.fixture(scope="module")
@@ -184,8 +184,8 @@ def test_audience_preview_of_a_polygon_and_segment_with_sms_cost(tmp_path: Path)
 def test_audience_preview_of_an_incident_counts_who_was_already_contacted(redis_url: str, tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
-    from connectors.redis_index import RedisCustomerIndex
-    from connectors.redis_ledger import RedisIncidentStore, RedisLedger
+    from forewarn.connectors.redis_index import RedisCustomerIndex
+    from forewarn.connectors.redis_ledger import RedisIncidentStore, RedisLedger
     from forewarn.records import Incident, MessageKey, SendResult, Trait
 
     client = redis.Redis.from_url(redis_url)
@@ -218,8 +218,8 @@ def test_audience_preview_of_an_incident_counts_who_was_already_contacted(redis_
 def test_audience_preview_counts_customers_at_their_daily_cap(redis_url: str, tmp_path: Path) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from connectors.redis_index import RedisCustomerIndex
-    from connectors.redis_ledger import RedisContactLog
+    from forewarn.connectors.redis_index import RedisCustomerIndex
+    from forewarn.connectors.redis_ledger import RedisContactLog
 
     client = redis.Redis.from_url(redis_url)
     scenario = generate(seed=3, customers=2_000, regions=10)

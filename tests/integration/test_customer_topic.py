@@ -12,10 +12,10 @@ import pytest
 import redis
 from bytewax.testing import run_main
 
-from connectors.memory import InMemoryCustomerIndex
-from connectors.redis_index import RedisCustomerIndex
-from flows.early_warning import build_flow
-from flows.wiring import memory_io, production_io
+from forewarn.connectors.memory import InMemoryCustomerIndex
+from forewarn.connectors.redis_index import RedisCustomerIndex
+from forewarn.flows.early_warning import build_flow
+from forewarn.flows.wiring import memory_io, production_io
 from forewarn.settings import Settings
 from tests.integration.test_end_to_end import make_settings, produce, read_topic, secrets_for, topic_names
 from tests.servers.kafka_broker import create_topics

@@ -9,8 +9,8 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from connectors.csv_cases import BOSTON_311, read_csv_cases
 from forewarn.cli import app
+from forewarn.connectors.csv_cases import BOSTON_311, read_csv_cases
 
 BOSTON = Path(__file__).resolve().parents[3] / "shared" / "data" / "complaints" / "boston311_2015"
 FILES = ["Heat - Excessive  Insufficient.csv", "Misc. Snow Complaint.csv"]

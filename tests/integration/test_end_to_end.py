@@ -24,11 +24,11 @@ import redis
 from bytewax.testing import run_main
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
-from connectors.redis_index import RedisCustomerIndex
-from flows.early_warning import build_flow
-from flows.wiring import production_io
+from forewarn.connectors.redis_index import RedisCustomerIndex
+from forewarn.demo.scenario import GroundTruth, Scenario, generate
+from forewarn.flows.early_warning import build_flow
+from forewarn.flows.wiring import production_io
 from forewarn.records import Customer
-from forewarn.scenario import GroundTruth, Scenario, generate
 from forewarn.settings import Secrets, Settings
 from tests.servers.kafka_broker import create_topics
 from tests.servers.smtp_server import SmtpServer

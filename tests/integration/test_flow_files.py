@@ -9,8 +9,8 @@ from pathlib import Path
 import orjson
 from bytewax.testing import run_main
 
-from flows.early_warning import build_flow
-from flows.wiring import file_io
+from forewarn.flows.early_warning import build_flow
+from forewarn.flows.wiring import file_io
 from forewarn.settings import Settings
 
 T0 = datetime(2026, 11, 16, tzinfo=UTC)

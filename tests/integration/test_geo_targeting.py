@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 import pytest
 import redis
 
-from connectors.geo import (
+from forewarn.connectors.geo import (
     EARTH_RADIUS_M,
     Area,
     Circle,
@@ -18,8 +18,8 @@ from connectors.geo import (
     customers_in_area,
     customers_in_polygon,
 )
-from connectors.memory import InMemoryCustomerIndex
-from connectors.redis_index import RedisCustomerIndex
+from forewarn.connectors.memory import InMemoryCustomerIndex
+from forewarn.connectors.redis_index import RedisCustomerIndex
 from forewarn.records import Customer
 
 pytestmark = pytest.mark.integration

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 import shapely
 
-from connectors.cap import Circle, HazardAlert, Reference, parse_alerts
-from connectors.geo import customers_in_area
-from connectors.memory import InMemoryCustomerIndex, InMemoryLedger
-from connectors.templates import JinjaRenderer
+from forewarn.connectors.cap import Circle, HazardAlert, Reference, parse_alerts
+from forewarn.connectors.geo import customers_in_area
+from forewarn.connectors.memory import InMemoryCustomerIndex, InMemoryLedger
+from forewarn.connectors.templates import JinjaRenderer
+from forewarn.outreach.delivery import Deliverer
+from forewarn.outreach.hazards import HazardOutreach, HazardRule, HazardTracker
 from forewarn.records import Channel, Customer, Message, SendResult
-from outreach.delivery import Deliverer
-from outreach.hazards import HazardOutreach, HazardRule, HazardTracker
 
 CAP = Path(__file__).resolve().parents[3] / "shared" / "data" / "cap"
 pytestmark = pytest.mark.skipif(not CAP.is_dir(), reason="shared CAP samples are not beside the checkout")
@@ -142,7 +142,7 @@ def test_expired_alerts_close_without_a_message(world) -> None:
 def test_a_statewide_alert_reaches_every_county_of_the_state_even_in_quiet_hours() -> None:
     from datetime import time
 
-    from outreach.policy import QuietHours
+    from forewarn.outreach.policy import QuietHours
 
     alert = _alert("cap12_xml/ipaws-5ea321f39fc226a7b44b6874.xml")  # Civil Emergency, SAME 026000: Michigan
     index = InMemoryCustomerIndex()
@@ -162,7 +162,7 @@ def test_a_statewide_alert_reaches_every_county_of_the_state_even_in_quiet_hours
 def test_a_non_urgent_alert_at_night_goes_by_email_instead_of_sms(world) -> None:
     from datetime import time
 
-    from outreach.policy import QuietHours
+    from forewarn.outreach.policy import QuietHours
 
     alert, index, inside, _ = world
     watch = dataclasses.replace(alert, severity="Moderate", urgency="Future", certainty="Possible")

@@ -9,9 +9,9 @@ import orjson
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.testing import run_main
 
-from flows.early_warning import build_flow
-from flows.wiring import file_io
-from forewarn.scenario import generate
+from forewarn.demo.scenario import generate
+from forewarn.flows.early_warning import build_flow
+from forewarn.flows.wiring import file_io
 from forewarn.settings import Settings
 
 

@@ -13,15 +13,15 @@ import pytest
 import redis
 from twilio.rest import Client
 
-from connectors.email import SmtpSender
-from connectors.memory import InMemoryLedger
-from connectors.outbox import OutboxSender
-from connectors.redis_index import RedisCustomerIndex
-from connectors.sms import TwilioSender
+from forewarn.connectors.email import SmtpSender
+from forewarn.connectors.memory import InMemoryLedger
+from forewarn.connectors.outbox import OutboxSender
+from forewarn.connectors.redis_index import RedisCustomerIndex
+from forewarn.connectors.sms import TwilioSender
 from forewarn.interfaces import Sender
+from forewarn.outreach.audience import build_audience
+from forewarn.outreach.delivery import Deliverer
 from forewarn.records import Customer, Message, MessageKey
-from outreach.audience import build_audience
-from outreach.delivery import Deliverer
 from tests.servers.ports import free_port
 from tests.servers.smtp_server import SmtpServer
 from tests.servers.twilio_standin import AcceptedMessage, TwilioStandin
@@ -283,7 +283,7 @@ def test_smtp_logs_carry_no_address_or_body(
     smtp_server: SmtpServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     smtp_server.refuse(EMAIL)
-    caplog.set_level(logging.DEBUG, logger="connectors")
+    caplog.set_level(logging.DEBUG, logger="forewarn.connectors")
     sender = smtp_sender(smtp_server)
     sender.send(email())
     sender.send(email(to="bob@example.com"))

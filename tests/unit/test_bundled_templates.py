@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from connectors.sms import sms_segments
-from connectors.templates import JinjaRenderer
+from forewarn.connectors.sms import sms_segments
+from forewarn.connectors.templates import JinjaRenderer
 from forewarn.localtime import LocalTime
-from forewarn.settings import PROJECT_CONFIG
+from forewarn.settings import BUNDLED_CONFIG
 
 # The longest values seen in practice: a 21-character local time, a 28-character NWS event.
 WHEN = LocalTime(datetime(2026, 11, 30, 21, 45, tzinfo=UTC), "America/Anchorage", "en")
@@ -32,7 +32,7 @@ HAZARD = {"event": "Hurricane Force Wind Warning", "expires_local": WHEN, "langu
 ])
 def test_english_sms_fits_one_segment(topic: str, kind: str, family: str, context: dict[str, object]) -> None:
     assert str(WHEN) == "12:45 PM AKST, Nov 30"
-    renderer = JinjaRenderer(PROJECT_CONFIG / "templates")
+    renderer = JinjaRenderer(BUNDLED_CONFIG / "templates")
     body = renderer.render(topic, kind, "sms", context, family=family).body  # type: ignore[arg-type]
     assert sms_segments(body) == ("GSM-7", 1), (len(body), body)
     assert body.endswith("Reply STOP to opt out.")

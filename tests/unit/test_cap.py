@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from connectors.cap import Circle, HazardAlert, parse_alerts, parse_cap_xml, parse_geojson, same_to_fips
+from forewarn.connectors.cap import Circle, HazardAlert, parse_alerts, parse_cap_xml, parse_geojson, same_to_fips
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "cap"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="shared/data/cap is absent")

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from connectors.memory import InMemoryContactLog, InMemoryLedger
+from forewarn.connectors.memory import InMemoryContactLog, InMemoryLedger
+from forewarn.outreach.delivery import ContactCap, Deliverer
 from forewarn.records import Channel, Message, MessageKey, SendResult
-from outreach.delivery import ContactCap, Deliverer
 
 T = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
@@ -46,7 +46,7 @@ def test_the_third_warning_in_a_day_is_capped_and_can_go_out_later() -> None:
 def test_redis_contact_log_counts_by_event_time(redis_url: str) -> None:
     import redis
 
-    from connectors.redis_ledger import RedisContactLog
+    from forewarn.connectors.redis_ledger import RedisContactLog
 
     log = RedisContactLog(redis.Redis.from_url(redis_url))
     log.add("CU-1", T, "INC-1|CU-1|warning")
@@ -61,9 +61,9 @@ def test_redis_contact_log_counts_by_event_time(redis_url: str) -> None:
 def test_counts_for_many_customers_agree_with_one_at_a_time(kind: str, request: pytest.FixtureRequest) -> None:
     import redis
 
-    from connectors.memory import InMemoryContactLog
-    from connectors.redis_ledger import RedisContactLog
-    from outreach.delivery import ContactCap
+    from forewarn.connectors.memory import InMemoryContactLog
+    from forewarn.connectors.redis_ledger import RedisContactLog
+    from forewarn.outreach.delivery import ContactCap
 
     log = (InMemoryContactLog() if kind == "memory"
            else RedisContactLog(redis.Redis.from_url(request.getfixturevalue("redis_url")), prefix="many"))

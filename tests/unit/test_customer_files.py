@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from connectors.customer_files import read_customers
+from forewarn.connectors.customer_files import read_customers
 from forewarn.records import Customer, DeadLetter
 
 HEADER = (

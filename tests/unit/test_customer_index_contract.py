@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import redis
 
-from connectors.memory import InMemoryCustomerIndex, InMemoryLedger
-from connectors.redis_index import RedisCustomerIndex
-from connectors.redis_ledger import RedisLedger
+from forewarn.connectors.memory import InMemoryCustomerIndex, InMemoryLedger
+from forewarn.connectors.redis_index import RedisCustomerIndex
+from forewarn.connectors.redis_ledger import RedisLedger
 from forewarn.interfaces import CustomerIndex, Ledger
 from forewarn.records import Customer, MessageKey, SendResult
 

@@ -19,16 +19,16 @@ from typing import Any
 
 import pytest
 
-from detectors.base import CountBaseline, Estimator, TailScorer
-from detectors.baseline import SeasonalBaseline
-from detectors.classic import EarsC2, PoissonCusum
-from detectors.fleet import FaultShareDetector, FleetPane
-from detectors.scoring import NegativeBinomialScorer, PoissonScorer, SpikeRule
-from detectors.telemetry import ValueAnomaly
-from detectors.text_topics import EmergingTopics, TopicClassifier
-from detectors.topic import TopicDetector, pane_index
+from forewarn.demo.scenario_data import TEXTS
+from forewarn.detectors.base import CountBaseline, Estimator, TailScorer
+from forewarn.detectors.baseline import SeasonalBaseline
+from forewarn.detectors.classic import EarsC2, PoissonCusum
+from forewarn.detectors.fleet import FaultShareDetector, FleetPane
+from forewarn.detectors.scoring import NegativeBinomialScorer, PoissonScorer, SpikeRule
+from forewarn.detectors.telemetry import ValueAnomaly
+from forewarn.detectors.text_topics import EmergingTopics, TopicClassifier
+from forewarn.detectors.topic import TopicDetector, pane_index
 from forewarn.records import PaneCases
-from forewarn.scenario_data import TEXTS
 
 SLIDE = timedelta(minutes=15)
 START = datetime(2026, 11, 16, tzinfo=UTC)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from forewarn.outreach.incidents import IncidentTracker
 from forewarn.records import Spike, WindowVerdict
-from outreach.incidents import IncidentTracker
 
 T = datetime(2026, 11, 17, 14, tzinfo=UTC)
 STEP = timedelta(minutes=15)
@@ -49,11 +49,11 @@ def test_a_device_group_spike_names_its_segment() -> None:
 def test_an_unmapped_telemetry_incident_is_held_for_responders() -> None:
     from pathlib import Path
 
-    from connectors.memory import InMemoryCustomerIndex, InMemoryLedger
-    from connectors.templates import JinjaRenderer
+    from forewarn.connectors.memory import InMemoryCustomerIndex, InMemoryLedger
+    from forewarn.connectors.templates import JinjaRenderer
+    from forewarn.outreach.delivery import Deliverer
+    from forewarn.outreach.planner import Outreach
     from forewarn.records import Customer
-    from outreach.delivery import Deliverer
-    from outreach.planner import Outreach
 
     index = InMemoryCustomerIndex()
     index.upsert([Customer(id="CU-1", region="R1", phone="+15125550100",
@@ -69,12 +69,12 @@ def test_an_unmapped_telemetry_incident_is_held_for_responders() -> None:
 
 
 def test_an_emerging_topic_incident_is_held_while_a_named_one_is_sent(tmp_path: Path) -> None:
-    from connectors.memory import InMemoryCustomerIndex, InMemoryLedger
-    from connectors.outbox import OutboxSender
-    from connectors.templates import JinjaRenderer
+    from forewarn.connectors.memory import InMemoryCustomerIndex, InMemoryLedger
+    from forewarn.connectors.outbox import OutboxSender
+    from forewarn.connectors.templates import JinjaRenderer
+    from forewarn.outreach.delivery import Deliverer
+    from forewarn.outreach.planner import Outreach
     from forewarn.records import Customer
-    from outreach.delivery import Deliverer
-    from outreach.planner import Outreach
 
     def run(topic: str, tmp: Path) -> tuple[str | None, int]:
         index = InMemoryCustomerIndex()

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from forewarn.outreach.incidents import IncidentTracker, incident_id
 from forewarn.records import NATIONAL, Incident, PaneCases, Spike, WindowVerdict
-from outreach.incidents import IncidentTracker, incident_id
 
 STEP = timedelta(minutes=15)
 T0 = datetime(2026, 11, 17, 14, tzinfo=UTC)

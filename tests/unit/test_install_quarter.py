@@ -5,9 +5,9 @@ from __future__ import annotations
 import random
 from datetime import date
 
-from connectors.memory import InMemoryCustomerIndex
+from forewarn.connectors.memory import InMemoryCustomerIndex
+from forewarn.outreach.targeting import TraitRule, isolate_traits
 from forewarn.records import Customer
-from outreach.targeting import TraitRule, isolate_traits
 
 
 def _customer(i: int, installed: date, model: str) -> Customer:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from outreach.incidents import IncidentTracker
+from forewarn.outreach.incidents import IncidentTracker
 from tests.unit.test_topic_detector import DAY0, PER_DAY, feed, spikes_of, warmed, with_
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from connectors.nws import HttpResponse, NwsPoller
+from forewarn.connectors.nws import HttpResponse, NwsPoller
 
 NWS = Path(__file__).resolve().parents[3] / "shared" / "data" / "cap" / "nws_geojson"
 T = datetime(2026, 11, 20, 15, tzinfo=UTC)

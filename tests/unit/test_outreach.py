@@ -14,14 +14,14 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from connectors.memory import InMemoryCustomerIndex, InMemoryLedger
-from connectors.sms import sms_segments
-from connectors.templates import JinjaRenderer
+from forewarn.connectors.memory import InMemoryCustomerIndex, InMemoryLedger
+from forewarn.connectors.sms import sms_segments
+from forewarn.connectors.templates import JinjaRenderer
 from forewarn.interfaces import Sender
+from forewarn.outreach.audience import build_audience
+from forewarn.outreach.delivery import Deliverer, RetryPolicy
+from forewarn.outreach.planner import Outreach
 from forewarn.records import Channel, Customer, Incident, Message, MessageKey, SendResult
-from outreach.audience import build_audience
-from outreach.delivery import Deliverer, RetryPolicy
-from outreach.planner import Outreach
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "config" / "templates"
 REGION = "TX-453"

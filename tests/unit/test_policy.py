@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time
 
-from connectors.memory import InMemoryCustomerIndex
+from forewarn.connectors.memory import InMemoryCustomerIndex
+from forewarn.outreach.audience import build_audience
+from forewarn.outreach.policy import QuietHours
 from forewarn.records import Customer
-from outreach.audience import build_audience
-from outreach.policy import QuietHours
 
 QUIET = QuietHours(time(21), time(8))
 AT = datetime(2026, 11, 20, 5, 30, tzinfo=UTC)  # 23:30 in Chicago, 14:30 in Tokyo

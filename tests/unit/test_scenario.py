@@ -13,11 +13,11 @@ from pathlib import Path
 import phonenumbers
 import pytest
 
-from connectors.cap import is_alert_document, parse_alerts
-from connectors.geo import Area
+from forewarn.connectors.cap import is_alert_document, parse_alerts
+from forewarn.connectors.geo import Area
+from forewarn.demo.scenario import Scenario, covers, generate
+from forewarn.demo.scenario_data import MODELS, REGIONS
 from forewarn.records import NATIONAL, Case, Customer
-from forewarn.scenario import Scenario, covers, generate
-from forewarn.scenario_data import MODELS, REGIONS
 
 SMALL_CUSTOMERS = 2_000
 

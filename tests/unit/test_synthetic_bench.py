@@ -22,7 +22,7 @@ from bench.bench_synthetic import (
     run_all,
 )
 from bench.synthetic import SIZES, Surge, SyntheticData, generate, negbin, poisson
-from detectors.topic import PANE_EPOCH
+from forewarn.detectors.topic import PANE_EPOCH
 from forewarn.records import NATIONAL
 from forewarn.settings import DetectionSettings
 

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from connectors.memory import InMemoryCustomerIndex
+from forewarn.connectors.memory import InMemoryCustomerIndex
+from forewarn.demo.scenario import Scenario, generate
+from forewarn.outreach.targeting import TraitRule, incident_segment, isolate_traits
 from forewarn.records import NATIONAL, Customer, Incident
-from forewarn.scenario import Scenario, generate
-from outreach.targeting import TraitRule, incident_segment, isolate_traits
 
 
 @pytest.fixture(scope="module")

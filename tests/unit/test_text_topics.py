@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from detectors.text_topics import EmergingTopic, EmergingTopics, TopicClassifier, analyse
-from forewarn.scenario import Scenario, generate
+from forewarn.demo.scenario import Scenario, generate
+from forewarn.detectors.text_topics import EmergingTopic, EmergingTopics, TopicClassifier, analyse
 
 # A wave of a new issue, as customers word it: routers stuck rebooting after an update.
 WAVE = [

@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from detectors.scoring import NegativeBinomialScorer, PoissonScorer, SpikeRule
-from detectors.topic import TopicDetector, pane_index
-from flows.steps import Event, add_to_pane, freeze_pane
+from forewarn.demo.scenario import Scenario, generate
+from forewarn.detectors.scoring import NegativeBinomialScorer, PoissonScorer, SpikeRule
+from forewarn.detectors.topic import TopicDetector, pane_index
+from forewarn.flows.steps import Event, add_to_pane, freeze_pane
 from forewarn.records import NATIONAL, PaneCases, Spike, WindowVerdict
-from forewarn.scenario import Scenario, generate
 
 SLIDE = timedelta(minutes=15)
 WINDOW = timedelta(hours=1)

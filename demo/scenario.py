@@ -30,9 +30,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from forewarn.hazards import STATE_FIPS
-from forewarn.records import NATIONAL, Customer, OptOut, Product, rfc3339, utc
-from forewarn.scenario_data import (
+from forewarn.demo.scenario_data import (
     CASE_CHANNELS,
     FALLBACK_OFFICE,
     FIRMWARE_TEXTS,
@@ -50,6 +48,8 @@ from forewarn.scenario_data import (
     poisson,
     region_sizes,
 )
+from forewarn.hazards import STATE_FIPS
+from forewarn.records import NATIONAL, Customer, OptOut, Product, rfc3339, utc
 
 DEFECT_MODEL, DEFECT_FIRMWARE = "R7000", "2.1.7"
 OUTAGE_SHARE, DEFECT_SHARE = 0.10, 0.08

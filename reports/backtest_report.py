@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from flows.plotting import finish_png, time_axes
+from forewarn.reports.plotting import finish_png, time_axes
 
 ZOOM = timedelta(days=7)
 

@@ -1,4 +1,4 @@
-"""The `forewarn` command line: the only module that imports `flows`."""
+"""The `forewarn` command line: typer commands over the flows and the operator verbs."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def demo(
     config: ConfigOption = None,
 ) -> None:
     """Replay the bundled, seeded scenario through the full flow; nothing leaves the machine."""
-    from flows.demo import run_demo
+    from forewarn.flows.demo import run_demo
 
     settings = _settings(config or _default_config())
     started = time.perf_counter()
@@ -62,9 +62,9 @@ def demo(
 
 
 def _default_config() -> Path | None:
-    from forewarn.settings import PROJECT_CONFIG
+    from forewarn.settings import BUNDLED_CONFIG
 
-    path = PROJECT_CONFIG / "default.yaml"
+    path = BUNDLED_CONFIG / "default.yaml"
     return path if path.is_file() else None
 
 
@@ -74,7 +74,7 @@ def run(
     workers: Annotated[int, typer.Option("-w", "--workers", help="Worker threads in this process.")] = 1,
 ) -> None:
     """Run the long-lived flow on Kafka, Redis, Twilio and SMTP (recovery per config)."""
-    from flows.live import run_live
+    from forewarn.flows.live import run_live
 
     settings = _settings(config)
     try:
@@ -93,7 +93,7 @@ def detect(
     config: ConfigOption = None,
 ) -> None:
     """Detection only, offline: the backtest path over any JSONL of case records."""
-    from flows.offline import run_detect
+    from forewarn.flows.offline import run_detect
 
     settings = _settings(config or _default_config())
     try:
@@ -121,7 +121,7 @@ def replay(
     out: Annotated[Path, typer.Option(help="Folder for results and outboxes.")] = Path("replay-out"),
 ) -> None:
     """The full flow over files, dry-run: messages go to outbox files, not to customers."""
-    from flows.offline import run_replay
+    from forewarn.flows.offline import run_replay
 
     settings = _settings(config)
     try:
@@ -138,7 +138,7 @@ def customers_load(
     redis_url: Annotated[str | None, typer.Option(help="Overrides redis.url / FOREWARN_REDIS_URL.")] = None,
 ) -> None:
     """Load or upsert the Redis customer index; rejected rows go to FILE.rejected.jsonl."""
-    from flows.offline import load_customers
+    from forewarn.flows.offline import load_customers
 
     settings = _settings(config)
     try:
@@ -161,7 +161,7 @@ def audience(
     redis_url: Annotated[str | None, typer.Option(help="Overrides redis.url / FOREWARN_REDIS_URL.")] = None,
 ) -> None:
     """Dry-run: who a segment or area would reach, by channel, who is left out, the SMS cost; nothing is sent."""
-    from flows.preview import preview_audience
+    from forewarn.flows.preview import preview_audience
 
     settings = _settings(config or _default_config())
     try:

@@ -6,10 +6,10 @@ import html
 from collections import Counter
 from datetime import datetime, timedelta
 
-from flows.plotting import finish_png, time_axes
-from flows.summary import RunSummary
+from forewarn.demo.scenario import Scenario
 from forewarn.records import NATIONAL
-from forewarn.scenario import Scenario
+from forewarn.reports.plotting import finish_png, time_axes
+from forewarn.reports.summary import RunSummary
 from forewarn.settings import Settings
 
 

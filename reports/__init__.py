@@ -1,0 +1,1 @@
+"""Presentation of runs: the demo's summary and HTML report, the backtest report, their plots."""
