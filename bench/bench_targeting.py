@@ -34,8 +34,8 @@ import redis
 import shapely
 
 from bench.bench_index_load import synthetic_customers, used_memory
-from forewarn.connectors.geo import Area, customers_in_polygon
 from forewarn.connectors.redis_index import RedisCustomerIndex
+from forewarn.geo import Area
 from tests.servers.redis_server import spawned_redis
 
 PREFIX = "fw"
@@ -148,8 +148,8 @@ def run(n: int, batch: int, sample: int, url: str) -> None:
     row(f"{what}: contact fields, index.contacts (median/3)", contacts_ms, scan_s, note)
     row(f"{what}: full customers, index.segment (median/3)", docs_ms, scan_s, note)
 
-    polygon_ms, found = median_ms(lambda: sum(1 for _ in customers_in_polygon(index, COUNTY)), 5)
     area = Area([COUNTY])
+    polygon_ms, found = median_ms(lambda: sum(1 for _ in index.in_area(area)), 5)
     scan_s, scan_hits, note = scan_query(
         client, n, sample, lambda b: int(area.contains([d.get("lat") for d in b], [d.get("lon") for d in b]).sum()))
     minx, miny, maxx, maxy = area.polygons[0].bounds

@@ -161,6 +161,7 @@ def audience(
     redis_url: Annotated[str | None, typer.Option(help="Overrides redis.url / FOREWARN_REDIS_URL.")] = None,
 ) -> None:
     """Dry-run: who a segment or area would reach, by channel, who is left out, the SMS cost; nothing is sent."""
+    from forewarn.cli.audience import audience_table
     from forewarn.flows.preview import preview_audience
 
     settings = _settings(config or _default_config())
@@ -168,7 +169,7 @@ def audience(
         preview = preview_audience(settings, segment, redis_url, polygon, customers, topic)
     except (ConfigError, ValueError, FileNotFoundError) as exc:
         raise _fail(str(exc)) from None
-    preview.print(console)
+    console.print(audience_table(preview))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,7 +1,8 @@
-"""In-process customer index and ledger for the embedded demo: no external service.
+"""In-process twins of the Redis parts for the embedded demo: no external service, no redis-py.
 
-They behave like the Redis ones (same contract tests): attribute sets kept consistent on
-upsert, segments as AND of attribute values, claims that expire after `claim_ttl` while
+The customer index, ledger, incident store and contact log behave like the Redis ones (same
+contract tests): attribute sets kept consistent on upsert, segments as AND of attribute
+values, area searches by the same exact test, claims that expire after `claim_ttl` while
 pending, releases that never remove a recorded outcome. State lives in this process only.
 """
 
@@ -15,8 +16,9 @@ from typing import Any
 
 import orjson
 
-from forewarn.connectors.redis_ledger import PENDING, outcome_doc, utc_now
-from forewarn.connectors.segments import Entry, check_segment, customer_entries, segment_sets
+from forewarn.connectors.ledger_records import PENDING, outcome_doc, utc_now
+from forewarn.connectors.segments import Entry, check_segment, customer_entries, matches, segment_sets
+from forewarn.geo import Area
 from forewarn.interfaces import Segment
 from forewarn.records import (
     INDEXED_ATTRIBUTES,
@@ -99,6 +101,19 @@ class InMemoryCustomerIndex:
 
     def contacts(self, segment: Segment) -> Iterator[ContactCard]:
         return (customer.card() for customer in self.segment(segment))
+
+    def in_area(self, area: Area, segment: Segment | None = None, *, batch_size: int = 1_000) -> Iterator[Customer]:
+        """Every customer in `area` (and in `segment`, when given): a scan of every located
+        customer, `batch_size` at a time through the exact test of `Area`."""
+        wanted = dict(segment or {})
+        check_segment(wanted, self.traits)
+        if area.is_empty:
+            return iter(())
+        with self._lock:
+            located = [c for c in self._customers.values() if c.lat is not None and c.lon is not None
+                       and (not wanted or matches(c, wanted, self.extra_traits))]
+        return (c for start in range(0, len(located), batch_size)
+                for c in area.filter(located[start:start + batch_size]))
 
     def _matching(self, segment: Segment) -> Collection[str]:
         entries = segment_sets(segment)

@@ -9,7 +9,8 @@ Layout (every key starts with `prefix`, "fw" by default):
   firmware (see `connectors.segments`).
 - `{prefix}:all`: set of every customer id.
 - `{prefix}:geo`: GEO set of the customers with lat/lon (Redis GEO covers latitudes within
-  ±85.05112878; customers beyond that are kept in the index but not in the GEO set).
+  ±85.05112878; customers beyond that are kept in the index but not in the GEO set). It
+  pre-filters area searches (`in_area`, see `connectors.redis_geo`).
 
 Writes are read-then-write pipelines (no MULTI): the old docs of a batch are read in one
 round trip, then one round trip moves each customer between the value sets. This assumes one
@@ -33,13 +34,13 @@ from typing import Any
 import orjson
 import redis
 
-from forewarn.connectors.segments import Entry, check_segment, customer_entries, segment_sets
+from forewarn.connectors.redis_geo import geo_candidates
+from forewarn.connectors.segments import Entry, check_segment, customer_entries, matches, segment_sets
+from forewarn.geo import GEO_MAX_LAT, Area
 from forewarn.interfaces import Segment
 from forewarn.records import INDEXED_ATTRIBUTES, Channel, ContactCard, Customer, OptOut, Product
 
 BATCH_SIZE = 1_000
-GEO_MAX_LAT = 85.05112878
-"""Redis GEO cannot store latitudes beyond this (the Web Mercator limit)."""
 
 
 def customer_from_doc(raw: bytes | str) -> Customer:
@@ -257,6 +258,29 @@ class RedisCustomerIndex:
         check_segment(segment, self.traits)
         return (ContactCard.from_doc(orjson.loads(raw)) for keys in self._key_batches(segment)
                 for raw in self._docs(keys) if raw is not None)  # None: removed since its set was read
+
+    def in_area(self, area: Area, segment: Segment | None = None, *, batch_size: int = 1_000) -> Iterator[Customer]:
+        """Every customer in `area` (and in `segment`, when given), each once: the GEO pre-filter's
+        candidates (`candidate_ids`), their docs fetched `batch_size` at a time (one MGET each),
+        then the exact test of `Area` on each doc's own lat/lon.
+
+        An unknown attribute in `segment` raises ValueError here, before any customer is read.
+        """
+        wanted = dict(segment or {})
+        check_segment(wanted, self.traits)
+        if area.is_empty:
+            return iter(())
+        return self._in_area(area, wanted, batch_size)
+
+    def _in_area(self, area: Area, segment: Segment, batch_size: int) -> Iterator[Customer]:
+        ids = sorted(self.candidate_ids(area))
+        for start in range(0, len(ids), batch_size):
+            found = [c for c in self.get_many(ids[start:start + batch_size]) if c is not None]
+            yield from (c for c in area.filter(found) if not segment or matches(c, segment, self.extra_traits))
+
+    def candidate_ids(self, area: Area) -> set[str]:
+        """The ids the GEO pre-filter returns for `area`: a superset of the customers in it."""
+        return geo_candidates(self.client, self._geo, area)
 
     def _key_batches(self, segment: Segment) -> Iterator[list[bytes | str]]:
         """The doc keys of the customers of `segment`, a batch at a time."""

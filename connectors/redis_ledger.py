@@ -13,16 +13,15 @@ delays the retry of a send that never happened. One hour favours never texting t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 import redis
 
-from forewarn.records import Channel, Incident, MessageKey, MessageKind, SendResult, rfc3339
-
-PENDING = "pending"
+from forewarn.connectors.ledger_records import PENDING, outcome_doc, utc_now
+from forewarn.records import Channel, MessageKey, MessageKind, SendResult
 
 # Delete the key only while it still holds the pending marker: never a final record.
 _RELEASE_LUA = """
@@ -31,23 +30,6 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
-
-
-def outcome_doc(channel: Channel, outcome: SendResult, at: datetime) -> bytes:
-    """The final ledger value for a send outcome (no message body, no address)."""
-    return orjson.dumps(
-        {
-            "status": "sent" if outcome.ok else "failed",
-            "channel": channel,
-            "reason": outcome.reason,
-            "provider_id": outcome.provider_id,
-            "at": rfc3339(at),
-        }
-    )
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class RedisLedger:
@@ -97,48 +79,3 @@ class RedisLedger:
             return None
         text = raw.decode() if isinstance(raw, bytes) else str(raw)
         return PENDING if text == PENDING else dict(orjson.loads(text))
-
-
-class RedisIncidentStore:
-    """Incidents by id in Redis (`{prefix}:incident:{id}`), kept for `ttl` after their last change."""
-
-    def __init__(self, client: redis.Redis, prefix: str = "fw", ttl: timedelta = timedelta(days=30)):
-        self.client = client
-        self.prefix = prefix
-        self.ttl = ttl
-
-    def save(self, incident: Incident) -> None:
-        self.client.set(f"{self.prefix}:incident:{incident.id}", incident.to_record(), ex=self.ttl)
-
-    def load(self, incident_id: str) -> Incident | None:
-        raw = self.client.get(f"{self.prefix}:incident:{incident_id}")
-        return Incident.from_record(raw) if raw is not None else None  # type: ignore[arg-type]
-
-
-class RedisContactLog:
-    """Message times per customer in a sorted set `{prefix}:contacts:{customer}` (score: epoch seconds)."""
-
-    def __init__(self, client: redis.Redis, prefix: str = "fw", keep: timedelta = timedelta(days=7)):
-        self.client = client
-        self.prefix = prefix
-        self.keep = keep
-
-    def add(self, customer_id: str, at: datetime, key: str) -> None:
-        name = f"{self.prefix}:contacts:{customer_id}"
-        pipe = self.client.pipeline(transaction=False)
-        pipe.zadd(name, {key: at.timestamp()})
-        pipe.zremrangebyscore(name, "-inf", (at - self.keep).timestamp())
-        pipe.expire(name, self.keep)
-        pipe.execute()
-
-    def count_since(self, customer_id: str, since: datetime) -> int:
-        return int(self.client.zcount(f"{self.prefix}:contacts:{customer_id}", since.timestamp(), "+inf"))  # type: ignore[arg-type]
-
-    def counts_since(self, customer_ids: Sequence[str], since: datetime, batch: int = 1_000) -> list[int]:
-        counts: list[int] = []
-        for start in range(0, len(customer_ids), batch):
-            pipe = self.client.pipeline(transaction=False)
-            for customer_id in customer_ids[start:start + batch]:
-                pipe.zcount(f"{self.prefix}:contacts:{customer_id}", since.timestamp(), "+inf")
-            counts.extend(int(n) for n in pipe.execute())
-        return counts

@@ -1,23 +1,28 @@
 """Surges in the share of devices reporting a fault, per device group.
 
-A device group is a model and firmware, or a region. Per pane the flow collects
-which devices of the group reported anything and which reported a fault metric;
-the detector sums the panes of a window into distinct devices and asks how likely
-that many faulty devices are under the group's usual fault share (binomial tail).
+A device group is a model and firmware, or a region (`device_groups`). Per pane the
+flow folds a group's readings into a `FleetAcc`: which devices reported anything, which
+reported each fault metric, and the sum and count of each numeric metric. `FleetStep`
+closes the pane: the `FaultShareDetector` sums the panes of a window into distinct
+devices and asks how likely that many faulty devices are under the group's usual fault
+share (binomial tail); each numeric metric's pane mean is scored by a `ValueAnomaly`;
+the verdicts go out under the case topics the metrics are mapped to.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from forewarn.detectors.base import Estimator, check_windows
 from forewarn.detectors.scoring import SpikeRule
 from forewarn.detectors.telemetry import ValueAnomaly
 from forewarn.detectors.topic import PANE_EPOCH
-from forewarn.records import NATIONAL, Spike
+from forewarn.records import NATIONAL, Spike, Telemetry, WindowVerdict
 from forewarn.stats import binomial_sf, score
 
 
@@ -147,3 +152,171 @@ def value_spike(group: tuple[tuple[str, str], ...], metric: str, model: ValueAno
         baseline=f"mean {metric} of {count} readings {mean:.3g} vs expected {expected:.3g} ± {sd:.2g} (|z| {z:.1f})",
         segment=group,
     )
+
+
+# --- device groups, their panes while they fill, and the step closing each ----------------------------
+
+
+def device_groups(record: Telemetry) -> list[str]:
+    """The groups a reading counts in: its model and firmware, and its region.
+
+    >>> from datetime import UTC, datetime
+    >>> device_groups(Telemetry(ts=datetime(2026, 11, 20, tzinfo=UTC), device_id="D-9", metric="wan_down",
+    ...                         value=1.0, region="TX-453", model="R7000", firmware="2.1.7"))
+    ['model=R7000,firmware=2.1.7', 'region=TX-453']
+    """
+    groups = []
+    if record.model and record.firmware:
+        groups.append(f"model={record.model},firmware={record.firmware}")
+    if record.region:
+        groups.append(f"region={record.region}")
+    return groups
+
+
+def group_traits(key: str) -> tuple[tuple[str, str], ...]:
+    """`model=R7000,firmware=2.1.7` -> (("model", "R7000"), ("firmware", "2.1.7"))."""
+    return tuple((name, value) for name, _, value in (part.partition("=") for part in key.split(",")))
+
+
+@dataclass(slots=True)
+class Sum:
+    """The sum and count of one numeric metric's readings in a pane."""
+
+    total: float = 0.0
+    count: int = 0
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return Sum, (self.total, self.count)
+
+
+@dataclass(slots=True)
+class FleetAcc:
+    """One device group's filling pane: devices reporting, faulty devices per fault metric, and the
+    sum and count per numeric metric."""
+
+    reporting: set[str] = field(default_factory=set)
+    faulty: dict[str, set[str]] = field(default_factory=dict)
+    values: dict[str, Sum] = field(default_factory=dict)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> FleetAcc:
+        # Strings and floats are immutable: copying the containers is a deep copy, and far cheaper.
+        return FleetAcc(self.reporting.copy(), {m: d.copy() for m, d in self.faulty.items()},
+                        {m: Sum(v.total, v.count) for m, v in self.values.items()})
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return FleetAcc, (self.reporting, self.faulty, self.values)
+
+    def freeze(self) -> FleetPane:
+        return FleetPane(frozenset(self.reporting), {m: frozenset(d) for m, d in self.faulty.items()})
+
+
+def new_fleet_pane() -> FleetAcc:
+    return FleetAcc()
+
+
+@dataclass(frozen=True, slots=True)
+class FleetFolder:
+    """Folds a reading into its group's pane: a fault metric counts its device when the value is
+    above 0; any other metric is numeric and adds to its sum."""
+
+    fault_metrics: frozenset[str]
+
+    def __call__(self, acc: FleetAcc, record: Telemetry) -> FleetAcc:
+        acc.reporting.add(record.device_id)
+        metric = record.metric
+        if metric in self.fault_metrics:
+            if record.value > 0:
+                devices = acc.faulty.get(metric)
+                if devices is None:
+                    devices = acc.faulty[metric] = set()
+                devices.add(record.device_id)
+            return acc
+        total = acc.values.get(metric)
+        if total is None:
+            total = acc.values[metric] = Sum()
+        total.total += record.value
+        total.count += 1
+        return acc
+
+
+def fleet_folder(fault_metrics: tuple[str, ...] | frozenset[str]) -> Callable[[FleetAcc, Telemetry], FleetAcc]:
+    return FleetFolder(frozenset(fault_metrics))
+
+
+def merge_fleet_panes(a: FleetAcc, b: FleetAcc) -> FleetAcc:
+    """`b`'s readings after `a`'s: the same pane as folding them one by one."""
+    a.reporting |= b.reporting
+    for metric, devices in b.faulty.items():
+        mine = a.faulty.get(metric)
+        if mine is None:
+            a.faulty[metric] = set(devices)
+        else:
+            mine |= devices
+    for metric, theirs in b.values.items():
+        total = a.values.get(metric)
+        if total is None:
+            total = a.values[metric] = Sum()
+        total.total += theirs.total
+        total.count += theirs.count
+    return a
+
+
+@dataclass(slots=True)
+class FleetState:
+    """A device group's detectors: fault shares, and one value model per numeric metric."""
+
+    faults: FaultShareDetector
+    values: dict[str, ValueAnomaly] = field(default_factory=dict)
+
+
+TELEMETRY_PREFIX = "telemetry."
+"""Telemetry spikes are topics `telemetry.<metric>` until routed to the case topic their metric maps to."""
+
+
+@dataclass(frozen=True)
+class FleetStep:
+    """A `stateful_map` mapper over (group key, pane id, pane): a group's detectors, verdicts routed to
+    case topics.
+
+    Every fault metric yields a verdict per pane, spiking or not, under the case topic it
+    is mapped to in `topics` (else `telemetry.<metric>`), so its incidents tick, merge and
+    resolve with the cases' own. A numeric metric's pane mean alarms at `value_z` noise
+    scales from its `ValueAnomaly` expectation, seasonal per `value_season` ("day",
+    "weekpart", "week", or None).
+    """
+
+    window: timedelta = timedelta(hours=1)
+    slide: timedelta = timedelta(minutes=15)
+    warmup: timedelta = timedelta(hours=6)
+    fault_metrics: tuple[str, ...] = ("wan_down", "wifi_drop")
+    topics: Mapping[str, str] = field(default_factory=dict)
+    value_z: float = 6.0
+    value_season: str | None = "day"
+
+    def __post_init__(self) -> None:
+        check_windows(self.slide, self.window)
+        ValueAnomaly(season=self.value_season)  # an unknown season fails here, not at the first reading
+
+    def topic(self, metric: str) -> str:
+        return self.topics.get(metric, TELEMETRY_PREFIX + metric)
+
+    def __call__(self, state: FleetState | None, closed: tuple[str, int, FleetAcc]
+                 ) -> tuple[FleetState, list[WindowVerdict]]:
+        key, pane_id, acc = closed
+        group = group_traits(key)
+        if state is None:
+            state = FleetState(FaultShareDetector(group, self.window, self.slide, self.warmup))
+        spikes = state.faults.process(pane_id, acc.freeze())
+        start, end = PANE_EPOCH + pane_id * self.slide, PANE_EPOCH + (pane_id + 1) * self.slide
+        for metric, total in sorted(acc.values.items()):
+            model = state.values.get(metric)
+            if model is None:
+                model = state.values[metric] = ValueAnomaly(season=self.value_season)
+            spike = value_spike(group, metric, model, start, end, total.total / total.count, total.count,
+                                self.value_z)
+            if spike is not None:
+                spikes.append(spike)
+        by_topic: dict[str, list[Spike]] = {self.topic(m): [] for m in self.fault_metrics}
+        for spike in spikes:
+            by_topic.setdefault(self.topic(spike.topic.removeprefix(TELEMETRY_PREFIX)), []).append(spike)
+        return state, [WindowVerdict(topic, start, end, tuple(found)) for topic, found in by_topic.items()]

@@ -32,7 +32,7 @@ def best_scale(counts: Sequence[int], expected: Sequence[float], scorers: Mappin
     Each length has its own scorer: counts over a quarter hour vary more, relative to
     their mean, than counts over four hours, so each learns its own overdispersion.
 
-    >>> from detectors.scoring import PoissonScorer
+    >>> from forewarn.detectors.scoring import PoissonScorer
     >>> choice = best_scale([12, 1, 1, 1], [1.0] * 4, {1: PoissonScorer(), 4: PoissonScorer()}, 0.05)
     >>> choice.panes, choice.observed, round(choice.expected, 1), choice.p_value < 1e-6
     (1, 12, 1.0, True)

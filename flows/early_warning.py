@@ -4,7 +4,7 @@ read → parse (bad → dead letters) → count per topic in tumbling panes (lat
 letters) → detect → incidents → outreach (isolate, target, deliver through the
 ledger) → incident reports. `forewarn detect` stops after detect and writes spikes.
 
-For `python -m bytewax.run`, point it at `forewarn.flows.early_warning:get_flow('CONFIG.yaml')`.
+For `python -m bytewax.run`, point it at `forewarn.flows.live:get_flow('CONFIG.yaml')`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import bytewax.operators as op
@@ -26,25 +25,18 @@ from bytewax.operators.windowing import EventClock, TumblingWindower, fold_windo
 from bytewax.outputs import Sink
 
 from forewarn.connectors.cap import is_alert_document, parse_alerts
+from forewarn.detectors.fleet import device_groups, fleet_folder, merge_fleet_panes, new_fleet_pane
+from forewarn.detectors.panes import Event, add_to_pane, merge_panes, new_pane, to_event
 from forewarn.detectors.topic import PANE_EPOCH
+from forewarn.detectors.topic_assignment import AssignTopics
 from forewarn.flows.steps import (
-    AssignTopics,
     DetectorFactory,
-    Event,
-    FleetStep,
     TrackHazards,
     TrackIncidents,
-    add_to_pane,
     detect_step,
-    device_groups,
-    fleet_folder,
+    fleet_step,
     late_letter,
-    merge_fleet_panes,
-    merge_panes,
-    new_fleet_pane,
-    new_pane,
     telemetry_late_letter,
-    to_event,
 )
 from forewarn.hazards import HazardAlert
 from forewarn.interfaces import CustomerIndex
@@ -228,28 +220,20 @@ def _detect_fleet(settings: Settings, records: Stream[Any], replay: bool
     """Telemetry: fault shares per device group, as verdicts of the case topics they map to."""
     s = settings.detection
     grouped = op.flat_map("device_groups", records,
-                          lambda item: [(key, item) for key, _ in device_groups(item[1])])
+                          lambda item: [(key, item) for key in device_groups(item[1])])
     fold = fleet_folder(s.telemetry_fault_metrics)
     panes = fold_window("fleet_panes", grouped, _clock(lambda item: item[1].ts, settings, replay),
                         TumblingWindower(s.slide, PANE_EPOCH), new_fleet_pane,
                         lambda acc, item: fold(acc, item[1]), merge_fleet_panes)
     closed = op.map("with_group", panes.down, lambda kv: (kv[0], (kv[0], kv[1][0], kv[1][1])))
-    verdicts = op.stateful_map("fleet_detect", closed, FleetStep(s))
+    verdicts = op.stateful_map("fleet_detect", closed, fleet_step(s))
     per_topic = op.flat_map("fleet_verdicts", verdicts, lambda kv: [[v] for v in kv[1]])
     # A reading counts in up to two groups; its first group alone reports it late, so it is dead-lettered once.
     first_group = op.filter("fleet_late_once", panes.late,
-                            lambda kv: kv[0] == device_groups(kv[1][1][1])[0][0])
+                            lambda kv: kv[0] == device_groups(kv[1][1][1])[0])
     late = op.map("fleet_late", first_group, lambda kv: telemetry_late_letter(kv, s.slide, s.allowed_lateness))
     return per_topic, late
 
 
 def _handle(outreach: Callable[[], Outreach], incident: Incident) -> OutreachReport:
     return outreach().handle(incident)
-
-
-def get_flow(config: str) -> Dataflow:
-    """Entry point for `python -m bytewax.run "forewarn.flows.early_warning:get_flow('config.yaml')"`."""
-    from forewarn.flows.wiring import production_io  # wiring pulls in every connector
-    from forewarn.settings import load_settings
-    settings = load_settings(Path(config))
-    return build_flow(settings, production_io(settings))

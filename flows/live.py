@@ -1,13 +1,27 @@
-"""`forewarn run`: the long-lived flow on Kafka, Redis, Twilio and SMTP, with recovery."""
+"""`forewarn run`: the long-lived flow on Kafka, Redis, Twilio and SMTP, with recovery.
+
+Also the entry point for Bytewax's own runner (to scale out with `-w/-i/-a`):
+`python -m bytewax.run "forewarn.flows.live:get_flow('config/production.yaml')" -w 2`.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from bytewax.dataflow import Dataflow
 from bytewax.recovery import RecoveryConfig
 from bytewax.run import cli_main
 
 from forewarn.flows.early_warning import build_flow
 from forewarn.flows.wiring import production_io
-from forewarn.settings import ConfigError, Settings
+from forewarn.settings import ConfigError, Settings, load_settings
+
+
+def get_flow(config: str) -> Dataflow:
+    """Entry point for `python -m bytewax.run "forewarn.flows.live:get_flow('config.yaml')"`: the production
+    flow, its edges checked first (recovery is then the runner's `-r/-s/-b` options)."""
+    settings = load_settings(Path(config))
+    return build_flow(settings, production_io(settings))
 
 
 def run_live(settings: Settings, workers: int = 1) -> None:

@@ -71,7 +71,8 @@ def run_replay(settings: Settings, inputs: list[Path], out: Path, customers: Pat
     return RunSummary.from_dir(out)
 
 
-def redis_index(settings: Settings, url: str | None) -> RedisCustomerIndex:
+def redis_connection(settings: Settings, url: str | None) -> tuple[redis.Redis, str]:
+    """A client for `url`, else the configured Redis (FOREWARN_REDIS_URL first), and the key prefix."""
     secrets = Secrets()
     if url is None and settings.redis is None and secrets.forewarn_redis_url is None:
         raise ConfigError("no Redis configured: add a redis section to the config, set FOREWARN_REDIS_URL, "
@@ -79,7 +80,12 @@ def redis_index(settings: Settings, url: str | None) -> RedisCustomerIndex:
     redis_settings = settings.redis or RedisSettings()
     client = (redis.Redis.from_url(url) if url is not None
               else redis_client(settings.model_copy(update={"redis": redis_settings}), secrets))
-    return RedisCustomerIndex(client, redis_settings.prefix, extra_traits=settings.targeting.extra_traits)
+    return client, redis_settings.prefix
+
+
+def redis_index(settings: Settings, url: str | None) -> RedisCustomerIndex:
+    client, prefix = redis_connection(settings, url)
+    return RedisCustomerIndex(client, prefix, extra_traits=settings.targeting.extra_traits)
 
 
 def load_customers(settings: Settings, path: Path, redis_url: str | None) -> tuple[int, int, float]:

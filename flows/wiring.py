@@ -12,14 +12,15 @@ import redis
 from bytewax.inputs import Source
 
 from forewarn.connectors.email import SmtpSender
-from forewarn.connectors.geo import customers_in_area
 from forewarn.connectors.jsonl import JsonlSink, JsonlSource
 from forewarn.connectors.kafka import check_brokers, json_topic_sink, kafka_source, to_raw
 from forewarn.connectors.memory import InMemoryContactLog, InMemoryIncidentStore, InMemoryLedger
 from forewarn.connectors.nws import NwsPoller, NwsSource, urllib_fetch
 from forewarn.connectors.outbox import OutboxSender
+from forewarn.connectors.redis_contact_log import RedisContactLog
+from forewarn.connectors.redis_incidents import RedisIncidentStore
 from forewarn.connectors.redis_index import RedisCustomerIndex
-from forewarn.connectors.redis_ledger import RedisContactLog, RedisIncidentStore, RedisLedger
+from forewarn.connectors.redis_ledger import RedisLedger
 from forewarn.connectors.sms import TwilioSender
 from forewarn.connectors.templates import JinjaRenderer
 from forewarn.flows.early_warning import FlowIO
@@ -118,13 +119,12 @@ class MemoryParts:
 
 def build_hazards(settings: Settings, index: CustomerIndex, ledger: Ledger, senders: dict[Channel, Sender],
                   log: ContactLog | None = None) -> HazardOutreach:
-    """Forecast-incident outreach: the configured rules, polygon/circle lookup on the index."""
+    """Forecast-incident outreach: the configured rules; polygons and circles are searched on the index."""
     hazards = settings.hazards or HazardSettings()
     rules = [HazardRule(tuple(r.events), r.min_rank, tuple(sorted(r.require.items()))) for r in hazards.rules]
     quiet = QuietHours(*settings.outreach.quiet_hours) if settings.outreach.quiet_hours else None
     return HazardOutreach(index, deliverer(settings, index, ledger, senders, log),
                           JinjaRenderer(settings.outreach.templates), rules,
-                          lambda polygons, circles: customers_in_area(index, polygons, circles),
                           hazards.region_format, settings.outreach.max_audience, quiet)
 
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 
 from forewarn.records import Channel, ContactCard, Customer, Incident, Message, MessageKey, MessageKind, SendResult
+
+if TYPE_CHECKING:  # shapely and numpy load only where areas are searched
+    from forewarn.geo import Area
 
 Segment = Mapping[str, str]
 """Attribute name to required value, combined with AND; for example {"model": "R7000"}.
@@ -57,6 +60,17 @@ class CustomerIndex(Protocol):
 
     def contacts(self, segment: Segment) -> Iterator[ContactCard]:
         """How to reach every customer of `segment`: the same customers as `segment()`, read lighter."""
+        ...
+
+    def in_area(self, area: Area, segment: Segment | None = None, *, batch_size: int = 1_000) -> Iterator[Customer]:
+        """Every customer whose own lat/lon lies in `area` (and who matches `segment`, when given), each once.
+
+        In the area means `Area.contains` (see `forewarn.geo`): on a polygon's edge counts as
+        inside, a circle by great-circle distance, and customers without a location or beyond
+        ±`GEO_MAX_LAT` are never in one; an empty area holds nobody. `segment` matches as in
+        `segment()`. Customers are read `batch_size` at a time; an unknown attribute in
+        `segment` raises ValueError before any is read.
+        """
         ...
 
     def record_opt_out(self, customer_id: str, channel: Channel) -> bool:

@@ -55,6 +55,9 @@ class DetectionSettings(_Section):
     """Fault metric -> the case topic its surges merge with into one incident."""
     telemetry_value_z: float = Field(6.0, gt=0)
     """A device group's mean of a numeric metric this many noise scales from its expectation alarms."""
+    telemetry_value_season: Literal["day", "weekpart", "week"] | None = "day"
+    """The seasonal profile a numeric metric's expectation follows: hour of day, weekday/weekend hour,
+    hour of week, or null for none."""
 
     _durations = field_validator("window", "slide", "allowed_lateness", "warmup", "reporter_lookback",
                                  "adapt_after", mode="before")(_duration)

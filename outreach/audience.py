@@ -47,7 +47,7 @@ def build_audience(segment: Segment, index: CustomerIndex, reporters: frozenset[
     An empty segment would mean everyone: such an audience, and one larger than
     `max_audience`, is held for a responder instead of sent.
 
-    >>> from connectors.memory import InMemoryCustomerIndex
+    >>> from forewarn.connectors.memory import InMemoryCustomerIndex
     >>> index = InMemoryCustomerIndex()
     >>> _ = index.upsert([
     ...     Customer(id="A", region="R1", phone="+15125550100"),

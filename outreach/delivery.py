@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from forewarn.interfaces import ContactLog, Ledger, Sender
-from forewarn.records import Channel, Message, SendResult
+from forewarn.records import Channel, Message, MessageKind, SendResult
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class OptOutRecorder(Protocol):
 class Deliverer:
     """Delivers messages once each, whatever the number of times it is asked.
 
-    >>> from connectors.memory import InMemoryLedger
+    >>> from forewarn.connectors.memory import InMemoryLedger
     >>> from forewarn.records import MessageKey
     >>> class Echo:
     ...     channel = "sms"
@@ -126,6 +126,11 @@ class Deliverer:
         self.ledger.release(message.key)
         log.warning("send deferred for %s on %s: %s", message.key, message.channel, result.reason)
         return "deferred"
+
+    def delivered_to(self, incident_id: str, kind: MessageKind) -> set[str]:
+        """The customers this pipeline's ledger records as sent `kind` for the incident (whoever sent it):
+        the customers an all-clear or a cancellation goes back to."""
+        return self.ledger.recipients(incident_id, kind)
 
     def _over_cap(self, message: Message, at: datetime | None) -> bool:
         if self.cap is None or at is None or message.key.kind != "warning":

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from forewarn.geo import Area
 from forewarn.hazards import HazardAlert, HazardIncident, RegionFormat, county_regions
 from forewarn.interfaces import CustomerIndex, Renderer
 from forewarn.localtime import LocalTime
@@ -22,10 +23,6 @@ from forewarn.outreach.audience import Audience, Recipient, audience_of
 from forewarn.outreach.delivery import Deliverer, DeliveryTally
 from forewarn.outreach.policy import QuietHours
 from forewarn.records import INDEXED_ATTRIBUTES, Customer, Message, MessageKey, MessageKind, rfc3339
-
-AreaLookup = Callable[[Sequence[Sequence[tuple[float, float]]], Sequence[tuple[float, float, float]]],
-                      Iterable[Customer]]
-"""Customers inside polygons (lat, lon rings) or circles (lat, lon, km): handed in by the flow."""
 
 
 def hazard_id(alert: HazardAlert) -> str:
@@ -127,9 +124,10 @@ def whole_states(regions: set[str], index: CustomerIndex) -> set[str]:
 
 
 def hazard_audience(incident: HazardIncident, rules: Sequence[HazardRule], index: CustomerIndex,
-                    in_area: AreaLookup, region_format: RegionFormat, max_audience: int,
+                    region_format: RegionFormat, max_audience: int,
                     quiet: QuietHours | None = None, urgent_rank: int = 3) -> Audience:
-    """Customers in the alert's polygons/circles, else in its SAME/FIPS counties, filtered by the rule.
+    """Customers in the alert's polygons/circles (`CustomerIndex.in_area`), else in its SAME/FIPS
+    counties, filtered by the rule.
 
     Quiet hours apply below `urgent_rank`; a severe, imminent hazard does not wait for morning.
     """
@@ -138,10 +136,9 @@ def hazard_audience(incident: HazardIncident, rules: Sequence[HazardRule], index
     if rule is None:
         return Audience({}, held=f"no hazard rule for {alert.event!r} at severity rank {alert.severity_rank()}: "
                                  "add one under hazards.rules to warn customers")
-    polygons = [ring for area in alert.areas for ring in area.polygons]
-    circles = [(c.lat, c.lon, c.radius_km) for area in alert.areas for c in area.circles]
-    if polygons or circles:
-        candidates: Iterable[Customer] = in_area(polygons, circles)
+    area = Area([ring for a in alert.areas for ring in a.polygons], [c for a in alert.areas for c in a.circles])
+    if not area.is_empty:
+        candidates: Iterable[Customer] = index.in_area(area)
     else:
         regions = whole_states(county_regions(alert, region_format), index)
         if not regions:
@@ -170,13 +167,12 @@ class HazardOutreach:
     """Warns the customers in a hazard's path once, and tells them when it is withdrawn."""
 
     def __init__(self, index: CustomerIndex, deliverer: Deliverer, renderer: Renderer, rules: Sequence[HazardRule],
-                 in_area: AreaLookup, region_format: RegionFormat = "state-county", max_audience: int = 10_000,
+                 region_format: RegionFormat = "state-county", max_audience: int = 10_000,
                  quiet: QuietHours | None = None):
         self.index = index
         self.deliverer = deliverer
         self.renderer = renderer
         self.rules = tuple(rules)
-        self.in_area = in_area
         self.region_format = region_format
         self.max_audience = max_audience
         self.quiet = quiet
@@ -184,14 +180,14 @@ class HazardOutreach:
     def handle(self, incident: HazardIncident) -> HazardReport:
         if incident.status in ("opened", "updated"):
             # An update may widen the area: the ledger lets only the newly covered customers through.
-            audience = hazard_audience(incident, self.rules, self.index, self.in_area, self.region_format,
+            audience = hazard_audience(incident, self.rules, self.index, self.region_format,
                                        self.max_audience, self.quiet)
             report = HazardReport(incident=incident, audience_size=len(audience.recipients),
                                   excluded=dict(audience.excluded), held=audience.held)
             self._send(report, "warning", audience.recipients)
             return report
         if incident.status == "cancelled":
-            warned = self.index.get_many(sorted(self.deliverer.ledger.recipients(incident.id, "warning")))
+            warned = self.index.get_many(sorted(self.deliverer.delivered_to(incident.id, "warning")))
             recipients = [Recipient(c, c.preferred_channel, address) for c in warned if c is not None
                           if (address := c.contact(c.preferred_channel)) is not None]
             report = HazardReport(incident=incident, audience_size=len(recipients))

@@ -16,7 +16,7 @@ from forewarn.localtime import LocalTime
 from forewarn.outreach.audience import Audience, Recipient, build_audience
 from forewarn.outreach.delivery import Deliverer, DeliveryTally
 from forewarn.outreach.policy import QuietHours
-from forewarn.outreach.targeting import TraitRule, incident_segment, isolate_traits
+from forewarn.outreach.targeting import TraitRule, isolate_traits, warning_segment
 from forewarn.records import EMERGING_PREFIX, NATIONAL, Customer, Incident, Message, MessageKey, MessageKind, rfc3339
 
 
@@ -73,8 +73,7 @@ class Outreach:
             return OutreachReport(incident, held=f"{incident.topic} is an emerging topic found in case texts: "
                                                  f"review it (forewarn audience {incident.id}) before customers "
                                                  "are told")
-        # A device group's traits come straight from telemetry; isolated traits narrow them further.
-        segment = dict(incident.known_segment) | incident_segment(incident, traits)
+        segment = warning_segment(incident)  # the isolated traits are on the incident now
         # Quiet hours are judged at the incident's own time, so a replay decides as the live flow did.
         audience = build_audience(segment, self.index, incident.reporters | incident.earlier_reporters,
                                   self.max_audience, self.quiet, incident.opened_at)
@@ -83,7 +82,7 @@ class Outreach:
         return report
 
     def _all_clear(self, incident: Incident) -> OutreachReport:
-        warned = sorted(self.deliverer.ledger.recipients(incident.id, "warning"))
+        warned = sorted(self.deliverer.delivered_to(incident.id, "warning"))
         recipients = []
         for customer in self.index.get_many(warned):
             if customer is None:

@@ -36,7 +36,7 @@ class TraitRule:
 def isolate_traits(reporters: Iterable[Customer], index: CustomerIndex, rule: TraitRule) -> tuple[Trait, ...]:
     """The traits shared by the reporters far beyond their share of the base.
 
-    >>> from connectors.memory import InMemoryCustomerIndex
+    >>> from forewarn.connectors.memory import InMemoryCustomerIndex
     >>> def cust(i, model, region="R1"):
     ...     return Customer(id=f"CU-{i}", region=region,
     ...                     products=({"model": model, "firmware": model + "-1"},))
@@ -77,3 +77,12 @@ def incident_segment(incident: Incident, traits: tuple[Trait, ...]) -> dict[str,
     if incident.region != NATIONAL:
         segment["region"] = incident.region
     return segment
+
+
+def warning_segment(incident: Incident) -> dict[str, str]:
+    """Who an incident's warning goes to: a device group's known traits (straight from telemetry),
+    narrowed by the incident's region and the traits isolated among its reporters (`incident.segment`).
+
+    The planner sends to it and `forewarn audience INC-...` previews it: one rule for both.
+    """
+    return dict(incident.known_segment) | incident_segment(incident, incident.segment)

@@ -26,7 +26,7 @@ from forewarn.flows.early_warning import build_flow
 from forewarn.flows.wiring import production_io
 from forewarn.records import Customer, DeadLetter, Spike
 from forewarn.settings import Settings
-from tests.integration.test_end_to_end import (
+from tests.integration.helpers import (
     load_customers,
     make_settings,
     produce,

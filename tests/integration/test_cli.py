@@ -184,8 +184,9 @@ def test_audience_preview_of_a_polygon_and_segment_with_sms_cost(tmp_path: Path)
 def test_audience_preview_of_an_incident_counts_who_was_already_contacted(redis_url: str, tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
+    from forewarn.connectors.redis_incidents import RedisIncidentStore
     from forewarn.connectors.redis_index import RedisCustomerIndex
-    from forewarn.connectors.redis_ledger import RedisIncidentStore, RedisLedger
+    from forewarn.connectors.redis_ledger import RedisLedger
     from forewarn.records import Incident, MessageKey, SendResult, Trait
 
     client = redis.Redis.from_url(redis_url)
@@ -218,8 +219,8 @@ def test_audience_preview_of_an_incident_counts_who_was_already_contacted(redis_
 def test_audience_preview_counts_customers_at_their_daily_cap(redis_url: str, tmp_path: Path) -> None:
     from datetime import UTC, datetime, timedelta
 
+    from forewarn.connectors.redis_contact_log import RedisContactLog
     from forewarn.connectors.redis_index import RedisCustomerIndex
-    from forewarn.connectors.redis_ledger import RedisContactLog
 
     client = redis.Redis.from_url(redis_url)
     scenario = generate(seed=3, customers=2_000, regions=10)

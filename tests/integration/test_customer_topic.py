@@ -17,7 +17,7 @@ from forewarn.connectors.redis_index import RedisCustomerIndex
 from forewarn.flows.early_warning import build_flow
 from forewarn.flows.wiring import memory_io, production_io
 from forewarn.settings import Settings
-from tests.integration.test_end_to_end import make_settings, produce, read_topic, secrets_for, topic_names
+from tests.integration.helpers import make_settings, produce, read_topic, secrets_for, topic_names
 from tests.servers.kafka_broker import create_topics
 from tests.servers.smtp_server import SmtpServer
 from tests.servers.twilio_standin import TwilioStandin

@@ -1,4 +1,4 @@
-"""Polygon and circle targeting against a real Redis, checked against the in-memory scan."""
+"""Polygon and circle targeting (`CustomerIndex.in_area`) against a real Redis, checked against the in-memory scan."""
 
 from __future__ import annotations
 
@@ -9,17 +9,9 @@ from collections.abc import Iterator, Sequence
 import pytest
 import redis
 
-from forewarn.connectors.geo import (
-    EARTH_RADIUS_M,
-    Area,
-    Circle,
-    LatLon,
-    candidate_ids,
-    customers_in_area,
-    customers_in_polygon,
-)
 from forewarn.connectors.memory import InMemoryCustomerIndex
 from forewarn.connectors.redis_index import RedisCustomerIndex
+from forewarn.geo import EARTH_RADIUS_M, Area, Circle, LatLon
 from forewarn.records import Customer
 
 pytestmark = pytest.mark.integration
@@ -76,8 +68,9 @@ def ids(found: Iterator[Customer]) -> list[str]:
 def both(indexes: Pair, polygons: Sequence[Sequence[LatLon]] = (),
          circles: Sequence[Circle | tuple[float, float, float]] = ()) -> list[str]:
     """The ids found in the area by the Redis index, after checking that the scan agrees."""
-    from_redis = ids(customers_in_area(indexes[0], polygons, circles))
-    from_memory = ids(customers_in_area(indexes[1], polygons, circles))
+    area = Area(polygons, circles)
+    from_redis = ids(indexes[0].in_area(area))
+    from_memory = ids(indexes[1].in_area(area))
     assert from_redis == from_memory
     return from_redis
 
@@ -96,9 +89,9 @@ def test_50_m_inside_and_outside_each_edge_of_a_county(indexes: Pair) -> None:
 
     found = both(indexes, polygons=[COUNTY])
     assert found == sorted(["centre", "vertex", *(f"in-{i}" for i in range(len(ring)))])
-    assert ids(customers_in_polygon(indexes[0], COUNTY)) == found
+    assert ids(indexes[0].in_area(Area([COUNTY]), batch_size=2)) == found
     # Listing the ring the other way round, or closed, changes nothing.
-    assert ids(customers_in_polygon(indexes[0], [*reversed(COUNTY), COUNTY[-1]])) == found
+    assert ids(indexes[0].in_area(Area([[*reversed(COUNTY), COUNTY[-1]]]))) == found
 
 
 def test_concave_polygon_drops_the_box_candidates_outside_it(
@@ -113,7 +106,7 @@ def test_concave_polygon_drops_the_box_candidates_outside_it(
     ]
     load(indexes, people)
     assert both(indexes, polygons=[U_SHAPE]) == ["base", "left-arm", "notch-edge-in", "right-arm"]
-    assert {"notch", "notch-edge-out"} <= candidate_ids(indexes[0], Area([U_SHAPE]))
+    assert {"notch", "notch-edge-out"} <= indexes[0].candidate_ids(Area([U_SHAPE]))
 
 
 def test_circle_by_distance_from_its_centre(indexes: Pair) -> None:
@@ -187,6 +180,22 @@ def test_redis_and_scan_agree_on_random_shapes_everywhere(
         total += len(found)
     assert 0 < total < len(people)
     assert both(indexes, polygons=shapes, circles=[(lat, lon, 20.0) for lat, lon in centres])
+
+
+def test_area_and_segment_together(indexes: Pair) -> None:
+    people = [Customer.model_validate({"id": cid, "region": region, "lat": lat, "lon": lon,
+                                       "products": [{"model": model, "firmware": "1.0"}]})
+              for cid, region, model, (lat, lon) in [("a", "R-1", "R7000", (30.35, -97.75)),
+                                                     ("b", "R-2", "R7000", (30.36, -97.76)),
+                                                     ("c", "R-1", "X20", (30.34, -97.74)),
+                                                     ("d", "R-1", "R7000", (35.0, -90.0))]]
+    load(indexes, people)
+    for index in indexes:
+        assert ids(index.in_area(Area([COUNTY]), {"region": "R-1", "model": "R7000"})) == ["a"]
+        assert ids(index.in_area(Area([COUNTY]), {"model": "R7000", "firmware": "1.0"}, batch_size=1)) == ["a", "b"]
+        assert ids(index.in_area(Area([COUNTY]), {})) == ["a", "b", "c"]
+        with pytest.raises(ValueError, match="unknown attribute 'colour'"):
+            index.in_area(Area([COUNTY]), {"colour": "red"})
 
 
 def test_bad_shapes_are_refused() -> None:

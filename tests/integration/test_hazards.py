@@ -10,7 +10,6 @@ import pytest
 import shapely
 
 from forewarn.connectors.cap import Circle, HazardAlert, Reference, parse_alerts
-from forewarn.connectors.geo import customers_in_area
 from forewarn.connectors.memory import InMemoryCustomerIndex, InMemoryLedger
 from forewarn.connectors.templates import JinjaRenderer
 from forewarn.outreach.delivery import Deliverer
@@ -61,7 +60,7 @@ def world() -> tuple[HazardAlert, InMemoryCustomerIndex, list[Customer], list[Cu
 def _outreach(index: InMemoryCustomerIndex, rules: list[HazardRule]) -> tuple[HazardOutreach, Outbox]:
     sms = Outbox("sms")
     outreach = HazardOutreach(index, Deliverer(InMemoryLedger(), {"sms": sms}), JinjaRenderer(Path("config/templates")),
-                              rules, lambda polygons, circles: customers_in_area(index, polygons, circles))
+                              rules)
     return outreach, sms
 
 
@@ -153,7 +152,7 @@ def test_a_statewide_alert_reaches_every_county_of_the_state_even_in_quiet_hours
     # Quiet all day: a rank-4 emergency is urgent and goes out by SMS anyway.
     outreach = HazardOutreach(index, Deliverer(InMemoryLedger(), {"sms": sms}),
                               JinjaRenderer(Path("config/templates")), [HazardRule(events=(alert.event or "",))],
-                              lambda polygons, circles: [], quiet=QuietHours(time(0), time(23, 59)))
+                              quiet=QuietHours(time(0), time(23, 59)))
     [incident] = HazardTracker().observe(alert)
     outreach.handle(incident)
     assert {m.key.customer_id for m in sms.sent} == {c.id for c in michigan}
@@ -172,7 +171,6 @@ def test_a_non_urgent_alert_at_night_goes_by_email_instead_of_sms(world) -> None
     outreach = HazardOutreach(index, Deliverer(InMemoryLedger(), {"sms": sms, "email": email}),
                               JinjaRenderer(Path("config/templates")), [HazardRule(events=(alert.event or "",),
                                                                                    min_rank=1)],
-                              lambda polygons, circles: customers_in_area(index, polygons, circles),
                               quiet=QuietHours(time(0), time(23, 59)))
     [incident] = HazardTracker().observe(watch)
     outreach.handle(incident)

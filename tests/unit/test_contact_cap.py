@@ -46,7 +46,7 @@ def test_the_third_warning_in_a_day_is_capped_and_can_go_out_later() -> None:
 def test_redis_contact_log_counts_by_event_time(redis_url: str) -> None:
     import redis
 
-    from forewarn.connectors.redis_ledger import RedisContactLog
+    from forewarn.connectors.redis_contact_log import RedisContactLog
 
     log = RedisContactLog(redis.Redis.from_url(redis_url))
     log.add("CU-1", T, "INC-1|CU-1|warning")
@@ -62,7 +62,7 @@ def test_counts_for_many_customers_agree_with_one_at_a_time(kind: str, request: 
     import redis
 
     from forewarn.connectors.memory import InMemoryContactLog
-    from forewarn.connectors.redis_ledger import RedisContactLog
+    from forewarn.connectors.redis_contact_log import RedisContactLog
     from forewarn.outreach.delivery import ContactCap
 
     log = (InMemoryContactLog() if kind == "memory"

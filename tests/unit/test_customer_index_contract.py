@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,6 +15,7 @@ import redis
 from forewarn.connectors.memory import InMemoryCustomerIndex, InMemoryLedger
 from forewarn.connectors.redis_index import RedisCustomerIndex
 from forewarn.connectors.redis_ledger import RedisLedger
+from forewarn.geo import Area
 from forewarn.interfaces import CustomerIndex, Ledger
 from forewarn.records import Customer, MessageKey, SendResult
 
@@ -204,6 +207,29 @@ def test_contacts_are_the_segment_read_lighter(index: CustomerIndex) -> None:
         index.contacts({"colour": "red"})
 
 
+def test_in_area_finds_the_located_customers_inside_each_once(index: CustomerIndex) -> None:
+    index.upsert([customer("CU-1"), customer("CU-2", lat=30.30, lon=-97.70, model="X1"),
+                  customer("CU-3", lat=40.0, lon=-100.0), customer("CU-4", lat=None, lon=None),
+                  customer("CU-5", lat=86.0, lon=-97.74)])
+    around_austin = (30.28, -97.72, 10.0)
+    box = [(39.9, -100.1), (40.1, -100.1), (40.1, -99.9), (39.9, -99.9)]
+    polar = [(85.5, -98.0), (89.0, -98.0), (89.0, -97.0), (85.5, -97.0)]
+    assert ids(index.in_area(Area(circles=[around_austin]))) == {"CU-1", "CU-2"}
+    found = [c.id for c in index.in_area(Area([box, polar], [around_austin, (30.27, -97.74, 1.0)]), batch_size=1)]
+    assert sorted(found) == ["CU-1", "CU-2", "CU-3"]  # each once, though CU-1 is in two circles
+    assert ids(index.in_area(Area(circles=[around_austin]), {"model": "R7000"})) == {"CU-1"}
+    assert ids(index.in_area(Area(circles=[around_austin]), {"model": "X1", "firmware": "2.1.7"})) == {"CU-2"}
+    assert ids(index.in_area(Area())) == set()
+    assert ids(index.in_area(Area([polar]))) == set()  # beyond the GEO latitudes: never in an area
+    with pytest.raises(ValueError, match="colour"):
+        index.in_area(Area([box]), {"colour": "red"})
+    # Moving customers moves them in and out of areas.
+    index.upsert([customer("CU-1", lat=40.0, lon=-100.05), customer("CU-4", lat=30.28, lon=-97.72),
+                  customer("CU-2", lat=None, lon=None)])
+    assert ids(index.in_area(Area(circles=[around_austin]))) == {"CU-4"}
+    assert ids(index.in_area(Area([box]))) == {"CU-1", "CU-3"}
+
+
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])
 def traits_index(request: pytest.FixtureRequest) -> CustomerIndex:
     extra = ("tier", "battery_backup")
@@ -380,3 +406,10 @@ def test_redis_index_with_decoded_responses(redis_url: str) -> None:
     ledger.record(KEY, "sms", SendResult(ok=True))
     assert ledger.recipients("INC-1", "warning") == {"CU-1"}
     client.close()
+
+
+def test_the_in_process_twins_need_no_redis() -> None:
+    """The demo's parts import without redis-py: memory.py shares no module with the Redis stores."""
+    code = "import forewarn.connectors.memory, sys; assert 'redis' not in sys.modules, 'redis was imported'"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

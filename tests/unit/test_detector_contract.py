@@ -270,6 +270,58 @@ def _params(est: Estimator) -> dict[str, Any]:
     return {n: getattr(est, n) for n in names}
 
 
+# Every parameter of every registered class, set to a valid value other than its default: a parameter
+# stored transformed (x * 2, a copy, a converted type) or under another name cannot then hold it by chance.
+OTHER_ARGUMENTS: dict[type[Estimator], dict[str, Any]] = {
+    SeasonalBaseline: {"levels": ("day", "week"), "slot_fading": 0.2, "overall_fading": 0.02, "prior_weight": 3.0},
+    PoissonScorer: {},
+    NegativeBinomialScorer: {"size": 8.0, "learn_dispersion": False, "prior_weight": 25.0, "min_expected": 0.5,
+                             "outlier_p": 0.01},
+    TopicDetector: {"topic": "wifi_drops", "window": timedelta(hours=2), "slide": timedelta(minutes=30),
+                    "warmup": timedelta(hours=12), "baseline": SeasonalBaseline(levels=("day",)),
+                    "scorer": PoissonScorer(), "rule": SpikeRule(min_count=5), "share_fading": 0.01,
+                    "explained_share": 0.6, "min_expected": 0.1, "max_examples": 3,
+                    "reporter_lookback": timedelta(hours=2), "adapt_after": None,
+                    "region_weights": {"R-001": 2.0, "R-002": 1.0}, "score_regions": True,
+                    "scales": (timedelta(hours=4),)},
+    FaultShareDetector: {"group": (("model", "R7000"),), "window": timedelta(hours=2), "slide": timedelta(minutes=30),
+                         "warmup": timedelta(hours=12), "fading": 0.02, "prior_share": 0.02, "prior_devices": 100.0,
+                         "rule": SpikeRule(alpha=1e-5), "max_examples": 3},
+    EarsC2: {"baseline": 5, "lag": 1, "min_sd": 0.5},
+    PoissonCusum: {"shift": 3.0, "baseline": 96, "guard": 4, "reset": 4.0, "min_rate": 0.25},
+    ValueAnomaly: {"fading": 0.02, "clip": 4.0, "grace": 10, "season": "week", "season_fading": 0.2, "min_slot": 5,
+                   "fast": 0.2, "min_rel_sd": 0.02, "min_sd": 1e-3},
+    TopicClassifier: {"min_confidence": 0.7, "min_coverage": 0.8, "min_examples": 30, "alpha": 0.2,
+                      "max_vocabulary": 1_000},
+    EmergingTopics: {"classifier": TopicClassifier(min_examples=30), "min_size": 8, "horizon": timedelta(hours=3),
+                     "similarity": 0.4, "merge_similarity": 0.6, "name_terms": 2, "max_clusters": 100,
+                     "max_terms": 20, "max_examples": 3, "keep_reported": timedelta(days=3)},
+}
+
+
+def _parameters(cls: type[Estimator]) -> dict[str, inspect.Parameter]:
+    return {name: p for name, p in inspect.signature(cls.__init__).parameters.items() if name != "self"}
+
+
+def _same(got: Any, expected: Any) -> bool:
+    """The very object passed, or an equal value of the same type (a copy of an estimator is not equal)."""
+    return got is expected or (type(got) is type(expected) and got == expected)
+
+
+def param_mismatches(cls: type[Estimator], args: dict[str, Any]) -> list[str]:
+    """Constructor parameters of `cls(**args)` not kept as an attribute of their own name holding exactly
+    the argument passed, or the signature's default when none was passed."""
+    est = cls(**args)
+    problems = []
+    for name, param in _parameters(cls).items():
+        expected = args.get(name, param.default)
+        if not hasattr(est, name):
+            problems.append(f"{name}: not kept as an attribute")
+        elif not _same(getattr(est, name), expected):
+            problems.append(f"{name}: holds {getattr(est, name)!r}, not {expected!r}")
+    return problems
+
+
 def _learned(unit: Unit, seed: int = 1) -> Estimator:
     est = unit.make()
     unit.kind.drive(est, unit.kind.stream(seed))
@@ -283,9 +335,58 @@ def _learned(unit: Unit, seed: int = 1) -> Estimator:
 def test_params_are_kept_as_attributes(unit: Unit) -> None:
     est = unit.make()
     assert isinstance(est, Estimator)
-    # Every constructor argument is readable under its own name: clone() relies on it.
-    assert _params(est) == est._get_params()
+    cls = type(est)
+    # Every constructor argument is readable under its own name, holding exactly what was passed (or the
+    # default): clone() and repr() rely on it. Checked with arguments other than every default...
+    other = OTHER_ARGUMENTS[cls]
+    parameters = _parameters(cls)
+    assert set(other) == set(parameters), "give every parameter a non-default value in OTHER_ARGUMENTS"
+    assert not [name for name, value in other.items() if _same(value, parameters[name].default)]
+    assert param_mismatches(cls, other) == []
+    # ...with the defaults (only the required arguments passed)...
+    required = {name: other[name] for name, p in parameters.items() if p.default is inspect.Parameter.empty}
+    assert param_mismatches(cls, required) == []
+    # ...and with the arguments of the registered unit.
+    assert param_mismatches(cls, est._get_params()) == []
     assert repr(est).startswith(type(est).__name__ + "(")
+
+
+class _Doubles(Estimator):
+    def __init__(self, x: float = 1.0) -> None:
+        self.x = x * 2
+
+
+class _Renames(Estimator):
+    def __init__(self, x: float = 1.0) -> None:
+        self._x = x
+
+
+class _Converts(Estimator):
+    def __init__(self, levels: tuple[str, ...] = ("day",), rule: SpikeRule | None = None) -> None:
+        self.levels = list(levels)
+        self.rule = rule or SpikeRule()
+
+
+class _Copies(Estimator):
+    def __init__(self, baseline: SeasonalBaseline | None = None) -> None:
+        self.baseline = baseline.clone() if baseline else None
+
+
+def test_param_check_reports_arguments_stored_transformed_or_renamed() -> None:
+    assert param_mismatches(_Doubles, {"x": 3.0}) == ["x: holds 6.0, not 3.0"]
+    assert param_mismatches(_Doubles, {}) == ["x: holds 2.0, not 1.0"]
+    assert param_mismatches(_Renames, {"x": 3.0}) == ["x: not kept as an attribute"]
+    assert param_mismatches(_Converts, {"levels": ("week",)}) == [
+        "levels: holds ['week'], not ('week',)", "rule: holds SpikeRule(alpha=0.0001, min_count=8, min_ratio=1.5),"
+        " not None"]
+    assert param_mismatches(_Converts, {"levels": ["week"], "rule": SpikeRule(alpha=0.01)}) == []
+    baseline = SeasonalBaseline()
+    [problem] = param_mismatches(_Copies, {"baseline": baseline})
+    assert problem.startswith("baseline: holds SeasonalBaseline(")
+    assert param_mismatches(_Copies, {}) == []
+    # The former check, the attributes against `Estimator._get_params`, passed all of them.
+    for est in (_Doubles(3.0), _Converts(("week",)), _Copies(baseline)):
+        assert _params(est) == est._get_params()
 
 
 @units

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from forewarn.outreach.incidents import IncidentTracker
-from tests.unit.test_topic_detector import DAY0, PER_DAY, feed, spikes_of, warmed, with_
+from tests.unit.detector_helpers import DAY0, PER_DAY, feed, spikes_of, warmed, with_
 
 
 def test_a_level_shift_is_one_incident_and_then_the_new_normal() -> None:

@@ -14,13 +14,16 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from forewarn.connectors.memory import InMemoryCustomerIndex, InMemoryLedger
+from forewarn.connectors.memory import InMemoryContactLog, InMemoryCustomerIndex, InMemoryIncidentStore, InMemoryLedger
 from forewarn.connectors.sms import sms_segments
 from forewarn.connectors.templates import JinjaRenderer
+from forewarn.geo import Area
 from forewarn.interfaces import Sender
 from forewarn.outreach.audience import build_audience
-from forewarn.outreach.delivery import Deliverer, RetryPolicy
+from forewarn.outreach.delivery import ContactCap, Deliverer, RetryPolicy
 from forewarn.outreach.planner import Outreach
+from forewarn.outreach.preview import AudiencePreviewer, SmsCost, UnknownIncident
+from forewarn.outreach.targeting import warning_segment
 from forewarn.records import Channel, Customer, Incident, Message, MessageKey, SendResult
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "config" / "templates"
@@ -346,3 +349,42 @@ def test_hazard_messages_never_fall_back_to_an_incident_template(tmp_path: Path)
     assert rendered.body == "High Wind Warning in your area"
     with pytest.raises(jinja2.UndefinedError):
         renderer.render("hazard", "warning", "sms", context)  # the incident family: the Spanish default wins
+
+
+def test_the_preview_of_an_incident_follows_the_planners_rule(outreach_parts) -> None:
+    outreach, ledger, _ = outreach_parts
+    outreach.store = store = InMemoryIncidentStore()
+    incident = _opened()
+    preview = AudiencePreviewer(outreach.index, outreach.renderer, sms_segments, 0.01, incidents=store, ledger=ledger)
+    with pytest.raises(UnknownIncident, match=incident.id):
+        preview.incident(incident.id)
+    report = outreach.handle(incident)
+    warned = ledger.recipients(incident.id, "warning")
+    assert outreach.deliverer.delivered_to(incident.id, "warning") == warned
+    seen = preview.incident(incident.id)
+    # The segment the planner warned, and its audience: those warned are now "already contacted",
+    # and only the send that failed for good (CU-012) would be tried again.
+    assert seen.segment == warning_segment(report.incident) == {"region": REGION}
+    assert seen.excluded["already contacted"] == len(warned) == report.outcomes["sent"]
+    assert seen.excluded["already reported"] == report.excluded["already reported"]
+    assert seen.size == report.audience_size - len(warned) == 1 and seen.sample == ["CU-012"]
+    assert seen.area == incident.id and seen.sms == [SmsCost("en", "GSM-7", 1, 1)]
+
+
+def test_the_preview_of_a_segment_in_an_area_counts_the_capped() -> None:
+    index = InMemoryCustomerIndex()
+    index.upsert([_customer(i, lat=30.37 if i % 4 == 3 else 30.27, lon=-97.74, language=("en", "es")[i % 2],
+                            products=[{"model": "R7000" if i < 8 else "X20", "firmware": "1"}]) for i in range(10)])
+    log = InMemoryContactLog()
+    at = datetime(2026, 11, 17, 14, tzinfo=UTC)
+    log.add("CU-000", at - timedelta(hours=2), "INC-old|CU-000|warning")
+    preview = AudiencePreviewer(index, JinjaRenderer(TEMPLATES), lambda body: ("GSM-7", 2), 0.5,
+                                cap=ContactCap(log, 1), clock=lambda: at)
+    seen = preview.segment({"model": "R7000"}, Area(circles=[(30.27, -97.74, 5.0)]), "circle.json", "no_internet")
+    # CU-000..007 own an R7000; CU-003 and CU-007 are 11 km north; CU-000 had its warning today.
+    assert seen.excluded == {"capped": 1} and seen.size == 5 and seen.area == "circle.json"
+    assert sorted(seen.sample) == ["CU-001", "CU-002", "CU-004", "CU-005", "CU-006"]
+    assert seen.sms == [SmsCost("en", "GSM-7", 2, 3), SmsCost("es", "GSM-7", 2, 2)] and seen.sms_cost == 5.0
+    assert preview.segment({"model": "R7000"}).size == 7  # no area: the whole segment, less the capped
+    with pytest.raises(ValueError, match="give a segment"):
+        preview.segment({})

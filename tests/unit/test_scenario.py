@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import zoneinfo
 from collections import Counter
 from datetime import datetime, timedelta
@@ -14,9 +13,9 @@ import phonenumbers
 import pytest
 
 from forewarn.connectors.cap import is_alert_document, parse_alerts
-from forewarn.connectors.geo import Area
 from forewarn.demo.scenario import Scenario, covers, generate
 from forewarn.demo.scenario_data import MODELS, REGIONS
+from forewarn.geo import Area
 from forewarn.records import NATIONAL, Case, Customer
 
 SMALL_CUSTOMERS = 2_000
@@ -33,10 +32,8 @@ def small() -> Scenario:
 
 @pytest.fixture(scope="module")
 def default() -> Scenario:
-    began = time.perf_counter()
-    scenario = generate()
-    assert time.perf_counter() - began < 5
-    return scenario
+    # How long generating it takes is measured by `python -m bench.bench_scenario`, not asserted here.
+    return generate()
 
 
 def _ts(event: dict) -> datetime:

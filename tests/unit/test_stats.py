@@ -46,7 +46,9 @@ def exact_negbin_sf(k: int, mu: str, size: int) -> float:
 
 
 def exact_binomial_sf(k: int, n: int, p: Fraction) -> float:
-    return float(sum((math.comb(n, j) * p**j * (1 - p) ** (n - j) for j in range(max(k, 0), n + 1)), Fraction(0)))
+    """sum_{j>=k} C(n, j) p^j (1-p)^(n-j), exactly: with p = a/b, one integer sum over b^n."""
+    a, b = p.numerator, p.denominator
+    return float(Fraction(sum(math.comb(n, j) * a**j * (b - a) ** (n - j) for j in range(max(k, 0), n + 1)), b**n))
 
 
 def lgamma_poisson_sf(k: int, mu: float) -> float:
@@ -236,7 +238,11 @@ def test_negbin_large_counts_match_the_sum(k: int, mu: float, size: float) -> No
     assert negbin_sf(k, mu, size) == pytest.approx(_negbin_sum(k, mu, size), rel=1e-9)
 
 
-@pytest.mark.parametrize(("k", "n", "p"), [(60, 200, 0.1), (500, 2000, 0.2), (45, 100, 0.5)])
-def test_binomial_large_counts_match_the_sum(k: int, n: int, p: float) -> None:
-    exact = sum(math.comb(n, j) * Fraction(p) ** j * (1 - Fraction(p)) ** (n - j) for j in range(k, n + 1))
-    assert binomial_sf(k, n, p) == pytest.approx(float(exact), rel=1e-9)
+@pytest.mark.parametrize(("k", "n", "p"), [(60, 200, "0.1"), (500, 2000, "0.2"), (45, 100, "0.5")])
+def test_binomial_large_counts_match_the_sum(k: int, n: int, p: str) -> None:
+    # The reference takes p as the exact decimal (like MUS): Fraction(0.2) of the binary float has a
+    # 2**54 denominator, and summing its powers up to 2000 took a minute. The float the code gets differs
+    # from the decimal by < 1e-16 relative, which moves these tails by far less than the tolerance.
+    # abs=1e-300: without it approx also accepts anything within 1e-12, which holds both tiny tails here.
+    expected = exact_binomial_sf(k, n, Fraction(p))
+    assert binomial_sf(k, n, float(p)) == pytest.approx(expected, rel=1e-9, abs=1e-300)

@@ -5,52 +5,18 @@ from __future__ import annotations
 import copy
 import random
 from collections import defaultdict
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from forewarn.demo.scenario import Scenario, generate
+from forewarn.detectors.panes import Event, add_to_pane, freeze_pane
 from forewarn.detectors.scoring import NegativeBinomialScorer, PoissonScorer, SpikeRule
 from forewarn.detectors.topic import TopicDetector, pane_index
-from forewarn.flows.steps import Event, add_to_pane, freeze_pane
 from forewarn.records import NATIONAL, PaneCases, Spike, WindowVerdict
+from tests.unit.detector_helpers import DAY0, PER_DAY, REGIONS, SLIDE, feed, spikes_of, steady, warmed, with_
 
-SLIDE = timedelta(minutes=15)
 WINDOW = timedelta(hours=1)
-PER_DAY = 96
-DAY0 = pane_index(datetime(2026, 11, 16, tzinfo=UTC), SLIDE)  # a midnight, so pane offsets are clock times
-REGIONS = [f"R{i:02d}" for i in range(20)]
-
-
-def steady(counts: dict[str, int] | None = None) -> dict[str, PaneCases]:
-    """One pane: by default 1 case in each of 20 regions (4 per region per 1-hour window)."""
-    counts = counts if counts is not None else dict.fromkeys(REGIONS, 1)
-    return {region: PaneCases(n, (f"C-{region}",), tuple(f"CU-{region}-{i}" for i in range(n)))
-            for region, n in counts.items() if n}
-
-
-def feed(det: TopicDetector, first: int, last: int,
-         make: Callable[[int], dict[str, PaneCases]] = lambda _: steady()) -> list[WindowVerdict]:
-    """Process panes first..last-1, `make(index)` building each."""
-    return [v for index in range(first, last) for v in det.process(index, make(index))]
-
-
-def spikes_of(verdicts: list[WindowVerdict]) -> list[Spike]:
-    return [s for v in verdicts for s in v.spikes]
-
-
-def warmed(days: int = 2, **kwargs) -> TopicDetector:
-    det = TopicDetector("no_internet", **kwargs)
-    quiet = feed(det, DAY0, DAY0 + days * PER_DAY)
-    assert not spikes_of(quiet), "steady traffic must never fire"
-    return det
-
-
-def with_(**changes: int) -> dict[str, PaneCases]:
-    counts = dict.fromkeys(REGIONS, 1)
-    counts.update(changes)
-    return steady(counts)
 
 
 # --- sparse keys ------------------------------------------------------------------------------------
