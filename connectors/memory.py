@@ -12,13 +12,12 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from forewarn.connectors.ledger_records import PENDING, outcome_doc, utc_now
 from forewarn.connectors.segments import Entry, check_segment, customer_entries, matches, segment_sets
-from forewarn.geo import Area
 from forewarn.interfaces import Segment
 from forewarn.records import (
     INDEXED_ATTRIBUTES,
@@ -30,6 +29,9 @@ from forewarn.records import (
     MessageKind,
     SendResult,
 )
+
+if TYPE_CHECKING:  # shapely and numpy load only where areas are searched
+    from forewarn.geo import Area
 
 
 class InMemoryCustomerIndex:

@@ -6,11 +6,11 @@ Layout (every key starts with `prefix`, "fw" by default):
 - `{prefix}:idx:{attribute}:{value}`: set of customer ids, for region, model, firmware, lot,
   installed (the install quarter) and each configured extra trait.
 - `{prefix}:idx:model+firmware:{pair}`: set of the customers owning that model on that
-  firmware (see `connectors.segments`).
+  firmware (see `forewarn.connectors.segments`).
 - `{prefix}:all`: set of every customer id.
 - `{prefix}:geo`: GEO set of the customers with lat/lon (Redis GEO covers latitudes within
   ±85.05112878; customers beyond that are kept in the index but not in the GEO set). It
-  pre-filters area searches (`in_area`, see `connectors.redis_geo`).
+  pre-filters area searches (`in_area`, see `forewarn.connectors.redis_geo`).
 
 Writes are read-then-write pipelines (no MULTI): the old docs of a batch are read in one
 round trip, then one round trip moves each customer between the value sets. This assumes one

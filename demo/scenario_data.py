@@ -1,5 +1,5 @@
 """Fixed tables behind the demo scenario (regions, device models, topics, case texts) and
-the small seeded sampling helpers `forewarn.scenario` draws with.
+the small seeded sampling helpers `forewarn.demo.scenario` draws with.
 
 Everything here is constant data or a pure function of a `random.Random`, so a seed
 alone decides the generated scenario.

@@ -1,4 +1,4 @@
-"""`forewarn audience`: the preview's parts built from settings (the decisions are in `outreach.preview`).
+"""`forewarn audience`: the preview's parts built from settings (the decisions are in `forewarn.outreach.preview`).
 
 The index is the customers file's, in process, when one is given, else the Redis index; an
 incident, the ledger and the contact log behind the daily cap are read from Redis.

@@ -11,8 +11,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from forewarn.geo import Area
 from forewarn.interfaces import CustomerIndex, IncidentStore, Ledger, Renderer, Segment
 from forewarn.outreach.audience import Audience, Recipient, audience_of
 from forewarn.outreach.delivery import ContactCap
@@ -20,6 +20,9 @@ from forewarn.outreach.planner import message_context
 from forewarn.outreach.policy import QuietHours
 from forewarn.outreach.targeting import warning_segment
 from forewarn.records import NATIONAL, ContactCard, Customer, Incident
+
+if TYPE_CHECKING:  # shapely and numpy load only where areas are searched
+    from forewarn.geo import Area
 
 SegmentCounter = Callable[[str], tuple[str, int]]
 """An SMS body's encoding ("GSM-7" or "UCS-2") and how many segments it travels in."""

@@ -9,6 +9,7 @@ since they never run).
 from __future__ import annotations
 
 import ast
+import doctest
 import os
 import re
 import subprocess
@@ -44,6 +45,13 @@ FOLDERS = {"forewarn.detectors": "detectors", "forewarn.connectors": "connectors
 
 OLD_ROOTS = frozenset({"connectors", "detectors", "outreach", "flows", "demo", "reports", "cli"})
 
+PURE_LAYERS = frozenset({VOCABULARY, "forewarn.detectors", "forewarn.outreach", "forewarn.demo", "forewarn.reports"})
+"""Layers that talk to no server: they reach the outside only through the interfaces."""
+IO_CLIENTS = frozenset({"bytewax", "redis", "confluent_kafka", "twilio", "smtplib", "aiosmtpd", "jinja2",
+                        "socket", "http.client", "urllib.request"})
+DOCTEST_SEAM = "forewarn.connectors.memory"
+"""Doctests may show a unit with the in-process twins (the documented seam for tests); nothing else crosses."""
+
 
 @dataclass(frozen=True)
 class Import:
@@ -51,6 +59,7 @@ class Import:
     target: str
     line: int
     type_only: bool
+    in_doctest: bool = False
 
 
 def layer_of(module: str) -> str:
@@ -79,8 +88,18 @@ def _is_type_checking(test: ast.expr) -> bool:
         isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
-def imports_of(module: str, source: str, is_package: bool = False) -> Iterator[Import]:
-    """Every import statement of `module`, anywhere in it, with absolute target names."""
+def _dynamic_target(node: ast.Call) -> str | None:
+    """The module an `importlib.import_module("...")` or `__import__("...")` call names, if a literal."""
+    func = node.func
+    name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+    if name in ("import_module", "__import__") and node.args and isinstance(node.args[0], ast.Constant):
+        return str(node.args[0].value)
+    return None
+
+
+def imports_of(module: str, source: str, is_package: bool = False, in_doctest: bool = False) -> Iterator[Import]:
+    """Every import of `module`, anywhere in it (also `import_module("...")` calls and the `>>>` examples
+    of its docstrings), with absolute target names."""
     tree = ast.parse(source)
     type_only_lines: set[int] = set()
     for node in ast.walk(tree):
@@ -89,7 +108,7 @@ def imports_of(module: str, source: str, is_package: bool = False) -> Iterator[I
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                yield Import(module, alias.name, node.lineno, node.lineno in type_only_lines)
+                yield Import(module, alias.name, node.lineno, node.lineno in type_only_lines, in_doctest)
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
@@ -97,7 +116,25 @@ def imports_of(module: str, source: str, is_package: bool = False) -> Iterator[I
                 anchor = anchor[: len(anchor) - (node.level - 1)]
                 base = ".".join([*anchor, base] if base else anchor)
             for alias in node.names:
-                yield Import(module, f"{base}.{alias.name}", node.lineno, node.lineno in type_only_lines)
+                yield Import(module, f"{base}.{alias.name}", node.lineno, node.lineno in type_only_lines, in_doctest)
+        elif isinstance(node, ast.Call) and (target := _dynamic_target(node)) is not None:
+            yield Import(module, target, node.lineno, False, in_doctest)
+        elif not in_doctest and isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            yield from _doctest_imports(module, node)
+
+
+def _doctest_imports(module: str, node: ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef
+                     ) -> Iterator[Import]:
+    docstring = ast.get_docstring(node, clean=False)
+    if not docstring:
+        return
+    for example in doctest.DocTestParser().get_examples(docstring):
+        try:
+            found = list(imports_of(module, example.source, in_doctest=True))
+        except SyntaxError:
+            continue
+        for imp in found:
+            yield Import(module, imp.target, (getattr(node, "lineno", 1)) + example.lineno, False, True)
 
 
 def resolve(target: str, modules: dict[str, Path]) -> str | None:
@@ -117,8 +154,10 @@ def read_graph(modules: dict[str, Path]) -> list[Import]:
             if root in OLD_ROOTS:
                 edges.append(imp)  # reported by test_every_import_goes_through_forewarn
             target = resolve(imp.target, modules)
-            if target is not None and target != module:
-                edges.append(Import(module, target, imp.line, imp.type_only))
+            if target is None:
+                edges.append(imp)  # another package's: see io_violations
+            elif target != module:
+                edges.append(Import(module, target, imp.line, imp.type_only, imp.in_doctest))
     return edges
 
 
@@ -129,10 +168,23 @@ def violations(edges: list[Import]) -> list[str]:
         if e.target.split(".")[0] != "forewarn":
             continue
         source, target = layer_of(e.importer), layer_of(e.target)
-        if source in (SURFACE, target):
+        if source in (SURFACE, target) or (e.in_doctest and e.target == DOCTEST_SEAM):
             continue
         if target == SURFACE or target not in LAYERS[source]:
             found.append(f"{e.importer}:{e.line} -> {e.target} ({source} may not import {target})")
+    return found
+
+
+def io_violations(edges: list[Import]) -> list[str]:
+    """Each import of a server client (Bytewax, Redis, Kafka, Twilio, SMTP, ...) from a layer that must not talk
+    to servers."""
+    found = []
+    for e in edges:
+        if e.target.split(".")[0] == "forewarn" or e.in_doctest:
+            continue
+        layer = layer_of(e.importer)
+        if layer in PURE_LAYERS and any(e.target == c or e.target.startswith(c + ".") for c in IO_CLIENTS):
+            found.append(f"{e.importer}:{e.line} -> {e.target} ({layer} talks to no server)")
     return found
 
 
@@ -140,7 +192,7 @@ def cycles(edges: list[Import]) -> list[list[str]]:
     """Strongly connected groups of modules (Tarjan), over the imports that run."""
     graph: dict[str, set[str]] = {}
     for e in edges:
-        if not e.type_only and e.target.split(".")[0] == "forewarn":
+        if not e.type_only and not e.in_doctest and e.target.split(".")[0] == "forewarn":
             graph.setdefault(e.importer, set()).add(e.target)
             graph.setdefault(e.target, set())
     index: dict[str, int] = {}
@@ -201,7 +253,22 @@ def test_every_import_goes_through_forewarn(edges: list[Import]) -> None:
 
 def test_imports_follow_the_table(edges: list[Import]) -> None:
     assert edges, "no imports were read"
+    assert any(e.in_doctest for e in edges), "no doctest imports were read"
     assert not violations(edges), "\n".join(violations(edges))
+
+
+def test_pure_layers_import_no_server_client(edges: list[Import]) -> None:
+    assert not io_violations(edges), "\n".join(io_violations(edges))
+
+
+def test_tests_and_benchmarks_import_through_forewarn() -> None:
+    bare = []
+    for folder in ("tests", "bench"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for imp in imports_of(path.stem, path.read_text()):
+                if imp.target.split(".")[0] in OLD_ROOTS:
+                    bare.append(f"{path.relative_to(ROOT)}:{imp.line} imports {imp.target}")
+    assert not bare, "import these as forewarn.<folder> (a bare name loads a second copy): " + "; ".join(bare)
 
 
 def shortest_loop(group: list[str], edges: list[Import]) -> list[str]:
@@ -246,10 +313,23 @@ def test_the_checks_fail_on_a_back_edge_and_a_cycle() -> None:
     assert cycles([Import(e.importer, e.target, e.line, True) for e in loop]) == [], "type-only imports never run"
 
 
-def test_lazy_and_relative_imports_are_read() -> None:
-    source = "def f():\n    from forewarn.flows import wiring\nfrom . import stats\nfrom .records import Case\n"
-    found = {(i.target, i.line) for i in imports_of("forewarn.settings", source)}
-    assert found == {("forewarn.flows.wiring", 2), ("forewarn.stats", 3), ("forewarn.records.Case", 4)}
+def test_lazy_relative_dynamic_and_doctest_imports_are_read_and_judged() -> None:
+    source = ('"""Doc.\n\n>>> from forewarn.outreach import planner\n"""\n'
+              "def f():\n    from forewarn.flows import wiring\nfrom . import stats\nfrom .records import Case\n"
+              "importlib.import_module('forewarn.connectors.redis_index')\nimport redis\n")
+    modules = {m: Path() for m in ("forewarn.settings", "forewarn.stats", "forewarn.records", "forewarn.flows.wiring",
+                                   "forewarn.outreach.planner", "forewarn.connectors.redis_index")}
+    found = [imp for imp in imports_of("forewarn.settings", source)]
+    assert {(i.target, i.line, i.in_doctest) for i in found} == {
+        ("forewarn.outreach.planner", 3, True), ("forewarn.flows.wiring", 6, False), ("forewarn.stats", 7, False),
+        ("forewarn.records.Case", 8, False), ("forewarn.connectors.redis_index", 9, False), ("redis", 10, False)}
+    edges = [Import(i.importer, resolve(i.target, modules) or i.target, i.line, i.type_only, i.in_doctest)
+             for i in found]
+    assert violations(edges) == [
+        "forewarn.settings:3 -> forewarn.outreach.planner (forewarn may not import forewarn.outreach)",
+        "forewarn.settings:6 -> forewarn.flows.wiring (forewarn may not import forewarn.flows)",
+        "forewarn.settings:9 -> forewarn.connectors.redis_index (forewarn may not import forewarn.connectors)"]
+    assert io_violations(edges) == ["forewarn.settings:10 -> redis (forewarn talks to no server)"]
 
 
 def readme_table() -> dict[str, frozenset[str]]:
@@ -275,6 +355,6 @@ def test_the_public_api_loads_lazily_and_completely() -> None:
             "missing = [n for n in forewarn.__all__ if getattr(forewarn, n, None) is None]\n"
             "assert not missing, missing\n"
             "print(forewarn.__version__)\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT.parent, check=False)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False)
     assert done.returncode == 0, done.stderr
     assert re.fullmatch(r"\d+\.\d+\.\d+\n", done.stdout)

@@ -174,7 +174,9 @@ def test_every_fault_metric_yields_a_verdict_under_its_case_topic_each_pane() ->
     assert FleetStep(topics={}).topic("wan_down") == "telemetry.wan_down"
     twin = pickle.loads(pickle.dumps(state))
     assert isinstance(twin, FleetState) and twin.values["rssi"].season == "day"
-    copy.deepcopy(state)
+    copied = copy.deepcopy(state)
+    assert copied is not state and copied.values["rssi"] is not state.values["rssi"]
+    assert copied.faults.group == state.faults.group and copied.values["rssi"].season == "day"
 
 
 def test_the_value_season_is_a_setting_with_day_as_the_default(tmp_path: Path) -> None:
