@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from forewarn.durations import parse_duration
+from forewarn.logs import LOG_FORMAT, quiet_third_party_loggers
 from forewarn.settings import ConfigError, Settings, load_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -39,8 +40,8 @@ def _fail(message: str) -> typer.Exit:
 
 @app.callback()
 def _main(verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Log at INFO level.")] = False) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format=LOG_FORMAT)
+    quiet_third_party_loggers()  # the Twilio client logs the account SID in every request URL at INFO
 
 
 @app.command()
@@ -74,11 +75,19 @@ def run(
     workers: Annotated[int, typer.Option("-w", "--workers", help="Worker threads in this process.")] = 1,
 ) -> None:
     """Run the long-lived flow on Kafka, Redis, Twilio and SMTP (recovery per config)."""
-    from forewarn.flows.live import run_live
+    from forewarn.flows.startup import preflight
+    from forewarn.settings import Secrets
 
     settings = _settings(config)
     try:
-        run_live(settings, workers)
+        # Before the flow's modules load (seconds of imports): a broken edge is reported at once.
+        preflight(settings, Secrets())
+    except (ConfigError, RuntimeError) as exc:
+        raise _fail(str(exc)) from None
+    from forewarn.flows.live import run_live
+
+    try:
+        run_live(settings, workers, checked=True)
     except (ConfigError, RuntimeError) as exc:
         raise _fail(str(exc)) from None
 

@@ -1,7 +1,8 @@
 """Email through any SMTP relay, one connection per message.
 
 Permanent SMTP replies (5xx) are final; temporary replies (4xx), a dropped connection,
-refused connections and timeouts are retryable. Reasons carry the reply code only: SMTP
+refused connections and timeouts are retryable; a refused login halts the channel (it is
+ours, not the message's: the message waits for the fix). Reasons carry the reply code only: SMTP
 reply texts often quote the recipient's address.
 
 Each message has a Message-ID derived from its ledger key, so a re-send of the same
@@ -30,8 +31,12 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 
 from forewarn.records import Channel, Message, SendResult
+from forewarn.settings import ConfigError
 
 log = logging.getLogger(__name__)
+
+_LOGIN_FIX = "fix email.username / SMTP_PASSWORD and restart"
+_AUTH_REQUIRED = 530
 
 
 def classify_smtp_code(code: int, what: str) -> SendResult:
@@ -77,6 +82,37 @@ class SmtpSender:
         self._tls_context = tls_context
         self._domain = from_addr.rpartition("@")[2].strip(">") or "forewarn.invalid"
 
+    def check(self, timeout: float = 2.0) -> None:
+        """Open a session as a send would (STARTTLS, login) and close it: raise ConfigError naming the
+        setting to fix, so a wrong host or password stops the start instead of every email."""
+        where = f"SMTP server {self.host}:{self.port}"
+        try:
+            with smtplib.SMTP(self.host, self.port, timeout=timeout) as smtp:
+                if self.starttls:
+                    smtp.starttls(context=self._tls_context or ssl.create_default_context())
+                if self._credentials is not None:
+                    smtp.login(*self._credentials)
+                smtp.ehlo_or_helo_if_needed()
+                code, _ = smtp.mail(self.from_addr)  # the relay's verdict on our sender, with nothing sent
+                smtp.rset()
+        except smtplib.SMTPAuthenticationError as exc:
+            raise ConfigError(f"{where} refused the login of email.username ({exc.smtp_code}): "
+                              f"{_LOGIN_FIX}") from None
+        except smtplib.SMTPNotSupportedError:
+            raise ConfigError(f"{where} does not offer {'STARTTLS' if self.starttls else 'AUTH'}: set email.starttls: "
+                              "false only for a relay on a trusted network, or remove email.username") from None
+        except ssl.SSLError as exc:
+            raise ConfigError(f"{where}: TLS failed ({type(exc).__name__}): fix the server's certificate, or "
+                              "email.host to the name on it") from None
+        except (smtplib.SMTPException, OSError) as exc:
+            raise ConfigError(f"{where} did not answer as SMTP ({type(exc).__name__}): start it or fix email.host "
+                              "/ email.port") from None
+        if code == _AUTH_REQUIRED:
+            raise ConfigError(f"{where} requires a login: set email.username, and SMTP_PASSWORD in the environment")
+        if code >= 400:
+            raise ConfigError(f"{where} refused email.from_addr as the sender ({code}): use an address the relay "
+                              "may send from")
+
     def build(self, message: Message) -> EmailMessage:
         """The email for `message`; raises ValueError for a header that cannot be sent."""
         digest = hashlib.sha256(str(message.key).encode()).hexdigest()[:32]
@@ -119,8 +155,12 @@ class SmtpSender:
             code = next(iter(exc.recipients.values()))[0] if exc.recipients else 550
             return classify_smtp_code(code, "recipient refused")
         except smtplib.SMTPAuthenticationError as exc:
-            return classify_smtp_code(exc.smtp_code, "authentication failed")
+            return SendResult(ok=False, retryable=True, halts_channel=True,
+                              reason=f"smtp {exc.smtp_code}: channel halted: authentication failed; {_LOGIN_FIX}")
         except smtplib.SMTPSenderRefused as exc:
+            if exc.smtp_code == _AUTH_REQUIRED:  # our configuration, not this message: halt, keep it for later
+                return SendResult(ok=False, retryable=True, halts_channel=True,
+                                  reason=f"smtp 530: channel halted: authentication required; {_LOGIN_FIX}")
             return classify_smtp_code(exc.smtp_code, "sender refused")
         except smtplib.SMTPDataError as exc:
             return classify_smtp_code(exc.smtp_code, "message refused")

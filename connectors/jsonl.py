@@ -9,33 +9,63 @@ from typing import IO, Any
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from forewarn.records import Origin
+from forewarn.parsing import MAX_RECORD_BYTES
+from forewarn.records import DeadLetter, Origin
 
 RawRecord = tuple[Origin, bytes]
+_SKIP_CHUNK = 64 * 1024
+"""How much of an overlong line is read at a time while skipping it."""
 
 
-class _LinePartition(StatefulSourcePartition[RawRecord, int]):
-    def __init__(self, path: Path, resume_line: int | None, batch_size: int):
+class _LinePartition(StatefulSourcePartition[RawRecord | DeadLetter, int]):
+    """Lines of one file, read at most `max_bytes` (and a line end) at a time.
+
+    A line longer than that is never held whole: its head is kept for the dead letter and
+    the rest is read past in bounded chunks, so one huge line costs no more memory than
+    a record may.
+    """
+
+    def __init__(self, path: Path, resume_line: int | None, batch_size: int, max_bytes: int):
         self._path = path
         self._file = path.open("rb")
         self._line = 0
         self._batch_size = batch_size
+        self._max_bytes = max_bytes
         for _ in range(resume_line or 0):
-            self._file.readline()
+            if not self._file.readline(max_bytes + 2).endswith(b"\n"):
+                self._skip_rest()
             self._line += 1
 
-    def next_batch(self) -> list[RawRecord]:
-        batch: list[RawRecord] = []
-        for raw in self._file:
+    def next_batch(self) -> list[RawRecord | DeadLetter]:
+        batch: list[RawRecord | DeadLetter] = []
+        while len(batch) < self._batch_size:
+            raw = self._file.readline(self._max_bytes + 2)  # the record and a \r\n
+            if not raw:
+                break
             self._line += 1
+            if len(raw) == self._max_bytes + 2 and not raw.endswith(b"\n"):
+                batch.append(self._overlong(raw))
+                continue
             stripped = raw.strip()
             if stripped:
                 batch.append((Origin(str(self._path), line=self._line), stripped))
-            if len(batch) >= self._batch_size:
-                return batch
         if not batch:
             raise StopIteration
         return batch
+
+    def _overlong(self, head: bytes) -> DeadLetter:
+        size = len(head) + self._skip_rest()
+        return DeadLetter("read", f"line of {size} bytes exceeds the {self._max_bytes}-byte limit",
+                          Origin(str(self._path), line=self._line), head[:1024])
+
+    def _skip_rest(self) -> int:
+        """Read past the rest of the current line; return how many bytes it had."""
+        skipped = 0
+        while chunk := self._file.readline(_SKIP_CHUNK):
+            skipped += len(chunk)
+            if chunk.endswith(b"\n"):
+                break
+        return skipped
 
     def snapshot(self) -> int:
         return self._line
@@ -44,21 +74,23 @@ class _LinePartition(StatefulSourcePartition[RawRecord, int]):
         self._file.close()
 
 
-class JsonlSource(FixedPartitionedSource[RawRecord, int]):
-    """Reads one or more JSONL files; each line travels with its file and line number."""
+class JsonlSource(FixedPartitionedSource[RawRecord | DeadLetter, int]):
+    """Reads one or more JSONL files; each line travels with its file and line number, and a line
+    longer than `max_bytes` is a dead letter instead."""
 
-    def __init__(self, paths: list[Path], batch_size: int = 2000):
+    def __init__(self, paths: list[Path], batch_size: int = 2000, max_bytes: int = MAX_RECORD_BYTES):
         missing = [str(p) for p in paths if not p.is_file()]
         if missing:
             raise FileNotFoundError(f"input file(s) not found: {', '.join(missing)}")
         self.paths = paths
         self.batch_size = batch_size
+        self.max_bytes = max_bytes
 
     def list_parts(self) -> list[str]:
         return [str(p) for p in self.paths]
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _LinePartition:
-        return _LinePartition(Path(for_part), resume_state, self.batch_size)
+        return _LinePartition(Path(for_part), resume_state, self.batch_size, self.max_bytes)
 
 
 class _FilePartition(StatelessSinkPartition[Any]):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -19,8 +20,17 @@ class BrokerUnreachable(RuntimeError):
 
 
 def check_brokers(brokers: list[str], topics: list[str], timeout: timedelta,
-                  extra: dict[str, str] | None = None) -> None:
-    """Fail fast with a clear message when the brokers are down or a topic is missing."""
+                  extra: dict[str, str] | None = None, probe_timeout: float = 2.0) -> None:
+    """Fail fast with a clear message when the brokers are down or a topic is missing.
+
+    A plain TCP connect comes first: librdkafka waits out the whole `timeout` even when every
+    broker refuses at once, and a start-up error should take a second, not `timeout`."""
+    probe = min(probe_timeout, timeout.total_seconds())
+    if not any(_accepts(broker, probe) for broker in brokers):
+        raise BrokerUnreachable(
+            f"Kafka brokers {','.join(brokers)} did not answer within {probe:g}s (none accepts a connection); "
+            "check kafka.brokers in the config and that the broker is running"
+        )
     admin = AdminClient({"bootstrap.servers": ",".join(brokers), **(extra or {})})
     try:
         metadata = admin.list_topics(timeout=timeout.total_seconds())
@@ -35,6 +45,18 @@ def check_brokers(brokers: list[str], topics: list[str], timeout: timedelta,
             f"Kafka topic(s) {', '.join(missing)} do not exist on {','.join(brokers)}; create them "
             "(see README: kafka-topics --create) or fix kafka.topics in the config"
         )
+
+
+def _accepts(broker: str, timeout: float) -> bool:
+    """Whether host:port accepts a TCP connection within `timeout` seconds."""
+    host, _, port = broker.rpartition(":")
+    if not port.isdigit():
+        return True  # not host:port: leave the judgement to librdkafka
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
 
 
 def kafka_source(brokers: list[str], topics: list[str], tail: bool, batch_size: int,

@@ -1,8 +1,9 @@
 """SMS through Twilio's Messages API, with the official `twilio` client.
 
 Failures are classified, never raised: rate limits (429), Twilio server errors (5xx),
-timeouts and connection errors are retryable; an unsubscribed recipient (21610) is final
-and reported as an opt-out; any other 4xx is final. Reasons are built from status and
+timeouts and connection errors are retryable; refused credentials (401/20003) halt the
+channel (retryable: the message waits for the fix); an unsubscribed recipient (21610) is
+final and reported as an opt-out; any other 4xx is final. Reasons are built from status and
 error code only, never from Twilio's message text, which can quote the phone number.
 
 The constructor needs exactly one sender identity, and checks it without any network:
@@ -32,12 +33,14 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from forewarn.records import Channel, Message, SendResult
+from forewarn.settings import ConfigError
 
 log = logging.getLogger(__name__)
 
 UNSUBSCRIBED = 21610
+AUTHENTICATION = 20003
+CREDENTIALS_FIX = "fix TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN and restart"
 _FINAL_REASONS = {
-    20003: "authentication failed",
     21211: "invalid To number",
     21408: "region not enabled for this account",
     21606: "From number cannot send SMS",
@@ -58,8 +61,15 @@ def classify_twilio_error(status: int, code: int | None) -> SendResult:
     (True, True)
     >>> classify_twilio_error(400, 21610).opted_out
     True
+    >>> halted = classify_twilio_error(401, 20003)
+    >>> halted.halts_channel, halted.retryable
+    (True, True)
     """
     label = f"twilio {code if code is not None else status}"
+    if status == 401 or code == AUTHENTICATION:
+        # Our credentials, not this message: every send would fail alike, so halt, keep them for later.
+        return SendResult(ok=False, retryable=True, halts_channel=True,
+                          reason=f"{label}: channel halted: authentication failed; {CREDENTIALS_FIX}")
     if status == 429 or code == 20429:
         return SendResult(ok=False, retryable=True, reason=f"{label}: rate limited")
     if status >= 500:
@@ -68,6 +78,13 @@ def classify_twilio_error(status: int, code: int | None) -> SendResult:
         return SendResult(ok=False, reason=f"{label}: recipient unsubscribed", opted_out=True)
     known = _FINAL_REASONS.get(code) if code is not None else None
     return SendResult(ok=False, retryable=False, reason=f"{label}: {known or f'rejected (HTTP {status})'}")
+
+
+def _refusal(status: int, code: int | None) -> str:
+    if status in (401, 403, 404) or code == AUTHENTICATION:
+        return (f"Twilio refused the credentials (HTTP {status}, error {code}): set TWILIO_ACCOUNT_SID (AC...) and "
+                "TWILIO_AUTH_TOKEN to the account SID and auth token shown in the Twilio Console, then restart")
+    return f"Twilio answered the account check with HTTP {status} (error {code}): see https://status.twilio.com"
 
 
 def _as_int(code: object) -> int | None:
@@ -116,6 +133,28 @@ class TwilioSender:
             # TWILIO_EDGE/TWILIO_REGION from the environment would rewrite the host of base_url.
             client.edge = client.region = None
         return cls(client, from_number=from_number, messaging_service_sid=messaging_service_sid)
+
+    def check(self, timeout: float = 2.0) -> None:
+        """Fetch our own account (an authenticated read): refused credentials stop the start with
+        ConfigError, instead of failing every SMS of the run."""
+        http = self._client.http_client
+        saved = getattr(http, "timeout", None)
+        http.timeout = timeout  # type: ignore[attr-defined] # the check must answer in seconds, not the send's
+        try:
+            account = self._client.api.v2010.accounts(self._client.account_sid).fetch()
+        except (TwilioRestException, TwilioServiceException) as exc:
+            raise ConfigError(_refusal(int(exc.status), _as_int(exc.code))) from None
+        except (requests.RequestException, OSError) as exc:
+            raise ConfigError(f"Twilio at {self._client.api.base_url} did not answer ({type(exc).__name__}): check "
+                              "sms.base_url (unset means https://api.twilio.com) and the network") from None
+        except TwilioException as exc:
+            raise ConfigError(f"Twilio at {self._client.api.base_url} answered the account check with something "
+                              f"unexpected ({type(exc).__name__}): check sms.base_url") from None
+        finally:
+            http.timeout = saved  # type: ignore[attr-defined]
+        if account.status not in (None, "active"):  # suspended or closed: no SMS will go
+            raise ConfigError(f"the Twilio account in TWILIO_ACCOUNT_SID is {account.status}, so it cannot send: "
+                              "reactivate it in the Twilio Console or use another account")
 
     def send(self, message: Message) -> SendResult:
         """Send one SMS; classify any failure instead of raising."""

@@ -137,7 +137,9 @@ class RegionShares:
         self._regions: dict[str, list[float]] = {}  # region -> [decayed sum, pane of last update]
 
     def _decay(self, panes: float) -> float:
-        return (1.0 - self.fading) ** panes
+        # Never a negative gap: a first pane before PANE_EPOCH (year 1, say) would raise the base
+        # to a huge negative power and overflow; time going "back" simply does not decay.
+        return (1.0 - self.fading) ** max(panes, 0.0)
 
     def learn(self, pane: int, counts: dict[str, int]) -> None:
         """Add one pane's counts per region (the caller leaves out anomalous regions)."""

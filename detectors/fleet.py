@@ -21,7 +21,7 @@ from typing import Any
 from forewarn.detectors.base import Estimator, check_windows
 from forewarn.detectors.scoring import SpikeRule
 from forewarn.detectors.telemetry import ValueAnomaly
-from forewarn.detectors.topic import PANE_EPOCH
+from forewarn.detectors.topic import pane_time
 from forewarn.records import NATIONAL, Spike, Telemetry, WindowVerdict
 from forewarn.stats import binomial_sf, score
 
@@ -117,10 +117,10 @@ class FaultShareDetector(Estimator):
         p_value = binomial_sf(len(faulty), len(devices), share)
         if not self._rule.fires(len(faulty), expected, p_value):
             return None
-        start = PANE_EPOCH + (index - self._panes + 1) * self.slide
+        start = pane_time(index - self._panes + 1, self.slide)
         return Spike(
             topic=f"telemetry.{metric}", region=self.region, window_start=start,
-            window_end=PANE_EPOCH + (index + 1) * self.slide, observed=len(faulty), expected=expected,
+            window_end=pane_time(index + 1, self.slide), observed=len(faulty), expected=expected,
             p_value=p_value, score=score(p_value),
             baseline=f"usual fault share {share:.4%} of {len(devices)} reporting devices",
             example_case_ids=tuple(sorted(faulty))[: self.max_examples], segment=self.group,
@@ -307,7 +307,7 @@ class FleetStep:
         if state is None:
             state = FleetState(FaultShareDetector(group, self.window, self.slide, self.warmup))
         spikes = state.faults.process(pane_id, acc.freeze())
-        start, end = PANE_EPOCH + pane_id * self.slide, PANE_EPOCH + (pane_id + 1) * self.slide
+        start, end = pane_time(pane_id, self.slide), pane_time(pane_id + 1, self.slide)
         for metric, total in sorted(acc.values.items()):
             model = state.values.get(metric)
             if model is None:

@@ -30,9 +30,30 @@ MAX_GAP_PANES = 7 * 24 * 12
 """A silence longer than this (a week of 5-minute panes) restarts the window ring."""
 
 
+_FIRST = datetime.min.replace(tzinfo=UTC)
+_LAST = datetime.max.replace(tzinfo=UTC)
+
+
 def pane_index(ts: datetime, slide: timedelta) -> int:
     """The index of the pane holding `ts`, counted from `PANE_EPOCH`."""
     return int((ts - PANE_EPOCH) // slide)
+
+
+def pane_time(index: int, slide: timedelta) -> datetime:
+    """The start of pane `index`, saturated at datetime's limits instead of raising.
+
+    A pane near year 1 or 9999 has no representable start or end; detection state must
+    never raise on a bad timestamp (the time bounds keep such records out, but a
+    misconfigured bound must not turn one record into a crash loop).
+
+    >>> pane_time(pane_index(datetime(9999, 12, 31, 23, 59, tzinfo=UTC), timedelta(minutes=15)) + 1,
+    ...           timedelta(minutes=15)).year
+    9999
+    """
+    try:
+        return PANE_EPOCH + index * slide
+    except OverflowError:
+        return _FIRST if index < 0 else _LAST
 
 
 def _merge(panes: list[PaneCases], max_examples: int) -> PaneCases:
@@ -132,7 +153,7 @@ class TopicDetector(Estimator):
         self.stale_panes = 0
 
     def pane_start(self, index: int) -> datetime:
-        return PANE_EPOCH + index * self.slide
+        return pane_time(index, self.slide)
 
     def process(self, index: int, cases: dict[str, PaneCases]) -> list[WindowVerdict]:
         """Close pane `index` with its cases per region; one verdict per pane closed.

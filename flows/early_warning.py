@@ -1,8 +1,10 @@
 """The early-warning dataflow: wiring only; the logic lives in detectors/ and outreach/.
 
-read → parse (bad → dead letters) → count per topic in tumbling panes (late → dead
-letters) → detect → incidents → outreach (isolate, target, deliver through the
-ledger) → incident reports. `forewarn detect` stops after detect and writes spikes.
+read → parse (bad → dead letters) → time bounds per input partition (out of bounds →
+dead letters) → count per topic in tumbling panes (late → dead letters) → detect →
+incidents → outreach (isolate, target, deliver through the ledger) → incident reports.
+`forewarn detect` stops after detect and writes spikes. Every stateful step is guarded:
+an item it fails on is a dead letter naming step, key and exception; the flow goes on.
 
 For `python -m bytewax.run`, point it at `forewarn.flows.live:get_flow('CONFIG.yaml')`.
 """
@@ -30,13 +32,19 @@ from forewarn.detectors.panes import Event, add_to_pane, merge_panes, new_pane, 
 from forewarn.detectors.topic import PANE_EPOCH
 from forewarn.detectors.topic_assignment import AssignTopics
 from forewarn.flows.steps import (
+    CheckTimes,
     DetectorFactory,
+    Guarded,
     TrackHazards,
     TrackIncidents,
     detect_step,
     fleet_step,
+    item_origin,
     late_letter,
+    pane_origin,
+    partition_key,
     telemetry_late_letter,
+    verdicts_origin,
 )
 from forewarn.hazards import HazardAlert
 from forewarn.interfaces import CustomerIndex
@@ -45,6 +53,7 @@ from forewarn.outreach.planner import Outreach, OutreachReport
 from forewarn.parsing import parse_record
 from forewarn.records import Case, Customer, DeadLetter, Incident, Origin, Spike, Telemetry
 from forewarn.settings import Settings
+from forewarn.sources import SourceKinds
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +67,16 @@ class FlowIO:
     """The edges a flow runs against: where records come from and where results go.
 
     `to_raw` turns a source item into (origin, bytes) or a dead letter; `types`
-    maps an origin's source (a Kafka topic or file) to the record type it carries
-    when a record does not say. `replay` makes windows close on event time alone.
+    maps an origin's source (a Kafka topic, a file, the NWS poller's URL) to the record
+    kinds it may carry: a record from a source not listed is a dead letter. `replay` makes
+    windows close on event time alone.
     """
 
     source: Source[Any]
     dead_letters: Sink[Any]
     to_raw: Callable[[Any], RawRecord | DeadLetter] = lambda item: item
     encode_dead_letter: Callable[[DeadLetter], Any] = lambda letter: letter.to_json()
-    types: dict[str, str] = field(default_factory=dict)
+    types: dict[str, SourceKinds] = field(default_factory=dict)
     replay: bool = True
     spikes: Sink[Any] | None = None
     encode_spike: Callable[[Spike], Any] = lambda spike: spike
@@ -84,6 +94,8 @@ class FlowIO:
     customer_index: Callable[[], CustomerIndex] | None = None
     """Where customer records (the customers topic, or JSONL lines of type customer) are upserted;
     None ignores them."""
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    """The wall clock the time bounds check records against (injected in tests)."""
 
 
 class _Once(Generic[T]):
@@ -110,14 +122,14 @@ def build_flow(settings: Settings, io: FlowIO, flow_id: str = "forewarn") -> Dat
     parsed = op.flat_map("parse", raw, lambda item: _parse(item, io.types, settings.max_record_bytes))
     valid = op.branch("valid", parsed, lambda r: not isinstance(r, DeadLetter))
     factory = DetectorFactory(settings.detection, io.region_weights, score_regions=io.windows is not None)
-    cases = op.filter("cases", valid.trues, lambda item: isinstance(item[1], Case))
-    telemetry = op.filter("telemetry", valid.trues, lambda item: isinstance(item[1], Telemetry))
-    case_verdicts, late = _detect(settings, _assign_topics(cases), io.replay, factory)
+    timed, out_of_bounds = _bound_times(settings, valid.trues, io)
+    cases = op.filter("cases", timed, lambda item: isinstance(item[1], Case))
+    telemetry = op.filter("telemetry", timed, lambda item: isinstance(item[1], Telemetry))
+    assigned, unassigned = _assign_topics(cases)
+    case_verdicts, late = _detect(settings, assigned, io.replay, factory)
     fleet_verdicts, fleet_late = _detect_fleet(settings, telemetry, io.replay)
     verdicts = op.merge("verdicts", case_verdicts, fleet_verdicts)
-    letters = op.merge("dead_letters", valid.falses, late, fleet_late)
-    op.output("write_dead_letters", op.map("encode_dead_letters", letters, io.encode_dead_letter),
-              io.dead_letters)
+    letters = [valid.falses, out_of_bounds, unassigned, late, fleet_late]
     if io.windows is not None:
         windows = op.flat_map("windows", verdicts, lambda vs: [w for v in vs for w in v.window_records()])
         op.output("write_windows", op.map("encode_windows", windows, orjson.dumps), io.windows)
@@ -130,35 +142,71 @@ def build_flow(settings: Settings, io: FlowIO, flow_id: str = "forewarn") -> Dat
     reports: list[Stream[Any]] = []
     if io.hazards is not None:
         alerts = op.filter("alerts", valid.trues, lambda item: isinstance(item[1], HazardAlert))
-        reports.append(_hazard_branch(alerts, io.hazards))
+        hazard_reports, hazard_failed = _hazard_branch(alerts, io.hazards)
+        reports.append(hazard_reports)
+        letters.append(hazard_failed)
     if io.outreach is not None:
-        incidents = op.stateful_map("incidents", op.key_on("by_topic", verdicts, lambda vs: vs[0].topic),
-                                    TrackIncidents(settings.incidents.resolve_after_quiet_panes))
+        tracked = op.stateful_map("incidents", op.key_on("by_topic", verdicts, lambda vs: vs[0].topic),
+                                  Guarded("incidents", TrackIncidents(settings.incidents.resolve_after_quiet_panes),
+                                          lambda vs: vs[0].topic, verdicts_origin))
+        incidents, incidents_failed = _split("incidents", tracked)
+        letters.append(incidents_failed)
         outreach = _Once(io.outreach)
         events = op.flat_map("incident_events", incidents, lambda kv: kv[1])
         reports.append(op.map("outreach", events, lambda incident: _handle(outreach, incident)))
     if reports and io.reports is not None:
         merged = op.merge("reports", *reports)
         op.output("write_reports", op.map("encode_reports", merged, io.encode_report), io.reports)
+    op.output("write_dead_letters", op.map("encode_dead_letters", op.merge("dead_letters", *letters),
+                                           io.encode_dead_letter), io.dead_letters)
     return flow
 
 
-def _parse(item: RawRecord | DeadLetter, types: dict[str, str], max_bytes: int) -> list[Any]:
+def _split(step: str, mapped: Stream[tuple[str, Any]]) -> tuple[Stream[tuple[str, Any]], Stream[DeadLetter]]:
+    """A guarded stateful step's output: (key, result) items, and the dead letters of items that failed."""
+    branch = op.branch(f"{step}_ok", mapped, lambda kv: not isinstance(kv[1], DeadLetter))
+    return branch.trues, op.map(f"{step}_failed", branch.falses, lambda kv: kv[1])
+
+
+def _bound_times(settings: Settings, records: Stream[Any], io: FlowIO
+                 ) -> tuple[Stream[Any], Stream[DeadLetter]]:
+    """Cases and telemetry whose time is inside the bounds (per input partition), and dead letters of the rest.
+
+    Before any windowing: one record's time must not move a topic's event clock."""
+    timed = op.filter("timed", records, lambda item: isinstance(item[1], Case | Telemetry))
+    check = CheckTimes.from_settings(settings.detection.time_bounds, io.now, live=not io.replay)
+    by_partition = op.key_on("by_partition", timed, partition_key)
+    inside, failed = _split("time_bounds", op.stateful("time_bounds", by_partition, check))
+    return op.map("drop_partition_key", inside, lambda kv: kv[1]), failed
+
+
+def _parse(item: RawRecord | DeadLetter, types: dict[str, SourceKinds], max_bytes: int) -> list[Any]:
     """Dead letters, or (origin, record) pairs: the origin travels on so late records can name it.
 
-    Hazard alerts (CAP XML, NWS GeoJSON, from the alerts topic or a JSONL line holding a
-    GeoJSON Feature) are parsed by the CAP connector; a FeatureCollection yields several.
+    The source decides what a record may be, never the record: hazard alerts (CAP XML, NWS
+    GeoJSON) are parsed by the CAP connector on an alert source (the alerts topic, the NWS
+    poller), and on a mixed source (a replay file) when shaped like one; a FeatureCollection
+    yields several. Telemetry that counts in no device group is refused here, not lost later.
     """
     if isinstance(item, DeadLetter):
         return [item]
     origin, raw = item
-    if types.get(origin.source) == "alert" or is_alert_document(raw):
+    kinds = types.get(origin.source)
+    if kinds is None:
+        return [DeadLetter("parse", f"source {origin.source} is not configured to carry any record type",
+                           origin, raw[:1024])]
+    if kinds.alerts_only or (kinds.sniffs_alerts and is_alert_document(raw)):
         try:
             return [(origin, alert) for alert in parse_alerts(raw)]
         except ValueError as exc:
             return [DeadLetter("parse", f"hazard alert: {exc}", origin, raw[:max_bytes])]
-    parsed = parse_record(raw, origin, types.get(origin.source, "case"), max_bytes)
-    return [parsed if isinstance(parsed, DeadLetter) else (origin, parsed)]
+    parsed = parse_record(raw, origin, kinds, max_bytes)
+    if isinstance(parsed, DeadLetter):
+        return [parsed]
+    if isinstance(parsed, Telemetry) and not device_groups(parsed):
+        return [DeadLetter("parse", "telemetry counts in no device group: it needs a region, or a model "
+                           "and a firmware", origin, raw)]
+    return [(origin, parsed)]
 
 
 def _detect(settings: Settings, records: Stream[Any], replay: bool, factory: DetectorFactory
@@ -170,19 +218,22 @@ def _detect(settings: Settings, records: Stream[Any], replay: bool, factory: Det
     panes = fold_window("count_panes", keyed, clock, TumblingWindower(s.slide, PANE_EPOCH),
                         new_pane, add_to_pane, merge_panes)
     closed = op.map("with_topic", panes.down, lambda kv: (kv[0], (kv[0], kv[1][0], kv[1][1])))
-    verdicts = op.stateful_map("detect", closed, detect_step(factory))
+    verdicts, failed = _split("detect", op.stateful_map(
+        "detect", closed, Guarded("detect", detect_step(factory), lambda c: c[0], pane_origin(s.slide))))
     nonempty = op.filter("has_verdicts", op.map("values", verdicts, lambda kv: kv[1]), bool)
     late = op.map("late", panes.late, lambda item: late_letter(item, s.slide, s.allowed_lateness))
-    return nonempty, late
+    return nonempty, op.merge("detect_letters", late, failed)
 
 
-def _hazard_branch(alerts: Stream[Any], build: Callable[[], HazardOutreach]) -> Stream[Any]:
+def _hazard_branch(alerts: Stream[Any], build: Callable[[], HazardOutreach]
+                   ) -> tuple[Stream[Any], Stream[DeadLetter]]:
     """Alerts → forecast incidents (one tracker: updates and cancels must meet their alert) → outreach."""
     keyed = op.key_on("all_hazards", alerts, lambda _: "hazards")
-    incidents = op.flat_map("hazard_incidents", op.stateful_map("track_hazards", keyed, TrackHazards()),
-                            lambda kv: kv[1])
+    tracked, failed = _split("track_hazards", op.stateful_map(
+        "track_hazards", keyed, Guarded("track_hazards", TrackHazards(), lambda _: "hazards", item_origin)))
+    incidents = op.flat_map("hazard_incidents", tracked, lambda kv: kv[1])
     outreach = _Once(build)
-    return op.map("hazard_outreach", incidents, lambda incident: outreach().handle(incident))
+    return op.map("hazard_outreach", incidents, lambda incident: outreach().handle(incident)), failed
 
 
 CUSTOMER_BUCKETS = 64
@@ -200,10 +251,12 @@ def _upsert_customers(customers: Stream[Any], build: Callable[[], CustomerIndex]
     op.inspect("log_upserts", upserted, lambda _step, n: log.debug("upserted %d customers", n))
 
 
-def _assign_topics(cases: Stream[Any]) -> Stream[Any]:
+def _assign_topics(cases: Stream[Any]) -> tuple[Stream[Any], Stream[DeadLetter]]:
     """Topic discovery: one model for all cases (it learns the vocabulary of every topic)."""
     keyed = op.key_on("one_topic_model", cases, lambda _: "topics")
-    return op.map("drop_topic_key", op.stateful_map("assign_topics", keyed, AssignTopics()), lambda kv: kv[1])
+    assigned, failed = _split("assign_topics", op.stateful_map(
+        "assign_topics", keyed, Guarded("assign_topics", AssignTopics(), lambda _: "topics", item_origin)))
+    return op.map("drop_topic_key", assigned, lambda kv: kv[1]), failed
 
 
 def _clock(ts: Callable[[Any], datetime], settings: Settings, replay: bool) -> EventClock[Any]:
@@ -226,13 +279,14 @@ def _detect_fleet(settings: Settings, records: Stream[Any], replay: bool
                         TumblingWindower(s.slide, PANE_EPOCH), new_fleet_pane,
                         lambda acc, item: fold(acc, item[1]), merge_fleet_panes)
     closed = op.map("with_group", panes.down, lambda kv: (kv[0], (kv[0], kv[1][0], kv[1][1])))
-    verdicts = op.stateful_map("fleet_detect", closed, fleet_step(s))
+    verdicts, failed = _split("fleet_detect", op.stateful_map(
+        "fleet_detect", closed, Guarded("fleet_detect", fleet_step(s), lambda c: c[0], pane_origin(s.slide))))
     per_topic = op.flat_map("fleet_verdicts", verdicts, lambda kv: [[v] for v in kv[1]])
     # A reading counts in up to two groups; its first group alone reports it late, so it is dead-lettered once.
     first_group = op.filter("fleet_late_once", panes.late,
                             lambda kv: kv[0] == device_groups(kv[1][1][1])[0])
     late = op.map("fleet_late", first_group, lambda kv: telemetry_late_letter(kv, s.slide, s.allowed_lateness))
-    return per_topic, late
+    return per_topic, op.merge("fleet_letters", late, failed)
 
 
 def _handle(outreach: Callable[[], Outreach], incident: Incident) -> OutreachReport:

@@ -24,13 +24,14 @@ def get_flow(config: str) -> Dataflow:
     return build_flow(settings, production_io(settings))
 
 
-def run_live(settings: Settings, workers: int = 1) -> None:
-    """Check every edge, then run until stopped; recovery resumes from the last snapshot.
+def run_live(settings: Settings, workers: int = 1, *, checked: bool = False) -> None:
+    """Check every edge (unless `checked`: the caller ran `flows.startup.preflight`), then run until
+    stopped; recovery resumes from the last snapshot.
 
     Recovery must be initialised once with `python -m bytewax.recovery DIR N`, N at
     least the most workers you will ever run.
     """
-    io = production_io(settings)
+    io = production_io(settings, checked=checked)
     flow = build_flow(settings, io)
     recovery = None
     epoch = None

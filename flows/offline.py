@@ -8,11 +8,14 @@ from pathlib import Path
 import redis
 from bytewax.testing import run_main
 
+from forewarn import config_rules
 from forewarn.connectors.customer_files import read_customers
+from forewarn.connectors.health import check_redis, redis_location
 from forewarn.connectors.memory import InMemoryCustomerIndex
 from forewarn.connectors.redis_index import RedisCustomerIndex
 from forewarn.flows.early_warning import build_flow
-from forewarn.flows.wiring import file_io, memory_io, redis_client
+from forewarn.flows.startup import CHECK_TIMEOUT, redis_target
+from forewarn.flows.wiring import file_io, memory_io
 from forewarn.interfaces import CustomerIndex
 from forewarn.records import Customer, DeadLetter
 from forewarn.reports.backtest_report import write_backtest_report
@@ -71,16 +74,29 @@ def run_replay(settings: Settings, inputs: list[Path], out: Path, customers: Pat
     return RunSummary.from_dir(out)
 
 
-def redis_connection(settings: Settings, url: str | None) -> tuple[redis.Redis, str]:
-    """A client for `url`, else the configured Redis (FOREWARN_REDIS_URL first), and the key prefix."""
+def redis_connection(settings: Settings, url: str | None, timeout: float = CHECK_TIMEOUT
+                     ) -> tuple[redis.Redis, str]:
+    """A client for `url`, else the configured Redis (FOREWARN_REDIS_URL first), and the key prefix;
+    checked with PING, so a bad URL, a Redis that is down or refuses us is a ConfigError naming the setting."""
     secrets = Secrets()
     if url is None and settings.redis is None and secrets.forewarn_redis_url is None:
         raise ConfigError("no Redis configured: add a redis section to the config, set FOREWARN_REDIS_URL, "
                           "or pass --redis-url")
     redis_settings = settings.redis or RedisSettings()
-    client = (redis.Redis.from_url(url) if url is not None
-              else redis_client(settings.model_copy(update={"redis": redis_settings}), secrets))
-    return client, redis_settings.prefix
+    if url is not None:
+        try:
+            config_rules.redis_url(url)
+        except ValueError as exc:
+            raise ConfigError(f"--redis-url: {exc}") from None
+        target, setting = url, "--redis-url"
+    else:
+        target, setting = redis_target(settings.model_copy(update={"redis": redis_settings}), secrets)
+    probe = redis.Redis.from_url(target, socket_connect_timeout=timeout, socket_timeout=timeout)
+    try:
+        check_redis(probe, setting, redis_location(target))
+    finally:
+        probe.close()
+    return redis.Redis.from_url(target), redis_settings.prefix
 
 
 def redis_index(settings: Settings, url: str | None) -> RedisCustomerIndex:

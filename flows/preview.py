@@ -44,7 +44,8 @@ def preview_audience(settings: Settings, segment_text: str | None, redis_url: st
     previewer = AudiencePreviewer(
         index, JinjaRenderer(settings.outreach.templates), sms_segments, _price(settings),
         QuietHours(*settings.outreach.quiet_hours) if settings.outreach.quiet_hours else None,
-        ContactCap(log, most) if log is not None and most is not None else None, incidents, ledger)
+        ContactCap(log, most) if log is not None and most is not None else None, incidents, ledger,
+        topic_labels=settings.outreach.topic_labels)
     if incident_id is not None:
         try:
             return previewer.incident(incident_id)

@@ -8,23 +8,32 @@ adapted to Bytewax's calling conventions; dead letters for late records are writ
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar
 
 import orjson
+from bytewax.operators import StatefulLogic
 
 from forewarn.detectors.baseline import SeasonalBaseline
 from forewarn.detectors.fleet import FleetStep
 from forewarn.detectors.panes import Event, Pane, freeze_pane
 from forewarn.detectors.scoring import NegativeBinomialScorer, SpikeRule
-from forewarn.detectors.topic import TopicDetector
+from forewarn.detectors.time_bounds import StreamGate, TimeBounds
+from forewarn.detectors.topic import TopicDetector, pane_time
 from forewarn.hazards import HazardAlert, HazardIncident
 from forewarn.outreach.hazards import HazardTracker
 from forewarn.outreach.incidents import IncidentTracker
-from forewarn.records import DeadLetter, Origin, Telemetry, WindowVerdict
-from forewarn.settings import DetectionSettings
+from forewarn.records import Case, DeadLetter, Origin, Telemetry, WindowVerdict
+from forewarn.settings import DetectionSettings, TimeBoundsSettings
+
+log = logging.getLogger(__name__)
+
+S = TypeVar("S")
+V = TypeVar("V")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -121,3 +130,151 @@ def telemetry_late_letter(item: tuple[str, tuple[int, tuple[Origin, Telemetry]]]
     reason = (f"late: {record.ts.isoformat()} arrived after its {slide} pane of device group {group!r} closed "
               f"(allowed lateness {lateness}); raise detection.allowed_lateness to count such readings")
     return DeadLetter("fleet_panes", reason, origin, record.model_dump_json().encode())
+
+
+MAX_ERROR_TEXT = 300
+"""An exception's message is cut to this many characters in logs and dead letters."""
+MAX_KEY_TEXT = 80
+"""A key (a topic a record may have named) is cut to this many characters in logs and dead letters."""
+
+
+@dataclass(frozen=True)
+class Guarded(Generic[S, V, R]):
+    """A `stateful_map` mapper that never raises: a failure becomes a dead letter, the flow keeps running.
+
+    An exception inside a stateful step would stop the flow (Bytewax reports only a Rust
+    panic naming the operator) and stop it again at every restart, since recovery replays
+    the same record. Here the operator sees one log line naming the step, the key, the
+    Python exception and the record's origin, and the item goes to the dead letters. The
+    key keeps its state, even if the step changed it part-way: its history is worth more
+    than a clean slate.
+    """
+
+    step: str
+    mapper: Callable[[S | None, V], tuple[S | None, R]]
+    key_of: Callable[[V], str]
+    origin_of: Callable[[V], Origin]
+
+    def __call__(self, state: S | None, value: V) -> tuple[S | None, R | DeadLetter]:
+        try:
+            return self.mapper(state, value)
+        except Exception as exc:  # any failure of one item must not stop the flow
+            return state, self._letter(value, exc)
+
+    def _letter(self, value: V, exc: Exception) -> DeadLetter:
+        return failure_letter(self.step, _safe(self.key_of, value, "?"),
+                              _safe(self.origin_of, value, Origin(self.step)), exc)
+
+
+def failure_letter(step: str, key: object, origin: Origin, exc: Exception) -> DeadLetter:
+    """The dead letter of an item a step failed on, logged as one line."""
+    # A key may be a topic some record named: cut it, like the message, so a log line stays one line.
+    key = str(key)[:MAX_KEY_TEXT]
+    error = f"{type(exc).__name__}: {str(exc)[:MAX_ERROR_TEXT]}"
+    # Step, key, error and position only: never the record itself (it may hold contact details).
+    log.error("step %s failed for key %r at %s: %s; the item is a dead letter and the flow goes on",
+              step, key, origin.describe(), error)
+    raw = orjson.dumps({"step": step, "key": key, "error": error})
+    return DeadLetter(step, f"{step} failed for key {key!r}: {error}", origin, raw)
+
+
+def _safe(read: Callable[[Any], Any], value: Any, default: Any) -> Any:
+    try:
+        return read(value)
+    except Exception:  # describing a bad item must not raise in turn
+        return default
+
+
+def item_origin(item: tuple[Origin, Any]) -> Origin:
+    """The origin of an (origin, record) item."""
+    return item[0]
+
+
+def pane_origin(slide: timedelta) -> Callable[[tuple[str, int, Any]], Origin]:
+    """Where a closed pane comes from: its key and start (its records are many; it is named by its time)."""
+
+    def origin(closed: tuple[str, int, Any]) -> Origin:
+        key, pane_id, _ = closed
+        return Origin(f"pane {key} at {pane_time(pane_id, slide).isoformat()}")
+
+    return origin
+
+
+def verdicts_origin(verdicts: list[WindowVerdict]) -> Origin:
+    """Where a pane's verdicts come from: the topic and the pane that closed."""
+    first = verdicts[0]
+    return Origin(f"pane {first.topic} at {first.pane_start.isoformat()}")
+
+
+def partition_key(item: tuple[Origin, Any]) -> str:
+    """The input partition (Kafka topic and partition, or file) an item was read from."""
+    origin = item[0]
+    return origin.source if origin.partition is None else f"{origin.source}#{origin.partition}"
+
+
+TimedItem = tuple[Origin, Case | Telemetry]
+GateState = tuple[datetime | None, tuple[tuple[datetime, TimedItem], ...]]
+"""A partition gate's snapshot: its watermark and the items it holds (at most jump_after - 1)."""
+
+
+@dataclass(frozen=True)
+class CheckTimes:
+    """Builds, per input partition, the `op.stateful` logic that lets only records inside the time bounds on.
+
+    The decisions are `TimeBounds.check` (the wall clock, injected as `now`) and, in a replay,
+    the partition's `StreamGate`; this adapts them to (origin, record) items and dead letters.
+    A stateful logic rather than a mapper: the gate may hold a few records, and must decide
+    on whatever it still holds when the input ends.
+    """
+
+    bounds: TimeBounds
+    now: Callable[[], datetime]
+    live: bool
+
+    @classmethod
+    def from_settings(cls, settings: TimeBoundsSettings, now: Callable[[], datetime], live: bool) -> CheckTimes:
+        s = settings
+        return cls(TimeBounds(s.max_ahead, s.max_age, s.max_stream_ahead, s.jump_after, s.not_before), now, live)
+
+    def __call__(self, resume: GateState | None) -> TimeGate:
+        gate: StreamGate[TimedItem] = self.bounds.gate()
+        if resume is not None:
+            gate.watermark, gate.held = resume[0], list(resume[1])
+        return TimeGate(self, gate)
+
+
+class TimeGate(StatefulLogic[TimedItem, "TimedItem | DeadLetter", GateState]):
+    """One partition's time check: records inside the bounds pass, the others become dead letters."""
+
+    def __init__(self, check: CheckTimes, gate: StreamGate[TimedItem]):
+        self.check = check
+        self.gate = gate
+
+    def on_item(self, value: TimedItem) -> tuple[list[TimedItem | DeadLetter], bool]:
+        try:
+            return self._judge(value), StatefulLogic.RETAIN
+        except Exception as exc:  # a failing check must not stop the flow either
+            return [failure_letter("time_bounds", partition_key(value), value[0], exc)], StatefulLogic.RETAIN
+
+    def _judge(self, value: TimedItem) -> list[TimedItem | DeadLetter]:
+        record = value[1]
+        reason = self.check.bounds.check(record.ts, self.check.now(), self.check.live)
+        if reason is not None:
+            return [time_letter(value, reason)]
+        if self.check.live:
+            return [value]
+        accepted, refused = self.gate.offer(record.ts, value)
+        return [*(time_letter(item, why) for item, why in refused), *accepted]
+
+    def on_eof(self) -> tuple[list[TimedItem | DeadLetter], bool]:
+        accepted, refused = self.gate.end()
+        return [*(time_letter(item, why) for item, why in refused), *accepted], StatefulLogic.RETAIN
+
+    def snapshot(self) -> GateState:
+        return self.gate.watermark, tuple(self.gate.held)
+
+
+def time_letter(item: TimedItem, reason: str) -> DeadLetter:
+    """A record outside the time bounds, kept with the reason and its origin."""
+    origin, record = item
+    return DeadLetter("time_bounds", reason, origin, record.model_dump_json().encode())

@@ -11,9 +11,8 @@ import orjson
 import redis
 from bytewax.inputs import Source
 
-from forewarn.connectors.email import SmtpSender
 from forewarn.connectors.jsonl import JsonlSink, JsonlSource
-from forewarn.connectors.kafka import check_brokers, json_topic_sink, kafka_source, to_raw
+from forewarn.connectors.kafka import json_topic_sink, kafka_source, to_raw
 from forewarn.connectors.memory import InMemoryContactLog, InMemoryIncidentStore, InMemoryLedger
 from forewarn.connectors.nws import NwsPoller, NwsSource, urllib_fetch
 from forewarn.connectors.outbox import OutboxSender
@@ -21,9 +20,9 @@ from forewarn.connectors.redis_contact_log import RedisContactLog
 from forewarn.connectors.redis_incidents import RedisIncidentStore
 from forewarn.connectors.redis_index import RedisCustomerIndex
 from forewarn.connectors.redis_ledger import RedisLedger
-from forewarn.connectors.sms import TwilioSender
 from forewarn.connectors.templates import JinjaRenderer
 from forewarn.flows.early_warning import FlowIO
+from forewarn.flows.startup import kafka_inputs, preflight, production_senders, redis_client
 from forewarn.interfaces import ContactLog, CustomerIndex, IncidentStore, Ledger, Sender
 from forewarn.outreach.delivery import ContactCap, Deliverer, RetryPolicy
 from forewarn.outreach.hazards import HazardOutreach, HazardReport, HazardRule
@@ -32,6 +31,7 @@ from forewarn.outreach.policy import QuietHours
 from forewarn.outreach.targeting import TraitRule
 from forewarn.records import Channel, DeadLetter, Spike
 from forewarn.settings import ConfigError, HazardSettings, RedisSettings, Secrets, Settings
+from forewarn.sources import RecordKind, SourceKinds
 
 
 def encode_report(report: OutreachReport | HazardReport) -> bytes:
@@ -59,7 +59,7 @@ def build_outreach(settings: Settings, index: CustomerIndex, ledger: Ledger, sen
     quiet = QuietHours(*settings.outreach.quiet_hours) if settings.outreach.quiet_hours else None
     return Outreach(index, deliverer(settings, index, ledger, senders, log), renderer,
                     TraitRule(t.min_support, t.min_coverage, t.min_lift, t.max_p_value),
-                    settings.outreach.max_audience, quiet, store)
+                    settings.outreach.max_audience, quiet, store, settings.outreach.topic_labels)
 
 
 def file_io(settings: Settings, inputs: list[Path], out: Path, outreach: Callable[[], Outreach] | None,
@@ -67,7 +67,8 @@ def file_io(settings: Settings, inputs: list[Path], out: Path, outreach: Callabl
     """Replay files through the flow; results land as JSONL under `out`."""
     out.mkdir(parents=True, exist_ok=True)
     return FlowIO(
-        source=JsonlSource(inputs),
+        source=JsonlSource(inputs, max_bytes=settings.max_record_bytes),
+        types={str(path): SourceKinds.mixed_file() for path in inputs},
         dead_letters=JsonlSink(out / "dead_letters.jsonl", lambda b: b),
         spikes=JsonlSink(out / "spikes.jsonl", lambda b: b) if with_spikes else None,
         encode_spike=encode_spike,
@@ -128,30 +129,6 @@ def build_hazards(settings: Settings, index: CustomerIndex, ledger: Ledger, send
                           hazards.region_format, settings.outreach.max_audience, quiet)
 
 
-def production_senders(settings: Settings, secrets: Secrets) -> dict[Channel, Sender]:
-    senders: dict[Channel, Sender] = {}
-    if "sms" in settings.outreach.channels and settings.sms is not None:
-        sid, token = secrets.twilio_account_sid, secrets.twilio_auth_token
-        if sid is None or token is None:
-            raise ConfigError("SMS is enabled but TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN are not set in the "
-                              "environment: export them (never put them in the YAML)")
-        senders["sms"] = TwilioSender.from_settings(
-            sid.get_secret_value(), token.get_secret_value(), from_number=settings.sms.from_number,
-            messaging_service_sid=settings.sms.messaging_service_sid, base_url=settings.sms.base_url)
-    if "email" in settings.outreach.channels and settings.email is not None:
-        e = settings.email
-        password = secrets.smtp_password.get_secret_value() if secrets.smtp_password else None
-        senders["email"] = SmtpSender(e.host, e.port, e.from_addr, starttls=e.starttls, username=e.username,
-                                      password=password, timeout=e.timeout.total_seconds())
-    return senders
-
-
-def redis_client(settings: Settings, secrets: Secrets) -> redis.Redis:
-    assert settings.redis is not None
-    url = secrets.forewarn_redis_url.get_secret_value() if secrets.forewarn_redis_url else settings.redis.url
-    return redis.Redis.from_url(url)
-
-
 @dataclass
 class RedisParts:
     """The production edges, built on first use inside a worker: one Redis client and one set of
@@ -196,21 +173,39 @@ def nws_sources(settings: Settings) -> list[Source[Any]]:
     return [NwsSource(lambda: NwsPoller(urllib_fetch, poll.user_agent, poll.url, poll.interval))]
 
 
-def production_io(settings: Settings, secrets: Secrets | None = None) -> FlowIO:
-    """Kafka in and out, Redis, Twilio and SMTP, checked before the flow is built."""
+def production_kinds(settings: Settings) -> dict[str, SourceKinds]:
+    """Each production source carries one kind, whatever its records claim: no topic is mixed."""
+    assert settings.kafka is not None
+    t = settings.kafka.topics
+    poll = settings.hazards.poll if settings.hazards else None
+    named: list[tuple[str | None, RecordKind]] = [
+        (t.cases, "case"), (t.telemetry, "telemetry"), (t.alerts if settings.hazards else None, "alert"),
+        (t.customers, "customer"), (poll.url if poll else None, "alert")]
+    kinds: dict[str, SourceKinds] = {}
+    for source, kind in named:
+        if source is None:
+            continue
+        if source in kinds and kinds[source].default != kind:
+            raise ConfigError(f"kafka.topics: {source} is configured for both {kinds[source].default} and {kind} "
+                              "records; give each kind its own topic")
+        kinds[source] = SourceKinds.only(kind)
+    return kinds
+
+
+def production_io(settings: Settings, secrets: Secrets | None = None, *, checked: bool = False) -> FlowIO:
+    """Kafka in and out, Redis, Twilio and SMTP, checked before the flow is built (unless the caller
+    already ran `flows.startup.preflight`: `checked`)."""
     settings.require_production()
     secrets = secrets or Secrets()
     assert settings.kafka is not None
     k = settings.kafka
-    inputs = [k.topics.cases, k.topics.telemetry, *([k.topics.alerts] if settings.hazards else []),
-              *([k.topics.customers] if k.topics.customers else [])]
-    check_brokers(k.brokers, [*inputs, k.topics.dead_letters, k.topics.incidents], k.connect_timeout, k.extra)
+    kinds = production_kinds(settings)  # a topic named for two kinds fails here, before any connection
+    inputs = kafka_inputs(settings)
+    if not checked:
+        preflight(settings, secrets)  # every edge answers, and accepts our credentials, or nothing starts
     client = redis_client(settings, secrets)
-    client.ping()
     assert settings.redis is not None
     regions = RedisCustomerIndex(client, settings.redis.prefix).attribute_counts("region")
-    production_senders(settings, secrets)  # fail now, not at the first incident, on missing secrets
-    JinjaRenderer(settings.outreach.templates).check([])
     parts = RedisParts(settings, secrets)
     letter_msg, letter_sink = json_topic_sink(k.brokers, k.topics.dead_letters, DeadLetter.to_json,
                                               extra=k.extra)
@@ -219,8 +214,7 @@ def production_io(settings: Settings, secrets: Secrets | None = None) -> FlowIO:
     return FlowIO(
         source=kafka_source(k.brokers, inputs, k.tail, k.batch_size, k.extra),
         to_raw=to_raw,
-        types={k.topics.cases: "case", k.topics.telemetry: "telemetry", k.topics.alerts: "alert",
-               **({k.topics.customers: "customer"} if k.topics.customers else {})},
+        types=kinds,
         dead_letters=letter_sink,
         encode_dead_letter=letter_msg,
         reports=report_sink,

@@ -20,12 +20,27 @@ def parse_duration(text: str | int | float | timedelta) -> timedelta:
     Traceback (most recent call last):
     ...
     ValueError: duration 'soon' is not understood: use a number with a unit, such as 30s, 5m, 1h or 1d
+    >>> parse_duration("-5m")
+    Traceback (most recent call last):
+    ...
+    ValueError: duration '-5m' is negative: it must be positive, such as 30s, 5m, 1h or 1d
     """
     if isinstance(text, timedelta):
-        return text
-    if isinstance(text, int | float):
-        return timedelta(seconds=float(text))
+        length = text
+    elif isinstance(text, int | float):
+        length = timedelta(seconds=float(text))
+    else:
+        length = _parse_text(text)
+    if length < timedelta(0):
+        # Said plainly: "not understood" sent operators hunting for a unit typo.
+        raise ValueError(f"duration {text!r} is negative: it must be positive, such as 30s, 5m, 1h or 1d")
+    return length
+
+
+def _parse_text(text: str) -> timedelta:
     cleaned = text.strip().replace(" ", "")
+    sign = -1 if cleaned.startswith("-") else 1
+    cleaned = cleaned.removeprefix("-")
     pos, seconds = 0, 0.0
     for match in _PART.finditer(cleaned):
         if match.start() != pos:
@@ -36,7 +51,7 @@ def parse_duration(text: str | int | float | timedelta) -> timedelta:
         raise ValueError(
             f"duration {text!r} is not understood: use a number with a unit, such as 30s, 5m, 1h or 1d"
         )
-    return timedelta(seconds=seconds)
+    return timedelta(seconds=sign * seconds)
 
 
 def format_duration(delta: timedelta) -> str:

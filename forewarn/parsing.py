@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
 from forewarn.records import Case, Customer, DeadLetter, Origin, Telemetry
+from forewarn.sources import RECORD_KINDS, SourceKinds
 
 MAX_RECORD_BYTES = 64 * 1024
 _MODELS: dict[str, type[Case] | type[Telemetry] | type[Customer]] = {
     "case": Case, "telemetry": Telemetry, "customer": Customer}
+MIXED = SourceKinds.mixed_file()
+"""A source whose records say what they are; cases when they do not."""
+_GEOJSON_TYPES = frozenset({"Feature", "FeatureCollection"})
+"""The "type" of an NWS alert document (GeoJSON)."""
+_BOM = b"\xef\xbb\xbf"
 
 
 _PLAIN_FIELDS = frozenset({"timezone", "preferred_channel", "language", "region", "type", "ts", "topic"})
@@ -39,9 +47,12 @@ def explain(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def parse_record(raw: bytes, origin: Origin, default_type: str = "case",
-                 max_bytes: int = MAX_RECORD_BYTES, step: str = "parse") -> Case | Telemetry | Customer | DeadLetter:
-    """Validate one JSON record; anything unusable becomes a dead letter saying why.
+def parse_record(raw: bytes, origin: Origin, kinds: SourceKinds = MIXED, max_bytes: int = MAX_RECORD_BYTES,
+                 step: str = "parse") -> Case | Telemetry | Customer | DeadLetter:
+    """Validate one JSON record as a kind its source accepts; anything else is a dead letter saying why.
+
+    Only a mixed source lets the record's own "type" choose its model: on a single-kind source
+    (a production topic) a record claiming another type is refused, never re-routed.
 
     >>> parse_record(b'{"ts": "2026-11-20T14:03:11Z", "topic": "no_internet", "region": "TX-453"}',
     ...              Origin("cases", 0, 7)).topic
@@ -50,25 +61,85 @@ def parse_record(raw: bytes, origin: Origin, default_type: str = "case",
     'ts: Input should have timezone info'
     >>> parse_record(b'{oops', Origin("cases")).reason[:16]
     'malformed JSON: '
-    >>> parse_record(b'{"id": "CU-1", "region": "TX-453", "phone": "12"}', Origin("customers"), "customer").reason
+    >>> customers = SourceKinds.only("customer")
+    >>> parse_record(b'{"id": "CU-1", "region": "TX-453", "phone": "12"}', Origin("customers"), customers).reason
     'phone: phone is not an international number (+country code): (0) Missing or invalid default region.'
+    >>> parse_record(b'{"type": "customer", "id": "CU-1", "region": "TX-453"}', Origin("cases"),
+    ...              SourceKinds.only("case")).reason
+    'type customer is not accepted on source cases'
     """
     if len(raw) > max_bytes:
         return DeadLetter(step, f"record of {len(raw)} bytes exceeds the {max_bytes}-byte limit",
                           origin, raw[:1024])
-    try:
-        data: Any = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        return DeadLetter(step, f"malformed JSON: {exc}", origin, raw)
+    data = _decode(raw)
+    if isinstance(data, _Malformed):
+        return DeadLetter(step, data.reason(raw, origin, kinds), origin, raw)
     if not isinstance(data, dict):
         return DeadLetter(step, f"expected a JSON object, got {type(data).__name__}", origin, raw)
-    kind = data.get("type", default_type)
-    model = _MODELS.get(kind) if isinstance(kind, str) else None
+    kind = data.get("type", kinds.default)
+    model = _MODELS.get(kind) if isinstance(kind, str) and kind in kinds.accepts else None
     if model is None:
-        return DeadLetter(step, f"unknown record type {kind!r}: expected one of {sorted(_MODELS)}", origin, raw)
+        return DeadLetter(step, _refused(kind, origin, kinds), origin, raw)
     if model is Customer:
         data.pop("type", None)  # says what the record is, not a trait of the customer
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         return DeadLetter(step, explain(exc), origin, raw)
+
+
+def _refused(kind: object, origin: Origin, kinds: SourceKinds) -> str:
+    """Why a record's type is not read here; only names we know are quoted (the value is the record's)."""
+    if not isinstance(kind, str):
+        return f"record type must be a string: source {origin.source} accepts {sorted(kinds.accepts)}"
+    if kind in RECORD_KINDS:
+        if kind in kinds.accepts:  # an accepted alert that was not shaped like one
+            return f"type {kind} is not a CAP or NWS GeoJSON alert document"
+        return f"type {kind} is not accepted on source {origin.source}"
+    if kind in _GEOJSON_TYPES:
+        return f"type {kind} (a GeoJSON alert) is not accepted on source {origin.source}"
+    shown = repr(kind) if kind.isidentifier() and len(kind) <= 32 else "(not a plain name)"
+    return f"unknown record type {shown}: source {origin.source} accepts {sorted(kinds.accepts)}"
+
+
+class _Malformed:
+    """orjson's complaint about a record that no decoder could read."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+    def reason(self, raw: bytes, origin: Origin, kinds: SourceKinds) -> str:
+        if raw.lstrip()[:1] == b"<" and "alert" not in kinds.accepts:
+            return f"an XML document (such as a CAP alert) is not accepted on source {origin.source}"
+        return f"malformed JSON: {self.error}"
+
+
+def _decode(raw: bytes) -> Any:
+    """orjson, after a leading UTF-8 byte order mark (which some editors write) is dropped.
+
+    orjson refuses a number beyond a double's range even in a field nobody reads; rather than
+    lose the record, such a number is kept as its text (a field that must be a number then
+    refuses it by name). The fallback runs only on records orjson refused, so the hot path is
+    orjson alone; whatever it admits must still be something orjson can write back out.
+    """
+    if raw.startswith(_BOM):
+        raw = raw[len(_BOM):]
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        error = exc
+    try:
+        data = json.loads(raw.decode("utf-8"), parse_float=_finite_or_text, parse_constant=_no_constant)
+        orjson.dumps(data)  # refuses what orjson would have refused for other reasons (lone surrogates)
+    except (ValueError, TypeError, RecursionError, orjson.JSONEncodeError):
+        return _Malformed(error)
+    return data
+
+
+def _finite_or_text(text: str) -> float | str:
+    number = float(text)
+    return number if math.isfinite(number) else text
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")

@@ -512,6 +512,9 @@ class SendResult:
     reason: str = ""
     provider_id: str | None = None
     opted_out: bool = False
+    halts_channel: bool = False
+    """The provider refused our own credentials: no message on this channel can go until they are
+    fixed, so this one is kept for later (retryable), never recorded as its own failure."""
 
 
 @dataclass(frozen=True)

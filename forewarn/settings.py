@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import importlib.resources
 import re
-from datetime import time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.types import AwareDatetime
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from forewarn import config_rules as rules
 from forewarn.durations import parse_duration
 from forewarn.records import Channel, Customer, Product
 
@@ -25,6 +27,10 @@ class ConfigError(ValueError):
 
 
 _TRAIT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Labels are read by customers: words only, so no URL, address, phone number or markup fits.
+_LABEL = re.compile(r"[^\W_](?:[^\W_]|[ \-'&()]){0,39}")
+_TOPIC_LABELS = {"no_internet": "internet", "wifi_drops": "Wi-Fi", "slow_speed": "speed", "billing": "billing",
+                 "tv_signal": "TV signal", "account_access": "account access"}
 
 
 class _Section(BaseModel):
@@ -33,6 +39,32 @@ class _Section(BaseModel):
 
 def _duration(value: Any) -> timedelta:
     return parse_duration(value)
+
+
+class TimeBoundsSettings(_Section):
+    """Record times a flow accepts, checked per record before windowing (see detectors.time_bounds)."""
+
+    max_ahead: timedelta = timedelta(minutes=5)
+    """Live (tailing): ahead of the wall clock. Below allowed_lateness, so an accepted record never
+    makes on-time ones late."""
+    max_age: timedelta | None = timedelta(days=7)
+    """Live (tailing): behind the wall clock; what still matters, e.g. the topics' retention. null: no limit."""
+    max_stream_ahead: timedelta = timedelta(hours=1)
+    """Replay: ahead of the input partition's own running watermark (a replay never reads the wall clock)."""
+    jump_after: int = Field(5, ge=1)
+    """...unless this many records in a row agree on the later time (a real gap in the stream)."""
+    not_before: AwareDatetime = datetime(2000, 1, 1, tzinfo=UTC)
+    """Never accepted before this instant (a reset clock: 1970, 0001)."""
+
+    @field_validator("max_ahead", "max_age", "max_stream_ahead", mode="before")
+    @classmethod
+    def _positive(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        length = parse_duration(value)
+        if length <= timedelta(0):
+            raise ValueError(f"must be positive, e.g. 15m (got {value!r})")
+        return length
 
 
 class DetectionSettings(_Section):
@@ -58,6 +90,7 @@ class DetectionSettings(_Section):
     telemetry_value_season: Literal["day", "weekpart", "week"] | None = "day"
     """The seasonal profile a numeric metric's expectation follows: hour of day, weekday/weekend hour,
     hour of week, or null for none."""
+    time_bounds: TimeBoundsSettings = TimeBoundsSettings()
 
     _durations = field_validator("window", "slide", "allowed_lateness", "warmup", "reporter_lookback",
                                  "adapt_after", mode="before")(_duration)
@@ -126,8 +159,20 @@ class OutreachSettings(_Section):
     """At most this many warnings per customer in 24 hours (all-clears are not counted); None: no cap."""
     quiet_hours: tuple[time, time] | None = None
     """Customers' local [start, end) without SMS, e.g. ["21:00", "08:00"]: email instead, else held."""
+    topic_labels: dict[str, str] = Field(default_factory=lambda: dict(_TOPIC_LABELS))
+    """The company's words for each topic in customer messages; an incident on a topic without a
+    label is held for a responder (a case's topic string never reaches a customer)."""
 
     _durations = field_validator("retry_backoff", mode="before")(_duration)
+
+    @field_validator("topic_labels")
+    @classmethod
+    def _plain_labels(cls, labels: dict[str, str]) -> dict[str, str]:
+        for topic, label in labels.items():
+            if not _LABEL.fullmatch(label) or sum(ch.isdigit() for ch in label) > 4:
+                raise ValueError(f"topic label {label!r} for {topic!r} is not plain words: use 1-40 letters, "
+                                 "digits (at most 4), spaces and - ' & ( ), e.g. no_internet: internet")
+        return labels
 
 
 class KafkaTopics(_Section):
@@ -149,12 +194,19 @@ class KafkaSettings(_Section):
     connect_timeout: timedelta = timedelta(seconds=10)
     extra: dict[str, str] = Field(default_factory=dict)
 
-    _durations = field_validator("connect_timeout", mode="before")(_duration)
+    _durations = field_validator("connect_timeout", mode="before")(rules.positive_duration)
+
+    @field_validator("brokers")
+    @classmethod
+    def _broker_addresses(cls, brokers: list[str]) -> list[str]:
+        return [rules.broker_address(b) for b in brokers]
 
 
 class RedisSettings(_Section):
     url: str = "redis://localhost:6379/0"
-    prefix: str = "fw"
+    prefix: str = Field("fw", min_length=1)
+
+    _url = field_validator("url")(rules.redis_url)
 
 
 class SmsSettings(_Section):
@@ -164,6 +216,10 @@ class SmsSettings(_Section):
     base_url: str | None = None
     price_per_segment: float = Field(0.0083, ge=0)
     """What one SMS segment costs (USD at Twilio's US list price), for audience previews."""
+
+    _from_number = field_validator("from_number")(rules.unless_none(rules.e164_number))
+    _service = field_validator("messaging_service_sid")(rules.unless_none(rules.messaging_service_sid))
+    _base_url = field_validator("base_url")(rules.unless_none(rules.http_url))
 
     @model_validator(mode="after")
     def _one_sender_id(self) -> SmsSettings:
@@ -180,7 +236,10 @@ class EmailSettings(_Section):
     username: str | None = None
     timeout: timedelta = timedelta(seconds=10)
 
-    _durations = field_validator("timeout", mode="before")(_duration)
+    _durations = field_validator("timeout", mode="before")(rules.positive_duration)
+    _host = field_validator("host")(rules.hostname)
+    _port = field_validator("port")(rules.tcp_port)
+    _from_addr = field_validator("from_addr")(rules.email_address)
 
 
 class RecoverySettings(_Section):
@@ -188,7 +247,8 @@ class RecoverySettings(_Section):
     snapshot_interval: timedelta = timedelta(seconds=30)
     backup_interval: timedelta = timedelta(0)
 
-    _durations = field_validator("snapshot_interval", "backup_interval", mode="before")(_duration)
+    _snapshots = field_validator("snapshot_interval", mode="before")(rules.positive_duration)
+    _durations = field_validator("backup_interval", mode="before")(_duration)
 
 
 class HazardRuleSettings(_Section):
@@ -207,7 +267,16 @@ class NwsPollSettings(_Section):
     url: str = "https://api.weather.gov/alerts/active"
     interval: timedelta = timedelta(seconds=60)
 
-    _durations = field_validator("interval", mode="before")(_duration)
+    _durations = field_validator("interval", mode="before")(rules.positive_duration)
+    _url = field_validator("url")(rules.http_url)
+
+    @field_validator("user_agent")
+    @classmethod
+    def _contact(cls, agent: str) -> str:
+        if not agent.strip():
+            raise ValueError("is empty: the NWS asks for the application and a contact, "
+                             "e.g. \"forewarn (ops@example.com)\"")
+        return agent
 
 
 class HazardSettings(_Section):
@@ -278,14 +347,22 @@ def load_settings(path: Path | None) -> Settings:
     except ValidationError as exc:
         lines = [_describe(e["loc"], e["type"], e["msg"]) for e in exc.errors(include_url=False)]
         raise ConfigError(f"config file {path} has {len(lines)} problem(s):\n  " + "\n  ".join(lines)) from None
-    templates = settings.outreach.templates
+    templates = _templates_folder(settings.outreach.templates, path)
+    return settings.model_copy(update={"outreach": settings.outreach.model_copy(update={"templates": templates})})
+
+
+def _templates_folder(templates: Path, config: Path) -> Path:
+    """The templates folder, checked now: a missing one used to surface as a traceback at the first send."""
+    looked = [templates.resolve()]
     if not templates.is_absolute() and not templates.is_dir():
         # A relative folder is read from the working directory, else beside the config file's folder.
-        candidate = path.resolve().parent.parent / templates
-        if candidate.is_dir():
-            settings = settings.model_copy(update={
-                "outreach": settings.outreach.model_copy(update={"templates": candidate})})
-    return settings
+        looked.append(config.resolve().parent.parent / templates)
+    for folder in looked:
+        if folder.is_dir():
+            return templates if folder == looked[0] else folder
+    raise ConfigError(f"config file {config} has 1 problem(s):\n  outreach.templates: folder {templates} does not "
+                      f"exist (looked at {' and '.join(map(str, looked))}): point it at the folder of *.j2 "
+                      f"templates, e.g. {BUNDLED_CONFIG / 'templates'}")
 
 
 def _describe(loc: tuple[int | str, ...], kind: str, message: str) -> str:

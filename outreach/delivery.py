@@ -2,6 +2,10 @@
 
 The ledger is consulted before every send and written after it, so replaying the
 same input, or a restart that re-emits an epoch, never sends a message twice.
+
+A provider that refuses our credentials halts its channel for the rest of the run: the
+message is released (not recorded), and later ones on that channel are deferred unattempted,
+so a restart with fixed credentials sends them all.
 """
 
 from __future__ import annotations
@@ -98,6 +102,8 @@ class Deliverer:
         self.sleep = sleep
         self.cap = cap
         self.opt_outs = opt_outs
+        self.halted: dict[Channel, str] = {}
+        """Channels whose provider refused our credentials this run, with the reason."""
 
     def deliver(self, message: Message, at: datetime | None = None) -> Outcome:
         """Dedup → cap → send with retries → record (and an opt-out the provider reports, when
@@ -105,12 +111,18 @@ class Deliverer:
         sender = self.senders.get(message.channel)
         if sender is None:
             raise ValueError(f"no sender configured for channel {message.channel!r}: add it under outreach.channels")
+        if message.channel in self.halted:
+            return "deferred"  # not even claimed: the next run, with fixed credentials, sends it
         if not self.ledger.claim(message.key):
             return "duplicate"
         if self._over_cap(message, at):
             self.ledger.release(message.key)  # not sent: a later pass may send it once the cap allows
             return "capped"
         result = self._send_with_retries(sender, message)
+        if result.halts_channel:
+            self.ledger.release(message.key)
+            self._halt(message.channel, result.reason)
+            return "deferred"
         if result.ok or not result.retryable:
             self.ledger.record(message.key, message.channel, result)
             if result.ok and self.cap is not None and at is not None and message.key.kind == "warning":
@@ -127,6 +139,12 @@ class Deliverer:
         log.warning("send deferred for %s on %s: %s", message.key, message.channel, result.reason)
         return "deferred"
 
+    def _halt(self, channel: Channel, reason: str) -> None:
+        self.halted[channel] = reason
+        # Once per run and channel: the fix is the operator's, one clear line beats one per customer.
+        log.error("%s channel halted for this run: %s; its messages are kept and go out after a restart",
+                  channel, reason)
+
     def delivered_to(self, incident_id: str, kind: MessageKind) -> set[str]:
         """The customers this pipeline's ledger records as sent `kind` for the incident (whoever sent it):
         the customers an all-clear or a cancellation goes back to."""
@@ -140,7 +158,7 @@ class Deliverer:
     def _send_with_retries(self, sender: Sender, message: Message) -> SendResult:
         result = sender.send(message)
         for wait in self.retry.waits():
-            if result.ok or not result.retryable:
+            if result.ok or not result.retryable or result.halts_channel:
                 break
             self.sleep(wait)
             result = sender.send(message)

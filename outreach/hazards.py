@@ -176,6 +176,8 @@ class HazardOutreach:
         self.region_format = region_format
         self.max_audience = max_audience
         self.quiet = quiet
+        # The closed list of event names customers may read: the ones the company chose to warn about.
+        self._events = frozenset(e for r in self.rules for e in r.events)
 
     def handle(self, incident: HazardIncident) -> HazardReport:
         if incident.status in ("opened", "updated"):
@@ -197,23 +199,34 @@ class HazardOutreach:
 
     def _send(self, report: HazardReport, kind: MessageKind, recipients: Iterable[Recipient]) -> None:
         for recipient in recipients:
-            context = hazard_context(report.incident, recipient.customer)
+            context = hazard_context(report.incident, recipient.customer, self._events)
             rendered = self.renderer.render("hazard", kind, recipient.channel, context, family="hazard")
             message = Message(MessageKey(report.incident.id, recipient.customer.id, kind), recipient.channel,
                               recipient.address, rendered.body, rendered.subject)
             report.count(self.deliverer.deliver(message, report.incident.alert.sent), recipient.channel)
 
 
-def hazard_context(incident: HazardIncident, customer: Customer) -> dict[str, Any]:
-    """What hazard templates may use; times in the customer's own zone."""
+GENERIC_EVENT = "weather alert"
+"""Shown for an event name outside the configured rules (e.g. on a Cancel that names another event)."""
+
+
+def hazard_context(incident: HazardIncident, customer: Customer, events: frozenset[str]) -> dict[str, Any]:
+    """What hazard templates may use: vetted values only; times in the customer's own zone.
+
+    An alert's headline, area description and instruction are the sender's free text: anyone
+    who can write an alert could put a phone number or a link there. So templates get the event
+    name only from the closed list in `hazards.rules` (`events`), the alert's times, and the
+    company's own advice per event written in the templates. `headline`, `area` and
+    `instruction` stay defined (older custom templates still render) but carry nothing from the alert.
+    """
     alert = incident.alert
+    event = alert.event if alert.event in events else GENERIC_EVENT
 
     def local(ts: datetime | None) -> LocalTime:
         return LocalTime(ts, customer.timezone, customer.language)
 
     return {
-        "incident_id": incident.id, "event": alert.event or "hazard alert", "headline": alert.headline or "",
-        "area": "; ".join(a.description for a in alert.areas if a.description),
+        "incident_id": incident.id, "event": event, "headline": event, "area": "",
         "onset_local": local(alert.onset or alert.effective), "expires_local": local(alert.expires),
-        "instruction": (alert.instruction or "").strip(), "language": customer.language,
+        "instruction": "", "language": customer.language,
     }

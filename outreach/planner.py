@@ -6,7 +6,8 @@ warned that the problem is fixed. Updates change nothing for customers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -18,6 +19,7 @@ from forewarn.outreach.delivery import Deliverer, DeliveryTally
 from forewarn.outreach.policy import QuietHours
 from forewarn.outreach.targeting import TraitRule, isolate_traits, warning_segment
 from forewarn.records import EMERGING_PREFIX, NATIONAL, Customer, Incident, Message, MessageKey, MessageKind, rfc3339
+from forewarn.settings import OutreachSettings
 
 
 @dataclass
@@ -31,6 +33,8 @@ class OutreachReport(DeliveryTally):
 
 
 TELEMETRY_PREFIX = "telemetry."
+PREVIEW_LABEL = "service"
+"""Shown by a dry-run preview for a topic without a label (a real send is held instead)."""
 
 
 class Outreach:
@@ -38,7 +42,7 @@ class Outreach:
 
     def __init__(self, index: CustomerIndex, deliverer: Deliverer, renderer: Renderer,
                  trait_rule: TraitRule | None = None, max_audience: int = 10_000, quiet: QuietHours | None = None,
-                 store: IncidentStore | None = None):
+                 store: IncidentStore | None = None, topic_labels: Mapping[str, str] | None = None):
         self.index = index
         self.deliverer = deliverer
         self.renderer = renderer
@@ -46,6 +50,8 @@ class Outreach:
         self.max_audience = max_audience
         self.quiet = quiet
         self.store = store
+        # Only the company's words for a topic reach customers; None: the bundled labels.
+        self.topic_labels = dict(OutreachSettings().topic_labels if topic_labels is None else topic_labels)
 
     def handle(self, incident: Incident) -> OutreachReport:
         if incident.status == "opened":
@@ -73,6 +79,8 @@ class Outreach:
             return OutreachReport(incident, held=f"{incident.topic} is an emerging topic found in case texts: "
                                                  f"review it (forewarn audience {incident.id}) before customers "
                                                  "are told")
+        if (unlabelled := self._unlabelled(incident)) is not None:
+            return unlabelled
         segment = warning_segment(incident)  # the isolated traits are on the incident now
         # Quiet hours are judged at the incident's own time, so a replay decides as the live flow did.
         audience = build_audience(segment, self.index, incident.reporters | incident.earlier_reporters,
@@ -81,7 +89,16 @@ class Outreach:
         self._send(report, incident, "warning", audience.recipients)
         return report
 
+    def _unlabelled(self, incident: Incident) -> OutreachReport | None:
+        """Held when the company has no words for the topic: a case's topic string is nobody's to choose."""
+        if incident.topic in self.topic_labels:
+            return None
+        return OutreachReport(incident, held=f"topic {incident.topic!r} has no label for customers: add one under "
+                                             f"outreach.topic_labels (e.g. {incident.topic}: internet) to warn them")
+
     def _all_clear(self, incident: Incident) -> OutreachReport:
+        if (unlabelled := self._unlabelled(incident)) is not None:
+            return unlabelled
         warned = sorted(self.deliverer.delivered_to(incident.id, "warning"))
         recipients = []
         for customer in self.index.get_many(warned):
@@ -107,27 +124,48 @@ class Outreach:
 
     def _message(self, incident: Incident, kind: MessageKind, recipient: Recipient) -> Message:
         rendered = self.renderer.render(incident.topic, kind, recipient.channel,
-                                        message_context(incident, recipient.customer))
+                                        message_context(incident, recipient.customer, self.topic_labels))
         return Message(MessageKey(incident.id, recipient.customer.id, kind), recipient.channel,
                        recipient.address, rendered.body, rendered.subject)
 
 
-def message_context(incident: Incident, customer: Customer) -> dict[str, Any]:
-    """What templates may use; times are shown in the customer's own time zone."""
+def message_context(incident: Incident, customer: Customer,
+                    topic_labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """What templates may use: vetted values only, never a record's free text.
+
+    The topic is shown through the company's label, the region and products through the
+    customer's own values in the index; times are shown in the customer's own time zone.
+    """
 
     def local(ts: datetime | None) -> LocalTime:
         return LocalTime(ts, customer.timezone, customer.language)
 
+    labels = OutreachSettings().topic_labels if topic_labels is None else topic_labels
+    regional = incident.region != NATIONAL
     return {
-        "incident_id": incident.id,
-        "topic": incident.topic,
-        "topic_label": incident.topic.replace("_", " "),
-        "region": None if incident.region == NATIONAL else incident.region,
+        "incident_id": _reference(incident, customer, labels),
+        "topic_label": labels.get(incident.topic, PREVIEW_LABEL),
+        "region": customer.region if regional else None,
         "customer_region": customer.region,
         "language": customer.language,
         "since_local": local(incident.first_window_start),
         "resolved_local": local(incident.resolved_at),
         "opened_at": rfc3339(incident.opened_at),
-        "segment": {t.attribute: t.value for t in incident.segment},
+        "segment": _own_traits(incident, customer),
         "models": sorted({p.model for p in customer.products}),
     }
+
+
+def _own_traits(incident: Incident, customer: Customer) -> dict[str, str]:
+    """The incident's traits that the customer's own index record carries (a stored or telemetry
+    segment value the customer does not have is not shown)."""
+    own = customer.attributes()
+    return {t.attribute: t.value for t in incident.segment if t.value in own.get(t.attribute, ())}
+
+
+def _reference(incident: Incident, customer: Customer, labels: Mapping[str, str]) -> str:
+    """The incident id, which spells the key's topic and region, when the topic is labelled and the
+    region is the customer's own; otherwise a digest of it, so a case's strings are never shown."""
+    if incident.topic in labels and incident.region in (NATIONAL, customer.region):
+        return incident.id
+    return "INC-" + hashlib.sha1(incident.id.encode()).hexdigest()[:12]

@@ -8,7 +8,7 @@ as outreach (`audience_of`, `warning_segment`, `ContactCap`) from contact cards 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -111,6 +111,8 @@ class AudiencePreviewer:
     incidents: IncidentStore | None = None
     ledger: Ledger | None = None
     clock: Callable[[], datetime] = _utc_now
+    topic_labels: Mapping[str, str] | None = None
+    """The company's words for topics (`outreach.topic_labels`); None: the default labels."""
 
     def segment(self, segment: Segment, area: Area | None = None, area_name: str | None = None,
                 topic: str = "default") -> AudiencePreview:
@@ -180,7 +182,8 @@ class AudiencePreviewer:
         costs = []
         for language, n in sorted(by_language.items(), key=lambda item: -item[1]):
             customer = customers[language] or Customer(id="PREVIEW", region="-", language=language)
-            body = self.renderer.render(incident.topic, "warning", "sms", message_context(incident, customer)).body
+            context = message_context(incident, customer, self.topic_labels)
+            body = self.renderer.render(incident.topic, "warning", "sms", context).body
             encoding, segments = self.count_sms(body)
             costs.append(SmsCost(language, encoding, segments, n))
         return costs

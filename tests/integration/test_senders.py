@@ -140,13 +140,15 @@ def test_twilio_server_error_is_retryable(twilio: TwilioSender, twilio_standin: 
 
 
 @pytest.mark.integration
-def test_twilio_bad_auth_is_final(twilio_standin: TwilioStandin) -> None:
+def test_twilio_bad_auth_halts_the_channel_not_the_message(twilio_standin: TwilioStandin) -> None:
+    # Issue 9: refused credentials are ours, not the message's: kept for later, never final.
     sender = TwilioSender.from_settings(
         twilio_standin.account_sid, "wrong-token", from_number=SENDER_PHONE, base_url=twilio_standin.base_url
     )
     result = sender.send(sms())
-    assert (result.ok, result.retryable) == (False, False)
-    assert result.reason == "twilio 20003: authentication failed"
+    assert (result.ok, result.retryable, result.halts_channel) == (False, True, True)
+    assert result.reason.startswith("twilio 20003: channel halted: authentication failed")
+    assert "TWILIO_AUTH_TOKEN" in result.reason
     assert twilio_standin.messages == []
 
 
@@ -266,7 +268,10 @@ def test_smtp_login(smtp_server: SmtpServer) -> None:
 
     bad = smtp_sender(smtp_server, username=smtp_server.username, password="nope")
     result = bad.send(email())
-    assert (result.ok, result.retryable, result.reason) == (False, False, "smtp 535: authentication failed")
+    # Issue 9: a refused login halts the channel and keeps the message for later, never final.
+    assert (result.ok, result.retryable, result.halts_channel) == (False, True, True)
+    assert result.reason.startswith("smtp 535: channel halted: authentication failed")
+    assert "SMTP_PASSWORD" in result.reason
     assert len(smtp_server.messages) == 1
 
 

@@ -152,6 +152,8 @@ def test_the_wheel_installs_one_top_level_name_and_runs_the_demo_outside_the_che
     # Import it from an unrelated folder: everything comes from the venv, nothing from the checkout.
     elsewhere = work / "elsewhere"
     elsewhere.mkdir()
+    # Another project's empty config/templates here must not be taken for the bundled templates.
+    (elsewhere / "config" / "templates").mkdir(parents=True)
     subpackages = sorted(folder.name for folder in _linked_folders() if (folder / "__init__.py").is_file())
     probe = (
         "import importlib, json, sys\n"

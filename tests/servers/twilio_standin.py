@@ -7,7 +7,8 @@ Twilio is a paid API, so tests point the real client at this server instead:
 
 It speaks `POST /2010-04-01/Accounts/{AccountSid}/Messages.json` with form fields, HTTP
 Basic auth, and Twilio's JSON bodies and error codes (20003, 21211, 21602-21604, 21610,
-21617, 20429, 20500).
+21617, 20429, 20500), and `GET /2010-04-01/Accounts/{AccountSid}.json` (the account fetch
+a start-up credentials check makes).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ import pytest
 
 API_VERSION = "2010-04-01"
 _MESSAGES_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<account>[^/]+)/Messages\.json$")
+_ACCOUNT_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<account>[^/]+)\.json$")
+_CREATED = "Thu, 30 Jul 2015 20:00:00 +0000"
 _MAX_BODY = 1600
 
 
@@ -72,6 +75,8 @@ class TwilioStandin:
     _unsubscribed: set[str] = field(default_factory=set)
     _rate_limited: dict[str, int] = field(default_factory=dict)
     _server_errors: int = 0
+    account_status: str = "active"
+    """What the account fetch reports: active, suspended or closed."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def register_invalid(self, *numbers: str) -> None:
@@ -102,6 +107,7 @@ class TwilioStandin:
             self._unsubscribed.clear()
             self._rate_limited.clear()
             self._server_errors = 0
+            self.account_status = "active"
 
     def _authorized(self, header: str | None) -> bool:
         if not header or not header.startswith("Basic "):
@@ -121,6 +127,9 @@ class TwilioStandin:
             if self._server_errors > 0:
                 self._server_errors -= 1
                 return _error(500, 20500, "Internal Server Error")
+        account = _ACCOUNT_PATH.match(path.split("?", 1)[0])
+        if account is not None:
+            return self._account(method, account["account"], auth)
         match = _MESSAGES_PATH.match(path.split("?", 1)[0])
         if match is None:
             return _error(404, 20404, f"The requested resource {path} was not found")
@@ -129,6 +138,28 @@ class TwilioStandin:
         if method != "POST":
             return _error(405, 20004, "Method not allowed")
         return self._create(form)
+
+    def _account(self, method: str, sid: str, auth: str | None) -> tuple[int, Any]:
+        """Fetch an account: Twilio answers 401/20003 for bad credentials, 404/20404 for another SID."""
+        if not self._authorized(auth):
+            return _error(401, 20003, "Authenticate")
+        if sid != self.account_sid:
+            return _error(404, 20404, f"The requested resource /2010-04-01/Accounts/{sid}.json was not found")
+        if method != "GET":
+            return _error(405, 20004, "Method not allowed")
+        uri = f"/{API_VERSION}/Accounts/{sid}"
+        return 200, {
+            "date_created": _CREATED,
+            "date_updated": _CREATED,
+            "friendly_name": "Forewarn test account",
+            "owner_account_sid": sid,
+            "sid": sid,
+            "status": self.account_status,
+            "subresource_uris": {name: f"{uri}/{name.title().replace('_', '')}.json"
+                                 for name in ("messages", "calls", "incoming_phone_numbers", "balance")},
+            "type": "Full",
+            "uri": f"{uri}.json",
+        }
 
     def _create(self, form: dict[str, str]) -> tuple[int, Any]:
         to = form.get("To", "")

@@ -36,3 +36,20 @@ def test_english_sms_fits_one_segment(topic: str, kind: str, family: str, contex
     body = renderer.render(topic, kind, "sms", context, family=family).body  # type: ignore[arg-type]
     assert sms_segments(body) == ("GSM-7", 1), (len(body), body)
     assert body.endswith("Reply STOP to opt out.")
+
+
+@pytest.mark.parametrize("config", ["default.yaml", "production.example.yaml", "compose.yaml"])
+def test_each_bundled_config_labels_every_topic_with_templates_and_the_demos(config: str) -> None:
+    """A topic without a label is held, so the topics that have templates of their own and the
+    demo's topics must all carry one, and each fits the SMS in one segment."""
+    from forewarn.demo.scenario_data import TOPIC_SHARES
+    from forewarn.settings import load_settings
+
+    labels = load_settings(BUNDLED_CONFIG / config).outreach.topic_labels
+    own_templates = {p.name.split(".")[0] for p in (BUNDLED_CONFIG / "templates").glob("*.j2")} - {"default", "hazard"}
+    assert own_templates | {topic for topic, _ in TOPIC_SHARES} <= set(labels)
+    renderer = JinjaRenderer(BUNDLED_CONFIG / "templates")
+    for label in labels.values():
+        for kind in ("warning", "resolved"):
+            body = renderer.render("default", kind, "sms", {**INCIDENT, "topic_label": label}).body  # type: ignore[arg-type]
+            assert sms_segments(body) == ("GSM-7", 1), (len(body), body)

@@ -288,7 +288,7 @@ def test_opened_incident_warns_the_audience_once(outreach_parts) -> None:
     emails = [m for m in messages if m.channel == "email"]
     assert {m.to for m in emails} == {"c008@example.com", "c009@example.com", "c010@example.com"}
     for m in emails:
-        assert m.subject == "We are working on a no internet problem that may affect you"
+        assert m.subject == "We are working on internet problems that may affect you"  # the label, not the key
         assert "in your area" in m.body and incident.id in m.body
 
     # The same event again (a replayed epoch): nothing new goes out.
@@ -322,7 +322,7 @@ def test_resolved_incident_tells_only_those_warned(outreach_parts) -> None:
         assert "fixed" in m.body
         assert "12:30 PM CST, Nov 17" in m.body  # resolved_at in the customer's time zone
         if m.channel == "email":
-            assert m.subject == "Fixed: the no internet problem"
+            assert m.subject == "Fixed: the internet problem"
 
     # A second "resolved" (replay) sends nothing.
     assert dict(outreach.handle(resolved).outcomes) == {"duplicate": len(warned)}
