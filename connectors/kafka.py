@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
-from datetime import timedelta
-from typing import Any
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any, Generic, TypeVar
 
 from bytewax.connectors.kafka import KafkaError, KafkaSink, KafkaSinkMessage, KafkaSource, KafkaSourceMessage
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka.admin import AdminClient
 
 from forewarn.records import DeadLetter, Origin
 
 RawRecord = tuple[Origin, bytes]
+KafkaItem = KafkaSourceMessage[bytes | None, bytes | None] | KafkaError[bytes | None, bytes | None]
+"""What Bytewax's Kafka source emits: a message, or (with `raise_on_errors=False`) a consumer error."""
+
+X = TypeVar("X")
+S = TypeVar("S")
+
+IDLE_POLL = timedelta(milliseconds=100)
+"""How long an idle partition sleeps after an empty poll (`kafka.idle_poll`).
+
+Measured (`python -m bench.bench_idle`): at 100 ms an idle flow is already at the cost of a Bytewax
+worker with no input at all (~3 % of a core, the engine's own loop), so by default the sleep does
+not grow: growing to 0.5 s saved nothing measurable and added ~0.2 s to the first record's latency."""
 
 
 class BrokerUnreachable(RuntimeError):
@@ -59,11 +72,86 @@ def _accepts(broker: str, timeout: float) -> bool:
     return True
 
 
+class IdleSleepPartition(StatefulSourcePartition[X, S], Generic[X, S]):
+    """A source partition that sleeps while it has nothing to read, instead of polling every millisecond.
+
+    After an empty batch, `next_awake` lies `idle_poll` ahead, doubling on each further empty batch
+    up to `idle_max`; the first batch with records puts it back to None (Bytewax calls `next_batch`
+    again at once), so a busy partition reads exactly as the wrapped one does. Items and snapshots
+    are the wrapped partition's own: resume state is unchanged."""
+
+    def __init__(self, inner: StatefulSourcePartition[X, S], idle_poll: timedelta, idle_max: timedelta,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        if idle_poll <= timedelta(0):
+            raise ValueError(f"idle_poll must be positive (got {idle_poll})")
+        self._inner = inner
+        self._idle_poll = idle_poll
+        self._idle_max = max(idle_max, idle_poll)
+        self._clock = clock
+        self._sleep = idle_poll
+        self._awake: datetime | None = None
+
+    def next_batch(self) -> Iterable[X]:
+        batch = self._inner.next_batch()  # StopIteration (end of a non-tailing topic) passes through
+        if not isinstance(batch, list | tuple):
+            batch = list(batch)
+        if batch:
+            self._awake = None
+            self._sleep = self._idle_poll
+        else:
+            self._awake = self._clock() + self._sleep
+            self._sleep = min(self._sleep * 2, self._idle_max)
+        return batch
+
+    def next_awake(self) -> datetime | None:
+        inner = self._inner.next_awake()  # always None for Kafka; a wrapped partition's own wait is kept
+        if self._awake is None or (inner is not None and inner > self._awake):
+            return inner
+        return self._awake
+
+    def snapshot(self) -> S:
+        return self._inner.snapshot()
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class IdleSleepSource(FixedPartitionedSource[X, S], Generic[X, S]):
+    """Any fixed-partitioned source whose partitions sleep while idle (see `IdleSleepPartition`).
+
+    Partition names, items and resume state are the wrapped source's, so a recovery store written
+    with the bare source resumes with this one and the other way round."""
+
+    def __init__(self, inner: FixedPartitionedSource[X, S], idle_poll: timedelta = IDLE_POLL,
+                 idle_max: timedelta | None = None) -> None:
+        if idle_poll <= timedelta(0):
+            raise ValueError(f"idle_poll must be positive (got {idle_poll})")
+        self.inner = inner
+        self.idle_poll = idle_poll
+        self.idle_max = idle_poll if idle_max is None else max(idle_max, idle_poll)
+
+    def list_parts(self) -> list[str]:
+        return list(self.inner.list_parts())
+
+    def build_part(self, step_id: str, for_part: str, resume_state: S | None) -> IdleSleepPartition[X, S]:
+        part = self.inner.build_part(step_id, for_part, resume_state)
+        return IdleSleepPartition(part, self.idle_poll, self.idle_max)
+
+
 def kafka_source(brokers: list[str], topics: list[str], tail: bool, batch_size: int,
-                 extra: dict[str, str] | None = None) -> KafkaSource:
-    """Bytewax's Kafka source, with errors passed on as data rather than raised."""
-    return KafkaSource(brokers, topics, tail=tail, batch_size=batch_size, raise_on_errors=False,
-                       add_config=extra or {})
+                 extra: dict[str, str] | None = None,
+                 idle_poll: timedelta = IDLE_POLL,
+                 idle_max: timedelta | None = None) -> IdleSleepSource[KafkaItem, int | None]:
+    """Bytewax's Kafka source, with errors passed on as data rather than raised, sleeping while idle.
+
+    Bytewax's own partitions poll the consumer every millisecond when the topic is quiet; these
+    sleep `idle_poll` after an empty poll (doubling up to `idle_max` if one is given; by default
+    they do not grow) and read at full speed again from the first batch that has records. The
+    consumer keeps fetching in the background meanwhile, so a sleep delays a record by at most
+    `idle_poll` beyond what the broker takes."""
+    source = KafkaSource(brokers, topics, tail=tail, batch_size=batch_size, raise_on_errors=False,
+                         add_config=extra or {})
+    return IdleSleepSource(source, idle_poll, idle_poll if idle_max is None else idle_max)
 
 
 def to_raw(msg: KafkaSourceMessage[Any, Any] | KafkaError[Any, Any]) -> RawRecord | DeadLetter:

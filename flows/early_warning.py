@@ -1,7 +1,9 @@
 """The early-warning dataflow: wiring only; the logic lives in detectors/ and outreach/.
 
 read → parse (bad → dead letters) → time bounds per input partition (out of bounds →
-dead letters) → count per topic in tumbling panes (late → dead letters) → detect →
+dead letters) → topics → per topic: a case id counted once within a horizon (copies → dead
+letters), at most so many regions (the rest count under an overflow bucket, each with a
+dead letter) → count per topic in tumbling panes (late → dead letters) → detect →
 incidents → outreach (isolate, target, deliver through the ledger) → incident reports.
 `forewarn detect` stops after detect and writes spikes. Every stateful step is guarded:
 an item it fails on is a dead letter naming step, key and exception; the flow goes on.
@@ -17,7 +19,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import bytewax.operators as op
 import orjson
@@ -32,11 +34,14 @@ from forewarn.detectors.panes import Event, add_to_pane, merge_panes, new_pane, 
 from forewarn.detectors.topic import PANE_EPOCH
 from forewarn.detectors.topic_assignment import AssignTopics
 from forewarn.flows.steps import (
+    CapRegions,
     CheckTimes,
+    CountOnce,
     DetectorFactory,
     Guarded,
     TrackHazards,
     TrackIncidents,
+    case_topic,
     detect_step,
     fleet_step,
     item_origin,
@@ -126,10 +131,14 @@ def build_flow(settings: Settings, io: FlowIO, flow_id: str = "forewarn") -> Dat
     cases = op.filter("cases", timed, lambda item: isinstance(item[1], Case))
     telemetry = op.filter("telemetry", timed, lambda item: isinstance(item[1], Telemetry))
     assigned, unassigned = _assign_topics(cases)
-    case_verdicts, late = _detect(settings, assigned, io.replay, factory)
+    once, duplicates = _count_once(settings, assigned)
+    capped, region_capped = _cap_regions(settings, once)
+    case_verdicts, late = _detect(settings, capped, io.replay, factory)
     fleet_verdicts, fleet_late = _detect_fleet(settings, telemetry, io.replay)
     verdicts = op.merge("verdicts", case_verdicts, fleet_verdicts)
-    letters = [valid.falses, out_of_bounds, unassigned, late, fleet_late]
+    letters = [valid.falses, out_of_bounds, unassigned, region_capped, late, fleet_late]
+    if duplicates is not None:
+        letters.append(duplicates)
     if io.windows is not None:
         windows = op.flat_map("windows", verdicts, lambda vs: [w for v in vs for w in v.window_records()])
         op.output("write_windows", op.map("encode_windows", windows, orjson.dumps), io.windows)
@@ -178,6 +187,31 @@ def _bound_times(settings: Settings, records: Stream[Any], io: FlowIO
     by_partition = op.key_on("by_partition", timed, partition_key)
     inside, failed = _split("time_bounds", op.stateful("time_bounds", by_partition, check))
     return op.map("drop_partition_key", inside, lambda kv: kv[1]), failed
+
+
+def _count_once(settings: Settings, cases: Stream[Any]) -> tuple[Stream[Any], Stream[DeadLetter] | None]:
+    """Cases whose id was counted within detection.dedup_horizon become dead letters; the others go on.
+
+    Keyed by topic, as the panes are, so each topic's cases keep their order (a copy of a case has its
+    topic); cases without an id pass through the same step for the same reason. No step when it is off."""
+    s = settings.detection
+    if s.dedup_horizon is None:
+        return cases, None
+    keyed = op.key_on("by_topic_once", cases, case_topic)
+    counted, duplicates = _split("dedup", op.stateful_map(
+        "dedup", keyed, Guarded("dedup", CountOnce(s.dedup_horizon, s.dedup_max_ids), case_topic, item_origin)))
+    return op.map("drop_topic_once", counted, lambda kv: kv[1]), duplicates
+
+
+def _cap_regions(settings: Settings, cases: Stream[Any]) -> tuple[Stream[Any], Stream[DeadLetter]]:
+    """Cases of a topic's regions beyond detection.max_regions_per_topic count under the overflow bucket,
+    each with a dead letter naming its region."""
+    keyed = op.key_on("by_case_topic", cases, case_topic)
+    capped = op.stateful_map("cap_regions", keyed, Guarded(
+        "cap_regions", CapRegions(settings.detection.max_regions_per_topic), case_topic, item_origin))
+    items = op.flat_map("capped", capped, lambda kv: kv[1] if isinstance(kv[1], list) else [kv[1]])
+    split = op.branch("capped_ok", items, lambda item: not isinstance(item, DeadLetter))
+    return split.trues, op.map("capped_letters", split.falses, lambda item: cast(DeadLetter, item))
 
 
 def _parse(item: RawRecord | DeadLetter, types: dict[str, SourceKinds], max_bytes: int) -> list[Any]:

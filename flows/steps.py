@@ -18,8 +18,10 @@ import orjson
 from bytewax.operators import StatefulLogic
 
 from forewarn.detectors.baseline import SeasonalBaseline
+from forewarn.detectors.dedup import SeenIds, duplicate_reason
 from forewarn.detectors.fleet import FleetStep
-from forewarn.detectors.panes import Event, Pane, freeze_pane
+from forewarn.detectors.panes import UNCLASSIFIED, Event, Pane, freeze_pane
+from forewarn.detectors.region_cap import RegionCap, capped_reason
 from forewarn.detectors.scoring import NegativeBinomialScorer, SpikeRule
 from forewarn.detectors.time_bounds import StreamGate, TimeBounds
 from forewarn.detectors.topic import TopicDetector, pane_time
@@ -278,3 +280,49 @@ def time_letter(item: TimedItem, reason: str) -> DeadLetter:
     """A record outside the time bounds, kept with the reason and its origin."""
     origin, record = item
     return DeadLetter("time_bounds", reason, origin, record.model_dump_json().encode())
+
+
+CaseItem = tuple[Origin, Case]
+
+
+@dataclass(frozen=True)
+class CountOnce:
+    """stateful_map mapper (keyed by topic): a case whose id was counted within the horizon becomes a dead
+    letter (the decision is `SeenIds.first_count`)."""
+
+    horizon: timedelta
+    max_ids: int
+
+    def __call__(self, state: SeenIds | None, item: CaseItem) -> tuple[SeenIds, CaseItem | DeadLetter]:
+        seen = state if state is not None else SeenIds(self.horizon, self.max_ids)
+        origin, case = item
+        if not case.id:
+            return seen, item  # nothing tells a copy from a new case: it counts, as it always did
+        counted = seen.first_count(case.id, case.ts)
+        if counted is None:
+            return seen, item
+        return seen, DeadLetter("dedup", duplicate_reason(counted, self.horizon), origin,
+                                case.model_dump_json().encode())
+
+
+def case_topic(item: CaseItem) -> str:
+    """The topic a case counts under (the key of its topic's panes)."""
+    return item[1].topic or UNCLASSIFIED
+
+
+@dataclass(frozen=True)
+class CapRegions:
+    """stateful_map mapper (keyed by topic): a case from a region beyond the topic's cap counts under the
+    overflow bucket, and a dead letter says so (the decision is `RegionCap.region_for`)."""
+
+    max_regions: int
+
+    def __call__(self, state: RegionCap | None, item: CaseItem) -> tuple[RegionCap, list[CaseItem | DeadLetter]]:
+        cap = state if state is not None else RegionCap(self.max_regions)
+        origin, case = item
+        region = cap.region_for(case.region)
+        if region == case.region:
+            return cap, [item]
+        letter = DeadLetter("cap_regions", capped_reason(case_topic(item), case.region, self.max_regions), origin,
+                            case.model_dump_json().encode())
+        return cap, [(origin, case.model_copy(update={"region": region})), letter]

@@ -212,7 +212,7 @@ def production_io(settings: Settings, secrets: Secrets | None = None, *, checked
     report_msg, report_sink = json_topic_sink(k.brokers, k.topics.incidents, encode_report,
                                               key=lambda r: r.incident.id.encode(), extra=k.extra)
     return FlowIO(
-        source=kafka_source(k.brokers, inputs, k.tail, k.batch_size, k.extra),
+        source=kafka_source(k.brokers, inputs, k.tail, k.batch_size, k.extra, k.idle_poll),
         to_raw=to_raw,
         types=kinds,
         dead_letters=letter_sink,

@@ -73,6 +73,14 @@ class Case(_Input):
     region: str = Field(min_length=1)
     text: str | None = None
     channel: str | None = None
+    """How the customer reached us (phone, chat, ...): informational, so an odd value never costs the case."""
+
+    @field_validator("channel", mode="before")
+    @classmethod
+    def _any_channel(cls, value: Any) -> str | None:
+        if isinstance(value, str) or value is None:
+            return value
+        return str(value) if isinstance(value, int | float) else None
 
 
 class Telemetry(_Input):

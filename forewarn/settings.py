@@ -67,6 +67,11 @@ class TimeBoundsSettings(_Section):
         return length
 
 
+OVERFLOW_REGION = "~overflow"
+"""The region a topic's cases count under once it has `detection.max_regions_per_topic` regions;
+outreach never targets it (an incident on it is held for a responder)."""
+
+
 class DetectionSettings(_Section):
     window: timedelta = timedelta(hours=1)
     slide: timedelta = timedelta(minutes=15)
@@ -91,9 +96,29 @@ class DetectionSettings(_Section):
     """The seasonal profile a numeric metric's expectation follows: hour of day, weekday/weekend hour,
     hour of week, or null for none."""
     time_bounds: TimeBoundsSettings = TimeBoundsSettings()
+    dedup_horizon: timedelta | None = timedelta(days=1)
+    """A case whose id was already counted within this much event time of its own is not counted again: it
+    is a dead letter ("duplicate: ..."). Cases without an id always count. null or 0: no check."""
+    dedup_max_ids: int = Field(100_000, ge=1)
+    """At most this many case ids are remembered per topic for dedup_horizon (the oldest counted are forgotten
+    first), so memory stays bounded whatever the rate; a duplicate of a forgotten id counts again."""
+    max_regions_per_topic: int = Field(5_000, ge=1)
+    """A topic's first this-many distinct regions count as themselves; a case from a further new region still
+    counts, under the region "~overflow" (never targeted by outreach), and also becomes a dead letter
+    ("region capped: ...") so the operator sees which regions were pooled. Bounds per-topic state."""
 
     _durations = field_validator("window", "slide", "allowed_lateness", "warmup", "reporter_lookback",
                                  "adapt_after", mode="before")(_duration)
+
+    @field_validator("dedup_horizon", mode="before")
+    @classmethod
+    def _horizon(cls, value: Any) -> timedelta | None:
+        if value is None:
+            return None
+        length = parse_duration(value)
+        if length < timedelta(0):
+            raise ValueError(f"must be positive, e.g. 1d, or 0 or null for no duplicate check (got {value!r})")
+        return length or None
 
     @field_validator("scales", mode="before")
     @classmethod
@@ -192,9 +217,11 @@ class KafkaSettings(_Section):
     tail: bool = True
     batch_size: int = Field(1000, ge=1)
     connect_timeout: timedelta = timedelta(seconds=10)
+    idle_poll: timedelta = timedelta(milliseconds=100)
+    """How long a quiet input partition sleeps between polls (not while records flow)."""
     extra: dict[str, str] = Field(default_factory=dict)
 
-    _durations = field_validator("connect_timeout", mode="before")(rules.positive_duration)
+    _durations = field_validator("connect_timeout", "idle_poll", mode="before")(rules.positive_duration)
 
     @field_validator("brokers")
     @classmethod

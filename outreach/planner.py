@@ -19,7 +19,7 @@ from forewarn.outreach.delivery import Deliverer, DeliveryTally
 from forewarn.outreach.policy import QuietHours
 from forewarn.outreach.targeting import TraitRule, isolate_traits, warning_segment
 from forewarn.records import EMERGING_PREFIX, NATIONAL, Customer, Incident, Message, MessageKey, MessageKind, rfc3339
-from forewarn.settings import OutreachSettings
+from forewarn.settings import OVERFLOW_REGION, OutreachSettings
 
 
 @dataclass
@@ -71,6 +71,12 @@ class Outreach:
             # A device signal with no customer topic has no words for customers: responders only.
             return OutreachReport(incident, held=f"{incident.topic} is not mapped to a customer topic: add it to "
                                                  "detection.telemetry_topics to warn customers about it")
+        if incident.region == OVERFLOW_REGION:
+            # The bucket pools regions a topic had no room for: its cases share no place to warn.
+            return OutreachReport(incident, held=f"region {OVERFLOW_REGION} pools the cases of {incident.topic}'s "
+                                                 "regions beyond detection.max_regions_per_topic: a responder "
+                                                 "must find where (dead letters of step cap_regions) before "
+                                                 "anyone is warned")
         reporters = [c for c in self.index.get_many(sorted(incident.reporters)) if c is not None]
         traits = isolate_traits(reporters, self.index, self.trait_rule)
         incident = replace(incident, segment=traits)

