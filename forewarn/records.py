@@ -31,7 +31,11 @@ def utc(ts: datetime) -> datetime:
     """Return `ts` in UTC; naive datetimes are refused rather than guessed."""
     if ts.tzinfo is None:
         raise ValueError("timestamp has no time zone; use RFC 3339 such as 2026-11-20T14:03:11Z")
-    return ts.astimezone(UTC)
+    try:
+        return ts.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00+01:00 or 9999-12-31T23:59-01:00 has no UTC datetime: a bad value, not a crash.
+        raise ValueError(f"timestamp {ts.isoformat()} falls outside the years 1 to 9999 in UTC") from None
 
 
 def rfc3339(ts: datetime) -> str:
