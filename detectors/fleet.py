@@ -22,7 +22,7 @@ from forewarn.detectors.base import Estimator, check_windows
 from forewarn.detectors.scoring import SpikeRule
 from forewarn.detectors.telemetry import ValueAnomaly
 from forewarn.detectors.topic import pane_time
-from forewarn.records import NATIONAL, Spike, Telemetry, WindowVerdict
+from forewarn.records import NATIONAL, TELEMETRY_PREFIX, Spike, Telemetry, WindowVerdict
 from forewarn.stats import binomial_sf, score
 
 
@@ -269,8 +269,6 @@ class FleetState:
     values: dict[str, ValueAnomaly] = field(default_factory=dict)
 
 
-TELEMETRY_PREFIX = "telemetry."
-"""Telemetry spikes are topics `telemetry.<metric>` until routed to the case topic their metric maps to."""
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from forewarn.detectors.scoring import NegativeBinomialScorer, SpikeRule
 from forewarn.detectors.time_bounds import StreamGate, TimeBounds
 from forewarn.detectors.topic import TopicDetector, pane_time
 from forewarn.hazards import HazardAlert, HazardIncident
+from forewarn.logs import redact
 from forewarn.outreach.hazards import HazardTracker
 from forewarn.outreach.incidents import IncidentTracker
 from forewarn.records import Case, DeadLetter, Origin, Telemetry, WindowVerdict
@@ -172,7 +173,7 @@ def failure_letter(step: str, key: object, origin: Origin, exc: Exception) -> De
     """The dead letter of an item a step failed on, logged as one line."""
     # A key may be a topic some record named: cut it, like the message, so a log line stays one line.
     key = str(key)[:MAX_KEY_TEXT]
-    error = f"{type(exc).__name__}: {str(exc)[:MAX_ERROR_TEXT]}"
+    error = f"{type(exc).__name__}: {redact(str(exc))[:MAX_ERROR_TEXT]}"
     # Step, key, error and position only: never the record itself (it may hold contact details).
     log.error("step %s failed for key %r at %s: %s; the item is a dead letter and the flow goes on",
               step, key, origin.describe(), error)

@@ -10,6 +10,20 @@ configure logging themselves call `quiet_third_party_loggers()` after doing so.
 from __future__ import annotations
 
 import logging
+import re
+
+_EMAIL = re.compile(r"[^\s@'\"<>]+@[^\s@'\"<>]+")
+_PHONE = re.compile(r"\+?\d[\d ().-]{5,}\d")
+
+
+def redact(text: str) -> str:
+    """`text` with anything shaped like an email address or a phone number cut out, for log lines built
+    from exceptions, whose messages may quote the value that failed.
+
+    >>> redact("bad value '+1 512 555 0100' for ana@example.com at pane 12")
+    "bad value '<redacted>' for <redacted> at pane 12"
+    """
+    return _PHONE.sub("<redacted>", _EMAIL.sub("<redacted>", text))
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 

@@ -24,6 +24,9 @@ NATIONAL = "*"
 EMERGING_PREFIX = "new:"
 """Topics discovered from case text are named from their terms, e.g. "new:loop+reboot+router"."""
 
+TELEMETRY_PREFIX = "telemetry."
+"""Topic prefix of a fault metric no case topic is mapped to (`detection.telemetry_topics`): responders only."""
+
 Channel = Literal["sms", "email"]
 
 

@@ -18,7 +18,17 @@ from forewarn.outreach.audience import Audience, Recipient, build_audience
 from forewarn.outreach.delivery import Deliverer, DeliveryTally
 from forewarn.outreach.policy import QuietHours
 from forewarn.outreach.targeting import TraitRule, isolate_traits, warning_segment
-from forewarn.records import EMERGING_PREFIX, NATIONAL, Customer, Incident, Message, MessageKey, MessageKind, rfc3339
+from forewarn.records import (
+    EMERGING_PREFIX,
+    NATIONAL,
+    TELEMETRY_PREFIX,
+    Customer,
+    Incident,
+    Message,
+    MessageKey,
+    MessageKind,
+    rfc3339,
+)
 from forewarn.settings import OVERFLOW_REGION, OutreachSettings
 
 
@@ -32,7 +42,6 @@ class OutreachReport(DeliveryTally):
         return {"incident": self.incident.to_dict(), **self.tally()}
 
 
-TELEMETRY_PREFIX = "telemetry."
 PREVIEW_LABEL = "service"
 """Shown by a dry-run preview for a topic without a label (a real send is held instead)."""
 

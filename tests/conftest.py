@@ -1,5 +1,8 @@
 import os
+import socket
+from collections.abc import Iterator
 
+import pytest
 from hypothesis import settings
 
 pytest_plugins = [
@@ -14,3 +17,12 @@ pytest_plugins = [
 settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A loopback port that accepts TCP connections (kernel backlog) but never answers: a hung server."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        yield int(sock.getsockname()[1])

@@ -14,22 +14,12 @@ from forewarn.connectors.memory import InMemoryCustomerIndex, InMemoryLedger
 from forewarn.connectors.templates import JinjaRenderer
 from forewarn.outreach.delivery import Deliverer
 from forewarn.outreach.hazards import HazardOutreach, HazardRule, HazardTracker
-from forewarn.records import Channel, Customer, Message, SendResult
+from forewarn.records import Customer
+from tests.recording import Outbox
 
 CAP = Path(__file__).resolve().parents[3] / "shared" / "data" / "cap"
 pytestmark = pytest.mark.skipif(not CAP.is_dir(), reason="shared CAP samples are not beside the checkout")
 
-
-class Outbox:
-    """Records what would be sent; a Sender of our own interface."""
-
-    def __init__(self, channel: Channel) -> None:
-        self.channel: Channel = channel
-        self.sent: list[Message] = []
-
-    def send(self, message: Message) -> SendResult:
-        self.sent.append(message)
-        return SendResult(ok=True, provider_id=f"x-{len(self.sent)}")
 
 
 def _alert(relative: str) -> HazardAlert:

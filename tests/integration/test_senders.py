@@ -4,8 +4,6 @@ against aiosmtpd, and the outbox file."""
 from __future__ import annotations
 
 import logging
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -40,14 +38,6 @@ def sms(to: str = PHONE, body: str = BODY, customer: str = "CU-42") -> Message:
 def email(to: str = EMAIL, subject: str | None = "Outage near you", customer: str = "CU-42") -> Message:
     return Message(MessageKey("INC-1", customer, "warning"), "email", to, BODY, subject)
 
-
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A port that accepts TCP connections (kernel backlog) but never answers."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(8)
-        yield int(sock.getsockname()[1])
 
 
 # --- Twilio -------------------------------------------------------------------------------

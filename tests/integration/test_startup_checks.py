@@ -3,7 +3,6 @@ the setting to fix (never a traceback): Redis, the broker, Twilio (the stand-in)
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import pytest
@@ -27,14 +26,6 @@ SENDER_PHONE = "+15125550199"
 def closed_port_url() -> str:
     return f"redis://127.0.0.1:{free_port()}/0"
 
-
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """Accepts TCP connections (kernel backlog) but never answers."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(8)
-        yield int(sock.getsockname()[1])
 
 
 @pytest.fixture

@@ -20,8 +20,9 @@ from forewarn.outreach.delivery import Deliverer
 from forewarn.outreach.hazards import HazardOutreach, HazardRule, HazardTracker
 from forewarn.outreach.incidents import incident_id
 from forewarn.outreach.planner import Outreach, message_context
-from forewarn.records import NATIONAL, Channel, Customer, Incident, Message, MessageKind, SendResult, Trait
+from forewarn.records import NATIONAL, Customer, Incident, Message, MessageKind, Trait
 from forewarn.settings import BUNDLED_CONFIG
+from tests.recording import Outbox
 
 TEMPLATES = BUNDLED_CONFIG / "templates"
 PHONE_TOPIC = "Call +1 900 555 0199 now"
@@ -36,17 +37,6 @@ FORBIDDEN = ("900", "555 0199", "evil.example", "https", "href", "<", "script", 
              "card number")
 T0 = datetime(2026, 11, 17, 13, 15, tzinfo=UTC)
 
-
-class Outbox:
-    """Keeps what would be sent: a Sender of our own interface."""
-
-    def __init__(self, channel: Channel) -> None:
-        self.channel: Channel = channel
-        self.sent: list[Message] = []
-
-    def send(self, message: Message) -> SendResult:
-        self.sent.append(message)
-        return SendResult(ok=True, provider_id=f"x-{len(self.sent)}")
 
 
 def _customers(region: str) -> list[Customer]:
