@@ -6,14 +6,17 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from forewarn.durations import parse_duration
-from forewarn.logs import LOG_FORMAT, quiet_third_party_loggers
+from forewarn.logs import configure_logging
 from forewarn.settings import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from forewarn.flows.cluster import Cluster
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Forewarn: see a spike coming, warn the customers who have not called yet.")
@@ -40,8 +43,9 @@ def _fail(message: str) -> typer.Exit:
 
 @app.callback()
 def _main(verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Log at INFO level.")] = False) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format=LOG_FORMAT)
-    quiet_third_party_loggers()  # the Twilio client logs the account SID in every request URL at INFO
+    # Text or JSON (observability.log_format, FOREWARN_LOG_FORMAT), every line redacted; the Twilio client,
+    # which logs the account SID in every request URL at INFO, held at WARNING.
+    configure_logging(logging.INFO if verbose else logging.WARNING)
 
 
 @app.command()
@@ -72,13 +76,40 @@ def _default_config() -> Path | None:
 @app.command()
 def run(
     config: Annotated[Path, typer.Option("-c", "--config", help="YAML configuration file.")],
-    workers: Annotated[int, typer.Option("-w", "--workers", help="Worker threads in this process.")] = 1,
+    workers_per_process: Annotated[int, typer.Option(
+        "-w", "--workers-per-process", "--workers", min=1,
+        help="Worker threads in each process (they share the GIL: scale with processes).")] = 1,
+    processes: Annotated[int | None, typer.Option(
+        "-p", "--processes", min=1,
+        help="Start this many processes on this machine, each with its process id (as bytewax's -p).")] = None,
+    process_id: Annotated[int | None, typer.Option(
+        "-i", "--process-id", min=0,
+        help="This process's id in a cluster with one process per host: its line in -a (0 for the first).")] = None,
+    addresses: Annotated[str | None, typer.Option(
+        "-a", "--addresses", metavar="ADDRS",
+        help="With -i: a file of host:port lines, one per process, the same on every host "
+             "(or host:port;host:port as bytewax.run takes it).")] = None,
 ) -> None:
-    """Run the long-lived flow on Kafka, Redis, Twilio and SMTP (recovery per config)."""
+    """Run the long-lived flow on Kafka, Redis, Twilio and SMTP, on one or many processes, with recovery per config.
+
+    One process: -c CONFIG [-w N]. Several processes on this machine: -p N.
+
+    One process per host: -i I -a ADDRS on each host, with the same ADDRS file everywhere.
+
+    A missing or empty recovery.directory is initialised for the cluster's workers.
+    """
+    from forewarn.flows.cluster import plan_cluster
     from forewarn.flows.startup import preflight
     from forewarn.settings import Secrets
 
+    try:
+        cluster = plan_cluster(workers_per_process, processes, process_id, addresses)
+    except ConfigError as exc:
+        err.print(f"[red]usage error:[/red] {exc}")
+        raise typer.Exit(2) from None
     settings = _settings(config)
+    if cluster.spawns:
+        _launch(config, settings, cluster)
     try:
         # Before the flow's modules load (seconds of imports): a broken edge is reported at once.
         preflight(settings, Secrets())
@@ -87,9 +118,24 @@ def run(
     from forewarn.flows.live import run_live
 
     try:
-        run_live(settings, workers, checked=True)
+        run_live(settings, cluster, checked=True)
     except (ConfigError, RuntimeError) as exc:
         raise _fail(str(exc)) from None
+
+
+def _launch(config: Path, settings: Settings, cluster: Cluster) -> None:
+    """`forewarn run -p N`: the recovery directory made for the whole cluster, then N processes, each
+    running its own start-up checks; the first to fail stops the others."""
+    from forewarn.flows.cluster import prepare_recovery, process_commands, supervise
+
+    try:
+        settings.require_production()
+        if settings.recovery is not None:
+            prepare_recovery(settings.recovery, cluster)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    verbose = logging.getLogger().getEffectiveLevel() <= logging.INFO
+    raise typer.Exit(supervise(process_commands(config, cluster, verbose)))
 
 
 @app.command()

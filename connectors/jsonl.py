@@ -9,16 +9,16 @@ from typing import IO, Any
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
+from forewarn.batches import RawBatch
 from forewarn.parsing import MAX_RECORD_BYTES
 from forewarn.records import DeadLetter, Origin
 
-RawRecord = tuple[Origin, bytes]
 _SKIP_CHUNK = 64 * 1024
 """How much of an overlong line is read at a time while skipping it."""
 
 
-class _LinePartition(StatefulSourcePartition[RawRecord | DeadLetter, int]):
-    """Lines of one file, read at most `max_bytes` (and a line end) at a time.
+class _LinePartition(StatefulSourcePartition[RawBatch, int]):
+    """Lines of one file, read at most `max_bytes` (and a line end) at a time, `batch_size` lines a batch.
 
     A line longer than that is never held whole: its head is kept for the dead letter and
     the rest is read past in bounded chunks, so one huge line costs no more memory than
@@ -31,27 +31,32 @@ class _LinePartition(StatefulSourcePartition[RawRecord | DeadLetter, int]):
         self._line = 0
         self._batch_size = batch_size
         self._max_bytes = max_bytes
+        self._ended = False
         for _ in range(resume_line or 0):
             if not self._file.readline(max_bytes + 2).endswith(b"\n"):
                 self._skip_rest()
             self._line += 1
 
-    def next_batch(self) -> list[RawRecord | DeadLetter]:
-        batch: list[RawRecord | DeadLetter] = []
-        while len(batch) < self._batch_size:
-            raw = self._file.readline(self._max_bytes + 2)  # the record and a \r\n
+    def next_batch(self) -> list[RawBatch]:
+        """One batch of up to `batch_size` lines; the last one is marked `end`, then StopIteration."""
+        if self._ended:
+            raise StopIteration
+        batch = RawBatch(str(self._path), None, by_line=True)
+        records = batch.records
+        readline, limit = self._file.readline, self._max_bytes + 2  # the record and a \r\n
+        while len(records) < self._batch_size:
+            raw = readline(limit)
             if not raw:
+                batch.end = self._ended = True
                 break
             self._line += 1
-            if len(raw) == self._max_bytes + 2 and not raw.endswith(b"\n"):
-                batch.append(self._overlong(raw))
+            if len(raw) == limit and not raw.endswith(b"\n"):
+                records.append(self._overlong(raw))
                 continue
             stripped = raw.strip()
             if stripped:
-                batch.append((Origin(str(self._path), line=self._line), stripped))
-        if not batch:
-            raise StopIteration
-        return batch
+                records.append((self._line, stripped))
+        return [batch]
 
     def _overlong(self, head: bytes) -> DeadLetter:
         size = len(head) + self._skip_rest()
@@ -74,9 +79,9 @@ class _LinePartition(StatefulSourcePartition[RawRecord | DeadLetter, int]):
         self._file.close()
 
 
-class JsonlSource(FixedPartitionedSource[RawRecord | DeadLetter, int]):
-    """Reads one or more JSONL files; each line travels with its file and line number, and a line
-    longer than `max_bytes` is a dead letter instead."""
+class JsonlSource(FixedPartitionedSource[RawBatch, int]):
+    """Reads one or more JSONL files, one partition each, as `RawBatch`es: each line travels with its
+    line number, and a line longer than `max_bytes` is a dead letter instead."""
 
     def __init__(self, paths: list[Path], batch_size: int = 2000, max_bytes: int = MAX_RECORD_BYTES):
         missing = [str(p) for p in paths if not p.is_file()]

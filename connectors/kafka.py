@@ -11,9 +11,9 @@ from bytewax.connectors.kafka import KafkaError, KafkaSink, KafkaSinkMessage, Ka
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka.admin import AdminClient
 
+from forewarn.batches import RawBatch
 from forewarn.records import DeadLetter, Origin
 
-RawRecord = tuple[Origin, bytes]
 KafkaItem = KafkaSourceMessage[bytes | None, bytes | None] | KafkaError[bytes | None, bytes | None]
 """What Bytewax's Kafka source emits: a message, or (with `raise_on_errors=False`) a consumer error."""
 
@@ -138,30 +138,89 @@ class IdleSleepSource(FixedPartitionedSource[X, S], Generic[X, S]):
         return IdleSleepPartition(part, self.idle_poll, self.idle_max)
 
 
+class BatchingPartition(StatefulSourcePartition[RawBatch, int | None]):
+    """One Kafka partition's polls as `RawBatch`es: one dataflow item per poll, not one per message.
+
+    A poll with nothing in it is no item at all (so `IdleSleepPartition` sees an idle partition);
+    the end of a topic read without tailing is one last batch marked `end`. Resume state is the
+    wrapped partition's offset."""
+
+    def __init__(self, inner: StatefulSourcePartition[KafkaItem, int | None], topic: str, partition: int) -> None:
+        self._inner = inner
+        self._topic = topic
+        self._partition = partition
+        self._ended = False
+
+    def next_batch(self) -> list[RawBatch]:
+        if self._ended:
+            raise StopIteration
+        try:
+            messages = self._inner.next_batch()
+        except StopIteration:
+            self._ended = True
+            return [RawBatch(self._topic, self._partition, end=True)]
+        if not messages:
+            return []
+        return [RawBatch(self._topic, self._partition, [_position(m) for m in messages])]
+
+    def next_awake(self) -> datetime | None:
+        return self._inner.next_awake()
+
+    def snapshot(self) -> int | None:
+        return self._inner.snapshot()
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def _position(msg: KafkaItem) -> tuple[int | None, bytes] | DeadLetter:
+    """A message as (offset, bytes), or the dead letter of a consumer error."""
+    if isinstance(msg, KafkaError):
+        inner = msg.msg
+        origin = Origin(str(inner.topic), inner.partition, inner.offset)
+        return DeadLetter("read", f"Kafka consumer error: {msg.err}", origin, inner.value or b"")
+    return msg.offset, msg.value or b""
+
+
+class BatchingSource(FixedPartitionedSource[RawBatch, int | None]):
+    """Bytewax's Kafka source with each poll as one `RawBatch` (see `BatchingPartition`); partition
+    names and resume state are Bytewax's own, so a recovery store carries over."""
+
+    def __init__(self, inner: KafkaSource) -> None:
+        self.inner = inner
+
+    def list_parts(self) -> list[str]:
+        return list(self.inner.list_parts())
+
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> BatchingPartition:
+        index, topic = for_part.split("-", 1)  # Bytewax names a Kafka partition "INDEX-TOPIC"
+        return BatchingPartition(self.inner.build_part(step_id, for_part, resume_state), topic, int(index))
+
+
+def case_partitions(parts: list[str], topics: set[str]) -> list[str]:
+    """The input partitions (`topic#index`) of Bytewax Kafka partition names on `topics`.
+
+    >>> case_partitions(["0-cases", "1-cases", "0-telemetry"], {"cases"})
+    ['cases#0', 'cases#1']
+    """
+    named = (part.split("-", 1) for part in parts)
+    return [f"{topic}#{index}" for index, topic in named if topic in topics]
+
+
 def kafka_source(brokers: list[str], topics: list[str], tail: bool, batch_size: int,
                  extra: dict[str, str] | None = None,
                  idle_poll: timedelta = IDLE_POLL,
-                 idle_max: timedelta | None = None) -> IdleSleepSource[KafkaItem, int | None]:
+                 idle_max: timedelta | None = None) -> IdleSleepSource[RawBatch, int | None]:
     """Bytewax's Kafka source, with errors passed on as data rather than raised, sleeping while idle.
 
     Bytewax's own partitions poll the consumer every millisecond when the topic is quiet; these
     sleep `idle_poll` after an empty poll (doubling up to `idle_max` if one is given; by default
     they do not grow) and read at full speed again from the first batch that has records. The
     consumer keeps fetching in the background meanwhile, so a sleep delays a record by at most
-    `idle_poll` beyond what the broker takes."""
+    `idle_poll` beyond what the broker takes. Each poll is one `RawBatch` item."""
     source = KafkaSource(brokers, topics, tail=tail, batch_size=batch_size, raise_on_errors=False,
                          add_config=extra or {})
-    return IdleSleepSource(source, idle_poll, idle_poll if idle_max is None else idle_max)
-
-
-def to_raw(msg: KafkaSourceMessage[Any, Any] | KafkaError[Any, Any]) -> RawRecord | DeadLetter:
-    """A Kafka message as (origin, bytes), or a dead letter for a consumer error."""
-    if isinstance(msg, KafkaError):
-        inner = msg.msg
-        origin = Origin(str(inner.topic), inner.partition, inner.offset)
-        return DeadLetter("read", f"Kafka consumer error: {msg.err}", origin, inner.value or b"")
-    origin = Origin(str(msg.topic), msg.partition, msg.offset)
-    return origin, msg.value or b""
+    return IdleSleepSource(BatchingSource(source), idle_poll, idle_poll if idle_max is None else idle_max)
 
 
 def json_topic_sink(brokers: list[str], topic: str, encode: Callable[[Any], bytes],

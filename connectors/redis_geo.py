@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 
-import redis
 import shapely
 
+from forewarn.connectors.redis_keys import RedisClient
 from forewarn.geo import EARTH_RADIUS_M, GEO_MAX_LAT, Area, haversine_m
 
 MARGIN = 1.01
@@ -51,7 +51,7 @@ def searchable(lat: float) -> tuple[float, float]:
     return clamped, EARTH_RADIUS_M * math.radians(abs(lat - clamped)) / 1000
 
 
-def geo_candidates(client: redis.Redis, key: str, area: Area) -> set[str]:
+def geo_candidates(client: RedisClient, key: str, area: Area) -> set[str]:
     """The members of the GEO set `key` the pre-filter returns for `area`: a superset of those in it."""
     if area.is_empty:
         return set()

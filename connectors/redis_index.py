@@ -1,16 +1,20 @@
 """The customer index in Redis: a JSON string per customer and a set per trait value.
 
-Layout (every key starts with `prefix`, "fw" by default):
+Layout (`forewarn.connectors.redis_keys`), shown for the default prefix "fw":
 
-- `{prefix}:cust:{id}`: string, the customer JSON (read in batches with one MGET).
-- `{prefix}:idx:{attribute}:{value}`: set of customer ids, for region, model, firmware, lot,
+- `fw:cust:{id}`: string, the customer JSON (read in batches with one MGET; on Redis
+  Cluster the docs spread over the shards and are read with one MGET per slot).
+- `{fw:idx}:{attribute}:{value}`: set of customer ids, for region, model, firmware, lot,
   installed (the install quarter) and each configured extra trait.
-- `{prefix}:idx:model+firmware:{pair}`: set of the customers owning that model on that
+- `{fw:idx}:model+firmware:{pair}`: set of the customers owning that model on that
   firmware (see `forewarn.connectors.segments`).
-- `{prefix}:all`: set of every customer id.
-- `{prefix}:geo`: GEO set of the customers with lat/lon (Redis GEO covers latitudes within
+- `{fw:idx}:all`: set of every customer id.
+- `{fw:idx}:geo`: GEO set of the customers with lat/lon (Redis GEO covers latitudes within
   ±85.05112878; customers beyond that are kept in the index but not in the GEO set). It
   pre-filters area searches (`in_area`, see `forewarn.connectors.redis_geo`).
+
+The sets share the hash tag `fw:idx`, so a segment's SINTER or SINTERCARD stays in one
+slot of a Redis Cluster, whatever traits it combines.
 
 Writes are read-then-write pipelines (no MULTI): the old docs of a batch are read in one
 round trip, then one round trip moves each customer between the value sets. This assumes one
@@ -18,9 +22,6 @@ writer per customer at a time (customer upserts are keyed by id, e.g. a Kafka pa
 id); two concurrent writers of the same id could leave it in a stale value set. Every set a
 customer belongs in is re-added on each upsert (SADD is idempotent), so re-loading the
 customers after adding an extra trait to the configuration fills its sets.
-
-Segments use SINTER and MGET, so on Redis Cluster all keys of one prefix must live in one slot
-(use a hash-tagged prefix such as "{fw}").
 """
 
 from __future__ import annotations
@@ -33,8 +34,11 @@ from typing import Any
 
 import orjson
 import redis
+from redis.cluster import RedisCluster
 
+from forewarn.connectors import redis_keys as keys_of
 from forewarn.connectors.redis_geo import geo_candidates
+from forewarn.connectors.redis_keys import RedisClient
 from forewarn.connectors.segments import Entry, check_segment, customer_entries, matches, segment_sets
 from forewarn.geo import GEO_MAX_LAT, Area
 from forewarn.interfaces import Segment
@@ -105,7 +109,7 @@ class RedisCustomerIndex:
     `extra_traits` names customer or product fields indexed as traits beside the built-in ones.
     """
 
-    def __init__(self, client: redis.Redis, prefix: str = "fw", *, batch_size: int = BATCH_SIZE,
+    def __init__(self, client: RedisClient, prefix: str = "fw", *, batch_size: int = BATCH_SIZE,
                  trust_stored: bool = True, extra_traits: Sequence[str] = ()) -> None:
         self.client = client
         self.prefix = prefix
@@ -113,17 +117,22 @@ class RedisCustomerIndex:
         self.trust_stored = trust_stored
         self.extra_traits = tuple(extra_traits)
         self.traits = INDEXED_ATTRIBUTES + self.extra_traits
-        self._all = f"{prefix}:all"
-        self._geo = f"{prefix}:geo"
+        self._all = keys_of.all_key(prefix)
+        self._geo = keys_of.geo_key(prefix)
 
     def _cust_key(self, customer_id: str) -> str:
-        return f"{self.prefix}:cust:{customer_id}"
+        return keys_of.doc_key(self.prefix, customer_id)
 
     def _idx_key(self, attribute: str, value: str) -> str:
-        return f"{self.prefix}:idx:{attribute}:{value}"
+        return keys_of.set_key(self.prefix, attribute, value)
 
     def _set_key(self, entry: Entry) -> str:
         return self._idx_key(*entry)
+
+    def segment_keys(self, segment: Segment) -> list[str]:
+        """The keys of the sets whose intersection is `segment` (the set of everyone when it is empty):
+        one slot on a cluster, so Redis intersects them in one call."""
+        return [self._set_key(e) for e in segment_sets(segment)] or [self._all]
 
     def _decode(self, raw: bytes | str) -> Customer:
         return customer_from_doc(raw) if self.trust_stored else Customer.model_validate_json(raw)
@@ -149,7 +158,7 @@ class RedisCustomerIndex:
         keys = [self._cust_key(c.id) for c in batch]
         if not self.client.exists(*keys):
             return [None] * len(keys)
-        return self.client.mget(keys)  # type: ignore[return-value]
+        return keys_of.mget(self.client, keys)
 
     def _upsert_batch(self, batch: list[Customer]) -> None:
         old_docs = self._old_docs(batch)
@@ -171,7 +180,7 @@ class RedisCustomerIndex:
             elif old is not None and _geo_point(old.lat, old.lon) is not None:
                 geo_removes.append(customer.id)
         write = self.client.pipeline(transaction=False)
-        write.mset({self._cust_key(c.id): c.to_json() for c in batch})
+        keys_of.set_many(write, {self._cust_key(c.id): c.to_json() for c in batch})
         for set_key, ids in removes.items():
             write.srem(set_key, *ids)
         for set_key, ids in adds.items():
@@ -209,7 +218,7 @@ class RedisCustomerIndex:
         return [None if raw is None else self._decode(raw) for raw in self._docs([self._cust_key(i) for i in ids])]
 
     def _docs(self, keys: Sequence[bytes | str]) -> list[bytes | str | None]:
-        return self.client.mget(keys) if keys else []  # type: ignore[return-value]
+        return keys_of.mget(self.client, keys)
 
     def size(self) -> int:
         return int(self.client.scard(self._all))  # type: ignore[arg-type]
@@ -217,7 +226,7 @@ class RedisCustomerIndex:
     def count(self, segment: Segment) -> int:
         """How many customers match `segment` (all when it is empty), counted by Redis from the sets."""
         check_segment(segment, self.traits)
-        keys = [self._set_key(e) for e in segment_sets(segment)] or [self._all]
+        keys = self.segment_keys(segment)
         if len(keys) == 1:
             return int(self.client.scard(keys[0]))  # type: ignore[arg-type]
         try:
@@ -238,12 +247,19 @@ class RedisCustomerIndex:
         """Every value of `attribute` with its set size: a SCAN of its set keys, then SCARDs."""
         check_segment({attribute: ""}, self.traits)
         prefix = self._idx_key(attribute, "")
-        keys = [_text(k) for k in self.client.scan_iter(match=prefix.replace("*", r"\*") + "*", count=1000)]
+        keys = [_text(k) for k in self._scan(prefix.replace("*", r"\*") + "*")]
         pipe = self.client.pipeline(transaction=False)
         for key in keys:
             pipe.scard(key)
         counts = {key.removeprefix(prefix): int(n) for key, n in zip(keys, pipe.execute(), strict=True)}
         return {value: n for value, n in counts.items() if n}
+
+    def _scan(self, match: str) -> Iterator[bytes | str]:
+        """SCAN for set keys; on a cluster only on the shard holding the index's sets."""
+        if isinstance(self.client, RedisCluster):
+            node = self.client.get_node_from_key(self._all)
+            return self.client.scan_iter(match=match, count=1000, target_nodes=node)
+        return self.client.scan_iter(match=match, count=1000)
 
     def segment(self, segment: Segment) -> Iterator[Customer]:
         """Every customer matching all of `segment` (all customers when it is empty), in batches.
@@ -284,7 +300,7 @@ class RedisCustomerIndex:
 
     def _key_batches(self, segment: Segment) -> Iterator[list[bytes | str]]:
         """The doc keys of the customers of `segment`, a batch at a time."""
-        sets = [self._set_key(e) for e in segment_sets(segment)] or [self._all]
+        sets = self.segment_keys(segment)
         if len(sets) > 1:  # an intersection is computed by Redis in one call
             members: list[bytes | str] = list(self.client.sinter(sets))  # type: ignore[arg-type]
             for start in range(0, len(members), self.batch_size):

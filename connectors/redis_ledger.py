@@ -1,8 +1,10 @@
 """The send ledger in Redis: one key per (incident, customer, kind), claimed before sending.
 
-`{prefix}:ledger:{incident}|{customer}|{kind}` holds "pending" while a send is in flight
-(set with NX and a TTL), then the final outcome as JSON without a TTL. Customers sent a
-message are also added to `{prefix}:sent:{incident}:{kind}`.
+`{fw:ledger:{incident}}:{customer}|{kind}` (for the default prefix "fw") holds "pending" while
+a send is in flight (set with NX and a TTL), then the final outcome as JSON without a TTL.
+Customers sent a message are also added to `{fw:ledger:{incident}}:sent:{kind}`. Both share
+the incident's hash tag, so `record` writes them in one MULTI/EXEC on Redis Cluster too, and
+different incidents spread over the shards (`forewarn.connectors.redis_keys`).
 
 Trade-off of the pending TTL: if the process dies between `claim` and `record`, nobody
 knows whether the message went out. The pending claim is then treated as "maybe sent":
@@ -18,9 +20,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-import redis
 
+from forewarn.connectors import redis_keys as keys_of
 from forewarn.connectors.ledger_records import PENDING, outcome_doc, utc_now
+from forewarn.connectors.redis_keys import RedisClient
 from forewarn.records import Channel, MessageKey, MessageKind, SendResult
 
 # Delete the key only while it still holds the pending marker: never a final record.
@@ -35,7 +38,7 @@ return 0
 class RedisLedger:
     """`Ledger` over Redis keys: SET NX claims, Lua-guarded release, JSON outcomes."""
 
-    def __init__(self, client: redis.Redis, prefix: str = "fw", claim_ttl: timedelta = timedelta(hours=1),
+    def __init__(self, client: RedisClient, prefix: str = "fw", claim_ttl: timedelta = timedelta(hours=1),
                  *, clock: Callable[[], datetime] = utc_now) -> None:
         if claim_ttl <= timedelta(0):
             raise ValueError("claim_ttl must be positive")
@@ -43,13 +46,14 @@ class RedisLedger:
         self.prefix = prefix
         self.claim_ttl = claim_ttl
         self.clock = clock
-        self._release = client.register_script(_RELEASE_LUA)
+        # redis-py types register_script for Redis only; RedisCluster has it too (EVALSHA goes to the key's node).
+        self._release = client.register_script(_RELEASE_LUA)  # type: ignore[misc]
 
     def _key(self, key: MessageKey) -> str:
-        return f"{self.prefix}:ledger:{key}"
+        return keys_of.ledger_key(self.prefix, key)
 
     def _sent_key(self, incident_id: str, kind: MessageKind) -> str:
-        return f"{self.prefix}:sent:{incident_id}:{kind}"
+        return keys_of.sent_key(self.prefix, incident_id, kind)
 
     def claim(self, key: MessageKey) -> bool:
         """Reserve `key`; False when it was already sent, failed for good, or is being sent."""

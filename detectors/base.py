@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 from abc import abstractmethod
+from collections.abc import Hashable
 from datetime import datetime, timedelta
 from typing import Any, Self
 
@@ -46,6 +47,11 @@ class CountBaseline(Estimator):
     @abstractmethod
     def predict_one(self, t: datetime) -> float:
         """The count expected in the pane starting at `t`."""
+
+    def slot(self, t: datetime) -> Hashable:
+        """Panes whose starts share a slot are predicted alike: a detector asks once per slot (by default
+        every pane is its own slot)."""
+        return t
 
     def rescale(self, factor: float) -> None:
         """Scale the expectation by `factor`: a level shift accepted as the new normal."""

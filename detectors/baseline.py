@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 
 from forewarn.detectors.base import CountBaseline
 
@@ -39,6 +40,12 @@ _LEVELS = {
     "weekpart": lambda t: (t.weekday() >= 5) * 24 + t.hour,
     "week": lambda t: t.weekday() * 24 + t.hour,
 }
+
+
+@lru_cache(maxsize=4096)
+def _slot_keys(t: datetime, levels: tuple[str, ...]) -> tuple[int, ...]:
+    """The slot of `t` at each seasonal level: asked for every pane of a window at every close."""
+    return tuple(_LEVELS[level](t) for level in levels)
 
 
 class SeasonalBaseline(CountBaseline):
@@ -88,12 +95,16 @@ class SeasonalBaseline(CountBaseline):
     def predict_one(self, t: datetime) -> float:
         estimate = self._overall.mean
         cap = 1.0 / self.slot_fading
-        for level, table in zip(self.levels, self._tables, strict=True):
-            slot = table.get(_LEVELS[level](t))
+        for key, table in zip(_slot_keys(t, self.levels), self._tables, strict=True):
+            slot = table.get(key)
             if slot is not None:
                 weight = min(slot.weight, cap)
                 estimate = (weight * slot.mean + self.prior_weight * estimate) / (weight + self.prior_weight)
         return estimate
+
+    def slot(self, t: datetime) -> tuple[int, ...]:
+        """The seasonal slots `t` falls in: panes within one hour are predicted alike."""
+        return _slot_keys(t, self.levels)
 
     def rescale(self, factor: float) -> None:
         """Scale every level by `factor`: a level shift accepted as the new normal."""

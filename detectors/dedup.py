@@ -22,6 +22,7 @@ dict of id -> time, no closures.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,8 +38,9 @@ class SeenIds:
 
     horizon: timedelta
     max_ids: int
-    seen: dict[str, datetime] = field(default_factory=dict)
-    """id -> counted at, in the order counted (the front is forgotten first)."""
+    seen: OrderedDict[str, datetime] = field(default_factory=OrderedDict)
+    """id -> counted at, in the order counted (the front is forgotten first). Ordered, not a plain dict:
+    a dict that keeps losing its front makes finding the front slower with every deletion."""
     latest: datetime | None = None
     """The newest event time seen: what "older than the horizon" is measured from."""
 
@@ -46,16 +48,20 @@ class SeenIds:
         # Ids and datetimes are immutable: copying the dict is a deep copy, at a fraction of deepcopy's cost.
         return SeenIds(self.horizon, self.max_ids, self.seen.copy(), self.latest)
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.seen, OrderedDict):  # state snapshotted before the order was kept this way
+            self.seen = OrderedDict(self.seen)
+
     def first_count(self, case_id: str, ts: datetime) -> datetime | None:
         """None when the case counts (it is remembered now); else when its id was already counted."""
         self._forget_before(ts)
         counted = self.seen.get(case_id)
         if counted is not None and abs(ts - counted) <= self.horizon:
             return counted
-        self.seen.pop(case_id, None)  # counted again: it moves to the back
         self.seen[case_id] = ts
+        self.seen.move_to_end(case_id)  # counted again: it moves to the back
         while len(self.seen) > self.max_ids:
-            del self.seen[next(iter(self.seen))]
+            self.seen.popitem(last=False)
         return None
 
     def _forget_before(self, ts: datetime) -> None:
@@ -66,11 +72,12 @@ class SeenIds:
             cutoff = self.latest - self.horizon
         except OverflowError:  # a time near year 1: nothing is that old
             cutoff = _FIRST
-        while self.seen:
-            oldest = next(iter(self.seen))
-            if self.seen[oldest] >= cutoff:
+        seen = self.seen
+        while seen:
+            oldest = next(iter(seen))
+            if seen[oldest] >= cutoff:
                 break  # later ids counted out of order stay until they reach the front (the cap bounds them)
-            del self.seen[oldest]
+            seen.popitem(last=False)
 
 
 def duplicate_reason(counted: datetime, horizon: timedelta) -> str:

@@ -20,7 +20,7 @@ pickled by recovery): plain slotted data, no closures.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -52,14 +52,21 @@ def to_event(record: Case | Telemetry, origin: Origin | None = None) -> Event | 
     return None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class RegionAcc:
     """One region's cases in a filling pane: how many, the first few ids, and who reported (repeats kept
     until the pane is frozen)."""
 
-    count: int = 0
-    case_ids: list[str] = field(default_factory=list)
-    reporters: list[str] = field(default_factory=list)
+    count: int
+    case_ids: list[str]
+    reporters: list[str]
+
+    def __init__(self, count: int = 0, case_ids: list[str] | None = None, reporters: list[str] | None = None):
+        # Written out: a sparse key makes one of these per case, and a generated __init__ with default
+        # factories costs more than the counting.
+        self.count = count
+        self.case_ids = [] if case_ids is None else case_ids
+        self.reporters = [] if reporters is None else reporters
 
     def __deepcopy__(self, memo: dict[int, Any]) -> RegionAcc:
         # Strings are immutable: copying the lists is a deep copy, at a fraction of copy.deepcopy's cost.
@@ -67,6 +74,13 @@ class RegionAcc:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return RegionAcc, (self.count, self.case_ids, self.reporters)  # compact: no per-object field names
+
+    def add(self, case_id: str | None, customer_id: str | None, max_examples: int = MAX_EXAMPLES) -> None:
+        self.count += 1
+        if case_id and len(self.case_ids) < max_examples:
+            self.case_ids.append(case_id)
+        if customer_id:
+            self.reporters.append(customer_id)
 
     def freeze(self) -> PaneCases:
         return PaneCases(self.count, tuple(self.case_ids), tuple(dict.fromkeys(self.reporters)))

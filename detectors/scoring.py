@@ -67,7 +67,9 @@ class NegativeBinomialScorer(TailScorer):
         """
         if not self.learn_dispersion or expected < self.min_expected:
             return
-        if self.p_value(observed, expected) < self.outlier_p:
+        # At or below its mean a count is never that surprising (P(X >= x) stays above ~0.18 for size >= 1),
+        # so the tail is computed only above it.
+        if observed > expected and self.p_value(observed, expected) < self.outlier_p:
             return
         self._phi.update(min(1.0, max(-1.0, ((observed - expected) ** 2 - expected) / expected**2)))
         n = self._phi.n

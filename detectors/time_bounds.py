@@ -152,6 +152,8 @@ class StreamGate(Generic[T]):
 
     def _refuse_held(self) -> list[tuple[T, str]]:
         """Refuse every held item: the stream did not follow it."""
+        if not self.held:
+            return []  # the usual case, once per record: no list built
         mark = self.watermark
         if mark is None:  # only the first items are held without a watermark: _start decides on them
             return []

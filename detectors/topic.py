@@ -13,8 +13,10 @@ few regions is reported for those regions only.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from forewarn.detectors.base import CountBaseline, Estimator, TailScorer, check_windows
 from forewarn.detectors.baseline import RegionShares, SeasonalBaseline
@@ -54,6 +56,27 @@ def pane_time(index: int, slide: timedelta) -> datetime:
         return PANE_EPOCH + index * slide
     except OverflowError:
         return _FIRST if index < 0 else _LAST
+
+
+_pane_start = lru_cache(maxsize=8192)(pane_time)
+"""Every close asks for the start of each pane in the ring: one datetime each, made once."""
+
+
+def _totals(ring: list[_Pane]) -> dict[str, int]:
+    """Cases per region over the panes of `ring`, regions in the order they first appear."""
+    totals: dict[str, int] = {}
+    for pane in ring:
+        for region, cases in pane.cases.items():
+            totals[region] = totals.get(region, 0) + cases.count
+    return totals
+
+
+def _count(pane: _Pane, key: str) -> int:
+    """A pane's cases of a region, or of all regions for the national key."""
+    if key == NATIONAL:
+        return sum(c.count for c in pane.cases.values())
+    found = pane.cases.get(key)
+    return found.count if found is not None else 0
 
 
 def _merge(panes: list[PaneCases], max_examples: int) -> PaneCases:
@@ -151,9 +174,17 @@ class TopicDetector(Estimator):
         # that lasts `adapt_after` becomes the new normal and is learned again.
         self._flagged_since: dict[str, int] = {}
         self.stale_panes = 0
+        # Early firing: keys fired early for the pane being filled, and what the closed panes add up to
+        # per region and window length for it (valid until the next pane closes).
+        self._early_pane: int | None = None
+        self._early_keys: set[str] = set()
+        self._closed_sums: dict[str, tuple[int, ...]] = {}
+        self._predicted: dict[Hashable, float] = {}
+        self._sums: dict[str, int] = {}  # cases per region over the ring: a pane added, the one leaving taken off
+        self._total = 0  # ... and over all regions
 
     def pane_start(self, index: int) -> datetime:
-        return pane_time(index, self.slide)
+        return _pane_start(index, self.slide)
 
     def process(self, index: int, cases: dict[str, PaneCases]) -> list[WindowVerdict]:
         """Close pane `index` with its cases per region; one verdict per pane closed.
@@ -175,17 +206,31 @@ class TopicDetector(Estimator):
         return verdicts
 
     def _close(self, index: int, cases: dict[str, PaneCases]) -> WindowVerdict:
+        self._closed_sums.clear()
+        self._predicted.clear()  # the baseline learns below
+        sums = self._sums
         if len(self._ring) == self._span:
             leaving = self._ring.popleft()
+            for region, gone in leaving.cases.items():
+                self._total -= gone.count
+                left = sums.get(region, 0) - gone.count
+                if left > 0:
+                    sums[region] = left
+                else:
+                    sums.pop(region, None)
             self._learn(leaving)
             if self._earlier.maxlen:
                 self._earlier.append({r: c.reporters for r, c in leaving.cases.items() if c.reporters})
         self._ring.append(_Pane(index, dict(cases)))
+        for region, added in cases.items():
+            if added.count:
+                sums[region] = sums.get(region, 0) + added.count
+                self._total += added.count
         spikes: list[Spike] = []
         national: WindowScore | None = None
         regional: dict[str, WindowScore] = {}
         if len(self._ring) == self._span and self._national.n_learned * self.slide >= self.warmup:
-            spikes, flagged, national, regional = self._score(index)
+            spikes, flagged, national, regional = self._score(index, list(reversed(self._ring)), sums)
             national_flagged = bool(spikes) and spikes[0].region == NATIONAL
             if not spikes:
                 self._learn_dispersion()
@@ -193,14 +238,81 @@ class TopicDetector(Estimator):
                 pane.flagged.update(flagged)
                 pane.national_flagged |= national_flagged
             self._track_runs(index, set(flagged) | ({NATIONAL} if national_flagged else set()), national)
+            self._predicted.clear()  # a level shift accepted above rescales the baseline
         return WindowVerdict(self.topic, self.pane_start(index), self.pane_start(index + 1),
                              tuple(spikes), dict(cases), national, regional)
+
+    def _predict(self, index: int) -> float:
+        """The national baseline's expectation for pane `index`, asked once per slot until the baseline learns."""
+        start = self.pane_start(index)
+        slot = self._national.slot(start)
+        value = self._predicted.get(slot)
+        if value is None:
+            value = self._predicted[slot] = self._national.predict_one(start)
+        return value
+
+    def early(self, filling: Sequence[tuple[int, dict[str, PaneCases]]], decided_at: datetime,
+              touched: Iterable[str]) -> list[Spike]:
+        """Judge the window ending at the newest pane still filling, as it stands, by the closing rule.
+
+        `filling` holds the open panes after the last one closed, oldest first, with their cases so
+        far; `touched` the regions that just gained cases (the nation is always judged). Nothing is
+        learned. A key fires early once: keys fired early for this pane, and keys in a run of flagged
+        windows (their incident is open) are left out. The full judgement runs only when some key's
+        running count passes the rule's cheap conditions (minimum count and ratio) and the tail at one
+        of the window lengths; for most keys it is a dictionary lookup and a comparison.
+        """
+        if self._last is None or not filling or self._national.n_learned * self.slide < self.warmup:
+            return []
+        newest = filling[-1][0]
+        if newest != self._early_pane:
+            self._early_pane, self._early_keys, self._closed_sums = newest, set(), {}
+        skip = self._early_keys | set(self._flagged_since)
+        by_index = dict(filling)
+        added = [_Pane(i, by_index.get(i, {})) for i in range(max(self._last + 1, newest - self._span + 1),
+                                                                newest + 1)]
+        candidates = [key for key in (NATIONAL, *touched) if key not in skip and self._enough(key, added)]
+        if not candidates:
+            return []
+        ring = [*self._ring, *added][-self._span:]
+        if len(ring) < self._span:
+            return []
+        ring.reverse()  # newest first
+        if not any(self._may_fire(key, ring, len(added)) for key in candidates):
+            return []
+        spikes = [spike for spike in self._score(newest, ring, _totals(ring))[0] if spike.region not in skip]
+        self._early_keys.update(spike.region for spike in spikes)
+        return [replace(spike, decided_at=decided_at) for spike in spikes]
+
+    def _enough(self, key: str, added: list[_Pane]) -> bool:
+        """Whether `key` has at least the rule's minimum count over the ring and the filling panes: no window
+        of it can fire with fewer (the cheapest test, done for every key that gained a case)."""
+        before = self._total if key == NATIONAL else self._sums.get(key, 0)
+        return before + sum(_count(p, key) for p in added) >= self._rule.min_count
+
+    def _may_fire(self, key: str, ring: list[_Pane], n_filling: int) -> bool:
+        """Whether `key`'s running count passes the rule at some window length: min count, ratio, then tail."""
+        closed = self._closed_sums.get(key)
+        if closed is None:
+            closed = self._closed_sums[key] = tuple(
+                sum(_count(p, key) for p in ring[n_filling:length]) for length in self._scales)
+        filling = sum(_count(p, key) for p in ring[:n_filling])
+        share = 1.0 if key == NATIONAL else self._shares.share(key)
+        for length, before in zip(self._scales, closed, strict=True):
+            observed = before + filling
+            if observed < self._rule.min_count:
+                continue
+            expected = max(sum(self._predict(p.index) for p in ring[:length]) * share, self.min_expected)
+            if observed >= self._rule.min_ratio * expected and (
+                    self._scorers[length].p_value(observed, expected) <= self._rule.alpha):
+                return True
+        return False
 
     def _learn_dispersion(self) -> None:
         """Each window length's scorer learns from the national windows that did not fire."""
         ring = list(reversed(self._ring))
         counts = [sum(c.count for c in p.cases.values()) for p in ring]
-        expected = [self._national.predict_one(self.pane_start(p.index)) for p in ring]
+        expected = [self._predict(p.index) for p in ring]
         for length, (observed, mean) in window_sums(counts, expected, self._scales).items():
             self._scorers[length].learn_one(observed, max(mean, self.min_expected))
 
@@ -209,22 +321,24 @@ class TopicDetector(Estimator):
         threshold = self._rule.threshold(expected, self._scorer) if self.score_regions else None
         return WindowScore(observed, expected, p_value, threshold)
 
-    def _score(self, index: int) -> tuple[list[Spike], dict[str, float], WindowScore, dict[str, WindowScore]]:
-        """Judge every key over the window scales; returns spikes, flagged region shares and scores.
+    def _score(self, index: int, ring: list[_Pane], totals: dict[str, int]
+               ) -> tuple[list[Spike], dict[str, float], WindowScore, dict[str, WindowScore]]:
+        """Judge every key of `ring` (newest pane first) over the window scales; returns spikes, flagged
+        region shares and scores. `totals` holds each region's cases over the ring: a region with fewer
+        than the rule's minimum count cannot fire at any length and is skipped without a look.
 
         The national and regional WindowScores give the main window's counts with the
         deciding (multi-scale, adjusted) tail probability.
         """
-        ring = list(reversed(self._ring))  # newest pane first
-        national_pred = [self._national.predict_one(self.pane_start(p.index)) for p in ring]
-        regions = {region for pane in ring for region in pane.cases}
+        national_pred = [self._predict(p.index) for p in ring]
         regional: list[Spike] = []
         flagged: dict[str, float] = {}
         scores: dict[str, WindowScore] = {}
-        for region in regions:
-            counts = [p.cases[region].count if region in p.cases else 0 for p in ring]
-            if sum(counts) < self._rule.min_count and not self.score_regions:
+        least = self._rule.min_count
+        for region, total in totals.items():
+            if total < least and not self.score_regions:
                 continue
+            counts = [p.cases[region].count if region in p.cases else 0 for p in ring]
             share = self._shares.share(region)
             choice = best_scale(counts, [e * share for e in national_pred], self._scorers, self.min_expected)
             spike = self._spike(index, region, ring, choice, f"national seasonal x share {share:.4f}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 from forewarn.detectors.text_topics import EmergingTopics
 from forewarn.records import Case, Origin
@@ -58,18 +59,24 @@ class AssignTopics:
 
     def __call__(self, state: TopicState | None, item: tuple[Origin, Case]) -> tuple[TopicState, tuple[Origin, Case]]:
         state = state or TopicState(EmergingTopics())
-        topics = state.model
         origin, case = item
-        if not case.text:
-            return state, item
-        if case.topic:
+        topic = self.topic_of(state, case.ts, case.id, case.text, case.topic)
+        return state, item if topic == case.topic else (origin, case.model_copy(update={"topic": topic}))
+
+    def topic_of(self, state: TopicState, ts: datetime, case_id: str | None, text: str | None,
+                 topic: str | None) -> str | None:
+        """The topic a case counts under: its own (teaching the model, while it learns), else the model's
+        guess from its text, else None. A case without text never reaches the model."""
+        if not text:
+            return topic
+        topics = state.model
+        if topic:
             state.labelled += 1
             if self.learns(state.labelled):
-                topics.learn_one(case.ts, case.id or "", case.text, case.topic)
-            return state, item
-        report = topics.learn_one(case.ts, case.id or "", case.text)
+                topics.learn_one(ts, case_id or "", text, topic)
+            return topic
+        report = topics.learn_one(ts, case_id or "", text)
         if report is not None:
             log.warning("emerging topic %s: %d similar cases since %s, none with a known topic",
                         report.name, report.size, report.first_seen.isoformat())
-        topic = topics.known.predict_one(case.text)[0] or topics.assign(case.text)
-        return state, (origin, case.model_copy(update={"topic": topic}) if topic else case)
+        return topics.known.predict_one(text)[0] or topics.assign(text)

@@ -1,12 +1,14 @@
 """The early-warning dataflow: wiring only; the logic lives in detectors/ and outreach/.
 
-read → parse (bad → dead letters) → time bounds per input partition (out of bounds →
-dead letters) → topics → per topic: a case id counted once within a horizon (copies → dead
-letters), at most so many regions (the rest count under an overflow bucket, each with a
-dead letter) → count per topic in tumbling panes (late → dead letters) → detect →
-incidents → outreach (isolate, target, deliver through the ledger) → incident reports.
-`forewarn detect` stops after detect and writes spikes. Every stateful step is guarded:
-an item it fails on is a dead letter naming step, key and exception; the flow goes on.
+read (one item per batch of a partition) → per input partition: decode (cases on a fast
+path; bad → dead letters), time bounds, topic discovery for cases that need it → per
+detection shard (topics spread over `detection.shards` keys): each case counted once,
+regions capped, counted into panes, judged as the newest pane fills (early firing) and
+when every partition has passed the pane (late → dead letters) → incidents → outreach
+(isolate, target, deliver through the ledger) → incident reports. Telemetry, customers
+and alerts leave the partition step as records for their own branches. `forewarn detect`
+stops after detect and writes spikes. Every stateful step turns an item it fails on into
+a dead letter naming step, key and exception; the flow goes on.
 
 For `python -m bytewax.run`, point it at `forewarn.flows.live:get_flow('CONFIG.yaml')`.
 """
@@ -19,7 +21,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar
 
 import bytewax.operators as op
 import orjson
@@ -28,41 +30,35 @@ from bytewax.inputs import Source
 from bytewax.operators.windowing import EventClock, TumblingWindower, fold_window
 from bytewax.outputs import Sink
 
-from forewarn.connectors.cap import is_alert_document, parse_alerts
+from forewarn.batches import RawBatch, single
 from forewarn.detectors.fleet import device_groups, fleet_folder, merge_fleet_panes, new_fleet_pane
-from forewarn.detectors.panes import Event, add_to_pane, merge_panes, new_pane, to_event
+from forewarn.detectors.shard import ShardRules
+from forewarn.detectors.time_bounds import TimeBounds
 from forewarn.detectors.topic import PANE_EPOCH
-from forewarn.detectors.topic_assignment import AssignTopics
+from forewarn.flows.partitions import PartitionRules
 from forewarn.flows.steps import (
-    CapRegions,
-    CheckTimes,
-    CountOnce,
     DetectorFactory,
+    DetectShard,
     Guarded,
     TrackHazards,
     TrackIncidents,
-    case_topic,
-    detect_step,
     fleet_step,
     item_origin,
-    late_letter,
     pane_origin,
-    partition_key,
     telemetry_late_letter,
     verdicts_origin,
 )
 from forewarn.hazards import HazardAlert
 from forewarn.interfaces import CustomerIndex
+from forewarn.metrics import EngineMetrics
 from forewarn.outreach.hazards import HazardOutreach
 from forewarn.outreach.planner import Outreach, OutreachReport
-from forewarn.parsing import parse_record
-from forewarn.records import Case, Customer, DeadLetter, Incident, Origin, Spike, Telemetry
+from forewarn.records import Customer, DeadLetter, Incident, Spike, Telemetry
 from forewarn.settings import Settings
 from forewarn.sources import SourceKinds
 
 log = logging.getLogger(__name__)
 
-RawRecord = tuple[Origin, bytes]
 T = TypeVar("T")
 _REPLAY_NOW = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -71,7 +67,7 @@ _REPLAY_NOW = datetime(2000, 1, 1, tzinfo=UTC)
 class FlowIO:
     """The edges a flow runs against: where records come from and where results go.
 
-    `to_raw` turns a source item into (origin, bytes) or a dead letter; `types`
+    Sources emit `RawBatch`es (a per-record source's (origin, bytes) items are wrapped); `types`
     maps an origin's source (a Kafka topic, a file, the NWS poller's URL) to the record
     kinds it may carry: a record from a source not listed is a dead letter. `replay` makes
     windows close on event time alone.
@@ -79,7 +75,6 @@ class FlowIO:
 
     source: Source[Any]
     dead_letters: Sink[Any]
-    to_raw: Callable[[Any], RawRecord | DeadLetter] = lambda item: item
     encode_dead_letter: Callable[[DeadLetter], Any] = lambda letter: letter.to_json()
     types: dict[str, SourceKinds] = field(default_factory=dict)
     replay: bool = True
@@ -100,7 +95,15 @@ class FlowIO:
     """Where customer records (the customers topic, or JSONL lines of type customer) are upserted;
     None ignores them."""
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
-    """The wall clock the time bounds check records against (injected in tests)."""
+    """The wall clock the time bounds check records against, and live panes close by (injected in tests)."""
+    partitions: list[str] | None = None
+    """The input partitions that carry cases (`topic#index`, or a file): a pane closes when each has passed
+    it. None: the partitions are learned as they speak (a replay may then call some records late)."""
+    early_spikes: bool = False
+    """Write spikes fired early to `spikes` too (each with its `decided_at`), not only closed windows'."""
+    metrics: EngineMetrics | None = None
+    """Where the engine counts spikes with their event-to-decision latency and each shard's oldest open pane
+    (`flows.observability.instrument` sets it, with the rest of the counters)."""
 
 
 class _Once(Generic[T]):
@@ -121,36 +124,38 @@ class _Once(Generic[T]):
 def build_flow(settings: Settings, io: FlowIO, flow_id: str = "forewarn") -> Dataflow:
     """Wire the dataflow; with `io.outreach` None it stops after detection."""
     flow = Dataflow(flow_id)
-    raw = op.map("to_raw", op.input("read", flow, io.source), io.to_raw)
+    batches = op.map("to_batch", op.input("read", flow, io.source), _as_batch)
     for n, source in enumerate(io.extra_sources):
-        raw = op.merge(f"with_source_{n}", raw, op.input(f"read_{n}", flow, source))
-    parsed = op.flat_map("parse", raw, lambda item: _parse(item, io.types, settings.max_record_bytes))
-    valid = op.branch("valid", parsed, lambda r: not isinstance(r, DeadLetter))
+        batches = op.merge(f"with_source_{n}", batches,
+                           op.map(f"to_batch_{n}", op.input(f"read_{n}", flow, source), _as_batch))
+    routed = op.stateful("read_partitions", op.key_on("by_partition", batches, lambda b: b.key),
+                         _partition_rules(settings, io))
+    kinds = op.map("routed", routed, lambda kv: kv[1])
+    read_letters = op.map("read_letters", op.filter("letters", kinds, lambda r: r[0] == "letter"), lambda r: r[1])
+    records = op.map("records", op.filter("is_record", kinds, lambda r: r[0] == "record"), lambda r: r[1])
+    for_shards = op.map("for_shards", op.filter("is_shard", kinds, lambda r: r[0] == "shard"), lambda r: r[1])
     factory = DetectorFactory(settings.detection, io.region_weights, score_regions=io.windows is not None)
-    timed, out_of_bounds = _bound_times(settings, valid.trues, io)
-    cases = op.filter("cases", timed, lambda item: isinstance(item[1], Case))
-    telemetry = op.filter("telemetry", timed, lambda item: isinstance(item[1], Telemetry))
-    assigned, unassigned = _assign_topics(cases)
-    once, duplicates = _count_once(settings, assigned)
-    capped, region_capped = _cap_regions(settings, once)
-    case_verdicts, late = _detect(settings, capped, io.replay, factory)
+    case_verdicts, shard_letters = _detect(settings, for_shards, io, factory)
+    telemetry = op.filter("telemetry", records, lambda item: isinstance(item[1], Telemetry))
     fleet_verdicts, fleet_late = _detect_fleet(settings, telemetry, io.replay)
     verdicts = op.merge("verdicts", case_verdicts, fleet_verdicts)
-    letters = [valid.falses, out_of_bounds, unassigned, region_capped, late, fleet_late]
-    if duplicates is not None:
-        letters.append(duplicates)
+    if io.metrics is not None:
+        op.inspect("observe_spikes", verdicts, _spike_observer(io.metrics, io.now))
+    letters = [read_letters, shard_letters, fleet_late]
+    closed = op.filter("closed_verdicts", verdicts, lambda vs: not vs[0].early)
     if io.windows is not None:
-        windows = op.flat_map("windows", verdicts, lambda vs: [w for v in vs for w in v.window_records()])
+        windows = op.flat_map("windows", closed, lambda vs: [w for v in vs for w in v.window_records()])
         op.output("write_windows", op.map("encode_windows", windows, orjson.dumps), io.windows)
     if io.spikes is not None:
-        spikes = op.flat_map("spikes", verdicts, lambda vs: [s for v in vs for s in v.spikes])
+        judged = verdicts if io.early_spikes else closed
+        spikes = op.flat_map("spikes", judged, lambda vs: [s for v in vs for s in v.spikes])
         op.output("write_spikes", op.map("encode_spikes", spikes, io.encode_spike), io.spikes)
     if io.customer_index is not None:
-        _upsert_customers(op.filter("customers", valid.trues, lambda item: isinstance(item[1], Customer)),
+        _upsert_customers(op.filter("customers", records, lambda item: isinstance(item[1], Customer)),
                           io.customer_index)
     reports: list[Stream[Any]] = []
     if io.hazards is not None:
-        alerts = op.filter("alerts", valid.trues, lambda item: isinstance(item[1], HazardAlert))
+        alerts = op.filter("alerts", records, lambda item: isinstance(item[1], HazardAlert))
         hazard_reports, hazard_failed = _hazard_branch(alerts, io.hazards)
         reports.append(hazard_reports)
         letters.append(hazard_failed)
@@ -171,92 +176,52 @@ def build_flow(settings: Settings, io: FlowIO, flow_id: str = "forewarn") -> Dat
     return flow
 
 
+def _as_batch(item: Any) -> RawBatch:
+    """Sources emit `RawBatch`es; a per-record source's (origin, bytes) or dead letter becomes a batch of one."""
+    return item if isinstance(item, RawBatch) else single(item)
+
+
+def _partition_rules(settings: Settings, io: FlowIO) -> PartitionRules:
+    s = settings.detection
+    b = s.time_bounds
+    return PartitionRules(io.types, settings.max_record_bytes,
+                          TimeBounds(b.max_ahead, b.max_age, b.max_stream_ahead, b.jump_after, b.not_before),
+                          live=not io.replay, slide=s.slide, shards=s.shards, now=io.now,
+                          lateness=s.allowed_lateness)
+
+
 def _split(step: str, mapped: Stream[tuple[str, Any]]) -> tuple[Stream[tuple[str, Any]], Stream[DeadLetter]]:
     """A guarded stateful step's output: (key, result) items, and the dead letters of items that failed."""
     branch = op.branch(f"{step}_ok", mapped, lambda kv: not isinstance(kv[1], DeadLetter))
     return branch.trues, op.map(f"{step}_failed", branch.falses, lambda kv: kv[1])
 
 
-def _bound_times(settings: Settings, records: Stream[Any], io: FlowIO
-                 ) -> tuple[Stream[Any], Stream[DeadLetter]]:
-    """Cases and telemetry whose time is inside the bounds (per input partition), and dead letters of the rest.
-
-    Before any windowing: one record's time must not move a topic's event clock."""
-    timed = op.filter("timed", records, lambda item: isinstance(item[1], Case | Telemetry))
-    check = CheckTimes.from_settings(settings.detection.time_bounds, io.now, live=not io.replay)
-    by_partition = op.key_on("by_partition", timed, partition_key)
-    inside, failed = _split("time_bounds", op.stateful("time_bounds", by_partition, check))
-    return op.map("drop_partition_key", inside, lambda kv: kv[1]), failed
-
-
-def _count_once(settings: Settings, cases: Stream[Any]) -> tuple[Stream[Any], Stream[DeadLetter] | None]:
-    """Cases whose id was counted within detection.dedup_horizon become dead letters; the others go on.
-
-    Keyed by topic, as the panes are, so each topic's cases keep their order (a copy of a case has its
-    topic); cases without an id pass through the same step for the same reason. No step when it is off."""
-    s = settings.detection
-    if s.dedup_horizon is None:
-        return cases, None
-    keyed = op.key_on("by_topic_once", cases, case_topic)
-    counted, duplicates = _split("dedup", op.stateful_map(
-        "dedup", keyed, Guarded("dedup", CountOnce(s.dedup_horizon, s.dedup_max_ids), case_topic, item_origin)))
-    return op.map("drop_topic_once", counted, lambda kv: kv[1]), duplicates
-
-
-def _cap_regions(settings: Settings, cases: Stream[Any]) -> tuple[Stream[Any], Stream[DeadLetter]]:
-    """Cases of a topic's regions beyond detection.max_regions_per_topic count under the overflow bucket,
-    each with a dead letter naming its region."""
-    keyed = op.key_on("by_case_topic", cases, case_topic)
-    capped = op.stateful_map("cap_regions", keyed, Guarded(
-        "cap_regions", CapRegions(settings.detection.max_regions_per_topic), case_topic, item_origin))
-    items = op.flat_map("capped", capped, lambda kv: kv[1] if isinstance(kv[1], list) else [kv[1]])
-    split = op.branch("capped_ok", items, lambda item: not isinstance(item, DeadLetter))
-    return split.trues, op.map("capped_letters", split.falses, lambda item: cast(DeadLetter, item))
-
-
-def _parse(item: RawRecord | DeadLetter, types: dict[str, SourceKinds], max_bytes: int) -> list[Any]:
-    """Dead letters, or (origin, record) pairs: the origin travels on so late records can name it.
-
-    The source decides what a record may be, never the record: hazard alerts (CAP XML, NWS
-    GeoJSON) are parsed by the CAP connector on an alert source (the alerts topic, the NWS
-    poller), and on a mixed source (a replay file) when shaped like one; a FeatureCollection
-    yields several. Telemetry that counts in no device group is refused here, not lost later.
-    """
-    if isinstance(item, DeadLetter):
-        return [item]
-    origin, raw = item
-    kinds = types.get(origin.source)
-    if kinds is None:
-        return [DeadLetter("parse", f"source {origin.source} is not configured to carry any record type",
-                           origin, raw[:1024])]
-    if kinds.alerts_only or (kinds.sniffs_alerts and is_alert_document(raw)):
-        try:
-            return [(origin, alert) for alert in parse_alerts(raw)]
-        except ValueError as exc:
-            return [DeadLetter("parse", f"hazard alert: {exc}", origin, raw[:max_bytes])]
-    parsed = parse_record(raw, origin, kinds, max_bytes)
-    if isinstance(parsed, DeadLetter):
-        return [parsed]
-    if isinstance(parsed, Telemetry) and not device_groups(parsed):
-        return [DeadLetter("parse", "telemetry counts in no device group: it needs a region, or a model "
-                           "and a firmware", origin, raw)]
-    return [(origin, parsed)]
-
-
-def _detect(settings: Settings, records: Stream[Any], replay: bool, factory: DetectorFactory
+def _detect(settings: Settings, batches: Stream[Any], io: FlowIO, factory: DetectorFactory
             ) -> tuple[Stream[Any], Stream[DeadLetter]]:
+    """Cases per shard: counted into panes, judged early and at close; copies, late and capped cases dead-lettered."""
     s = settings.detection
-    events = op.filter_map("to_events", records, lambda item: to_event(item[1], item[0]))
-    keyed = op.key_on("by_event_topic", events, lambda e: e.topic)
-    clock: EventClock[Event] = _clock(lambda e: e.ts, settings, replay)
-    panes = fold_window("count_panes", keyed, clock, TumblingWindower(s.slide, PANE_EPOCH),
-                        new_pane, add_to_pane, merge_panes)
-    closed = op.map("with_topic", panes.down, lambda kv: (kv[0], (kv[0], kv[1][0], kv[1][1])))
-    verdicts, failed = _split("detect", op.stateful_map(
-        "detect", closed, Guarded("detect", detect_step(factory), lambda c: c[0], pane_origin(s.slide))))
-    nonempty = op.filter("has_verdicts", op.map("values", verdicts, lambda kv: kv[1]), bool)
-    late = op.map("late", panes.late, lambda item: late_letter(item, s.slide, s.allowed_lateness))
-    return nonempty, op.merge("detect_letters", late, failed)
+    rules = ShardRules(s.slide, s.allowed_lateness, not io.replay,
+                       (s.dedup_horizon, s.dedup_max_ids) if s.dedup_horizon is not None else None,
+                       s.max_regions_per_topic)
+    observe = io.metrics.oldest_open_pane if io.metrics is not None else None
+    judged = op.stateful("detect", batches, DetectShard(factory, rules, tuple(io.partitions or ()), io.now, observe))
+    outputs = op.map("judged", judged, lambda kv: kv[1])
+    verdicts = op.map("shard_verdicts", op.filter("is_verdict", outputs, lambda r: r[0] == "verdicts"),
+                      lambda r: r[1])
+    letters = op.map("shard_letters", op.filter("is_letter", outputs, lambda r: r[0] == "letter"), lambda r: r[1])
+    return verdicts, letters
+
+
+def _spike_observer(metrics: EngineMetrics, now: Callable[[], datetime]) -> Callable[[str, list[Any]], None]:
+    """Counts each spike as it leaves detection, with the time since the newest record it counted."""
+
+    def observe(_step: str, verdicts: list[Any]) -> None:
+        decided = now()
+        for verdict in verdicts:
+            for spike in verdict.spikes:
+                metrics.spike(spike, decided, spike.decided_at or spike.window_end)
+
+    return observe
 
 
 def _hazard_branch(alerts: Stream[Any], build: Callable[[], HazardOutreach]
@@ -283,14 +248,6 @@ def _upsert_customers(customers: Stream[Any], build: Callable[[], CustomerIndex]
     index = _Once(build)
     upserted = op.map("upsert_customers", batches, lambda kv: index().upsert(c for _, c in kv[1]))
     op.inspect("log_upserts", upserted, lambda _step, n: log.debug("upserted %d customers", n))
-
-
-def _assign_topics(cases: Stream[Any]) -> tuple[Stream[Any], Stream[DeadLetter]]:
-    """Topic discovery: one model for all cases (it learns the vocabulary of every topic)."""
-    keyed = op.key_on("one_topic_model", cases, lambda _: "topics")
-    assigned, failed = _split("assign_topics", op.stateful_map(
-        "assign_topics", keyed, Guarded("assign_topics", AssignTopics(), lambda _: "topics", item_origin)))
-    return op.map("drop_topic_key", assigned, lambda kv: kv[1]), failed
 
 
 def _clock(ts: Callable[[Any], datetime], settings: Settings, replay: bool) -> EventClock[Any]:

@@ -49,9 +49,26 @@ def redis_target(settings: Settings, secrets: Secrets) -> tuple[str, str]:
 
 
 def redis_client(settings: Settings, secrets: Secrets, timeout: float | None = None) -> redis.Redis:
-    """A client for the configured Redis; `timeout` bounds connecting and each reply (None: no bound)."""
-    url, _ = redis_target(settings, secrets)
-    return redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    """A client for the configured Redis; `timeout` bounds connecting and each reply (None: no bound).
+
+    With `redis.cluster: true` a Redis Cluster client, which reads the slot map as it is made: a
+    cluster that is down or refuses us raises ConfigError here, naming the setting. It is typed as
+    `redis.Redis` for the callers; the stores take either (`connectors.redis_keys.RedisClient`).
+    """
+    from typing import cast  # here: this function is the only part of the module that needs them
+
+    from forewarn.connectors.health import connect_cluster
+    from forewarn.settings import RedisSettings
+
+    url, setting = redis_target(settings, secrets)
+    if not (settings.redis or RedisSettings()).cluster:
+        return redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    try:
+        config_rules.redis_cluster_url(url)
+    except ValueError as exc:
+        raise ConfigError(f"{setting}: {exc}") from None  # the rule never echoes the URL (it may hold a password)
+    cluster = connect_cluster(url, setting, socket_connect_timeout=timeout, socket_timeout=timeout)
+    return cast(redis.Redis, cluster)
 
 
 def production_senders(settings: Settings, secrets: Secrets, timeout: float = 10.0) -> dict[Channel, Sender]:

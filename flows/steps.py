@@ -9,6 +9,7 @@ adapted to Bytewax's calling conventions; dead letters for late records are writ
 from __future__ import annotations
 
 import logging
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,19 +19,16 @@ import orjson
 from bytewax.operators import StatefulLogic
 
 from forewarn.detectors.baseline import SeasonalBaseline
-from forewarn.detectors.dedup import SeenIds, duplicate_reason
 from forewarn.detectors.fleet import FleetStep
-from forewarn.detectors.panes import UNCLASSIFIED, Event, Pane, freeze_pane
-from forewarn.detectors.region_cap import RegionCap, capped_reason
 from forewarn.detectors.scoring import NegativeBinomialScorer, SpikeRule
-from forewarn.detectors.time_bounds import StreamGate, TimeBounds
+from forewarn.detectors.shard import DetectionShard, ShardBatch, ShardRules
 from forewarn.detectors.topic import TopicDetector, pane_time
 from forewarn.hazards import HazardAlert, HazardIncident
 from forewarn.logs import redact
 from forewarn.outreach.hazards import HazardTracker
 from forewarn.outreach.incidents import IncidentTracker
-from forewarn.records import Case, DeadLetter, Origin, Telemetry, WindowVerdict
-from forewarn.settings import DetectionSettings, TimeBoundsSettings
+from forewarn.records import DeadLetter, Origin, Telemetry, WindowVerdict
+from forewarn.settings import DetectionSettings
 
 log = logging.getLogger(__name__)
 
@@ -72,22 +70,6 @@ def fleet_step(settings: DetectionSettings) -> FleetStep:
                      value_season=s.telemetry_value_season)
 
 
-ClosedPane = tuple[str, int, Pane]
-"""A closed pane with its topic: stateful_map hands mappers the value without its key."""
-
-
-def detect_step(factory: DetectorFactory
-                ) -> Callable[[TopicDetector | None, ClosedPane], tuple[TopicDetector, list[WindowVerdict]]]:
-    """The stateful_map mapper closing each pane with its topic's detector."""
-
-    def mapper(state: TopicDetector | None, closed: ClosedPane) -> tuple[TopicDetector, list[WindowVerdict]]:
-        topic, pane_id, pane = closed
-        detector = state if state is not None else factory(topic)
-        return detector, detector.process(pane_id, freeze_pane(pane))
-
-    return mapper
-
-
 @dataclass(frozen=True)
 class TrackIncidents:
     """stateful_map mapper: fold verdicts of a topic into incident events."""
@@ -109,21 +91,6 @@ class TrackHazards:
         tracker = state or HazardTracker()
         alert = item[1]
         return tracker, [*tracker.expire(alert.sent), *tracker.observe(alert)]
-
-
-def late_letter(item: tuple[str, tuple[int, Event]], slide: timedelta, lateness: timedelta) -> DeadLetter:
-    """A record that arrived after its pane had closed, kept as a dead letter, not dropped.
-
-    The record's bytes are not kept through windowing; its origin (topic, partition,
-    offset or file line) says where to re-read it, and `raw` summarises what counted
-    (JSON: ts, topic, region, id).
-    """
-    topic, (_, event) = item
-    reason = (f"late: {event.ts.isoformat()} arrived after its {slide} pane of topic {topic!r} closed "
-              f"(allowed lateness {lateness}); raise detection.allowed_lateness to count such records")
-    raw = orjson.dumps({"ts": event.ts.isoformat(), "topic": topic, "region": event.region,
-                        "id": event.case_id or ""})
-    return DeadLetter("count_panes", reason, event.origin or Origin("window"), raw)
 
 
 def telemetry_late_letter(item: tuple[str, tuple[int, tuple[Origin, Telemetry]]], slide: timedelta,
@@ -209,121 +176,68 @@ def verdicts_origin(verdicts: list[WindowVerdict]) -> Origin:
     return Origin(f"pane {first.topic} at {first.pane_start.isoformat()}")
 
 
-def partition_key(item: tuple[Origin, Any]) -> str:
-    """The input partition (Kafka topic and partition, or file) an item was read from."""
-    origin = item[0]
-    return origin.source if origin.partition is None else f"{origin.source}#{origin.partition}"
-
-
-TimedItem = tuple[Origin, Case | Telemetry]
-GateState = tuple[datetime | None, tuple[tuple[datetime, TimedItem], ...]]
-"""A partition gate's snapshot: its watermark and the items it holds (at most jump_after - 1)."""
-
-
 @dataclass(frozen=True)
-class CheckTimes:
-    """Builds, per input partition, the `op.stateful` logic that lets only records inside the time bounds on.
+class DetectShard:
+    """Builds a detection shard's `op.stateful` logic: cases counted, judged early and at close (see
+    `forewarn.detectors.shard`), on the clocks of the input partitions that carry cases."""
 
-    The decisions are `TimeBounds.check` (the wall clock, injected as `now`) and, in a replay,
-    the partition's `StreamGate`; this adapts them to (origin, record) items and dead letters.
-    A stateful logic rather than a mapper: the gate may hold a few records, and must decide
-    on whatever it still holds when the input ends.
-    """
-
-    bounds: TimeBounds
+    factory: DetectorFactory
+    rules: ShardRules
+    partitions: tuple[str, ...]
     now: Callable[[], datetime]
-    live: bool
+    observe: Callable[[datetime | None, str], None] | None = None
+    """Told each shard's oldest open pane after every step (the pane-lag gauge)."""
 
-    @classmethod
-    def from_settings(cls, settings: TimeBoundsSettings, now: Callable[[], datetime], live: bool) -> CheckTimes:
-        s = settings
-        return cls(TimeBounds(s.max_ahead, s.max_age, s.max_stream_ahead, s.jump_after, s.not_before), now, live)
-
-    def __call__(self, resume: GateState | None) -> TimeGate:
-        gate: StreamGate[TimedItem] = self.bounds.gate()
-        if resume is not None:
-            gate.watermark, gate.held = resume[0], list(resume[1])
-        return TimeGate(self, gate)
+    def __call__(self, resume: DetectionShard | None) -> ShardLogic:
+        r = self.rules
+        shard = resume or DetectionShard(self.factory, r.slide, r.lateness, r.live, self.partitions, r.dedup,
+                                         r.max_regions)
+        return ShardLogic(shard, self.now, self.observe)
 
 
-class TimeGate(StatefulLogic[TimedItem, "TimedItem | DeadLetter", GateState]):
-    """One partition's time check: records inside the bounds pass, the others become dead letters."""
+ShardOut = tuple[str, Any]
+"""("verdicts", a topic's verdict list) or ("letter", DeadLetter)."""
 
-    def __init__(self, check: CheckTimes, gate: StreamGate[TimedItem]):
-        self.check = check
-        self.gate = gate
 
-    def on_item(self, value: TimedItem) -> tuple[list[TimedItem | DeadLetter], bool]:
+class ShardLogic(StatefulLogic[ShardBatch, ShardOut, DetectionShard]):
+    """Adapts a `DetectionShard` to Bytewax: batches in; live, a wake-up when the oldest pane is due."""
+
+    def __init__(self, shard: DetectionShard, now: Callable[[], datetime],
+                 observe: Callable[[datetime | None, str], None] | None = None):
+        self.shard = shard
+        self.now = now
+        self.observe = observe
+        self.name = f"shard@{id(self):x}"
+
+    def on_item(self, value: ShardBatch) -> tuple[list[ShardOut], bool]:
         try:
-            return self._judge(value), StatefulLogic.RETAIN
-        except Exception as exc:  # a failing check must not stop the flow either
-            return [failure_letter("time_bounds", partition_key(value), value[0], exc)], StatefulLogic.RETAIN
+            judged = self.shard.offer(value, self.now())
+        except Exception as exc:  # a failing batch must not stop the flow
+            origin = Origin(f"cases of {value.partition.key} up to {value.watermark}")
+            return [("letter", failure_letter("detect", value.partition.key, origin, exc))], StatefulLogic.RETAIN
+        return [*self._out(judged.verdicts), *(("letter", d) for d in judged.letters)], StatefulLogic.RETAIN
 
-    def _judge(self, value: TimedItem) -> list[TimedItem | DeadLetter]:
-        record = value[1]
-        reason = self.check.bounds.check(record.ts, self.check.now(), self.check.live)
-        if reason is not None:
-            return [time_letter(value, reason)]
-        if self.check.live:
-            return [value]
-        accepted, refused = self.gate.offer(record.ts, value)
-        return [*(time_letter(item, why) for item, why in refused), *accepted]
+    def on_notify(self) -> tuple[list[ShardOut], bool]:
+        return self._out(self.shard.advance(self.now())), StatefulLogic.RETAIN
 
-    def on_eof(self) -> tuple[list[TimedItem | DeadLetter], bool]:
-        accepted, refused = self.gate.end()
-        return [*(time_letter(item, why) for item, why in refused), *accepted], StatefulLogic.RETAIN
+    def on_eof(self) -> tuple[list[ShardOut], bool]:
+        # The end of this run's input, not of the stream: a run resumed from the snapshot (on a file appended
+        # to, say) must find the last panes still filling, so the snapshot keeps the state from before.
+        self._before_eof = pickle.dumps(self.shard)
+        return self._out(self.shard.end()), StatefulLogic.RETAIN
 
-    def snapshot(self) -> GateState:
-        return self.gate.watermark, tuple(self.gate.held)
+    def notify_at(self) -> datetime | None:
+        return self.shard.next_close(self.now())
 
+    def snapshot(self) -> DetectionShard:
+        before = getattr(self, "_before_eof", None)
+        return self.shard if before is None else pickle.loads(before)
 
-def time_letter(item: TimedItem, reason: str) -> DeadLetter:
-    """A record outside the time bounds, kept with the reason and its origin."""
-    origin, record = item
-    return DeadLetter("time_bounds", reason, origin, record.model_dump_json().encode())
-
-
-CaseItem = tuple[Origin, Case]
-
-
-@dataclass(frozen=True)
-class CountOnce:
-    """stateful_map mapper (keyed by topic): a case whose id was counted within the horizon becomes a dead
-    letter (the decision is `SeenIds.first_count`)."""
-
-    horizon: timedelta
-    max_ids: int
-
-    def __call__(self, state: SeenIds | None, item: CaseItem) -> tuple[SeenIds, CaseItem | DeadLetter]:
-        seen = state if state is not None else SeenIds(self.horizon, self.max_ids)
-        origin, case = item
-        if not case.id:
-            return seen, item  # nothing tells a copy from a new case: it counts, as it always did
-        counted = seen.first_count(case.id, case.ts)
-        if counted is None:
-            return seen, item
-        return seen, DeadLetter("dedup", duplicate_reason(counted, self.horizon), origin,
-                                case.model_dump_json().encode())
-
-
-def case_topic(item: CaseItem) -> str:
-    """The topic a case counts under (the key of its topic's panes)."""
-    return item[1].topic or UNCLASSIFIED
-
-
-@dataclass(frozen=True)
-class CapRegions:
-    """stateful_map mapper (keyed by topic): a case from a region beyond the topic's cap counts under the
-    overflow bucket, and a dead letter says so (the decision is `RegionCap.region_for`)."""
-
-    max_regions: int
-
-    def __call__(self, state: RegionCap | None, item: CaseItem) -> tuple[RegionCap, list[CaseItem | DeadLetter]]:
-        cap = state if state is not None else RegionCap(self.max_regions)
-        origin, case = item
-        region = cap.region_for(case.region)
-        if region == case.region:
-            return cap, [item]
-        letter = DeadLetter("cap_regions", capped_reason(case_topic(item), case.region, self.max_regions), origin,
-                            case.model_dump_json().encode())
-        return cap, [(origin, case.model_copy(update={"region": region})), letter]
+    def _out(self, verdicts: list[list[WindowVerdict]]) -> list[ShardOut]:
+        """Verdict lists, then a dead letter for each pane a detector failed on."""
+        if self.observe is not None:
+            self.observe(self.shard.oldest_filling(), self.name)
+        failures, self.shard.failures = self.shard.failures, []
+        return [*(("verdicts", v) for v in verdicts),
+                *(("letter", failure_letter("detect", f.topic, Origin(f"pane {f.topic} at {f.pane_start.isoformat()}"),
+                                            f.error)) for f in failures)]

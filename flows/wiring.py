@@ -12,7 +12,7 @@ import redis
 from bytewax.inputs import Source
 
 from forewarn.connectors.jsonl import JsonlSink, JsonlSource
-from forewarn.connectors.kafka import json_topic_sink, kafka_source, to_raw
+from forewarn.connectors.kafka import case_partitions, json_topic_sink, kafka_source
 from forewarn.connectors.memory import InMemoryContactLog, InMemoryIncidentStore, InMemoryLedger
 from forewarn.connectors.nws import NwsPoller, NwsSource, urllib_fetch
 from forewarn.connectors.outbox import OutboxSender
@@ -69,6 +69,7 @@ def file_io(settings: Settings, inputs: list[Path], out: Path, outreach: Callabl
     return FlowIO(
         source=JsonlSource(inputs, max_bytes=settings.max_record_bytes),
         types={str(path): SourceKinds.mixed_file() for path in inputs},
+        partitions=[str(path) for path in inputs],
         dead_letters=JsonlSink(out / "dead_letters.jsonl", lambda b: b),
         spikes=JsonlSink(out / "spikes.jsonl", lambda b: b) if with_spikes else None,
         encode_spike=encode_spike,
@@ -211,9 +212,10 @@ def production_io(settings: Settings, secrets: Secrets | None = None, *, checked
                                               extra=k.extra)
     report_msg, report_sink = json_topic_sink(k.brokers, k.topics.incidents, encode_report,
                                               key=lambda r: r.incident.id.encode(), extra=k.extra)
+    source = kafka_source(k.brokers, inputs, k.tail, k.batch_size, k.extra, k.idle_poll)
     return FlowIO(
-        source=kafka_source(k.brokers, inputs, k.tail, k.batch_size, k.extra, k.idle_poll),
-        to_raw=to_raw,
+        source=source,
+        partitions=case_partitions(source.list_parts(), {k.topics.cases}),
         types=kinds,
         dead_letters=letter_sink,
         encode_dead_letter=letter_msg,

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from forewarn.durations import parse_duration
 
@@ -61,6 +61,42 @@ def redis_url(url: str) -> str:
         raise ValueError(f"{url!r} names no host: {_REDIS_HINT}")
     _url_port(url, _REDIS_HINT)
     return url
+
+
+def redis_cluster_url(url: str) -> str:
+    """A Redis Cluster node: reached over TCP, and database 0 (a cluster has no other).
+
+    Never echoes `url`: it may come from the environment with a password in it.
+
+    >>> redis_cluster_url("redis://node-1.internal:6379/1")
+    Traceback (most recent call last):
+    ...
+    ValueError: a Redis Cluster has only database 0: end the URL with /0 (or no path), e.g. redis://node-1:6379/0
+    """
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        raise ValueError("a Redis Cluster is reached over TCP, not a unix socket: use redis://node-1:6379/0 "
+                         "or rediss://node-1:6380/0 (any node; the client finds the others)")
+    databases = {parts.path.strip("/") or "0", *parse_qs(parts.query).get("db", [])}
+    if databases != {"0"}:
+        raise ValueError("a Redis Cluster has only database 0: end the URL with /0 (or no path), "
+                         "e.g. redis://node-1:6379/0")
+    return url
+
+
+def redis_cluster_prefix(prefix: str) -> str:
+    """A key prefix without braces: on a cluster Forewarn puts the hash tags (`{...}`) in its keys itself,
+    and a brace of the prefix would move them (see `forewarn.connectors.redis_keys`).
+
+    >>> redis_cluster_prefix("{fw}")
+    Traceback (most recent call last):
+    ...
+    ValueError: '{fw}' holds a brace: Forewarn hash-tags its keys on a cluster itself; use a plain prefix such as fw
+    """
+    if "{" in prefix or "}" in prefix:
+        raise ValueError(f"{prefix!r} holds a brace: Forewarn hash-tags its keys on a cluster itself; "
+                         "use a plain prefix such as fw")
+    return prefix
 
 
 def http_url(url: str) -> str:
@@ -127,3 +163,35 @@ def positive_duration(value: Any) -> timedelta:
     if length <= timedelta(0):
         raise ValueError(f"must be positive, e.g. 30s (got {value!r})")
     return length
+
+
+def listen_port(value: int | None) -> int | None:
+    """A TCP port to listen on; 0 or null: do not listen.
+
+    >>> listen_port(0) is None, listen_port(9464)
+    (True, 9464)
+    """
+    if value is None or value == 0:
+        return None
+    if not 1 <= value <= 65535:
+        raise ValueError(f"{value} is not a TCP port: use a number from 1 to 65535, e.g. 9464, or 0 or null for none")
+    return value
+
+
+def listen_host(host: str) -> str:
+    """An address to listen on: an IPv4 or IPv6 literal, or a host name (no port, no scheme).
+
+    >>> listen_host("::1"), listen_host("0.0.0.0")
+    ('::1', '0.0.0.0')
+    """
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        try:
+            return hostname(host)
+        except ValueError:
+            raise ValueError(f"{host!r} is not an address to listen on: use e.g. 127.0.0.1, or 0.0.0.0 inside "
+                             "a container (the port goes in its own key)") from None
+    return host

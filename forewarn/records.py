@@ -369,10 +369,17 @@ class Spike:
     already, maybe about this very problem, so they are not told "no need to call"."""
     segment: tuple[tuple[str, str], ...] = ()
     """Traits the signal itself names, e.g. the model and firmware of a device group."""
+    decided_at: datetime | None = None
+    """For a spike fired early, while its newest pane was still filling: the time of the newest record
+    counted (the window's end is the pane's). None when the window had closed."""
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.topic, self.region)
+
+    @property
+    def early(self) -> bool:
+        return self.decided_at is not None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -386,6 +393,7 @@ class Spike:
             "baseline": self.baseline,
             "example_case_ids": list(self.example_case_ids),
             **({"segment": dict(self.segment)} if self.segment else {}),
+            **({"decided_at": rfc3339(self.decided_at)} if self.decided_at else {}),
         }
 
 
@@ -570,6 +578,9 @@ class WindowVerdict:
     backtest report plots and a benchmark thresholds."""
     regional: dict[str, WindowScore] = field(default_factory=dict)
     """Per region with cases in the window, when the detector is asked to score regions."""
+    early: bool = False
+    """Judged while the pane was still filling: only the spikes fired early, no cases (the pane's
+    closing verdict follows with its final counts)."""
 
     def window_records(self) -> list[dict[str, Any]]:
         """One JSON-ready record per scored key: the series behind a backtest report."""

@@ -106,6 +106,9 @@ class DetectionSettings(_Section):
     """A topic's first this-many distinct regions count as themselves; a case from a further new region still
     counts, under the region "~overflow" (never targeted by outreach), and also becomes a dead letter
     ("region capped: ...") so the operator sees which regions were pooled. Bounds per-topic state."""
+    shards: int = Field(8, ge=1, le=4096)
+    """Detection state is spread over this many keys (by topic), so workers and processes share the work;
+    results do not depend on it."""
 
     _durations = field_validator("window", "slide", "allowed_lateness", "warmup", "reporter_lookback",
                                  "adapt_after", mode="before")(_duration)
@@ -232,8 +235,21 @@ class KafkaSettings(_Section):
 class RedisSettings(_Section):
     url: str = "redis://localhost:6379/0"
     prefix: str = Field("fw", min_length=1)
+    cluster: bool = False
+    """`url` names a node of a Redis Cluster (any one: the client discovers the others)."""
 
     _url = field_validator("url")(rules.redis_url)
+
+    @model_validator(mode="after")
+    def _cluster_fits(self) -> RedisSettings:
+        if self.cluster:  # an error here is reported at `redis`, so the message names the key
+            for key, rule, value in (("url", rules.redis_cluster_url, self.url),
+                                     ("prefix", rules.redis_cluster_prefix, self.prefix)):
+                try:
+                    rule(value)
+                except ValueError as exc:
+                    raise ValueError(f"{key}: {exc}") from None
+        return self
 
 
 class SmsSettings(_Section):
@@ -270,12 +286,35 @@ class EmailSettings(_Section):
 
 
 class RecoverySettings(_Section):
+    """Bytewax recovery: snapshots of the flow's state and input offsets, so a restart resumes."""
+
     directory: Path
+    """Made and initialised by `forewarn run` when missing or empty (relative: to the working directory)."""
     snapshot_interval: timedelta = timedelta(seconds=30)
+    """How often the cluster snapshots; a restart replays at most about this much input."""
     backup_interval: timedelta = timedelta(0)
+    """How long superseded snapshots are kept (set it above the lag of a backup of the directory)."""
+    partitions: int | None = Field(None, ge=1)
+    """Partitions made when the directory is initialised, fixed from then on: at least the most workers
+    (processes × workers per process) you will ever run. None: the workers of the first run."""
 
     _snapshots = field_validator("snapshot_interval", mode="before")(rules.positive_duration)
     _durations = field_validator("backup_interval", mode="before")(_duration)
+
+
+class ObservabilitySettings(_Section):
+    """The flow process's HTTP endpoint (/metrics, /healthz, /readyz) and its log lines."""
+
+    metrics_port: int | None = None
+    """Where /metrics, /healthz and /readyz listen, e.g. 9464; 0 or null: no endpoint. With several flow
+    processes on one machine (-i/-a), process i listens on metrics_port + i."""
+    host: str = "127.0.0.1"
+    """The address to listen on: 127.0.0.1 for a local Prometheus, 0.0.0.0 inside a container."""
+    log_format: Literal["text", "json"] = "text"
+    """Log lines as text or as one JSON object each; FOREWARN_LOG_FORMAT=json|text overrides it."""
+
+    _port = field_validator("metrics_port")(rules.listen_port)
+    _host = field_validator("host")(rules.listen_host)
 
 
 class HazardRuleSettings(_Section):
@@ -328,6 +367,7 @@ class Settings(_Section):
     email: EmailSettings | None = None
     recovery: RecoverySettings | None = None
     hazards: HazardSettings | None = None
+    observability: ObservabilitySettings = ObservabilitySettings()
     max_record_bytes: int = Field(64 * 1024, ge=256)
 
     def require_production(self) -> None:

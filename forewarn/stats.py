@@ -169,12 +169,25 @@ def negbin_sf(k: int, mu: float, size: float) -> float:
         + size * math.log(p) + k * math.log(q)
     )
     if k < mu:
+        log_p0 = size * math.log(p)
+        if log_p0 > -700.0:  # pmf(j) by recurrence from pmf(0), unless pmf(0) underflows
+            term = total = math.exp(log_p0)
+            for j in range(k - 1):
+                term *= q * (j + size) / (j + 1)
+                total += term
+            return max(0.0, 1.0 - total)
         return max(0.0, 1.0 - sum(
-            math.exp(math.lgamma(j + size) - math.lgamma(size) - math.lgamma(j + 1)
-                     + size * math.log(p) + j * math.log(q))
+            math.exp(math.lgamma(j + size) - math.lgamma(size) - math.lgamma(j + 1) + log_p0 + j * math.log(q))
             for j in range(k)
         ))
-    return _upper_tail(k, log_pmf, lambda j: q * (j + size) / (j + 1))
+    term = total = math.exp(log_pmf)
+    j = k
+    while True:  # the upper tail by recurrence, inline: this runs at every pane close
+        term *= q * (j + size) / (j + 1)
+        j += 1
+        total += term
+        if term <= total * _TINY or term == 0.0:
+            return min(1.0, total)
 
 
 def binomial_sf(k: int, n: int, p: float) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -26,6 +27,8 @@ class _Open:
     incident: Incident
     quiet_panes: int = 0
     reporters: set[str] = field(default_factory=set)
+    early_pane_end: datetime | None = None
+    """Set while the incident rests on a spike fired early in the pane ending then."""
 
 
 class IncidentTracker:
@@ -60,27 +63,39 @@ class IncidentTracker:
 
         Verdicts of several signals (the topic's cases, telemetry mapped to the topic)
         share the pane grid: quiet time advances once per pane, whichever comes first.
+        An early verdict (judged while its pane filled) opens or extends incidents and does
+        nothing else; when that pane closes, its final count replaces the early one.
         """
         changed: dict[str, Incident] = {}
         spiking: set[str] = set()
+        settled: set[str] = set()
         for spike in verdict.spikes:
             region = NATIONAL if NATIONAL in self._open else spike.region
             entry = self._open.get(region)
             if entry is None:
                 entry = self._open[region] = _Open(self._new(verdict.topic, spike), reporters=set(spike.reporters))
+                entry.early_pane_end = verdict.pane_end if verdict.early else None
                 changed[region] = entry.incident
+            elif not verdict.early and entry.early_pane_end == verdict.pane_end:
+                changed[region] = self._settle(entry, spike)
+                settled.add(region)
             else:
                 changed[region] = self._extend(entry, spike)
             spiking.add(region)
-        self._link(verdict, spiking, changed)
+        if verdict.early:
+            return list(changed.values())
+        for entry in self._open.values():
+            if entry.early_pane_end is not None and verdict.pane_end >= entry.early_pane_end:
+                entry.early_pane_end = None  # its pane has closed: the incident rests on closed windows now
+        self._link(verdict, spiking, changed, settled)
         tick = self._last_tick is None or verdict.pane_end > self._last_tick
         self._last_tick = verdict.pane_end if tick else self._last_tick
         for region, entry in list(self._open.items()):
             if region in spiking:
                 entry.quiet_panes = 0
                 continue
-            if not tick:
-                continue
+            if not tick or (entry.early_pane_end is not None and verdict.pane_end < entry.early_pane_end):
+                continue  # panes before the one an incident was fired early in are not quiet time after it
             entry.quiet_panes += 1
             if entry.quiet_panes >= self.resolve_after:
                 del self._open[region]
@@ -97,7 +112,7 @@ class IncidentTracker:
             id=incident_id(topic, spike.region, spike.window_start),
             topic=topic, region=spike.region, status="opened", signals=frozenset({spike.topic}),
             known_segment=spike.segment,
-            opened_at=spike.window_end, first_window_start=spike.window_start,
+            opened_at=spike.decided_at or spike.window_end, first_window_start=spike.window_start,
             last_spike_end=spike.window_end, observed=spike.observed, expected=spike.expected,
             spikes=1, linked_cases=spike.observed, reporters=frozenset(spike.reporters),
             earlier_reporters=frozenset(spike.earlier_reporters) - frozenset(spike.reporters),
@@ -118,10 +133,21 @@ class IncidentTracker:
         )
         return entry.incident
 
-    def _link(self, verdict: WindowVerdict, spiking: set[str], changed: dict[str, Incident]) -> None:
-        """Attach the pane's cases to open incidents that did not just open on them."""
+    @staticmethod
+    def _settle(entry: _Open, spike: Spike) -> Incident:
+        """The closing count of the pane an incident was opened on early: it replaces the early count."""
+        entry.reporters.update(spike.reporters)
+        entry.incident = replace(
+            entry.incident, status="updated", observed=spike.observed, expected=spike.expected,
+            linked_cases=spike.observed, last_spike_end=spike.window_end, reporters=frozenset(entry.reporters),
+            known_segment=entry.incident.known_segment or spike.segment)
+        return entry.incident
+
+    def _link(self, verdict: WindowVerdict, spiking: set[str], changed: dict[str, Incident],
+              settled: AbstractSet[str] = frozenset()) -> None:
+        """Attach the pane's cases to open incidents that did not just open (or settle) on them."""
         for region, entry in self._open.items():
-            if changed.get(region) is not None and changed[region].status == "opened":
+            if region in settled or (changed.get(region) is not None and changed[region].status == "opened"):
                 continue
             panes = verdict.cases.values() if region == NATIONAL else [verdict.cases.get(region)]
             new_cases = 0

@@ -7,6 +7,7 @@ from hypothesis import settings
 
 pytest_plugins = [
     "tests.servers.redis_server",
+    "tests.servers.redis_cluster",
     "tests.servers.kafka_broker",
     "tests.servers.smtp_server",
     "tests.servers.twilio_standin",

@@ -121,3 +121,137 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 30.0) -> list[Read]:
         return sorted(out, key=lambda r: (r.partition, r.offset))
     finally:
         consumer.close()
+
+
+# --- `forewarn run` as a process of its own (the crash and cluster tests) ------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write_run_config(path: Path, topics: dict[str, str], kafka_broker: str, redis_url: str, twilio: TwilioStandin,
+                     smtp: SmtpServer, *, tail: bool, recovery: Path | None = None,
+                     snapshot_interval: str = "1s", prefix: str = "fw", **sections: dict[str, Any]) -> Path:
+    """A production YAML config (what `make_settings` builds) for `forewarn run -c`; `sections` are merged in."""
+    import yaml
+
+    data: dict[str, Any] = {
+        "kafka": {"brokers": [kafka_broker], "topics": topics, "tail": tail},
+        "redis": {"url": redis_url, "prefix": prefix},
+        "sms": {"from_number": SMS_FROM, "base_url": twilio.base_url},
+        "email": {"host": smtp.host, "port": smtp.port, "from_addr": EMAIL_FROM, "starttls": False},
+        "outreach": {"templates": str(TEMPLATES)},
+    }
+    if recovery is not None:
+        data["recovery"] = {"directory": str(recovery), "snapshot_interval": snapshot_interval}
+    for name, section in sections.items():
+        data[name] = {**data.get(name, {}), **section}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def run_env(twilio: TwilioStandin) -> dict[str, str]:
+    """This environment with the stand-in's Twilio credentials, and no Redis URL or SMTP password of its own."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("FOREWARN_REDIS_URL", "SMTP_PASSWORD")}
+    return {**env, "TWILIO_ACCOUNT_SID": twilio.account_sid, "TWILIO_AUTH_TOKEN": twilio.auth_token}
+
+
+@dataclass
+class RunProcess:
+    """A `forewarn run` started by a test; its output goes to `log`."""
+
+    proc: Any  # subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return int(self.proc.pid)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill9(self) -> None:
+        """SIGKILL, as a crash: nothing runs after it, no snapshot, no flush."""
+        import os
+        import signal
+
+        if self.running():
+            os.kill(self.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it has not ended within 10 seconds."""
+        import subprocess
+
+        if self.running():
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+    def wait(self, timeout: float) -> int:
+        """The exit code; fails the test with the output when it does not end in time."""
+        import subprocess
+
+        try:
+            return int(self.proc.wait(timeout=timeout))
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise AssertionError(f"forewarn run did not end within {timeout:.0f}s:\n{self.output()[-3000:]}") from None
+
+
+def start_run(config: Path, twilio: TwilioStandin, log: Path, *args: str) -> RunProcess:
+    """`forewarn run -c CONFIG ARGS...` in a process of its own (with this interpreter: no console script needed)."""
+    import subprocess
+
+    from forewarn.flows.cluster import forewarn_command
+
+    with log.open("ab") as out:
+        proc = subprocess.Popen([*forewarn_command(), "run", "-c", str(config), *args],
+                                stdout=out, stderr=subprocess.STDOUT, env=run_env(twilio), cwd=REPO)
+    return RunProcess(proc, log)
+
+
+def resumable_offsets(recovery: Path, step: str = "forewarn.read") -> dict[str, int]:
+    """Per input partition ("PARTITION-TOPIC"), the offset a restart resumes reading at: the Kafka
+    source's snapshot at the recovery store's committed epoch (every partition has committed it).
+
+    Read-only, while Bytewax writes the store (SQLite in WAL mode). Empty before the first commit."""
+    import contextlib
+    import pickle
+    import sqlite3
+
+    parts = sorted(recovery.glob("part-*.sqlite3"))
+    commits: list[int] = []
+    snaps: list[tuple[str, int, bytes | None]] = []
+    for part in parts:
+        with contextlib.closing(sqlite3.connect(f"file:{part}?mode=ro", uri=True, timeout=5)) as db:
+            commits.extend(int(e) for (e,) in db.execute("SELECT commit_epoch FROM commits"))
+            snaps.extend(db.execute("SELECT state_key, snap_epoch, ser_change FROM snaps WHERE step_id = ?", (step,)))
+    if not parts or len(commits) < len(parts):
+        return {}
+    resume = min(commits)
+    latest: dict[str, tuple[int, int]] = {}
+    for key, epoch, change in snaps:
+        if epoch <= resume and change is not None and epoch >= latest.get(key, (-1, 0))[0]:
+            offset = pickle.loads(change)
+            latest[key] = (epoch, offset if isinstance(offset, int) else 0)
+    return {key: offset for key, (_, offset) in latest.items()}
+
+
+def produce_partitioned(bootstrap: str, topic: str, values: Iterable[tuple[int, bytes]]) -> int:
+    """Produce (partition, value) pairs in order, idempotently (each partition keeps its order); return how many."""
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5,
+                         "message.max.bytes": 2_000_000})
+    n = 0
+    for partition, value in values:
+        producer.produce(topic, value=value, partition=partition)
+        producer.poll(0)
+        n += 1
+    assert producer.flush(30) == 0, "not every record was delivered to the broker"
+    return n

@@ -88,7 +88,7 @@ def test_customers_load_and_audience_preview(redis_url: str, tmp_path: Path) -> 
     assert "loaded 2000 customers" in result.output and "rejected 1" in result.output
     rejected = [orjson.loads(x) for x in (tmp_path / "customers.jsonl.rejected.jsonl").read_bytes().splitlines()]
     assert [r["origin"]["line"] for r in rejected] == [2001] and "phone" in rejected[0]["reason"]
-    assert redis.Redis.from_url(redis_url).scard("fw:all") == 2000
+    assert redis.Redis.from_url(redis_url).scard("{fw:idx}:all") == 2000
 
     region = scenario.customers[0].region
     in_region = [c for c in scenario.customers if c.region == region]

@@ -343,14 +343,14 @@ def test_memory_pending_claim_expires_after_ttl(clock: Clock) -> None:
 @pytest.mark.integration
 def test_redis_pending_claim_has_ttl_and_record_clears_it(redis_client: redis.Redis) -> None:
     ledger = RedisLedger(redis_client, prefix="t", claim_ttl=timedelta(milliseconds=200))
-    key = f"t:ledger:{KEY}"
+    key = "{t:ledger:INC-1}:CU-1|warning"  # KEY, tagged by its incident
     assert ledger.claim(KEY)
     assert 0 < redis_client.pttl(key) <= 200  # type: ignore[operator]
     ledger.record(KEY, "sms", SendResult(ok=True))
     assert redis_client.pttl(key) == -1
     other = MessageKey("INC-1", "CU-9", "warning")
     assert ledger.claim(other)
-    redis_client.pexpire(f"t:ledger:{other}", 1)
+    redis_client.pexpire("{t:ledger:INC-1}:CU-9|warning", 1)
     time.sleep(0.05)
     assert ledger.claim(other) is True  # an expired pending claim ("maybe sent") is claimable again
 
@@ -361,15 +361,15 @@ def test_redis_layout(redis_client: redis.Redis) -> None:
     index.upsert([customer("CU-1"), customer("CU-2", lat=None, lon=None)])
     stored = redis_client.get("t:cust:CU-1")
     assert isinstance(stored, bytes) and Customer.model_validate_json(stored) == customer("CU-1")
-    assert redis_client.smembers("t:idx:model:R7000") == {b"CU-1", b"CU-2"}
-    assert redis_client.smembers("t:idx:model+firmware:5:R7000:2.1.7") == {b"CU-1", b"CU-2"}
-    assert redis_client.smembers("t:all") == {b"CU-1", b"CU-2"}
-    assert redis_client.zrange("t:geo", 0, -1) == [b"CU-1"]
+    assert redis_client.smembers("{t:idx}:model:R7000") == {b"CU-1", b"CU-2"}
+    assert redis_client.smembers("{t:idx}:model+firmware:5:R7000:2.1.7") == {b"CU-1", b"CU-2"}
+    assert redis_client.smembers("{t:idx}:all") == {b"CU-1", b"CU-2"}
+    assert redis_client.zrange("{t:idx}:geo", 0, -1) == [b"CU-1"]
     # dropping the location removes it from the GEO set; a firmware upgrade moves the pair
     index.upsert([customer("CU-1", lat=None, lon=None, firmware="2.1.8")])
-    assert redis_client.zcard("t:geo") == 0
-    assert redis_client.smembers("t:idx:model+firmware:5:R7000:2.1.7") == {b"CU-2"}
-    assert redis_client.smembers("t:idx:model+firmware:5:R7000:2.1.8") == {b"CU-1"}
+    assert redis_client.zcard("{t:idx}:geo") == 0
+    assert redis_client.smembers("{t:idx}:model+firmware:5:R7000:2.1.7") == {b"CU-2"}
+    assert redis_client.smembers("{t:idx}:model+firmware:5:R7000:2.1.8") == {b"CU-1"}
 
 
 @pytest.mark.integration

@@ -8,11 +8,13 @@ from typing import Any
 
 import orjson
 import pytest
-from bytewax.operators import StatefulLogic
 
-from forewarn.flows.steps import CheckTimes, Guarded, item_origin, pane_origin, partition_key
+from forewarn.batches import RawBatch
+from forewarn.detectors.time_bounds import TimeBounds
+from forewarn.flows.partitions import PartitionRules
+from forewarn.flows.steps import Guarded, item_origin, pane_origin
 from forewarn.records import Case, DeadLetter, Origin
-from forewarn.settings import TimeBoundsSettings
+from forewarn.sources import SourceKinds
 
 ORIGIN = Origin("cases", partition=2, offset=4711)
 PHONE = "+15125550142"
@@ -69,27 +71,40 @@ def test_a_pane_is_named_by_its_key_and_start() -> None:
 
 
 def test_records_are_keyed_by_their_input_partition() -> None:
-    assert partition_key((ORIGIN, _case())) == "cases#2"
-    assert partition_key((Origin("/data/events.jsonl", line=3), _case())) == "/data/events.jsonl"
+    assert RawBatch("cases", 2).key == "cases#2"
+    assert RawBatch("/data/events.jsonl", None, by_line=True).key == "/data/events.jsonl"
+
+
+def _rules(now: datetime, live: bool) -> PartitionRules:
+    return PartitionRules({"cases": SourceKinds.only("case")}, 64 * 1024, TimeBounds(), live=live,
+                          slide=timedelta(minutes=15), shards=2, now=lambda: now)
+
+
+def _read(logic: Any, cases: list[Case], offset: int = 4711, end: bool = False) -> tuple[list[Any], list[DeadLetter]]:
+    """The cases the partition step passes on (by offset) and its dead letters."""
+    raw: list[tuple[int | None, bytes] | DeadLetter] = [
+        (offset + n, case.model_dump_json().encode()) for n, case in enumerate(cases)]
+    routed, _ = logic.on_item(RawBatch("cases", 2, raw, end=end))
+    passed = sorted(c.position for kind, item in routed if kind == "shard" for c in item[1].cases)
+    return passed, [item for kind, item in routed if kind == "letter"]
 
 
 def test_check_times_dead_letters_an_outlier_with_its_reason_and_origin() -> None:
     now = datetime(2026, 11, 30, tzinfo=UTC)
-    logic = CheckTimes.from_settings(TimeBoundsSettings(), lambda: now, live=True)(None)
-    assert logic.on_item((ORIGIN, _case(now))) == ([(ORIGIN, _case(now))], StatefulLogic.RETAIN)
-    [letter], _ = logic.on_item((ORIGIN, _case(datetime(2100, 1, 1, tzinfo=UTC))))
-    assert isinstance(letter, DeadLetter)
+    logic = _rules(now, live=True)(None)
+    assert _read(logic, [_case(now)]) == ([4711], [])
+    passed, [letter] = _read(logic, [_case(datetime(2100, 1, 1, tzinfo=UTC))])
+    assert passed == []
     assert letter.step == "time_bounds" and letter.origin == ORIGIN and "ahead of the wall clock" in letter.reason
 
 
 def test_a_replay_gate_refuses_what_it_still_holds_at_the_end_and_resumes_from_its_snapshot() -> None:
     now = datetime(2026, 11, 30, tzinfo=UTC)
-    check = CheckTimes.from_settings(TimeBoundsSettings(), lambda: now, live=False)
-    logic = check(None)
+    rules = _rules(now, live=False)
+    logic = rules(None)
     t0 = datetime(2026, 11, 17, tzinfo=UTC)
-    first = [(ORIGIN, _case(t0 + timedelta(minutes=m))) for m in range(5)]
-    assert [out for item in first for out in logic.on_item(item)[0]] == first  # the stream's clock starts
-    assert logic.on_item((ORIGIN, _case(t0 + timedelta(days=1))))[0] == []
-    resumed = check(logic.snapshot())
-    [letter], _ = resumed.on_eof()
-    assert isinstance(letter, DeadLetter) and letter.origin == ORIGIN and "ahead of its stream" in letter.reason
+    assert _read(logic, [_case(t0 + timedelta(minutes=m)) for m in range(5)], offset=0) == ([0, 1, 2, 3, 4], [])
+    assert _read(logic, [_case(t0 + timedelta(days=1))]) == ([], [])  # held: one record cannot push the clock
+    resumed = rules(logic.snapshot())
+    passed, [letter] = _read(resumed, [], end=True)
+    assert passed == [] and letter.origin == ORIGIN and "ahead of its stream" in letter.reason

@@ -16,12 +16,17 @@ HUGE = 24 * 1024 * 1024
 
 
 def _read_all(source: JsonlSource, path: Path, resume: int | None = None) -> list[Any]:
+    """Every record of every batch as (origin, bytes) or a dead letter; only the last batch is marked end."""
     part = source.build_part("read", str(path), resume)
     items: list[Any] = []
+    ends: list[bool] = []
     try:
         while True:
-            items.extend(part.next_batch())
+            for batch in part.next_batch():
+                ends.append(batch.end)
+                items.extend(r if isinstance(r, DeadLetter) else (batch.origin(r[0]), r[1]) for r in batch.records)
     except StopIteration:
+        assert ends and ends[-1] and not any(ends[:-1]), f"end marks {ends}: only the last batch ends"
         return items
     finally:
         part.close()

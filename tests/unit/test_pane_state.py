@@ -16,6 +16,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from forewarn.batches import PartitionInfo
 from forewarn.detectors.fleet import (
     FleetAcc,
     FleetState,
@@ -37,10 +38,11 @@ from forewarn.detectors.panes import (
     new_pane,
     to_event,
 )
+from forewarn.detectors.shard import CountedCase, DetectionShard, ShardBatch
 from forewarn.detectors.telemetry import _SEASONS
-from forewarn.detectors.topic import PANE_EPOCH
+from forewarn.detectors.topic import PANE_EPOCH, TopicDetector, pane_index
 from forewarn.detectors.topic_assignment import AssignTopics
-from forewarn.flows.steps import fleet_step, late_letter
+from forewarn.flows.steps import fleet_step
 from forewarn.records import Case, Origin, PaneCases, Telemetry
 from forewarn.settings import ConfigError, DetectionSettings, load_settings
 
@@ -228,13 +230,18 @@ def test_the_step_counts_labelled_cases_and_passes_textless_ones_through() -> No
 # --- late dead letters -----------------------------------------------------------------------------------
 
 
-def test_a_late_letter_is_valid_json_whatever_the_region_and_topic_hold() -> None:
+def test_a_late_case_is_a_dead_letter_with_its_own_bytes_and_origin_whatever_its_fields_hold() -> None:
     region, topic, case_id = 'TX "453" \\ north', 'no_"internet"\\', 'C-"1"\\'
-    event = Event(T0, topic, region, case_id, "CU-1", Origin("cases", 2, 41))
-    letter = late_letter((topic, (5, event)), SLIDE, timedelta(minutes=10))
-    raw = orjson.loads(letter.raw)
-    assert raw == {"ts": T0.isoformat(), "topic": topic, "region": region, "id": case_id}
-    assert letter.step == "count_panes" and letter.origin == Origin("cases", 2, 41)
-    assert orjson.loads(letter.to_json())["raw"] == letter.raw.decode()
-    anonymous = late_letter((topic, (5, event._replace(case_id=None, origin=None))), SLIDE, timedelta(minutes=10))
-    assert orjson.loads(anonymous.raw)["id"] == "" and anonymous.origin == Origin("window")
+    raw = orjson.dumps({"ts": T0.isoformat(), "topic": topic, "region": region, "id": case_id})
+    shard = DetectionShard(lambda t: TopicDetector(t, slide=SLIDE), SLIDE, timedelta(minutes=10), live=False,
+                           partitions=["cases#2"])
+    pane = pane_index(T0, SLIDE)
+    on_time = CountedCase(T0, pane, topic, region, case_id, "CU-1", 40, raw)
+    shard.offer(ShardBatch(PartitionInfo("cases", 2), T0 + timedelta(hours=1), False, [on_time]), T0)
+    late = on_time._replace(case_id="C-2", position=41)
+    [letter] = shard.offer(ShardBatch(PartitionInfo("cases", 2), T0 + timedelta(hours=1), False, [late]), T0).letters
+    assert letter.step == "count_panes" and letter.origin == Origin("cases", 2, 41) and letter.raw == raw
+    assert letter.reason.startswith(f"late: {T0.isoformat()} arrived after its 0:15:00 pane of topic")
+    assert orjson.loads(letter.to_json())["raw"] == raw.decode()
+
+

@@ -14,14 +14,37 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
+from forewarn.batches import PartitionInfo
 from forewarn.detectors.dedup import SeenIds, duplicate_reason
 from forewarn.detectors.region_cap import RegionCap, capped_reason
-from forewarn.flows.steps import CapRegions, CountOnce
-from forewarn.records import Case, DeadLetter, Origin
+from forewarn.detectors.shard import CountedCase, DetectionShard, ShardBatch
+from forewarn.detectors.topic import TopicDetector, pane_index
+from forewarn.records import DeadLetter, Origin
 from forewarn.settings import OVERFLOW_REGION, DetectionSettings
 
 T = datetime(2026, 11, 20, 14, tzinfo=UTC)
 DAY = timedelta(days=1)
+SLIDE = timedelta(minutes=15)
+CASES = PartitionInfo("cases", 0)
+
+
+def _shard(dedup: tuple[timedelta, int] | None = (DAY, 100), max_regions: int = 5000) -> DetectionShard:
+    return DetectionShard(lambda topic: TopicDetector(topic, slide=SLIDE), SLIDE, timedelta(minutes=10),
+                          live=False, partitions=["cases#0"], dedup=dedup, max_regions=max_regions)
+
+
+def _case(offset: int, case_id: str | None, region: str = "TX-453", topic: str = "no_internet") -> CountedCase:
+    return CountedCase(T, pane_index(T, SLIDE), topic, region, case_id, None, offset, f"case {offset}".encode())
+
+
+def _offer(shard: DetectionShard, *cases: CountedCase) -> list[DeadLetter]:
+    return shard.offer(ShardBatch(CASES, T, False, list(cases)), T).letters
+
+
+def _counted(shard: DetectionShard) -> dict[str, int]:
+    """Cases per region of the pane being filled, by closing it."""
+    [[verdict]] = shard.end()
+    return {region: c.count for region, c in verdict.cases.items()}
 
 
 # --- a case id counts once within the horizon -----------------------------------------------------------------
@@ -76,20 +99,18 @@ def test_seen_ids_pickle_and_copy_to_equal_independent_state() -> None:
         assert twin.first_count("C-1", T) == T
 
 
-def test_the_step_dead_letters_a_copy_with_its_origin_and_lets_cases_without_an_id_count() -> None:
-    step = CountOnce(DAY, 100)
-    case = Case(id="C-1", ts=T, topic="no_internet", region="TX-453")
-    state, first = step(None, (Origin("cases", 0, 10), case))
-    state, second = step(state, (Origin("cases", 0, 11), case))
-    assert first == (Origin("cases", 0, 10), case)
-    assert isinstance(second, DeadLetter)
-    assert second.step == "dedup" and second.origin == Origin("cases", 0, 11)
-    assert second.reason == ("duplicate: case id already counted at 2026-11-20T14:00:00+00:00 "
+def test_the_shard_dead_letters_a_copy_with_its_origin_and_bytes_and_lets_cases_without_an_id_count() -> None:
+    shard = _shard()
+    assert _offer(shard, _case(10, "C-1")) == []
+    [letter] = _offer(shard, _case(11, "C-1"))
+    assert letter.step == "dedup" and letter.origin == Origin("cases", 0, 11) and letter.raw == b"case 11"
+    assert letter.reason == ("duplicate: case id already counted at 2026-11-20T14:00:00+00:00 "
                              "(within detection.dedup_horizon 1d)") == duplicate_reason(T, DAY)
-    anonymous = Case(ts=T, topic="no_internet", region="TX-453")
-    for _ in range(2):
-        state, out = step(state, (Origin("cases", 0, 12), anonymous))
-        assert out == (Origin("cases", 0, 12), anonymous)
+    assert _offer(shard, _case(12, None), _case(13, None)) == []
+    assert _counted(shard) == {"TX-453": 3}
+    unchecked = _shard(dedup=None)
+    assert _offer(unchecked, _case(10, "C-1"), _case(11, "C-1")) == []
+    assert _counted(unchecked) == {"TX-453": 2}
 
 
 def test_the_horizon_is_a_setting_off_with_null_or_zero_and_never_negative() -> None:
@@ -124,18 +145,14 @@ def test_region_cap_pickles_and_copies_to_equal_independent_state() -> None:
         assert cap.known == {"A"}
 
 
-def test_the_step_counts_a_capped_case_under_overflow_and_dead_letters_it_with_its_region() -> None:
-    step = CapRegions(max_regions=1)
-    first = (Origin("cases", 0, 1), Case(id="C-1", ts=T, topic="billing", region="TX-453"))
-    state, out = step(None, first)
-    assert out == [first]
-    other = Case(id="C-2", ts=T, topic="billing", region="CA-037")
-    state, out = step(state, (Origin("cases", 0, 2), other))
-    counted, letter = out
-    assert isinstance(counted, tuple) and counted[1].region == OVERFLOW_REGION and counted[1].id == "C-2"
-    assert isinstance(letter, DeadLetter) and letter.step == "cap_regions" and letter.origin == Origin("cases", 0, 2)
-    assert letter.reason == capped_reason("billing", "CA-037", 1)
+def test_the_shard_counts_a_capped_case_under_overflow_and_dead_letters_it_with_its_region() -> None:
+    shard = _shard(max_regions=1)
+    assert _offer(shard, _case(1, "C-1", "TX-453")) == []
+    [letter] = _offer(shard, _case(2, "C-2", "CA-037"))
+    assert letter.step == "cap_regions" and letter.origin == Origin("cases", 0, 2)
+    assert letter.reason == capped_reason("no_internet", "CA-037", 1)
     assert "'CA-037'" in letter.reason and "detection.max_regions_per_topic" in letter.reason
+    assert _counted(shard) == {"TX-453": 1, OVERFLOW_REGION: 1}
     assert DetectionSettings().max_regions_per_topic == 5_000
     with pytest.raises(ValidationError):
         DetectionSettings(max_regions_per_topic=0)

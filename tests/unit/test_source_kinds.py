@@ -7,15 +7,19 @@ counted nowhere is a dead letter.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import pytest
 
-from forewarn.flows.early_warning import _parse
+from forewarn.batches import RawBatch
+from forewarn.detectors.shard import CountedCase
+from forewarn.detectors.time_bounds import TimeBounds
+from forewarn.flows.partitions import PartitionRules
 from forewarn.flows.wiring import production_io, production_kinds
 from forewarn.hazards import HazardAlert
-from forewarn.records import Case, Customer, DeadLetter, Origin, Telemetry
+from forewarn.records import Customer, DeadLetter, Origin, Telemetry
 from forewarn.settings import ConfigError, Settings
 from forewarn.sources import SourceKinds
 
@@ -44,9 +48,17 @@ def settings(**topics: Any) -> Settings:
 
 
 def parse_on(source: str, record: dict[str, Any] | bytes, kinds: dict[str, SourceKinds] | None = None) -> Any:
+    """What the partition step makes of one record at offset 7 of `source` (fast path and full validation
+    alike): a dead letter, or (origin, record) — a case as the `CountedCase` the shards count."""
     raw = record if isinstance(record, bytes) else orjson.dumps(record)
-    [out] = _parse((Origin(source, 0, 7), raw), kinds or production_kinds(settings()), 64 * 1024)
-    return out
+    rules = PartitionRules(kinds or production_kinds(settings()), 64 * 1024, TimeBounds(), live=False,
+                           slide=timedelta(minutes=15), shards=2, now=lambda: datetime.now(UTC))
+    routed, _ = rules(None).on_item(RawBatch(source, 0, [(7, raw)], end=True))
+    out = [item for kind, item in routed if kind in ("letter", "record")]
+    out += [(Origin(source, 0, case.position), case) for kind, item in routed if kind == "shard"
+            for case in item[1].cases]
+    [only] = out
+    return only
 
 
 # --- what each source accepts -----------------------------------------------------------------
@@ -104,8 +116,8 @@ def test_cap_xml_on_the_cases_topic_is_a_dead_letter_not_a_hazard() -> None:
 
 
 def test_records_on_their_own_topic_still_parse_with_or_without_a_type() -> None:
-    assert isinstance(parse_on("cases", CASE)[1], Case)
-    assert isinstance(parse_on("cases", {k: v for k, v in CASE.items() if k != "type"})[1], Case)
+    assert isinstance(parse_on("cases", CASE)[1], CountedCase)
+    assert isinstance(parse_on("cases", {k: v for k, v in CASE.items() if k != "type"})[1], CountedCase)
     assert isinstance(parse_on("telemetry", TELEMETRY)[1], Telemetry)
     customer = parse_on("customers", CUSTOMER)[1]
     assert isinstance(customer, Customer) and customer.model_extra == {}
@@ -132,8 +144,8 @@ def test_unknown_type_names_what_the_source_accepts_and_a_long_claim_is_not_quot
 
 def test_a_mixed_file_still_lets_records_say_what_they_are() -> None:
     mixed = {"events.jsonl": SourceKinds.mixed_file()}
-    assert isinstance(parse_on("events.jsonl", CASE, mixed)[1], Case)
-    assert isinstance(parse_on("events.jsonl", {k: v for k, v in CASE.items() if k != "type"}, mixed)[1], Case)
+    assert isinstance(parse_on("events.jsonl", CASE, mixed)[1], CountedCase)
+    assert isinstance(parse_on("events.jsonl", {k: v for k, v in CASE.items() if k != "type"}, mixed)[1], CountedCase)
     assert isinstance(parse_on("events.jsonl", TELEMETRY, mixed)[1], Telemetry)
     assert isinstance(parse_on("events.jsonl", CUSTOMER, mixed)[1], Customer)
     assert isinstance(parse_on("events.jsonl", NWS_FEATURE, mixed)[1], HazardAlert)

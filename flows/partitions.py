@@ -1,0 +1,244 @@
+"""The first stateful step, one key per input partition: a batch of raw records in, routed work out.
+
+Per batch, in the partition's order: decode (cases on the fast path, everything else and
+every doubt through full validation), check times (the bounds, and in a replay the
+partition's `StreamGate`), give cases without a topic one (the partition's own topic model,
+which sees only cases that need it), and split the cases over the detection shards with the
+partition's progress. Telemetry, customers and alerts go on as (origin, record) items;
+anything refused is a dead letter. Nothing here waits for another partition, so no
+partition's clock is set by another's.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from bytewax.operators import StatefulLogic
+
+from forewarn.batches import PartitionInfo, RawBatch
+from forewarn.connectors.cap import is_alert_document, parse_alerts
+from forewarn.detectors.fleet import device_groups
+from forewarn.detectors.panes import UNCLASSIFIED
+from forewarn.detectors.shard import CountedCase, ShardBatch
+from forewarn.detectors.text_topics import EmergingTopics
+from forewarn.detectors.time_bounds import StreamGate, TimeBounds
+from forewarn.detectors.topic import pane_index
+from forewarn.detectors.topic_assignment import AssignTopics, TopicState
+from forewarn.parsing import fast_case, parse_record
+from forewarn.records import Case, DeadLetter, Origin, Telemetry
+from forewarn.sources import SourceKinds
+
+Routed = tuple[str, Any]
+"""("shard", (shard key, ShardBatch)), ("record", (origin, record)) or ("letter", DeadLetter)."""
+Held = CountedCase | tuple[Origin, Any]
+"""What a partition's gate may hold: a case, or a telemetry reading with its origin."""
+
+
+@dataclass(frozen=True)
+class PartitionRules:
+    """What every partition step shares: the source kinds, the limits, the time bounds, the shards."""
+
+    types: dict[str, SourceKinds]
+    max_bytes: int
+    bounds: TimeBounds
+    live: bool
+    slide: timedelta
+    shards: int
+    now: Callable[[], datetime]
+    lateness: timedelta = timedelta(minutes=10)
+    topics: AssignTopics = field(default_factory=AssignTopics)
+
+    def shard_of(self, topic: str) -> str:
+        return f"shard-{zlib.crc32(topic.encode()) % self.shards}"
+
+    def __call__(self, resume: PartitionState | None) -> ReadPartition:
+        return ReadPartition(self, resume or PartitionState(self.bounds.gate(), TopicState(EmergingTopics())))
+
+
+@dataclass
+class PartitionState:
+    gate: StreamGate[Held]
+    topics: TopicState
+    newest: datetime | None = None
+    seen_at: datetime | None = None
+    """Live: the wall time `newest` was accepted at (the partition's clock runs on from there)."""
+    ended: bool = False
+
+
+class ReadPartition(StatefulLogic[RawBatch, Routed, PartitionState]):
+    """One input partition's batches, decoded, time-checked and routed (see the module)."""
+
+    def __init__(self, rules: PartitionRules, state: PartitionState):
+        self.rules = rules
+        self.state = state
+        self._info = PartitionInfo("?")
+        self._late_before: int | None = None
+
+    def on_item(self, value: RawBatch) -> tuple[list[Routed], bool]:
+        out: list[Routed] = []
+        cases: list[CountedCase] = []
+        info = self._info = value.info
+        kinds = self.rules.types.get(value.source)
+        now = self.rules.now()
+        self._late_before = self._boundary(now)
+        for record in value.records:
+            if isinstance(record, DeadLetter):
+                out.append(("letter", record))
+                continue
+            position, raw = record
+            for item in self._decode(info, kinds, position, raw):
+                self._check_time(item, now, out, cases)
+        if value.end and not self.state.ended:
+            self.state.ended = True
+            self._end(out, cases, now)
+        self._route(info, cases, out, value.end)
+        return out, StatefulLogic.RETAIN
+
+    def on_eof(self) -> tuple[list[Routed], bool]:
+        return [], StatefulLogic.RETAIN
+
+    def snapshot(self) -> PartitionState:
+        return self.state
+
+    def _decode(self, info: PartitionInfo, kinds: SourceKinds | None, position: int | None, raw: bytes
+                ) -> list[Held | DeadLetter]:
+        """A case on the fast path, or whatever full parsing makes of the record."""
+        if kinds is not None and "case" in kinds.accepts and len(raw) <= self.rules.max_bytes and not (
+                kinds.sniffs_alerts and is_alert_document(raw)):
+            try:
+                data = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                data = None
+            if type(data) is dict and data.get("type", kinds.default) == "case":
+                fields = fast_case(data)
+                if fields is not None:
+                    ts, topic, region, case_id, customer_id, text = fields
+                    return [self._case(ts, topic, region, case_id, customer_id, text, position, raw)]
+        return [self._from_record(item, position, raw) for item in parse(info.origin(position), raw, kinds,
+                                                                          self.rules.max_bytes)]
+
+    def _case(self, ts: datetime, topic: str | None, region: str, case_id: str | None, customer_id: str | None,
+              text: str | None, position: int | None, raw: bytes) -> CountedCase:
+        """A case as shards count it; one with text keeps it until its time is accepted (`_settle_topic`)."""
+        return CountedCase(ts, pane_index(ts, self.rules.slide), topic or UNCLASSIFIED, region, case_id,
+                           customer_id, position, raw, text or None)
+
+    def _settle_topic(self, case: CountedCase) -> CountedCase:
+        """Topic discovery for a case inside the time bounds: the model sees only cases that need it (no
+        topic, or a topic while it learns); the others are only counted, so the sampling stays the same."""
+        assert case.text is not None
+        state, topics = self.state.topics, self.rules.topics
+        labelled = case.topic != UNCLASSIFIED
+        if labelled and not topics.learns(state.labelled + 1):
+            state.labelled += 1
+            return case._replace(text=None)
+        topic = topics.topic_of(state, case.ts, case.case_id, case.text, case.topic if labelled else None)
+        return case._replace(topic=topic or UNCLASSIFIED, text=None)
+
+    def _from_record(self, item: Any, position: int | None, raw: bytes) -> Held | DeadLetter:
+        if isinstance(item, DeadLetter):
+            return item
+        origin, record = item
+        if isinstance(record, Case):
+            return self._case(record.ts, record.topic, record.region, record.id, record.customer_id,
+                              record.text, position, raw)
+        return origin, record
+
+    def _check_time(self, item: Held | DeadLetter, now: datetime, out: list[Routed],
+                    cases: list[CountedCase]) -> None:
+        if isinstance(item, DeadLetter):
+            out.append(("letter", item))
+            return
+        if not isinstance(item, CountedCase) and not isinstance(item[1], Telemetry):
+            out.append(("record", item))  # customers and alerts carry no event time to check
+            return
+        ts = item.ts if isinstance(item, CountedCase) else item[1].ts
+        reason = self.rules.bounds.check(ts, now, self.rules.live)
+        if reason is not None:
+            out.append(("letter", self._letter(item, reason)))
+            return
+        if self.rules.live:
+            self._accept([item], out, cases, now)
+            return
+        accepted, refused = self.state.gate.offer(ts, item)
+        out.extend(("letter", self._letter(held, why)) for held, why in refused)
+        self._accept(accepted, out, cases, now)
+
+    def _boundary(self, now: datetime) -> int | None:
+        """The first pane this partition's clock has not closed: a case of an earlier pane is late in its
+        own partition, whatever the others do (live, the clock runs on with the wall clock)."""
+        state = self.state
+        if state.newest is None:
+            return None
+        mark = state.newest + (now - state.seen_at) if self.rules.live and state.seen_at else state.newest
+        return pane_index(mark - self.rules.lateness, self.rules.slide)
+
+    def _accept(self, items: list[Held], out: list[Routed], cases: list[CountedCase], now: datetime) -> None:
+        state = self.state
+        for item in items:
+            if isinstance(item, CountedCase) and self._late_before is not None and item.pane < self._late_before:
+                # Late in its own partition: the shard dead-letters it (after counting it once, so a late copy
+                # of a case is still called a copy).
+                cases.append(item._replace(late=True, text=None))
+                continue
+            ts = item.ts if isinstance(item, CountedCase) else item[1].ts
+            if state.newest is None or ts > state.newest:
+                state.newest, state.seen_at = ts, now
+                self._late_before = self._boundary(now)
+            if isinstance(item, CountedCase):
+                cases.append(self._settle_topic(item) if item.text is not None else item)
+            else:
+                out.append(("record", item))
+
+    def _end(self, out: list[Routed], cases: list[CountedCase], now: datetime) -> None:
+        accepted, refused = self.state.gate.end()
+        out.extend(("letter", self._letter(held, why)) for held, why in refused)
+        self._accept(accepted, out, cases, now)
+
+    def _letter(self, item: Held, reason: str) -> DeadLetter:
+        if isinstance(item, CountedCase):
+            return DeadLetter("time_bounds", reason, self._origin(item), item.raw)
+        origin, record = item
+        return DeadLetter("time_bounds", reason, origin, record.model_dump_json().encode())
+
+    def _origin(self, case: CountedCase) -> Origin:
+        return self._info.origin(case.position)
+
+    def _route(self, info: PartitionInfo, cases: list[CountedCase], out: list[Routed], end: bool) -> None:
+        """Every shard hears of the partition's progress; each gets its topics' cases."""
+        per_shard: dict[str, list[CountedCase]] = {f"shard-{n}": [] for n in range(self.rules.shards)}
+        shard_of = self.rules.shard_of
+        for case in cases:
+            per_shard[shard_of(case.topic)].append(case)
+        mark = self.state.newest
+        out.extend(("shard", (key, ShardBatch(info, mark, end, batch))) for key, batch in per_shard.items())
+
+
+def parse(origin: Origin, raw: bytes, kinds: SourceKinds | None, max_bytes: int) -> list[Any]:
+    """Dead letters, or (origin, record) pairs, by full validation.
+
+    The source decides what a record may be, never the record: hazard alerts (CAP XML, NWS
+    GeoJSON) are parsed by the CAP connector on an alert source (the alerts topic, the NWS
+    poller), and on a mixed source (a replay file) when shaped like one; a FeatureCollection
+    yields several. Telemetry that counts in no device group is refused here, not lost later.
+    """
+    if kinds is None:
+        return [DeadLetter("parse", f"source {origin.source} is not configured to carry any record type",
+                           origin, raw[:1024])]
+    if kinds.alerts_only or (kinds.sniffs_alerts and is_alert_document(raw)):
+        try:
+            return [(origin, alert) for alert in parse_alerts(raw)]
+        except ValueError as exc:
+            return [DeadLetter("parse", f"hazard alert: {exc}", origin, raw[:max_bytes])]
+    parsed = parse_record(raw, origin, kinds, max_bytes)
+    if isinstance(parsed, DeadLetter):
+        return [parsed]
+    if isinstance(parsed, Telemetry) and not device_groups(parsed):
+        return [DeadLetter("parse", "telemetry counts in no device group: it needs a region, or a model "
+                           "and a firmware", origin, raw)]
+    return [(origin, parsed)]
