@@ -47,6 +47,7 @@ import tempfile
 import time
 import uuid
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -563,6 +564,14 @@ def section_scale(args: argparse.Namespace, tmp: Path) -> None:
                    for r in runs]
         print(f"  by (key, window) alone: {len(windows[0] & windows[1])} in both, {len(windows[0] - windows[1])} only "
               f"with 1 process, {len(windows[1] - windows[0])} only with 2")
+        fields: Counter[str] = Counter()
+        by_window = [{(d["key"]["topic"], d["key"]["region"], d["window_end"]): d for d in map(orjson.loads, r.spikes)}
+                     for r in runs]
+        for window, first in by_window[0].items():
+            second = by_window[1].get(window)
+            if second is not None:
+                fields.update(k for k in first.keys() | second.keys() if first.get(k) != second.get(k))
+        print(f"  fields that differ between the two runs' spikes of a window: {dict(fields)}")
     print("(seconds: from the first record read to the last process's exit; start-up before the first read "
           "is not counted)")
     ratio = (two.records / two.seconds) / (one.records / one.seconds)

@@ -47,18 +47,10 @@ def child(broker: str, topics: list[str], kind: str, idle_poll: float, idle_max:
     from bytewax.connectors.kafka import KafkaSource
     from bytewax.dataflow import Dataflow
     from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
-    from bytewax.outputs import DynamicSink, StatelessSinkPartition
     from bytewax.testing import run_main
 
+    from bench.engine_flows import Discard
     from forewarn.connectors.kafka import kafka_source
-
-    class _Discard(StatelessSinkPartition[Any]):
-        def write_batch(self, items: list[Any]) -> None:
-            pass
-
-    class Discard(DynamicSink[Any]):
-        def build(self, step_id: str, worker_index: int, worker_count: int) -> _Discard:
-            return _Discard()
 
     class _Never(StatefulSourcePartition[Any, None]):
         def __init__(self) -> None:

@@ -20,6 +20,7 @@ pickled by recovery): plain slotted data, no closures.
 
 from __future__ import annotations
 
+from bisect import insort
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -77,13 +78,24 @@ class RegionAcc:
 
     def add(self, case_id: str | None, customer_id: str | None, max_examples: int = MAX_EXAMPLES) -> None:
         self.count += 1
-        if case_id and len(self.case_ids) < max_examples:
-            self.case_ids.append(case_id)
+        if case_id:
+            _keep_example(self.case_ids, case_id, max_examples)
         if customer_id:
             self.reporters.append(customer_id)
 
     def freeze(self) -> PaneCases:
-        return PaneCases(self.count, tuple(self.case_ids), tuple(dict.fromkeys(self.reporters)))
+        """Examples and reporters sorted: a pane's record does not depend on the order its cases arrived in
+        (two input partitions interleave differently on one process and on two)."""
+        return PaneCases(self.count, tuple(self.case_ids), tuple(sorted(set(self.reporters))))
+
+
+def _keep_example(ids: list[str], case_id: str, most: int) -> None:
+    """Keep the `most` smallest ids seen, sorted: which ones survive does not depend on arrival order."""
+    if len(ids) < most:
+        insort(ids, case_id)
+    elif case_id < ids[-1]:
+        ids.pop()
+        insort(ids, case_id)
 
 
 Pane = dict[str, RegionAcc]
@@ -98,11 +110,7 @@ def add_to_pane(pane: Pane, event: Event, max_examples: int = MAX_EXAMPLES) -> P
     acc = pane.get(event.region)
     if acc is None:
         acc = pane[event.region] = RegionAcc()
-    acc.count += 1
-    if event.case_id and len(acc.case_ids) < max_examples:
-        acc.case_ids.append(event.case_id)
-    if event.customer_id:
-        acc.reporters.append(event.customer_id)
+    acc.add(event.case_id, event.customer_id, max_examples)
     return pane
 
 
@@ -113,7 +121,8 @@ def merge_panes(a: Pane, b: Pane, max_examples: int = MAX_EXAMPLES) -> Pane:
         if mine is None:
             mine = a[region] = RegionAcc()
         mine.count += theirs.count
-        mine.case_ids.extend(theirs.case_ids[: max(0, max_examples - len(mine.case_ids))])
+        for case_id in theirs.case_ids:
+            _keep_example(mine.case_ids, case_id, max_examples)
         mine.reporters.extend(theirs.reporters)
     return a
 

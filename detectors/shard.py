@@ -152,13 +152,19 @@ class DetectionShard:
         letters: list[DeadLetter] = []
         newest: dict[str, datetime] = {}
         touched: dict[str, set[str]] = {}
+        count, partition = self._count, batch.partition
         for case in batch.cases:
-            region = self._count(case, batch.partition, letters)
+            region = count(case, partition, letters)
             if region is None:
                 continue
-            touched.setdefault(case.topic, set()).add(region)
-            if case.topic not in newest or case.ts > newest[case.topic]:
-                newest[case.topic] = case.ts
+            topic = case.topic
+            regions = touched.get(topic)
+            if regions is None:
+                touched[topic], newest[topic] = {region}, case.ts
+                continue
+            regions.add(region)
+            if case.ts > newest[topic]:
+                newest[topic] = case.ts
         clock = self._clocks.setdefault(batch.partition.key, _Clock())
         if batch.watermark is not None and (clock.newest is None or batch.watermark >= clock.newest):
             clock.newest, clock.seen_at = batch.watermark, now

@@ -378,7 +378,9 @@ class TopicDetector(Estimator):
         if not self._rule.fires(choice.observed, choice.expected, choice.p_value):
             return None
         inside, before = ring[: choice.panes], ring[choice.panes:]
-        cases = _merge([c for p in inside for r, c in p.cases.items() if region in (NATIONAL, r)],
+        # Regions in name order: the examples of a national spike must not depend on which region's case
+        # reached the pane first (partitions interleave differently on one process and on several).
+        cases = _merge([c for p in inside for r, c in sorted(p.cases.items()) if region in (NATIONAL, r)],
                        self.max_examples)
         return Spike(
             topic=self.topic, region=region,

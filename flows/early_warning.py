@@ -26,7 +26,7 @@ from typing import Any, Generic, TypeVar
 import bytewax.operators as op
 import orjson
 from bytewax.dataflow import Dataflow, Stream
-from bytewax.inputs import Source
+from bytewax.inputs import FixedPartitionedSource, Source
 from bytewax.operators.windowing import EventClock, TumblingWindower, fold_window
 from bytewax.outputs import Sink
 
@@ -35,7 +35,7 @@ from forewarn.detectors.fleet import device_groups, fleet_folder, merge_fleet_pa
 from forewarn.detectors.shard import ShardRules
 from forewarn.detectors.time_bounds import TimeBounds
 from forewarn.detectors.topic import PANE_EPOCH
-from forewarn.flows.partitions import PartitionRules
+from forewarn.flows.partitions import PartitionRules, ReadingSource
 from forewarn.flows.steps import (
     DetectorFactory,
     DetectShard,
@@ -124,13 +124,7 @@ class _Once(Generic[T]):
 def build_flow(settings: Settings, io: FlowIO, flow_id: str = "forewarn") -> Dataflow:
     """Wire the dataflow; with `io.outreach` None it stops after detection."""
     flow = Dataflow(flow_id)
-    batches = op.map("to_batch", op.input("read", flow, io.source), _as_batch)
-    for n, source in enumerate(io.extra_sources):
-        batches = op.merge(f"with_source_{n}", batches,
-                           op.map(f"to_batch_{n}", op.input(f"read_{n}", flow, source), _as_batch))
-    routed = op.stateful("read_partitions", op.key_on("by_partition", batches, lambda b: b.key),
-                         _partition_rules(settings, io))
-    kinds = op.map("routed", routed, lambda kv: kv[1])
+    kinds = _read(flow, io, _partition_rules(settings, io))
     read_letters = op.map("read_letters", op.filter("letters", kinds, lambda r: r[0] == "letter"), lambda r: r[1])
     records = op.map("records", op.filter("is_record", kinds, lambda r: r[0] == "record"), lambda r: r[1])
     for_shards = op.map("for_shards", op.filter("is_shard", kinds, lambda r: r[0] == "shard"), lambda r: r[1])
@@ -174,6 +168,24 @@ def build_flow(settings: Settings, io: FlowIO, flow_id: str = "forewarn") -> Dat
     op.output("write_dead_letters", op.map("encode_dead_letters", op.merge("dead_letters", *letters),
                                            io.encode_dead_letter), io.dead_letters)
     return flow
+
+
+def _read(flow: Dataflow, io: FlowIO, rules: PartitionRules) -> Stream[Any]:
+    """Every source's records through the partition step: inside each partition of a fixed-partitioned
+    source (no exchange), else as a step keyed by partition."""
+    streams: list[Stream[Any]] = []
+    keyed: list[Stream[RawBatch]] = []
+    for n, source in enumerate([io.source, *io.extra_sources]):
+        step = "read" if n == 0 else f"read_{n - 1}"
+        if isinstance(source, FixedPartitionedSource):
+            streams.append(op.input(step, flow, ReadingSource(source, rules)))
+        else:
+            keyed.append(op.map(f"to_batch_{n}", op.input(step, flow, source), _as_batch))
+    if keyed:
+        batches = op.merge("per_record_sources", *keyed)
+        routed = op.stateful("read_partitions", op.key_on("by_partition", batches, lambda b: b.key), rules)
+        streams.append(op.map("routed", routed, lambda kv: kv[1]))
+    return streams[0] if len(streams) == 1 else op.merge("read_all", *streams)
 
 
 def _as_batch(item: Any) -> RawBatch:

@@ -8,6 +8,7 @@ its `-r/-s/-b` options, and the directory must be initialised with `python -m by
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from bytewax.dataflow import Dataflow
@@ -19,13 +20,23 @@ from forewarn.flows.observability import instrument, start_observability
 from forewarn.flows.wiring import production_io
 from forewarn.settings import ConfigError, Settings, load_settings
 
+log = logging.getLogger(__name__)
+
 
 def get_flow(config: str) -> Dataflow:
     """Entry point for `python -m bytewax.run "forewarn.flows.live:get_flow('config.yaml')"`: the production
     flow, its edges checked first (recovery is then the runner's `-r/-s/-b` options)."""
     settings = load_settings(Path(config))
     io = production_io(settings)
-    return build_flow(settings, instrument(io, start_observability(settings, checked=True).metrics))
+    try:
+        observability = start_observability(settings, checked=True)
+    except ConfigError as exc:
+        # Bytewax's runner gives a process no id here: with -p, the second process finds the port taken.
+        log.warning("%s; this process serves no metrics endpoint (forewarn run -p gives each process its own "
+                    "port)", exc)
+        quiet = settings.observability.model_copy(update={"metrics_port": None})
+        observability = start_observability(settings.model_copy(update={"observability": quiet}), checked=True)
+    return build_flow(settings, instrument(io, observability.metrics))
 
 
 def run_live(settings: Settings, cluster: Cluster | None = None, *, checked: bool = False) -> None:

@@ -1,5 +1,8 @@
 """The first stateful step, one key per input partition: a batch of raw records in, routed work out.
 
+It runs where the partition is read (`ReadingSource`), so nothing crosses workers before the shards;
+a source that is not fixed-partitioned (the NWS poller) runs it as a keyed step instead.
+
 Per batch, in the partition's order: decode (cases on the fast path, everything else and
 every doubt through full validation), check times (the bounds, and in a replay the
 partition's `StreamGate`), give cases without a topic one (the partition's own topic model,
@@ -18,9 +21,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.operators import StatefulLogic
 
-from forewarn.batches import PartitionInfo, RawBatch
+from forewarn.batches import PartitionInfo, RawBatch, single
 from forewarn.connectors.cap import is_alert_document, parse_alerts
 from forewarn.detectors.fleet import device_groups
 from forewarn.detectors.panes import UNCLASSIFIED
@@ -162,7 +166,7 @@ class ReadPartition(StatefulLogic[RawBatch, Routed, PartitionState]):
         if reason is not None:
             out.append(("letter", self._letter(item, reason)))
             return
-        if self.rules.live:
+        if self.rules.live or self.state.gate.passes(ts):
             self._accept([item], out, cases, now)
             return
         accepted, refused = self.state.gate.offer(ts, item)
@@ -242,3 +246,45 @@ def parse(origin: Origin, raw: bytes, kinds: SourceKinds | None, max_bytes: int)
         return [DeadLetter("parse", "telemetry counts in no device group: it needs a region, or a model "
                            "and a firmware", origin, raw)]
     return [(origin, parsed)]
+
+
+class ReadingPartition(StatefulSourcePartition[Routed, tuple[Any, PartitionState]]):
+    """A source partition that runs its own partition step as it reads: decoded, time-checked and routed
+    items leave the worker that owns the partition, with no exchange before the shards. Its resume state is
+    the wrapped partition's and the step's, snapshotted together."""
+
+    def __init__(self, inner: StatefulSourcePartition[Any, Any], step: ReadPartition):
+        self._inner = inner
+        self._step = step
+
+    def next_batch(self) -> list[Routed]:
+        out: list[Routed] = []
+        for item in self._inner.next_batch():  # StopIteration (the end of a file or topic) passes through
+            out.extend(self._step.on_item(item if isinstance(item, RawBatch) else single(item))[0])
+        return out
+
+    def next_awake(self) -> datetime | None:
+        return self._inner.next_awake()
+
+    def snapshot(self) -> tuple[Any, PartitionState]:
+        return self._inner.snapshot(), self._step.snapshot()
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class ReadingSource(FixedPartitionedSource[Routed, tuple[Any, PartitionState]]):
+    """Any fixed-partitioned source of `RawBatch`es (Kafka, JSONL files) whose partitions run the partition
+    step where they are read (see `ReadingPartition`); partition names are the wrapped source's."""
+
+    def __init__(self, inner: FixedPartitionedSource[Any, Any], rules: PartitionRules):
+        self.inner = inner
+        self.rules = rules
+
+    def list_parts(self) -> list[str]:
+        return list(self.inner.list_parts())
+
+    def build_part(self, step_id: str, for_part: str, resume_state: tuple[Any, PartitionState] | None
+                   ) -> ReadingPartition:
+        inner_state, step_state = resume_state if resume_state is not None else (None, None)
+        return ReadingPartition(self.inner.build_part(step_id, for_part, inner_state), self.rules(step_state))

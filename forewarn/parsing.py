@@ -153,7 +153,6 @@ _TS_CACHE: dict[str, datetime] = {}
 _TS_CACHE_SIZE = 4096
 """Live streams stamp many records with the same second; a replay's times rarely repeat, so the cache is
 small and simply starts over when full."""
-_OPTIONAL_TEXT = ("id", "customer_id", "text")
 
 
 def fast_case(data: dict[str, Any]) -> CaseFields | None:
@@ -177,10 +176,10 @@ def fast_case(data: dict[str, Any]) -> CaseFields | None:
     if ts is None or type(region) is not str or not region or (topic is not None and (
             type(topic) is not str or not topic)):
         return None
-    case_id, customer_id, text = (data.get(name) for name in _OPTIONAL_TEXT)
-    for value in (case_id, customer_id, text):
-        if value is not None and type(value) is not str:
-            return None
+    case_id, customer_id, text = data.get("id"), data.get("customer_id"), data.get("text")
+    if (case_id is not None and type(case_id) is not str) or (
+            customer_id is not None and type(customer_id) is not str) or (text is not None and type(text) is not str):
+        return None
     return ts, topic, region, case_id, customer_id, text
 
 
@@ -198,7 +197,8 @@ def _fast_ts(value: Any) -> datetime | None:
         ts = datetime.fromisoformat(value)
         if ts.tzinfo is None:
             return None
-        ts = ts.astimezone(UTC)
+        if ts.tzinfo is not UTC:  # "Z" parses as UTC itself: no second datetime for the usual case
+            ts = ts.astimezone(UTC)
     except (ValueError, OverflowError):
         return None
     if len(_TS_CACHE) >= _TS_CACHE_SIZE:

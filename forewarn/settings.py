@@ -106,7 +106,7 @@ class DetectionSettings(_Section):
     """A topic's first this-many distinct regions count as themselves; a case from a further new region still
     counts, under the region "~overflow" (never targeted by outreach), and also becomes a dead letter
     ("region capped: ...") so the operator sees which regions were pooled. Bounds per-topic state."""
-    shards: int = Field(8, ge=1, le=4096)
+    shards: int = Field(32, ge=1, le=4096)
     """Detection state is spread over this many keys (by topic), so workers and processes share the work;
     results do not depend on it."""
 

@@ -240,6 +240,8 @@ def resumable_offsets(recovery: Path, step: str = "forewarn.read") -> dict[str, 
     for key, epoch, change in snaps:
         if epoch <= resume and change is not None and epoch >= latest.get(key, (-1, 0))[0]:
             offset = pickle.loads(change)
+            if isinstance(offset, tuple):  # the reading source's (Kafka offset, partition step state)
+                offset = offset[0]
             latest[key] = (epoch, offset if isinstance(offset, int) else 0)
     return {key: offset for key, (_, offset) in latest.items()}
 
