@@ -74,7 +74,10 @@ def child(broker: str, topics: list[str], kind: str, idle_poll: float, idle_max:
             return _Never()
 
     def seen(_step: str, msg: Any) -> None:
-        print(f"seen {msg.value.decode()} {time.time():.6f}", flush=True)
+        # Bytewax's source emits messages; Forewarn's, one RawBatch a poll of (offset, bytes) records.
+        values = [raw for _, raw in msg.records] if hasattr(msg, "records") else [msg.value]
+        for value in values:
+            print(f"seen {value.decode()} {time.time():.6f}", flush=True)
 
     source: Any
     if kind == "plain":

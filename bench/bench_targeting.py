@@ -35,6 +35,7 @@ import shapely
 
 from bench.bench_index_load import synthetic_customers, used_memory
 from forewarn.connectors.redis_index import RedisCustomerIndex
+from forewarn.connectors.redis_keys import set_key
 from forewarn.geo import Area
 from tests.servers.redis_server import spawned_redis
 
@@ -57,7 +58,7 @@ def median_ms(fn: Callable[[], object], runs: int) -> tuple[float, object]:
 
 def intersection_count(client: redis.Redis, segment: dict[str, str]) -> int:
     """The count without the pair set: SINTERCARD of the model and the firmware sets (any product)."""
-    keys = [f"{PREFIX}:idx:{a}:{v}" for a, v in segment.items()]
+    keys = [set_key(PREFIX, a, v) for a, v in segment.items()]
     return int(client.sintercard(len(keys), keys))  # type: ignore[arg-type]
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import cast
 
 import redis
 from bytewax.testing import run_main
 
 from forewarn import config_rules
 from forewarn.connectors.customer_files import read_customers
-from forewarn.connectors.health import check_redis, redis_location
+from forewarn.connectors.health import check_redis, connect_cluster, redis_location
 from forewarn.connectors.memory import InMemoryCustomerIndex
 from forewarn.connectors.redis_index import RedisCustomerIndex
 from forewarn.flows.early_warning import build_flow
@@ -91,6 +92,12 @@ def redis_connection(settings: Settings, url: str | None, timeout: float = CHECK
         target, setting = url, "--redis-url"
     else:
         target, setting = redis_target(settings.model_copy(update={"redis": redis_settings}), secrets)
+    if redis_settings.cluster:  # the cluster client checks the nodes as it reads the slot map
+        try:
+            config_rules.redis_cluster_url(target)
+        except ValueError as exc:
+            raise ConfigError(f"{setting}: {exc}") from None  # the rule never echoes the URL (it may hold a password)
+        return cast(redis.Redis, connect_cluster(target, setting)), redis_settings.prefix
     probe = redis.Redis.from_url(target, socket_connect_timeout=timeout, socket_timeout=timeout)
     try:
         check_redis(probe, setting, redis_location(target))

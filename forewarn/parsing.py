@@ -190,9 +190,13 @@ def _fast_ts(value: Any) -> datetime | None:
     if cached is not None:
         return cached
     n = len(value)
-    if not (20 <= n <= 35 and value[4] == "-" and value[7] == "-" and value[10] == "T" and value[13] == ":"
+    if not (20 <= n <= 32 and value[4] == "-" and value[7] == "-" and value[10] == "T" and value[13] == ":"
             and value[16] == ":" and (value[-1] == "Z" or (value[-6] in "+-" and value[-3] == ":"))):
         return None
+    if value[19] not in "Z+-":  # only ".", then 1 to 6 ASCII digits, may stand between seconds and zone
+        fraction = value[20:n - (1 if value[-1] == "Z" else 6)]
+        if value[19] != "." or not (1 <= len(fraction) <= 6 and fraction.isascii() and fraction.isdigit()):
+            return None
     try:
         ts = datetime.fromisoformat(value)
         if ts.tzinfo is None:

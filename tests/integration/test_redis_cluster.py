@@ -12,6 +12,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import orjson
 import pytest
@@ -25,6 +26,7 @@ from forewarn.connectors.redis_incidents import RedisIncidentStore
 from forewarn.connectors.redis_index import RedisCustomerIndex
 from forewarn.connectors.redis_ledger import RedisLedger
 from forewarn.demo.scenario import generate
+from forewarn.flows.offline import load_customers, redis_index
 from forewarn.flows.startup import redis_client
 from forewarn.geo import Area
 from forewarn.interfaces import CustomerIndex
@@ -262,3 +264,18 @@ def test_the_flow_on_a_cluster_warns_exactly_the_customers_at_risk_once(
     e2e.run_flow(settings, twilio_standin)
     assert (len(twilio_standin.messages), len(smtp_server.messages)) == sent, "the rerun sent again"
     loader.close()
+
+
+def test_forewarn_customers_load_and_the_audience_commands_reach_the_cluster(
+        redis_cluster_url: str, cluster: RedisCluster, tmp_path: Path) -> None:
+    """The offline commands (customers load, audience) build their client from the same setting as the flow."""
+    customers = generate(seed=5, customers=300, regions=4).customers
+    path = tmp_path / "customers.jsonl"
+    path.write_bytes(b"".join(c.model_dump_json().encode() + b"\n" for c in customers))
+    settings = Settings(redis=RedisSettings(url=redis_cluster_url, cluster=True))
+    loaded, rejected, _ = load_customers(settings, path, None)
+    assert (loaded, rejected) == (len(customers), 0)
+    index = redis_index(settings, None)
+    regions = Counter(c.region for c in customers)
+    assert index.attribute_counts("region") == dict(regions)
+    assert RedisCustomerIndex(cluster, "fw").attribute_counts("region") == dict(regions)
