@@ -166,7 +166,9 @@ class DetectionShard:
             if case.ts > newest[topic]:
                 newest[topic] = case.ts
         clock = self._clocks.setdefault(batch.partition.key, _Clock())
-        if batch.watermark is not None and (clock.newest is None or batch.watermark >= clock.newest):
+        # Only a newer time restarts the clock's run: a partition sending records that do not move it (all
+        # refused, say) must not pin its clock, and with it every pane, at its last good time.
+        if batch.watermark is not None and (clock.newest is None or batch.watermark > clock.newest):
             clock.newest, clock.seen_at = batch.watermark, now
         clock.ended = batch.end  # a partition that ended may speak again (a file appended to, then resumed)
         verdicts = [v for topic, at in newest.items() if (v := self._early(topic, at, touched[topic]))]

@@ -177,7 +177,7 @@ class TopicDetector(Estimator):
         # Early firing: keys fired early for the pane being filled, and what the closed panes add up to
         # per region and window length for it (valid until the next pane closes).
         self._early_pane: int | None = None
-        self._early_keys: set[str] = set()
+        self._early_keys: dict[str, int] = {}  # key -> the pane it fired early in, until that pane closes
         self._closed_sums: dict[str, tuple[int, ...]] = {}
         self._predicted: dict[Hashable, float] = {}
         self._sums: dict[str, int] = {}  # cases per region over the ring: a pane added, the one leaving taken off
@@ -266,8 +266,10 @@ class TopicDetector(Estimator):
             return []
         newest = filling[-1][0]
         if newest != self._early_pane:
-            self._early_pane, self._early_keys, self._closed_sums = newest, set(), {}
-        skip = self._early_keys | set(self._flagged_since)
+            self._early_pane, self._closed_sums = newest, {}
+            # A key stays fired until its pane closes; then the close's verdict (flagged or not) decides.
+            self._early_keys = {key: pane for key, pane in self._early_keys.items() if pane > self._last}
+        skip = self._early_keys.keys() | set(self._flagged_since)
         by_index = dict(filling)
         added = [_Pane(i, by_index.get(i, {})) for i in range(max(self._last + 1, newest - self._span + 1),
                                                                 newest + 1)]
@@ -281,7 +283,7 @@ class TopicDetector(Estimator):
         if not any(self._may_fire(key, ring, len(added)) for key in candidates):
             return []
         spikes = [spike for spike in self._score(newest, ring, _totals(ring))[0] if spike.region not in skip]
-        self._early_keys.update(spike.region for spike in spikes)
+        self._early_keys.update((spike.region, newest) for spike in spikes)
         return [replace(spike, decided_at=decided_at) for spike in spikes]
 
     def _enough(self, key: str, added: list[_Pane]) -> bool:

@@ -33,6 +33,7 @@ from forewarn.detectors.text_topics import EmergingTopics
 from forewarn.detectors.time_bounds import StreamGate, TimeBounds
 from forewarn.detectors.topic import pane_index
 from forewarn.detectors.topic_assignment import AssignTopics, TopicState
+from forewarn.flows.steps import failure_letter
 from forewarn.parsing import fast_case, parse_record
 from forewarn.records import Case, DeadLetter, Origin, Telemetry
 from forewarn.sources import SourceKinds
@@ -95,12 +96,18 @@ class ReadPartition(StatefulLogic[RawBatch, Routed, PartitionState]):
                 out.append(("letter", record))
                 continue
             position, raw = record
-            for item in self._decode(info, kinds, position, raw):
-                self._check_time(item, now, out, cases)
+            try:
+                for item in self._decode(info, kinds, position, raw):
+                    self._check_time(item, now, out, cases)
+            except Exception as exc:  # one record must not stop the flow (and again at every restart)
+                out.append(("letter", failure_letter("read_partitions", info.key, info.origin(position), exc)))
         if value.end and not self.state.ended:
-            self.state.ended = True
             self._end(out, cases, now)
-        self._route(info, cases, out, value.end)
+        self.state.ended = value.end  # a partition that ended may go on (a file appended to, then resumed)
+        if kinds is not None and "case" in kinds.accepts:
+            # Only partitions that carry cases have a clock in the shards: a customers topic or the NWS poller
+            # must not hold panes open.
+            self._route(info, cases, out, value.end)
         return out, StatefulLogic.RETAIN
 
     def on_eof(self) -> tuple[list[Routed], bool]:

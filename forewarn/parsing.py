@@ -193,6 +193,9 @@ def _fast_ts(value: Any) -> datetime | None:
     if not (20 <= n <= 32 and value[4] == "-" and value[7] == "-" and value[10] == "T" and value[13] == ":"
             and value[16] == ":" and (value[-1] == "Z" or (value[-6] in "+-" and value[-3] == ":"))):
         return None
+    if value[-1] != "Z" and not (value[-5:-3].isdigit() and value[-2:].isdigit() and value[-5:-3] < "24"
+                                 and value[-2:] < "60"):
+        return None  # an offset pydantic would refuse (+00:99); Python's parser takes it
     if value[19] not in "Z+-":  # only ".", then 1 to 6 ASCII digits, may stand between seconds and zone
         fraction = value[20:n - (1 if value[-1] == "Z" else 6)]
         if value[19] != "." or not (1 <= len(fraction) <= 6 and fraction.isascii() and fraction.isdigit()):

@@ -76,7 +76,9 @@ class IncidentTracker:
                 entry = self._open[region] = _Open(self._new(verdict.topic, spike), reporters=set(spike.reporters))
                 entry.early_pane_end = verdict.pane_end if verdict.early else None
                 changed[region] = entry.incident
-            elif not verdict.early and entry.early_pane_end == verdict.pane_end:
+            elif verdict.early:
+                continue  # an open incident grows with its closing windows: an early spike adds nothing to it
+            elif entry.early_pane_end == verdict.pane_end and spike.region == entry.incident.region:
                 changed[region] = self._settle(entry, spike)
                 settled.add(region)
             else:

@@ -15,7 +15,7 @@ from forewarn.batches import PartitionInfo
 from forewarn.detectors.shard import CountedCase, DetectionShard, ShardBatch
 from forewarn.detectors.topic import TopicDetector, pane_index
 from forewarn.outreach.incidents import IncidentTracker
-from forewarn.records import WindowVerdict
+from forewarn.records import NATIONAL, Spike, WindowVerdict
 
 SLIDE = timedelta(minutes=15)
 LATE = timedelta(minutes=10)
@@ -120,3 +120,56 @@ def test_a_surge_fires_in_the_batch_that_tips_it_once_and_the_close_settles_the_
     [settled, *_] = [e for e in events if e.status == "updated" and e.id == opened[0].id]
     assert settled.observed == 40 and settled.linked_cases == 40, "the pane's final count replaces the early one"
     assert opened[0].observed < 40
+
+
+def test_live_a_partition_whose_records_do_not_move_its_clock_does_not_pin_the_panes() -> None:
+    """b keeps sending batches whose records were all refused (no newer time): its clock runs on regardless."""
+    closed = {}
+    for chatty in (False, True):
+        shard = _shard(["a", "b"], live=True)
+        wall = T0 + timedelta(hours=1)
+        shard.offer(ShardBatch(PartitionInfo("b"), wall, False, [_case(wall, "TX-453", 0)]), wall)
+        count = 0
+        for minute in range(1, 121):
+            now = wall + timedelta(minutes=minute)
+            judged = [shard.offer(ShardBatch(PartitionInfo("a"), now, False, [_case(now, "TX-453", minute)]), now)]
+            if chatty:
+                judged.append(shard.offer(ShardBatch(PartitionInfo("b"), wall, False, []), now))
+            count += sum(1 for j in judged for vs in j.verdicts for v in vs if not v.early)
+        closed[chatty] = count
+    assert closed[False] >= 7 and closed[True] == closed[False], closed
+
+
+def test_a_key_fires_early_once_while_its_pane_waits_to_close_and_each_pane_adds_one_spike() -> None:
+    shard = _shard(["cases"])
+    _warm(shard, random.Random(5))
+    tracker = IncidentTracker(resolve_after=4)
+    verdicts: list[WindowVerdict] = []
+
+    def feed(cases: list[CountedCase], mark: datetime) -> None:
+        for vs in shard.offer(ShardBatch(PartitionInfo("cases"), mark, False, cases), T0).verdicts:
+            verdicts.extend(vs)
+
+    burst = [_case(T0 + timedelta(hours=13, minutes=5, seconds=n), "TX-453", 10_000 + n) for n in range(40)]
+    feed(burst, burst[-1].ts)
+    # More cases in the next pane while the 13:00 pane still waits out its lateness (until 13:25).
+    later = [_case(T0 + timedelta(hours=13, minutes=16, seconds=n), "TX-453", 20_000 + n) for n in range(3)]
+    feed(later, later[-1].ts)
+    feed([], T0 + timedelta(hours=16))
+    assert [v.pane_start for v in verdicts if v.early] == [T0 + timedelta(hours=13)], "one early fire for the key"
+    events = [e for v in verdicts for e in tracker.observe(v)]
+    [incident] = [e for e in events if e.status == "opened"]
+    last = [e for e in events if e.id == incident.id][-1]
+    closing_spikes = sum(1 for v in verdicts if not v.early for s in v.spikes if s.region == "TX-453")
+    assert last.spikes == closing_spikes, "the early spike is settled by its pane's close, not counted again"
+
+
+def test_an_early_national_incident_is_not_overwritten_by_the_regional_spikes_of_its_close() -> None:
+    t = T0 + timedelta(hours=13)
+    early = Spike("no_internet", NATIONAL, t - 3 * SLIDE, t + SLIDE, 60, 20.0, 1e-9, 9.0, "x", decided_at=t)
+    close_ca = Spike("no_internet", "CA-037", t - 3 * SLIDE, t + SLIDE, 12, 2.0, 1e-9, 9.0, "x")
+    tracker = IncidentTracker(resolve_after=4)
+    [opened] = tracker.observe(WindowVerdict("no_internet", t, t + SLIDE, (early,), early=True))
+    [after] = tracker.observe(WindowVerdict("no_internet", t, t + SLIDE, (close_ca,)))
+    assert opened.region == NATIONAL and after.id == opened.id
+    assert after.observed == 60, "a regional spike of the close does not replace the national count"

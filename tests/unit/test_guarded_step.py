@@ -108,3 +108,16 @@ def test_a_replay_gate_refuses_what_it_still_holds_at_the_end_and_resumes_from_i
     resumed = rules(logic.snapshot())
     passed, [letter] = _read(resumed, [], end=True)
     assert passed == [] and letter.origin == ORIGIN and "ahead of its stream" in letter.reason
+
+
+def test_a_partition_that_carries_no_cases_gives_the_detection_shards_no_clock() -> None:
+    """A customers topic (or the NWS poller) says nothing about case time: in a replay it would hold every
+    pane open until it ended, and the poller never ends."""
+    now = datetime(2026, 11, 30, tzinfo=UTC)
+    rules = PartitionRules({"customers": SourceKinds.only("customer"), "cases": SourceKinds.only("case")}, 64 * 1024,
+                           TimeBounds(), live=False, slide=timedelta(minutes=15), shards=2, now=lambda: now)
+    customer = b'{"id": "CU-1", "region": "TX-453"}'
+    routed, _ = rules(None).on_item(RawBatch("customers", 0, [(1, customer)]))
+    assert [kind for kind, _ in routed] == ["record"]
+    routed, _ = rules(None).on_item(RawBatch("cases", 0, [(1, _case(now).model_dump_json().encode())]))
+    assert sorted(kind for kind, _ in routed) == ["shard", "shard"], "a cases partition tells every shard"
