@@ -39,7 +39,6 @@ import os
 import pickle
 import random
 import select
-import signal
 import statistics
 import subprocess
 import sys
@@ -60,6 +59,7 @@ import yaml
 
 from bench.engine_data import generate_cases, reference_loop
 from forewarn.durations import parse_duration
+from tests.servers.ports import stop_process
 
 SECTIONS = ("detection", "kafka", "latency", "scale", "state")
 ROOT = Path(__file__).resolve().parents[1]
@@ -308,17 +308,6 @@ class ChildLines:
         return lines
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=5)
-
-
 def section_latency(args: argparse.Namespace, tmp: Path) -> None:
     from confluent_kafka import Producer
 
@@ -416,7 +405,7 @@ def section_latency(args: argparse.Namespace, tmp: Path) -> None:
                         first[key] = (at, observed - others, r)
             waited = time.time() - surge_end
         finally:
-            stop(proc)
+            stop_process(proc, timeout=10)
             log.close()
 
     if os.environ.get("BENCH_DEBUG"):
@@ -530,7 +519,7 @@ def section_scale(args: argparse.Namespace, tmp: Path) -> None:
             for p in procs:
                 if p.poll() is None:
                     print(f"warning: process {p.pid} still running after {args.scale_timeout:g}s: stopped")
-                    stop(p)
+                    stop_process(p, timeout=10)
                 elif p.returncode:
                     print(f"warning: process exited with {p.returncode} (see {out}/proc*.log)")
             stats = [orjson.loads(line) for line in (out / "stats.jsonl").read_bytes().splitlines()] \

@@ -22,8 +22,8 @@ before any windowing.
 >>> from datetime import UTC, datetime, timedelta
 >>> from forewarn.detectors.topic import TopicDetector
 >>> slide = timedelta(minutes=15)
->>> shard = DetectionShard(lambda topic: TopicDetector(topic, slide=slide, warmup=slide), slide,
-...                        lateness=timedelta(0), live=False, partitions=["a", "b"])
+>>> shard = DetectionShard(lambda topic: TopicDetector(topic, slide=slide, warmup=slide),
+...                        ShardRules(slide, lateness=timedelta(0), live=False), partitions=["a", "b"])
 >>> t = datetime(2026, 11, 30, 9, tzinfo=UTC)
 >>> def case(minutes, n=0):
 ...     ts = t + timedelta(minutes=minutes)
@@ -39,7 +39,7 @@ before any windowing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple, cast
@@ -136,11 +136,9 @@ class ShardRules:
 class DetectionShard:
     """The topics of one shard: counting, early judgement and closing panes on the partitions' clocks."""
 
-    def __init__(self, build: Callable[[str], TopicDetector], slide: timedelta, lateness: timedelta, live: bool,
-                 partitions: Iterable[str] = (), dedup: tuple[timedelta, int] | None = None,
-                 max_regions: int = 5000):
+    def __init__(self, build: Callable[[str], TopicDetector], rules: ShardRules, partitions: Iterable[str] = ()):
         self.build = build
-        self.rules = ShardRules(slide, lateness, live, dedup, max_regions)
+        self.rules = rules
         self._clocks = {name: _Clock() for name in partitions}
         self._topics: dict[str, _Topic] = {}
         self._open_from: int | None = None  # every pane before this one is closed
@@ -180,35 +178,40 @@ class DetectionShard:
 
         When every partition has ended, nothing closes here: the end of the input (`end`) closes the
         rest, so a run resumed on more input finds those panes still filling."""
-        marks = [clock.mark(now, self.rules.live) for clock in self._clocks.values()]
-        if any(mark is None for mark in marks):
+        least = self._least_going(now)
+        if least is None:
             return []
-        going = [mark for mark in cast(list[datetime], marks) if mark != _NEVER]
-        if not going:
-            return []
-        return self._close_before(pane_index(min(going) - self.rules.lateness, self.rules.slide))
+        return self._close_before(pane_index(least - self.rules.lateness, self.rules.slide))
 
     def end(self) -> list[list[WindowVerdict]]:
         """The input ended: close every pane still filling."""
-        last = max((i for topic in self._topics.values() for i in topic.filling), default=None)
+        last = max(self._filling(), default=None)
         return [] if last is None else self._close_before(last + 1)
 
     def oldest_filling(self) -> datetime | None:
         """The start of the oldest pane still filling (None: none is)."""
-        first = min((i for topic in self._topics.values() for i in topic.filling), default=None)
+        first = min(self._filling(), default=None)
         return None if first is None else pane_time(first, self.rules.slide)
 
     def next_close(self, now: datetime) -> datetime | None:
         """Live: the wall time at which the oldest filling pane will close, if nothing else arrives."""
-        first = min((i for topic in self._topics.values() for i in topic.filling), default=None)
-        if first is None or not self.rules.live or not self._clocks:
+        first = min(self._filling(), default=None)
+        least = self._least_going(now) if self.rules.live else None
+        if first is None or least is None:
             return None
-        going = [mark for mark in (clock.mark(now, True) for clock in self._clocks.values()) if mark != _NEVER]
-        if not going:
-            return None
-        least = min(cast(list[datetime], going))
         due = pane_time(first + 1, self.rules.slide) + self.rules.lateness
         return now + max(due - least, timedelta(0))
+
+    def _filling(self) -> Iterator[int]:
+        return (i for topic in self._topics.values() for i in topic.filling)
+
+    def _least_going(self, now: datetime) -> datetime | None:
+        """How far every partition still going has come: None while one has not spoken (in a replay), or when
+        none is going (each has ended, or none is known)."""
+        marks = [clock.mark(now, self.rules.live) for clock in self._clocks.values()]
+        if any(mark is None for mark in marks):
+            return None
+        return min((mark for mark in cast(list[datetime], marks) if mark != _NEVER), default=None)
 
     def _count(self, case: CountedCase, partition: PartitionInfo, letters: list[DeadLetter]) -> str | None:
         """Count one case (returning the region it counted under), or refuse it with a dead letter: a copy,

@@ -31,7 +31,7 @@ from bytewax.inputs import FixedPartitionedSource, Source
 from bytewax.operators.windowing import EventClock, TumblingWindower, fold_window
 from bytewax.outputs import Sink
 
-from forewarn.batches import RawBatch, single
+from forewarn.batches import RawBatch, as_batch
 from forewarn.detectors.fleet import device_groups, fleet_folder, merge_fleet_panes, new_fleet_pane
 from forewarn.detectors.shard import ShardRules
 from forewarn.detectors.time_bounds import TimeBounds
@@ -194,17 +194,12 @@ def _read(flow: Dataflow, io: FlowIO, rules: PartitionRules) -> Stream[Any]:
         if isinstance(source, FixedPartitionedSource):
             streams.append(op.input(step, flow, ReadingSource(source, rules)))
         else:
-            keyed.append(op.map(f"to_batch_{n}", op.input(step, flow, source), _as_batch))
+            keyed.append(op.map(f"to_batch_{n}", op.input(step, flow, source), as_batch))
     if keyed:
         batches = op.merge("per_record_sources", *keyed)
         routed = op.stateful("read_partitions", op.key_on("by_partition", batches, lambda b: b.key), rules)
         streams.append(op.map("routed", routed, lambda kv: kv[1]))
     return streams[0] if len(streams) == 1 else op.merge("read_all", *streams)
-
-
-def _as_batch(item: Any) -> RawBatch:
-    """Sources emit `RawBatch`es; a per-record source's (origin, bytes) or dead letter becomes a batch of one."""
-    return item if isinstance(item, RawBatch) else single(item)
 
 
 def _partition_rules(settings: Settings, io: FlowIO) -> PartitionRules:

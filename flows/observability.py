@@ -6,11 +6,11 @@
     io = instrument(production_io(settings, checked=True), obs.metrics)
     ...run the flow...; obs.stop()
 
-`instrument` counts what the edges see without touching the flow's steps: records read per source
-and partition (and Kafka consumer lag) at the source, dead letters (and late records) where they are
-encoded for their topic, spikes where they are written (the detect path), and open incidents where
-incident reports are written. Spikes, decision latency and pane lag on the live path need calls in
-the steps themselves (see `forewarn.metrics.EngineMetrics`).
+`instrument` counts what the edges see: records read per source and partition (and Kafka consumer lag)
+at the source, dead letters (and late records) where they are encoded for their topic, and open
+incidents where incident reports are written; and it hands the metrics to the flow (`FlowIO.metrics`),
+which counts each spike with its event-to-decision time as it leaves detection and reports each
+shard's oldest open pane (the pane lag).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any
 
 from bytewax.inputs import FixedPartitionedSource
@@ -84,8 +83,7 @@ def start_observability(settings: Settings, *, registry: CollectorRegistry | Non
     return Observability(metrics, ObservabilityServer(app, o.host, port).start())
 
 
-def instrument(io: FlowIO, metrics: EngineMetrics, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-               ) -> FlowIO:
+def instrument(io: FlowIO, metrics: EngineMetrics) -> FlowIO:
     """`io` with its edges counting into `metrics` (see the module doc); items and results are unchanged."""
     source = MeteredSource(io.source, metrics) if isinstance(io.source, FixedPartitionedSource) else io.source
     extra = [MeteredSource(s, metrics) if isinstance(s, FixedPartitionedSource) else s for s in io.extra_sources]

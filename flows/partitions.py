@@ -18,13 +18,14 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import orjson
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.operators import StatefulLogic
 
-from forewarn.batches import PartitionInfo, RawBatch, single
+from forewarn.batches import PartitionInfo, RawBatch, as_batch
 from forewarn.connectors.cap import is_alert_document, parse_alerts
 from forewarn.detectors.fleet import device_groups
 from forewarn.detectors.panes import UNCLASSIFIED
@@ -59,7 +60,11 @@ class PartitionRules:
     topics: AssignTopics = field(default_factory=AssignTopics)
 
     def shard_of(self, topic: str) -> str:
-        return f"shard-{zlib.crc32(topic.encode()) % self.shards}"
+        return _shard_key(topic, self.shards)
+
+    @property
+    def shard_keys(self) -> list[str]:
+        return [f"shard-{n}" for n in range(self.shards)]
 
     def __call__(self, resume: PartitionState | None) -> ReadPartition:
         return ReadPartition(self, resume or PartitionState(self.bounds.gate(), TopicState(EmergingTopics())))
@@ -109,9 +114,6 @@ class ReadPartition(StatefulLogic[RawBatch, Routed, PartitionState]):
             # must not hold panes open.
             self._route(info, cases, out, value.end)
         return out, StatefulLogic.RETAIN
-
-    def on_eof(self) -> tuple[list[Routed], bool]:
-        return [], StatefulLogic.RETAIN
 
     def snapshot(self) -> PartitionState:
         return self.state
@@ -213,21 +215,25 @@ class ReadPartition(StatefulLogic[RawBatch, Routed, PartitionState]):
 
     def _letter(self, item: Held, reason: str) -> DeadLetter:
         if isinstance(item, CountedCase):
-            return DeadLetter("time_bounds", reason, self._origin(item), item.raw)
+            return DeadLetter("time_bounds", reason, self._info.origin(item.position), item.raw)
         origin, record = item
         return DeadLetter("time_bounds", reason, origin, record.model_dump_json().encode())
 
-    def _origin(self, case: CountedCase) -> Origin:
-        return self._info.origin(case.position)
-
     def _route(self, info: PartitionInfo, cases: list[CountedCase], out: list[Routed], end: bool) -> None:
         """Every shard hears of the partition's progress; each gets its topics' cases."""
-        per_shard: dict[str, list[CountedCase]] = {f"shard-{n}": [] for n in range(self.rules.shards)}
+        per_shard: dict[str, list[CountedCase]] = {key: [] for key in self.rules.shard_keys}
         shard_of = self.rules.shard_of
         for case in cases:
             per_shard[shard_of(case.topic)].append(case)
         mark = self.state.newest
         out.extend(("shard", (key, ShardBatch(info, mark, end, batch))) for key, batch in per_shard.items())
+
+
+@lru_cache(maxsize=4096)
+def _shard_key(topic: str, shards: int) -> str:
+    """The detection shard of a topic: the same on every worker and process (a CRC, not Python's salted hash),
+    asked once per case, so remembered."""
+    return f"shard-{zlib.crc32(topic.encode()) % shards}"
 
 
 def parse(origin: Origin, raw: bytes, kinds: SourceKinds | None, max_bytes: int) -> list[Any]:
@@ -267,7 +273,7 @@ class ReadingPartition(StatefulSourcePartition[Routed, tuple[Any, PartitionState
     def next_batch(self) -> list[Routed]:
         out: list[Routed] = []
         for item in self._inner.next_batch():  # StopIteration (the end of a file or topic) passes through
-            out.extend(self._step.on_item(item if isinstance(item, RawBatch) else single(item))[0])
+            out.extend(self._step.on_item(as_batch(item))[0])
         return out
 
     def next_awake(self) -> datetime | None:

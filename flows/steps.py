@@ -189,9 +189,7 @@ class DetectShard:
     """Told each shard's oldest open pane after every step (the pane-lag gauge)."""
 
     def __call__(self, resume: DetectionShard | None) -> ShardLogic:
-        r = self.rules
-        shard = resume or DetectionShard(self.factory, r.slide, r.lateness, r.live, self.partitions, r.dedup,
-                                         r.max_regions)
+        shard = resume or DetectionShard(self.factory, self.rules, self.partitions)
         return ShardLogic(shard, self.now, self.observe)
 
 

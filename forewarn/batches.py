@@ -73,8 +73,11 @@ class RawBatch:
         return self.info.origin(position)
 
 
-def single(item: RawRecord | DeadLetter) -> RawBatch:
-    """A batch of one record from a per-record source, so every source travels the same way."""
+def as_batch(item: RawBatch | RawRecord | DeadLetter) -> RawBatch:
+    """A source's item as a batch: a `RawBatch` as it is; a per-record source's (origin, bytes) or dead letter
+    as a batch of one, so every source travels the same way."""
+    if isinstance(item, RawBatch):
+        return item
     if isinstance(item, DeadLetter):
         return RawBatch(item.origin.source, item.origin.partition, [item])
     origin, raw = item

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -63,8 +62,9 @@ class IncidentTracker:
 
         Verdicts of several signals (the topic's cases, telemetry mapped to the topic)
         share the pane grid: quiet time advances once per pane, whichever comes first.
-        An early verdict (judged while its pane filled) opens or extends incidents and does
-        nothing else; when that pane closes, its final count replaces the early one.
+        An early verdict (judged while its pane filled) only opens incidents (an open one grows
+        with its closing windows); when that pane closes, its key's final count replaces the
+        early one.
         """
         changed: dict[str, Incident] = {}
         spiking: set[str] = set()
@@ -146,7 +146,7 @@ class IncidentTracker:
         return entry.incident
 
     def _link(self, verdict: WindowVerdict, spiking: set[str], changed: dict[str, Incident],
-              settled: AbstractSet[str] = frozenset()) -> None:
+              settled: set[str]) -> None:
         """Attach the pane's cases to open incidents that did not just open (or settle) on them."""
         for region, entry in self._open.items():
             if region in settled or (changed.get(region) is not None and changed[region].status == "opened"):

@@ -109,7 +109,6 @@ def test_killed_mid_window_and_mid_burst_the_flow_raises_each_incident_once_and_
     monkeypatch: pytest.MonkeyPatch, all_clears: bool,
 ) -> None:
     """Issue 10's crash test; with `all_clears`, also what issue 11 must make true (strict xfail until then)."""
-    started = time.monotonic()
     scenario = default_scenario()
     truths = {t.name: t for t in scenario.truths}
     topics = topic_names("crash")
@@ -230,4 +229,3 @@ def test_killed_mid_window_and_mid_burst_the_flow_raises_each_incident_once_and_
     finally:
         client.close()
     assert texts_before + emails_before < len(received), "the last start sent the rest"
-    assert time.monotonic() - started < 90, f"took {time.monotonic() - started:.0f}s"

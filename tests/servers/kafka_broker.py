@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from tests.servers.ports import free_port, wait_until
+from tests.servers.ports import free_port, stop_process, wait_until
 
 
 def create_topics(bootstrap: str, names: Iterable[str], partitions: int = 1) -> None:
@@ -30,18 +29,6 @@ def create_topics(bootstrap: str, names: Iterable[str], partitions: int = 1) -> 
 def _broker_up(bootstrap: str) -> bool:
     metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=1.0)
     return bool(metadata.brokers)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        # Tansu may linger while clients still hold connections; it keeps no state to lose.
-        proc.kill()
-        proc.wait(timeout=5)
 
 
 @contextmanager
@@ -63,7 +50,7 @@ def tansu(log: Path | None = None) -> Iterator[str]:
         wait_until(lambda: proc.poll() is None and _broker_up(bootstrap), f"Tansu broker on port {port}")
         yield bootstrap
     finally:
-        _stop(proc)
+        stop_process(proc)  # Tansu keeps no state to lose
 
 
 @pytest.fixture(scope="session")

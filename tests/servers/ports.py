@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 
@@ -25,3 +27,16 @@ def wait_until(ready: Callable[[], bool], what: str, timeout: float = 20.0) -> N
             pass
         time.sleep(0.05)
     raise RuntimeError(f"{what} did not become ready within {timeout:.0f}s")
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
+    """SIGINT, and SIGKILL if the process is still there after `timeout` seconds (a server may linger while
+    clients still hold connections)."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)

@@ -12,7 +12,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 from forewarn.batches import PartitionInfo
-from forewarn.detectors.shard import CountedCase, DetectionShard, ShardBatch
+from forewarn.detectors.shard import CountedCase, DetectionShard, ShardBatch, ShardRules
 from forewarn.detectors.topic import TopicDetector, pane_index
 from forewarn.outreach.incidents import IncidentTracker
 from forewarn.records import NATIONAL, Spike, WindowVerdict
@@ -27,7 +27,7 @@ def _detector(topic: str) -> TopicDetector:
 
 
 def _shard(partitions: list[str], live: bool = False) -> DetectionShard:
-    return DetectionShard(_detector, SLIDE, LATE, live=live, partitions=partitions)
+    return DetectionShard(_detector, ShardRules(SLIDE, LATE, live=live), partitions)
 
 
 def _case(ts: datetime, region: str, n: int) -> CountedCase:

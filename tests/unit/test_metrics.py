@@ -204,15 +204,12 @@ def test_readiness_needs_checked_edges_and_a_running_flow(registry: CollectorReg
     assert metrics.readiness() == "shutting down"
 
 
-def test_the_calls_are_cheap_enough_for_the_hot_path(registry: CollectorRegistry) -> None:
-    """Per batch, a call must cost microseconds: 150k records/s in batches of 1,000 is 150 calls a second."""
+def test_records_are_counted_per_batch_call(registry: CollectorRegistry) -> None:
+    """The flow calls once per batch with the batch's size (what a call costs is for bench/, not a test)."""
     metrics = EngineMetrics(registry)
     n = 50_000
-    started = time.perf_counter()
     for _ in range(n):
         metrics.records_in("cases", 0, 1000)
-    per_call = (time.perf_counter() - started) / n
-    assert per_call < 20e-6, f"records_in takes {per_call * 1e6:.1f} µs a call"
     assert value(registry, "forewarn_records_in_total", source="cases", partition="0") == n * 1000
 
 

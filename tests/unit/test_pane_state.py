@@ -38,7 +38,7 @@ from forewarn.detectors.panes import (
     new_pane,
     to_event,
 )
-from forewarn.detectors.shard import CountedCase, DetectionShard, ShardBatch
+from forewarn.detectors.shard import CountedCase, DetectionShard, ShardBatch, ShardRules
 from forewarn.detectors.telemetry import _SEASONS
 from forewarn.detectors.topic import PANE_EPOCH, TopicDetector, pane_index
 from forewarn.detectors.topic_assignment import AssignTopics
@@ -233,8 +233,8 @@ def test_the_step_counts_labelled_cases_and_passes_textless_ones_through() -> No
 def test_a_late_case_is_a_dead_letter_with_its_own_bytes_and_origin_whatever_its_fields_hold() -> None:
     region, topic, case_id = 'TX "453" \\ north', 'no_"internet"\\', 'C-"1"\\'
     raw = orjson.dumps({"ts": T0.isoformat(), "topic": topic, "region": region, "id": case_id})
-    shard = DetectionShard(lambda t: TopicDetector(t, slide=SLIDE), SLIDE, timedelta(minutes=10), live=False,
-                           partitions=["cases#2"])
+    rules = ShardRules(SLIDE, timedelta(minutes=10), live=False)
+    shard = DetectionShard(lambda t: TopicDetector(t, slide=SLIDE), rules, partitions=["cases#2"])
     pane = pane_index(T0, SLIDE)
     on_time = CountedCase(T0, pane, topic, region, case_id, "CU-1", 40, raw)
     shard.offer(ShardBatch(PartitionInfo("cases", 2), T0 + timedelta(hours=1), False, [on_time]), T0)

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from forewarn.batches import PartitionInfo
 from forewarn.detectors.dedup import SeenIds, duplicate_reason
 from forewarn.detectors.region_cap import RegionCap, capped_reason
-from forewarn.detectors.shard import CountedCase, DetectionShard, ShardBatch
+from forewarn.detectors.shard import CountedCase, DetectionShard, ShardBatch, ShardRules
 from forewarn.detectors.topic import TopicDetector, pane_index
 from forewarn.records import DeadLetter, Origin
 from forewarn.settings import OVERFLOW_REGION, DetectionSettings
@@ -29,8 +29,9 @@ CASES = PartitionInfo("cases", 0)
 
 
 def _shard(dedup: tuple[timedelta, int] | None = (DAY, 100), max_regions: int = 5000) -> DetectionShard:
-    return DetectionShard(lambda topic: TopicDetector(topic, slide=SLIDE), SLIDE, timedelta(minutes=10),
-                          live=False, partitions=["cases#0"], dedup=dedup, max_regions=max_regions)
+    return DetectionShard(lambda topic: TopicDetector(topic, slide=SLIDE),
+                          ShardRules(SLIDE, timedelta(minutes=10), live=False, dedup=dedup, max_regions=max_regions),
+                          partitions=["cases#0"])
 
 
 def _case(offset: int, case_id: str | None, region: str = "TX-453", topic: str = "no_internet") -> CountedCase:
