@@ -21,6 +21,7 @@ COPY demo demo
 COPY detectors detectors
 COPY flows flows
 COPY outreach outreach
+COPY web web
 COPY reports reports
 RUN uv build --quiet --wheel --out-dir /dist . \
  && uv export --quiet --frozen --no-hashes --no-emit-project --all-extras --no-header \

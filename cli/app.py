@@ -3,42 +3,21 @@
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
 from forewarn.durations import parse_duration
 from forewarn.logs import configure_logging
-from forewarn.settings import ConfigError, Settings, load_settings
+from forewarn.settings import ConfigError, Settings
 
 if TYPE_CHECKING:
     from forewarn.flows.cluster import Cluster
+    from forewarn.flows.deliver import DeliveryWorker
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
-                  help="Forewarn: see a spike coming, warn the customers who have not called yet.")
-customers_app = typer.Typer(no_args_is_help=True, help="Manage the Redis customer index.")
-app.add_typer(customers_app, name="customers")
-console = Console(stderr=False, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True)
-
-ConfigOption = Annotated[Path | None, typer.Option("-c", "--config", help="YAML configuration file.")]
-
-
-def _settings(config: Path | None) -> Settings:
-    try:
-        return load_settings(config)
-    except ConfigError as exc:
-        err.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from None
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
-    return typer.Exit(1)
+from forewarn.cli.common import ConfigOption, _fail, _settings, app, console, customers_app, err
 
 
 @app.callback()
@@ -89,6 +68,9 @@ def run(
         "-a", "--addresses", metavar="ADDRS",
         help="With -i: a file of host:port lines, one per process, the same on every host "
              "(or host:port;host:port as bytewax.run takes it).")] = None,
+    deliver: Annotated[bool, typer.Option(
+        "--deliver", help="Also run one delivery worker in this process (single machine); otherwise run "
+                          "`forewarn deliver` beside the flow. The flow itself never waits on a provider.")] = False,
 ) -> None:
     """Run the long-lived flow on Kafka, Redis, Twilio and SMTP, on one or many processes, with recovery per config.
 
@@ -112,15 +94,28 @@ def run(
         _launch(config, settings, cluster)
     try:
         # Before the flow's modules load (seconds of imports): a broken edge is reported at once.
-        preflight(settings, Secrets())
+        preflight(settings, Secrets(), senders=deliver)
     except (ConfigError, RuntimeError) as exc:
         raise _fail(str(exc)) from None
     from forewarn.flows.live import run_live
 
+    worker = _start_worker(settings) if deliver else None
     try:
         run_live(settings, cluster, checked=True)
+        if worker is not None:  # the flow reached the end of its input (kafka.tail: false): send what it decided
+            worker.drain(timeout=settings.delivery.deadline.total_seconds())
     except (ConfigError, RuntimeError) as exc:
         raise _fail(str(exc)) from None
+    finally:
+        if worker is not None:
+            worker.stop()
+
+
+def _start_worker(settings: Settings) -> DeliveryWorker:
+    from forewarn.flows.delivery_parts import production_worker
+    from forewarn.settings import Secrets
+
+    return production_worker(settings, Secrets()).start()
 
 
 def _launch(config: Path, settings: Settings, cluster: Cluster) -> None:
@@ -226,6 +221,8 @@ def audience(
         raise _fail(str(exc)) from None
     console.print(audience_table(preview))
 
+
+from forewarn.cli import delivery as _delivery  # noqa: E402,F401  (registers deliver, web, message)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -8,12 +8,23 @@ reply texts often quote the recipient's address.
 Each message has a Message-ID derived from its ledger key, so a re-send of the same
 message (at-least-once delivery) carries the same id and receivers can fold duplicates.
 
+With an HTML part (`send(message, html)`) the email is multipart/alternative: the text, then the
+HTML (see `JinjaRenderer.render_html`); without one it is plain text. A sender built with
+`unsubscribe_base` (the web app's public URL) and `unsubscribe_secret` adds `List-Unsubscribe`
+with a signed link (`forewarn.unsubscribe`) and RFC 8058's `List-Unsubscribe-Post: List-Unsubscribe=One-Click`,
+so mail clients show an unsubscribe button that works in one click (a relay that DKIM-signs should
+cover both headers, as RFC 8058 asks). Headers are folded at 998 characters, not 78, so the link
+stays one plain `<URL>` (folding it would turn it into encoded words, which clients do not read).
+
+A sender keeps no connection or other state between sends (one SMTP session per message), so
+any number of threads may share one.
+
 >>> from forewarn.records import MessageKey
 >>> sender = SmtpSender("smtp.example.com", 587, "alerts@example.com")
 >>> mail = sender.build(Message(MessageKey("INC-1", "CU-42", "warning"), "email", "ana@example.com",
 ...                             "Outage in your area."))
->>> mail["Subject"], mail["X-Forewarn-Key"]
-('Service notice', 'INC-1|CU-42|warning')
+>>> mail["Subject"], mail["X-Forewarn-Key"], mail.get_content_type(), sender.identity
+('Service notice', 'INC-1|CU-42|warning', 'text/plain', 'smtp:smtp.example.com:587:alerts@example.com')
 >>> SmtpSender("smtp.example.com", 587, "alerts@example.com", username="u")
 Traceback (most recent call last):
 ...
@@ -27,16 +38,21 @@ import logging
 import smtplib
 import ssl
 from datetime import UTC, datetime
+from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime
 
 from forewarn.records import Channel, Message, SendResult
 from forewarn.settings import ConfigError
+from forewarn.unsubscribe import check_secret, unsubscribe_url
 
 log = logging.getLogger(__name__)
 
 _LOGIN_FIX = "fix email.username / SMTP_PASSWORD and restart"
 _AUTH_REQUIRED = 530
+_POLICY = policy.default.clone(max_line_length=998)
+"""RFC 5322's hard line limit: a long `List-Unsubscribe: <URL>` is never folded into encoded words."""
+ONE_CLICK = "List-Unsubscribe=One-Click"
 
 
 def classify_smtp_code(code: int, what: str) -> SendResult:
@@ -67,9 +83,15 @@ class SmtpSender:
         timeout: float = 10.0,
         default_subject: str = "Service notice",
         tls_context: ssl.SSLContext | None = None,
+        unsubscribe_base: str | None = None,
+        unsubscribe_secret: bytes | None = None,
     ) -> None:
         if (username is None) != (password is None):
             raise ValueError("SmtpSender needs both username and password, or neither")
+        if (unsubscribe_base is None) != (unsubscribe_secret is None):
+            raise ValueError("SmtpSender needs both unsubscribe_base and unsubscribe_secret, or neither")
+        if unsubscribe_base is not None and not unsubscribe_base.startswith(("https://", "http://")):
+            raise ValueError("unsubscribe_base must be the web app's public http(s) URL")
         if "@" not in from_addr:
             raise ValueError("from_addr must be an email address")
         self.host = host
@@ -81,6 +103,19 @@ class SmtpSender:
         self._credentials = (username, password) if username is not None and password is not None else None
         self._tls_context = tls_context
         self._domain = from_addr.rpartition("@")[2].strip(">") or "forewarn.invalid"
+        self.unsubscribe_base = unsubscribe_base
+        self._unsubscribe_secret = check_secret(unsubscribe_secret) if unsubscribe_secret is not None else None
+
+    @property
+    def identity(self) -> str:
+        """What a shared rate limit is kept per: one relay and one sending address."""
+        return f"smtp:{self.host}:{self.port}:{self.from_addr}"
+
+    def unsubscribe_url(self, message: Message) -> str | None:
+        """The signed link that opts the message's customer out of email; None without unsubscribe settings."""
+        if self.unsubscribe_base is None or self._unsubscribe_secret is None:
+            return None
+        return unsubscribe_url(self.unsubscribe_base, message.key.customer_id, "email", self._unsubscribe_secret)
 
     def check(self, timeout: float = 2.0) -> None:
         """Open a session as a send would (STARTTLS, login) and close it: raise ConfigError naming the
@@ -113,25 +148,33 @@ class SmtpSender:
             raise ConfigError(f"{where} refused email.from_addr as the sender ({code}): use an address the relay "
                               "may send from")
 
-    def build(self, message: Message) -> EmailMessage:
-        """The email for `message`; raises ValueError for a header that cannot be sent."""
+    def build(self, message: Message, html: str | None = None) -> EmailMessage:
+        """The email for `message` (multipart/alternative with `html`); raises ValueError for a header that
+        cannot be sent."""
         digest = hashlib.sha256(str(message.key).encode()).hexdigest()[:32]
-        mail = EmailMessage()
+        mail = EmailMessage(policy=_POLICY)
         mail["Subject"] = message.subject or self.default_subject
         mail["From"] = self.from_addr
         mail["To"] = message.to
         mail["Date"] = format_datetime(datetime.now(UTC))
         mail["Message-ID"] = f"<forewarn.{digest}@{self._domain}>"
         mail["X-Forewarn-Key"] = str(message.key)
+        link = self.unsubscribe_url(message)
+        if link is not None:
+            mail["List-Unsubscribe"] = f"<{link}>"
+            mail["List-Unsubscribe-Post"] = ONE_CLICK
         mail.set_content(message.body)
+        if html is not None:
+            mail.add_alternative(html, subtype="html")
         return mail
 
-    def send(self, message: Message) -> SendResult:
-        """Send one email; classify any failure instead of raising."""
+    def send(self, message: Message, html: str | None = None, *, status_callback: str | None = None) -> SendResult:
+        """Send one email (with an HTML part when `html` is given); classify any failure instead of raising.
+        `status_callback` is for SMS providers: SMTP reports nothing back."""
         if message.channel != self.channel:
             return SendResult(ok=False, reason=f"not an email message (channel {message.channel})")
         try:
-            mail = self.build(message)
+            mail = self.build(message, html)
         except (ValueError, TypeError):
             result = SendResult(ok=False, reason="email: invalid address or header")
         else:

@@ -1,22 +1,19 @@
 """In-process twins of the Redis parts for the embedded demo: no external service, no redis-py.
 
-The customer index, ledger, incident store and contact log behave like the Redis ones (same
+The customer index, incident store and contact log behave like the Redis ones (same
 contract tests): attribute sets kept consistent on upsert, segments as AND of attribute
-values, area searches by the same exact test, claims that expire after `claim_ttl` while
-pending, releases that never remove a recorded outcome. State lives in this process only.
+values, area searches by the same exact test. State lives in this process only (the outbox's
+twin is `forewarn.connectors.memory_outbox`).
 """
 
 from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
 
-import orjson
-
-from forewarn.connectors.ledger_records import PENDING, outcome_doc, utc_now
 from forewarn.connectors.segments import Entry, check_segment, customer_entries, matches, segment_sets
 from forewarn.interfaces import Segment
 from forewarn.records import (
@@ -25,9 +22,7 @@ from forewarn.records import (
     ContactCard,
     Customer,
     Incident,
-    MessageKey,
-    MessageKind,
-    SendResult,
+    normalize_phone,
 )
 
 if TYPE_CHECKING:  # shapely and numpy load only where areas are searched
@@ -101,6 +96,26 @@ class InMemoryCustomerIndex:
             self._customers[customer_id] = customer.opting_out(channel)
             return True
 
+    def record_opt_in(self, customer_id: str, channel: Channel) -> bool:
+        """Opt a customer back in to `channel` (an inbound START); False when unknown or not opted out."""
+        with self._lock:
+            customer = self._customers.get(customer_id)
+            if customer is None or not customer.opted_out(channel):
+                return False
+            opt_out = customer.opt_out.model_copy(update={channel: False})
+            self._customers[customer_id] = customer.model_copy(update={"opt_out": opt_out})
+            return True
+
+    def ids_by_phone(self, phone: str) -> list[str]:
+        """The ids of the customers whose phone is `phone` (any spelling of the number), sorted: a scan,
+        fine for the demo's sizes (an inbound STOP is rare)."""
+        try:
+            number = normalize_phone(phone)
+        except ValueError:
+            return []
+        with self._lock:
+            return sorted(c.id for c in self._customers.values() if c.phone == number)
+
     def contacts(self, segment: Segment) -> Iterator[ContactCard]:
         return (customer.card() for customer in self.segment(segment))
 
@@ -123,59 +138,6 @@ class InMemoryCustomerIndex:
             return list(self._customers)
         sets = sorted((self._sets.get(entry, set()) for entry in entries), key=len)
         return set(sets[0]).intersection(*sets[1:])
-
-
-class InMemoryLedger:
-    """`Ledger` over a dict: pending claims expire after `claim_ttl`, outcomes never do."""
-
-    def __init__(self, claim_ttl: timedelta = timedelta(hours=1), *,
-                 clock: Callable[[], datetime] = utc_now) -> None:
-        if claim_ttl <= timedelta(0):
-            raise ValueError("claim_ttl must be positive")
-        self.claim_ttl = claim_ttl
-        self.clock = clock
-        self._pending: dict[str, datetime] = {}  # key -> expiry
-        self._final: dict[str, bytes] = {}
-        self._sent: dict[tuple[str, str], set[str]] = defaultdict(set)
-        self._lock = threading.Lock()
-
-    def claim(self, key: MessageKey) -> bool:
-        k = str(key)
-        now = self.clock()
-        with self._lock:
-            if k in self._final:
-                return False
-            expiry = self._pending.get(k)
-            if expiry is not None and expiry > now:
-                return False
-            self._pending[k] = now + self.claim_ttl
-            return True
-
-    def release(self, key: MessageKey) -> None:
-        with self._lock:
-            self._pending.pop(str(key), None)
-
-    def record(self, key: MessageKey, channel: Channel, outcome: SendResult) -> None:
-        k = str(key)
-        doc = outcome_doc(channel, outcome, self.clock())
-        with self._lock:
-            self._pending.pop(k, None)
-            self._final[k] = doc
-            if outcome.ok:
-                self._sent[(key.incident_id, key.kind)].add(key.customer_id)
-
-    def recipients(self, incident_id: str, kind: MessageKind) -> set[str]:
-        with self._lock:
-            return set(self._sent.get((incident_id, kind), ()))
-
-    def outcome(self, key: MessageKey) -> dict[str, Any] | str | None:
-        """The recorded outcome of `key`, "pending" while claimed, or None."""
-        k = str(key)
-        with self._lock:
-            if k in self._final:
-                return dict(orjson.loads(self._final[k]))
-            expiry = self._pending.get(k)
-            return PENDING if expiry is not None and expiry > self.clock() else None
 
 
 class InMemoryIncidentStore:

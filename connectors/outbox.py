@@ -44,7 +44,7 @@ class OutboxSender:
         with self.path.open("rb") as existing:
             return sum(1 for _ in existing)
 
-    def send(self, message: Message) -> SendResult:
+    def send(self, message: Message, *, status_callback: str | None = None, html: str | None = None) -> SendResult:
         """Append `message` as one JSON line; a closed outbox raises ValueError."""
         if message.channel != self.channel:
             reason = f"message for {message.channel} given to the {self.channel} outbox"

@@ -9,6 +9,8 @@ Layout (`forewarn.connectors.redis_keys`), shown for the default prefix "fw":
 - `{fw:idx}:model+firmware:{pair}`: set of the customers owning that model on that
   firmware (see `forewarn.connectors.segments`).
 - `{fw:idx}:all`: set of every customer id.
+- `{fw:idx}:phone:{E.164}`: set of the customers with that phone number (an inbound STOP opts
+  every one of them out; `ids_by_phone`). Never a trait: `phone` is a built-in field.
 - `{fw:idx}:geo`: GEO set of the customers with lat/lon (Redis GEO covers latitudes within
   ±85.05112878; customers beyond that are kept in the index but not in the GEO set). It
   pre-filters area searches (`in_area`, see `forewarn.connectors.redis_geo`).
@@ -42,7 +44,7 @@ from forewarn.connectors.redis_keys import RedisClient
 from forewarn.connectors.segments import Entry, check_segment, customer_entries, matches, segment_sets
 from forewarn.geo import GEO_MAX_LAT, Area
 from forewarn.interfaces import Segment
-from forewarn.records import INDEXED_ATTRIBUTES, Channel, ContactCard, Customer, OptOut, Product
+from forewarn.records import INDEXED_ATTRIBUTES, Channel, ContactCard, Customer, OptOut, Product, normalize_phone
 
 BATCH_SIZE = 1_000
 
@@ -129,6 +131,9 @@ class RedisCustomerIndex:
     def _set_key(self, entry: Entry) -> str:
         return self._idx_key(*entry)
 
+    def _phone_key(self, phone: str) -> str:
+        return self._idx_key("phone", phone)
+
     def segment_keys(self, segment: Segment) -> list[str]:
         """The keys of the sets whose intersection is `segment` (the set of everyone when it is empty):
         one slot on a cluster, so Redis intersects them in one call."""
@@ -174,6 +179,10 @@ class RedisCustomerIndex:
             if old is not None:
                 for entry in customer_entries(old, self.extra_traits) - entries:
                     removes[self._set_key(entry)].append(customer.id)
+            if customer.phone:
+                adds[self._phone_key(customer.phone)].append(customer.id)
+            if old is not None and old.phone and old.phone != customer.phone:
+                removes[self._phone_key(old.phone)].append(customer.id)
             point = _geo_point(customer.lat, customer.lon)
             if point is not None:
                 geo.extend((*point, customer.id))
@@ -211,7 +220,37 @@ class RedisCustomerIndex:
                 except redis.WatchError:
                     continue  # the doc changed between GET and SET: read it again
 
+    def record_opt_in(self, customer_id: str, channel: Channel) -> bool:
+        """Rewrite the customer's doc opted back in to `channel` (an inbound START); False when unknown or
+        not opted out. WATCH makes a concurrent upsert win or retry, as in `record_opt_out`."""
+        key = self._cust_key(customer_id)
+        with self.client.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    customer = None if raw is None else customer_from_doc(raw)  # type: ignore[arg-type]
+                    if customer is None or not customer.opted_out(channel):
+                        pipe.unwatch()
+                        return False
+                    opt_out = customer.opt_out.model_copy(update={channel: False})
+                    pipe.multi()
+                    pipe.set(key, customer.model_copy(update={"opt_out": opt_out}).to_json())
+                    pipe.execute()
+                    return True
+                except redis.WatchError:
+                    continue
+
     # -- reads ----------------------------------------------------------------------------
+
+    def ids_by_phone(self, phone: str) -> list[str]:
+        """The ids of the customers whose phone is `phone` (any spelling of the number), sorted."""
+        try:
+            number = normalize_phone(phone)
+        except ValueError:
+            return []
+        members = self.client.smembers(self._phone_key(number))
+        return sorted(_text(m) for m in members)  # type: ignore[union-attr]
 
     def get_many(self, ids: Sequence[str]) -> list[Customer | None]:
         """The customers with these ids, None where unknown, in the same order (one MGET)."""

@@ -8,11 +8,18 @@ it spreads over the cluster (`prefix` is "fw" by default):
 
 - customer index, docs: `fw:cust:{id}`, untagged: the docs spread over every shard;
 - customer index, sets: `{fw:idx}:{attribute}:{value}`, `{fw:idx}:all`, `{fw:idx}:geo`, tagged
-  `fw:idx`: any segment's SINTER (or SINTERCARD) runs on one shard;
-- ledger: `{fw:ledger:{incident}}:{customer}|{kind}` and `{fw:ledger:{incident}}:sent:{kind}`,
-  tagged per incident: `record` sets the outcome and adds the recipient in one MULTI/EXEC;
-- incident store `fw:incident:{id}` and contact log `fw:contacts:{customer}`: untagged, each
-  command touches one key.
+  `fw:idx`: any segment's SINTER (or SINTERCARD) runs on one shard; the addresses that said STOP,
+  `{fw:idx}:opt-out:{channel}`, live beside them (`connectors.redis_suppressions`);
+- outbox (`connectors.redis_outbox`), tagged per shard `{fw:out:s}`, where an incident's shard s is
+  the CRC-32 of its id modulo `delivery.shards`: the streams `{fw:out:s}:q:sms` and `:q:email`, the
+  schedule `{fw:out:s}:later`, each message's state `{fw:out:s}:m:{INC|CU|KIND|CHANNEL}`, each
+  pair's history `{fw:out:s}:h:{INC|CU}`, and per incident the sets `{fw:out:s}:decided:{INC}:{kind}`
+  and `{fw:out:s}:accepted:{INC}:{kind}` and the funnel `{fw:out:s}:funnel:{INC}`. Every Lua script
+  touches the keys of one shard only: deciding a batch of an incident's messages (the decided mark
+  and the stream entry together), settling, rescheduling, a status callback and its email fallback
+  each run on one node, while more shards spread the incidents over the cluster;
+- incident store `fw:incident:{id}`, contact log `fw:contacts:{customer}` and a sender identity's
+  pace `fw:rate:{identity}`: untagged, each command touches one key.
 
 Any segment may combine any traits, so all of the index's sets share one tag, and so one shard
 (they are ids only; the docs, most of the memory, spread). A prefix holding `{` or `}` would
@@ -26,8 +33,6 @@ from typing import Any, TypeAlias
 
 import redis
 from redis.cluster import ClusterPipeline, RedisCluster
-
-from forewarn.records import MessageKey, MessageKind
 
 RedisClient: TypeAlias = redis.Redis | RedisCluster
 """What the Redis stores take: a client of one Redis or of a Redis Cluster."""
@@ -76,36 +81,6 @@ def all_key(prefix: str) -> str:
 def geo_key(prefix: str) -> str:
     """The GEO set of the customers with a location."""
     return f"{index_tag(prefix)}:geo"
-
-
-# -- the ledger ----------------------------------------------------------------------------------
-
-
-def ledger_tag(prefix: str, incident_id: str) -> str:
-    """The hash tag of one incident's ledger: a send's outcome and its recipient set in one MULTI.
-
-    >>> ledger_tag("fw", "INC-1")
-    '{fw:ledger:INC-1}'
-    """
-    return "{" + f"{prefix}:ledger:{incident_id}" + "}"
-
-
-def ledger_key(prefix: str, key: MessageKey) -> str:
-    """The claim, then the outcome, of one message.
-
-    >>> ledger_key("fw", MessageKey("INC-1", "CU-42", "warning"))
-    '{fw:ledger:INC-1}:CU-42|warning'
-    """
-    return f"{ledger_tag(prefix, key.incident_id)}:{key.customer_id}|{key.kind}"
-
-
-def sent_key(prefix: str, incident_id: str, kind: MessageKind) -> str:
-    """The customers sent a message of `kind` for an incident.
-
-    >>> sent_key("fw", "INC-1", "warning")
-    '{fw:ledger:INC-1}:sent:warning'
-    """
-    return f"{ledger_tag(prefix, incident_id)}:sent:{kind}"
 
 
 # -- the other stores ----------------------------------------------------------------------------

@@ -1,17 +1,30 @@
 """SMS through Twilio's Messages API, with the official `twilio` client.
 
-Failures are classified, never raised: rate limits (429), Twilio server errors (5xx),
-timeouts and connection errors are retryable; refused credentials (401/20003) halt the
-channel (retryable: the message waits for the fix); an unsubscribed recipient (21610) is
-final and reported as an opt-out; any other 4xx is final. Reasons are built from status and
-error code only, never from Twilio's message text, which can quote the phone number.
+Failures are classified, never raised: rate limits (429, with the seconds of its `Retry-After`),
+Twilio server errors (5xx), timeouts and connection errors are retryable; refused credentials
+(401/20003) halt the channel (retryable: the message waits for the fix); an unsubscribed
+recipient (21610) is final and reported as an opt-out; any other 4xx is final. Reasons are built
+from status and error code only, never from Twilio's message text, which can quote the phone
+number, and never carry a number or a body.
+
+A failure after the request went out may hide a message Twilio took: a timeout waiting for the
+answer, a connection dropped after sending, a 5xx. Those results are `uncertain`: before sending
+again, `find_sent` looks the message up in Twilio's own log (the Messages list filtered by `To`,
+newest first, matched on the exact body, which the outbox rendered once). A connection that
+could not even be opened (refused, no route, a connect timeout, a name that does not resolve)
+sent nothing and is retryable but certain.
+
+One sender is safe to call from any number of threads: the official client shares one pooled
+`requests` session (sized with `pool_size` in `from_settings`), and the answer headers Twilio's
+exceptions do not carry (`Retry-After`) are kept per thread.
 
 The constructor needs exactly one sender identity, and checks it without any network:
 
 >>> from twilio.rest import Client
 >>> client = Client("AC" + "0" * 32, "token")
->>> TwilioSender(client, from_number="+15125550199").channel
-'sms'
+>>> sender = TwilioSender(client, from_number="+15125550199")
+>>> sender.channel, sender.identity
+('sms', 'twilio:+15125550199')
 >>> TwilioSender(client)
 Traceback (most recent call last):
 ...
@@ -24,13 +37,21 @@ ValueError: messaging_service_sid must start with 'MG' (a Twilio Messaging Servi
 
 from __future__ import annotations
 
+import json
 import logging
+import math
+import threading
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
+from twilio.http import HttpClient
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
+from urllib3.exceptions import ConnectTimeoutError
 
 from forewarn.records import Channel, Message, SendResult
 from forewarn.settings import ConfigError
@@ -40,6 +61,8 @@ log = logging.getLogger(__name__)
 UNSUBSCRIBED = 21610
 AUTHENTICATION = 20003
 CREDENTIALS_FIX = "fix TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN and restart"
+RECONCILE_SLACK = timedelta(minutes=2)
+"""How far before `since` a reconcile still looks: clocks differ, and Twilio stamps whole seconds."""
 _FINAL_REASONS = {
     21211: "invalid To number",
     21408: "region not enabled for this account",
@@ -51,19 +74,51 @@ _FINAL_REASONS = {
 }
 
 
-def classify_twilio_error(status: int, code: int | None) -> SendResult:
-    """Map a Twilio HTTP status and error code to a SendResult.
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from an HTTP `Retry-After` value: delay-seconds or an HTTP date; None when absent
+    or unreadable.
+
+    >>> parse_retry_after("7"), parse_retry_after(" 1.5 "), parse_retry_after(None), parse_retry_after("soon")
+    (7.0, 1.5, None, None)
+    >>> parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now=datetime(2015, 10, 21, 7, 28, tzinfo=UTC))
+    30.0
+    >>> parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=datetime(2015, 10, 21, 7, 29, tzinfo=UTC))
+    0.0
+    """
+    if not value or not value.strip():
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    try:
+        when = parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def classify_twilio_error(status: int, code: int | None, retry_after: float | None = None) -> SendResult:
+    """Map a Twilio HTTP status and error code (and the answer's Retry-After seconds) to a SendResult.
 
     >>> result = classify_twilio_error(400, 21211)
-    >>> result.ok, result.retryable, result.reason
-    (False, False, 'twilio 21211: invalid To number')
-    >>> classify_twilio_error(429, 20429).retryable, classify_twilio_error(503, None).retryable
-    (True, True)
+    >>> result.ok, result.retryable, result.uncertain, result.reason
+    (False, False, False, 'twilio 21211: invalid To number')
+    >>> limited = classify_twilio_error(429, 20429, retry_after=3.0)
+    >>> limited.retryable, limited.uncertain, limited.retry_after
+    (True, False, 3.0)
+    >>> server = classify_twilio_error(503, None)
+    >>> server.retryable, server.uncertain, server.reason
+    (True, True, 'twilio 503: server error (HTTP 503)')
     >>> classify_twilio_error(400, 21610).opted_out
     True
     >>> halted = classify_twilio_error(401, 20003)
-    >>> halted.halts_channel, halted.retryable
-    (True, True)
+    >>> halted.halts_channel, halted.retryable, halted.uncertain
+    (True, True, False)
     """
     label = f"twilio {code if code is not None else status}"
     if status == 401 or code == AUTHENTICATION:
@@ -71,13 +126,67 @@ def classify_twilio_error(status: int, code: int | None) -> SendResult:
         return SendResult(ok=False, retryable=True, halts_channel=True,
                           reason=f"{label}: channel halted: authentication failed; {CREDENTIALS_FIX}")
     if status == 429 or code == 20429:
-        return SendResult(ok=False, retryable=True, reason=f"{label}: rate limited")
+        return SendResult(ok=False, retryable=True, reason=f"{label}: rate limited", retry_after=retry_after)
     if status >= 500:
-        return SendResult(ok=False, retryable=True, reason=f"{label}: server error (HTTP {status})")
+        # The request reached Twilio and something broke: it may have queued the message anyway.
+        return SendResult(ok=False, retryable=True, uncertain=True, retry_after=retry_after,
+                          reason=f"{label}: server error (HTTP {status})")
     if code == UNSUBSCRIBED:
         return SendResult(ok=False, reason=f"{label}: recipient unsubscribed", opted_out=True)
     known = _FINAL_REASONS.get(code) if code is not None else None
     return SendResult(ok=False, retryable=False, reason=f"{label}: {known or f'rejected (HTTP {status})'}")
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """Whether a transport error happened before any byte of the request left: the connection could not
+    be opened (refused, unreachable, a name that does not resolve, a connect timeout)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    seen: set[int] = set()
+    stack: list[BaseException] = [exc]
+    while stack:
+        error = stack.pop()
+        if id(error) in seen:
+            continue
+        seen.add(id(error))
+        # urllib3's NewConnectionError (and NameResolutionError) are ConnectTimeoutErrors.
+        if isinstance(error, ConnectTimeoutError | ConnectionRefusedError):
+            return True
+        linked = (getattr(error, "reason", None), error.__cause__, error.__context__, *error.args)
+        stack.extend(e for e in linked if isinstance(e, BaseException))
+    return False
+
+
+def classify_transport_error(exc: BaseException) -> SendResult:
+    """Map an error below HTTP (or an unreadable answer) to a SendResult: retryable, and uncertain unless
+    the request never left.
+
+    >>> classify_transport_error(requests.ConnectionError(ConnectionRefusedError(111, "refused")))
+    SendResult(ok=False, retryable=True, reason='twilio: connection failed', provider_id=None, opted_out=False, \
+halts_channel=False, uncertain=False, retry_after=None)
+    >>> dropped = classify_transport_error(requests.ConnectionError(ConnectionResetError(104, "reset")))
+    >>> dropped.reason, dropped.uncertain
+    ('twilio: connection dropped', True)
+    >>> timeout = classify_transport_error(requests.ReadTimeout("read timed out"))
+    >>> timeout.reason, timeout.uncertain
+    ('twilio: timeout', True)
+    >>> classify_transport_error(requests.ConnectTimeout("connect timed out")).uncertain
+    False
+    """
+    if _never_sent(exc):
+        reason = "twilio: connect timeout" if isinstance(exc, requests.ConnectTimeout) else "twilio: connection failed"
+        return SendResult(ok=False, retryable=True, reason=reason)
+    if isinstance(exc, requests.Timeout | TimeoutError):
+        reason = "twilio: timeout"
+    elif isinstance(exc, requests.ConnectionError | requests.exceptions.ChunkedEncodingError | ConnectionError):
+        reason = "twilio: connection dropped"
+    elif isinstance(exc, requests.RequestException | OSError):
+        reason = f"twilio: {type(exc).__name__}"
+    elif isinstance(exc, ValueError):  # a 2xx answer that is not the JSON of a message
+        reason = "twilio: unreadable answer"
+    else:
+        return SendResult(ok=False, retryable=False, reason=f"twilio: {type(exc).__name__}")
+    return SendResult(ok=False, retryable=True, uncertain=True, reason=reason)
 
 
 def _refusal(status: int, code: int | None) -> str:
@@ -94,8 +203,51 @@ def _as_int(code: object) -> int | None:
         return None
 
 
+class AnswerMemo(HttpClient):  # twilio ships no type hints: HttpClient is Any to mypy
+    """Wraps a client's HTTP client and keeps each thread's last answer: Twilio's exceptions carry the
+    status and error code but not the headers (`Retry-After`). Everything else is the wrapped client's."""
+
+    def __init__(self, inner: Any) -> None:
+        # HttpClient.__init__ is not called: its attributes are the inner client's (see __getattr__).
+        self.inner = inner
+        self._local = threading.local()
+
+    @property
+    def timeout(self) -> float | None:
+        return self.inner.timeout
+
+    @timeout.setter
+    def timeout(self, value: float | None) -> None:
+        self.inner.timeout = value
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "inner":  # not yet set: no recursion
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        self._local.response = None
+        response = self.inner.request(*args, **kwargs)
+        self._local.response = response
+        return response
+
+    def last_response(self) -> Any:
+        """This thread's last answer (a `twilio.http.response.Response`), None when the last request got none."""
+        return getattr(self._local, "response", None)
+
+    def last_header(self, name: str) -> str | None:
+        response = self.last_response()
+        headers = getattr(response, "headers", None) or {}
+        value = headers.get(name)  # requests' headers are case-insensitive; another client's may not be
+        if value is None:
+            value = next((v for k, v in headers.items() if str(k).lower() == name.lower()), None)
+        return None if value is None else str(value)
+
+
 class TwilioSender:
-    """Sends SMS messages with an injected `twilio.rest.Client`; implements `Sender`."""
+    """Sends SMS messages with an injected `twilio.rest.Client`; implements `Sender` and `Reconciler`.
+
+    The client's HTTP client is wrapped (`AnswerMemo`) so that a 429's `Retry-After` is read."""
 
     channel: Channel = "sms"
 
@@ -109,10 +261,20 @@ class TwilioSender:
             )
         if messaging_service_sid and not messaging_service_sid.startswith("MG"):
             raise ValueError("messaging_service_sid must start with 'MG' (a Twilio Messaging Service SID)")
+        if not isinstance(client.http_client, AnswerMemo):
+            client.http_client = AnswerMemo(client.http_client)
         self._client = client
+        self._http: AnswerMemo = client.http_client
+        self._from_number = from_number
+        self._service = messaging_service_sid
         self._identity: dict[str, Any] = (
             {"from_": from_number} if from_number else {"messaging_service_sid": messaging_service_sid}
         )
+
+    @property
+    def identity(self) -> str:
+        """The sender identity Twilio paces (the From number, or the Messaging Service), as a rate-limit key."""
+        return f"twilio:{self._from_number or self._service}"
 
     @classmethod
     def from_settings(
@@ -123,11 +285,18 @@ class TwilioSender:
         messaging_service_sid: str | None = None,
         base_url: str | None = None,
         timeout: float = 10.0,
+        pool_size: int = 32,
     ) -> TwilioSender:
-        """Build the client from credentials; `base_url` replaces https://api.twilio.com."""
+        """Build the client from credentials; `base_url` replaces https://api.twilio.com. `pool_size` keep-alive
+        connections are kept for the threads sending at once (more are opened, then closed, when needed)."""
         if not account_sid or not auth_token:
             raise ValueError("TwilioSender needs a Twilio account_sid and auth_token")
-        client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout))
+        http = TwilioHttpClient(timeout=timeout)
+        # No automatic retries (max_retries 0): a retried POST could send twice; we classify instead.
+        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(1, pool_size))
+        http.session.mount("https://", adapter)
+        http.session.mount("http://", adapter)
+        client = Client(account_sid, auth_token, http_client=http)
         if base_url is not None:
             client.api.base_url = base_url
             # TWILIO_EDGE/TWILIO_REGION from the environment would rewrite the host of base_url.
@@ -139,7 +308,7 @@ class TwilioSender:
         ConfigError, instead of failing every SMS of the run."""
         http = self._client.http_client
         saved = getattr(http, "timeout", None)
-        http.timeout = timeout  # type: ignore[attr-defined] # the check must answer in seconds, not the send's
+        http.timeout = timeout  # the check must answer in seconds, not the send's
         try:
             account = self._client.api.v2010.accounts(self._client.account_sid).fetch()
         except (TwilioRestException, TwilioServiceException) as exc:
@@ -151,33 +320,78 @@ class TwilioSender:
             raise ConfigError(f"Twilio at {self._client.api.base_url} answered the account check with something "
                               f"unexpected ({type(exc).__name__}): check sms.base_url") from None
         finally:
-            http.timeout = saved  # type: ignore[attr-defined]
+            http.timeout = saved
         if account.status not in (None, "active"):  # suspended or closed: no SMS will go
             raise ConfigError(f"the Twilio account in TWILIO_ACCOUNT_SID is {account.status}, so it cannot send: "
                               "reactivate it in the Twilio Console or use another account")
 
-    def send(self, message: Message) -> SendResult:
-        """Send one SMS; classify any failure instead of raising."""
+    def send(self, message: Message, status_callback: str | None = None, html: str | None = None) -> SendResult:
+        """Send one SMS, asking Twilio to report its fate to `status_callback` when given; classify any
+        failure instead of raising. `html` is ignored (an SMS is text)."""
         if message.channel != self.channel:
             return SendResult(ok=False, reason=f"not an sms message (channel {message.channel})")
+        extra: dict[str, Any] = {"status_callback": status_callback} if status_callback else {}
         try:
-            created = self._client.messages.create(to=message.to, body=message.body, **self._identity)
+            created = self._client.messages.create(to=message.to, body=message.body, **self._identity, **extra)
         except (TwilioRestException, TwilioServiceException) as exc:
-            result = classify_twilio_error(int(exc.status), _as_int(exc.code))
-        except requests.Timeout:
-            result = SendResult(ok=False, retryable=True, reason="twilio: timeout")
-        except (requests.ConnectionError, ConnectionError):
-            result = SendResult(ok=False, retryable=True, reason="twilio: connection failed")
-        except (requests.RequestException, OSError) as exc:
-            result = SendResult(ok=False, retryable=True, reason=f"twilio: {type(exc).__name__}")
-        except TwilioException as exc:
-            result = SendResult(ok=False, retryable=False, reason=f"twilio: {type(exc).__name__}")
+            result = classify_twilio_error(int(exc.status), _as_int(exc.code), self._retry_after())
+        except (requests.RequestException, OSError, ValueError, TwilioException) as exc:
+            result = classify_transport_error(exc)
         else:
             log.debug("sms sent key=%s sid=%s", message.key, created.sid)
             return SendResult(ok=True, provider_id=created.sid)
-        log.warning("sms not sent key=%s reason=%s retryable=%s", message.key, result.reason,
-                    result.retryable)
+        log.warning("sms not sent key=%s reason=%s retryable=%s uncertain=%s", message.key, result.reason,
+                    result.retryable, result.uncertain)
         return result
+
+    def find_sent(self, message: Message, since: datetime, page_size: int = 50) -> SendResult | None:
+        """Twilio's record of `message` created at or after `since` (less `RECONCILE_SLACK`): the Messages list
+        to its number (from our number, when the identity is one), newest first, paged until older than that,
+        matched on the exact body (and our sender). SendResult(ok=True, provider_id=sid) when found; None when
+        Twilio has no such message; a failed result (retryable, uncertain) when the lookup itself failed."""
+        if message.channel != self.channel:
+            return None
+        horizon = (since if since.tzinfo else since.replace(tzinfo=UTC)) - RECONCILE_SLACK
+        query: dict[str, Any] = {"to": message.to, "page_size": page_size}
+        if self._from_number:
+            query["from_"] = self._from_number
+        try:
+            for found in self._client.messages.stream(**query):
+                if found.date_created is not None and found.date_created < horizon:
+                    break  # newest first: everything further is older
+                if found.body == message.body and self._ours(found):
+                    log.info("sms found at the provider key=%s sid=%s status=%s", message.key, found.sid,
+                             found.status)
+                    return SendResult(ok=True, provider_id=found.sid, reason="found in the provider's log")
+        except (TwilioRestException, TwilioServiceException) as exc:
+            failed = classify_twilio_error(int(exc.status), _as_int(exc.code), self._retry_after())
+        except TwilioException as exc:  # a list page answered other than 200: "Unable to fetch page"
+            failed = self._page_error(exc)
+        except (requests.RequestException, OSError, ValueError) as exc:
+            failed = classify_transport_error(exc)
+        else:
+            return None
+        log.warning("sms lookup failed key=%s reason=%s", message.key, failed.reason)
+        return SendResult(ok=False, retryable=True, uncertain=True, halts_channel=failed.halts_channel,
+                          retry_after=failed.retry_after, reason=f"lookup failed: {failed.reason}")
+
+    def _ours(self, found: Any) -> bool:
+        if self._from_number:
+            return found.from_ in (None, self._from_number)
+        return bool(found.messaging_service_sid == self._service)
+
+    def _retry_after(self) -> float | None:
+        return parse_retry_after(self._http.last_header("Retry-After"))
+
+    def _page_error(self, exc: TwilioException) -> SendResult:
+        response = next((a for a in exc.args if hasattr(a, "status_code")), None) or self._http.last_response()
+        if response is None:
+            return classify_transport_error(exc)
+        try:
+            code = _as_int(json.loads(response.text).get("code"))
+        except (ValueError, AttributeError):
+            code = None
+        return classify_twilio_error(int(response.status_code), code, self._retry_after())
 
 
 GSM7_SINGLE, GSM7_PART = 160, 153

@@ -6,10 +6,16 @@ Lookup order for a message, most specific first:
 for incidents. Hazard messages are their own family (`hazard`, with other variables), so they
 never fall back to an incident template.
 Email templates start with a `Subject: ...` line followed by a blank line.
+
+The HTML part of an email (`render_html`) comes from the HTML sibling of the text template the
+message is rendered from: `default.warning.email.es.j2` has `default.warning.email.es.html.j2`
+(autoescaped, no Subject line). Where a text template has no HTML sibling, the HTML is the text
+itself, escaped into paragraphs (`text_to_html`): the two parts of an email always say the same.
 """
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -33,6 +39,12 @@ class JinjaRenderer:
             autoescape=False,
             keep_trailing_newline=False,
         )
+        self._html_env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(directory)),
+            undefined=jinja2.StrictUndefined,
+            autoescape=True,
+            keep_trailing_newline=False,
+        )
 
     def candidates(self, topic: str, kind: MessageKind, channel: Channel, language: str,
                    family: str = "default") -> list[str]:
@@ -52,13 +64,17 @@ class JinjaRenderer:
             f"{family}.{kind}.{channel}.j2",
         ]))
 
-    def render(self, topic: str, kind: MessageKind, channel: Channel, context: Mapping[str, object],
-               family: str = "default") -> Rendered:
+    def _select(self, topic: str, kind: MessageKind, channel: Channel, context: Mapping[str, object],
+                family: str) -> jinja2.Template:
         names = self.candidates(topic, kind, channel, str(context.get("language", "en")), family)
         try:
-            template = self._env.select_template(names)
+            return self._env.select_template(names)
         except jinja2.TemplatesNotFound:
             raise ValueError(f"no template for {kind} on {channel}: add {names[-1]} to {self.directory}") from None
+
+    def render(self, topic: str, kind: MessageKind, channel: Channel, context: Mapping[str, object],
+               family: str = "default") -> Rendered:
+        template = self._select(topic, kind, channel, context, family)
         text = template.render(**_in_language(context, _template_language(template.name))).strip()
         if channel != "email":
             return Rendered(None, text)
@@ -66,6 +82,32 @@ class JinjaRenderer:
         if first.startswith("Subject:"):
             return Rendered(first.removeprefix("Subject:").strip(), rest.strip())
         return Rendered(f"Service notice: {context.get('topic_label', '')}".strip(), text)
+
+    def render_html(self, topic: str, kind: MessageKind, context: Mapping[str, object], family: str = "default",
+                    *, text: str | None = None) -> str:
+        """The HTML part of an email: the text template's HTML sibling when there is one, else the text
+        escaped into paragraphs. `text` is the body `render` gave for the same message (spares rendering
+        it again when there is no HTML template).
+
+        >>> from forewarn.settings import BUNDLED_CONFIG
+        >>> renderer = JinjaRenderer(BUNDLED_CONFIG / "templates")
+        >>> print(renderer.render_html("hazard", "resolved", {"event": "Flood <Warning>", "incident_id": "HZ-1"},
+        ...                            family="hazard"))  # doctest: +ELLIPSIS
+        <!DOCTYPE html>
+        ...<p>Hello,</p>
+        <p>The Flood &lt;Warning&gt; we wrote to you about has been withdrawn; ...</p>
+        <p>Reference: HZ-1</p>
+        </body>
+        </html>
+        """
+        template = self._select(topic, kind, "email", context, family)
+        language = _template_language(template.name)
+        sibling = f"{(template.name or '').removesuffix('.j2')}.html.j2"
+        if (self.directory / sibling).is_file():
+            return self._html_env.get_template(sibling).render(**_in_language(context, language)).strip()
+        if text is None:
+            text = self.render(topic, kind, "email", context, family).body
+        return text_to_html(text, language)
 
     def check(self, topics: list[str]) -> None:
         """Fail at start-up, not mid-incident, when a default template is missing or broken."""
@@ -75,8 +117,36 @@ class JinjaRenderer:
                     for name in self.candidates(topic, kind, channel, "en"):  # type: ignore[arg-type]
                         if (self.directory / name).exists():
                             self._env.get_template(name)
+                        if channel == "email" and (self.directory / f"{name.removesuffix('.j2')}.html.j2").exists():
+                            self._html_env.get_template(f"{name.removesuffix('.j2')}.html.j2")
                 if not (self.directory / f"default.{kind}.{channel}.j2").exists():
                     raise ValueError(f"template default.{kind}.{channel}.j2 is missing from {self.directory}")
+
+
+def text_to_html(text: str, language: str = "en") -> str:
+    """`text` as a small HTML document: escaped, blank lines between paragraphs, line breaks kept.
+
+    >>> print(text_to_html("Hello <Ana>,\\n\\nLine one\\nline two & more."))
+    <!DOCTYPE html>
+    <html lang="en">
+    <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"></head>
+    <body style="font-family: sans-serif; line-height: 1.5">
+    <p>Hello &lt;Ana&gt;,</p>
+    <p>Line one<br>
+    line two &amp; more.</p>
+    </body>
+    </html>
+    """
+    paragraphs = [p.strip() for p in text.replace("\r\n", "\n").split("\n\n") if p.strip()]
+    body = "\n".join("<p>" + "<br>\n".join(html.escape(line.strip()) for line in p.split("\n")) + "</p>"
+                     for p in paragraphs)
+    return ("<!DOCTYPE html>\n"
+            f'<html lang="{html.escape(language)}">\n'
+            '<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"></head>\n'
+            '<body style="font-family: sans-serif; line-height: 1.5">\n'
+            f"{body}\n"
+            "</body>\n"
+            "</html>")
 
 
 def _template_language(name: str | None) -> str:

@@ -33,6 +33,9 @@ def run_demo(settings: Settings, out: Path, seed: int = 7, customers: int = 20_0
     io = memory_io(settings, [out / "events.jsonl", out / "alerts.jsonl"], out, index)
     io.region_weights = {region: float(n) for region, n in index.attribute_counts("region").items()}
     run_main(build_flow(settings, io))
+    assert io.drain is not None
+    if not io.drain():
+        raise RuntimeError("the demo's outbox did not drain in time")
     summary = RunSummary.from_dir(out)
     summary.notes = judge_run(scenario, summary, out, hazards_enabled=settings.hazards is not None)
     write_report(out / "report.html", scenario, summary, settings)

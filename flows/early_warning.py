@@ -102,6 +102,8 @@ class FlowIO:
     it. None: the partitions are learned as they speak (a replay may then call some records late)."""
     early_spikes: bool = False
     """Write spikes fired early to `spikes` too (each with its `decided_at`), not only closed windows'."""
+    drain: Callable[[], bool] | None = None
+    """After the flow ends, waits for an in-process outbox's messages to be delivered (demo, replay)."""
     metrics: EngineMetrics | None = None
     """Where the engine counts spikes with their event-to-decision latency and each shard's oldest open pane
     (`flows.observability.instrument` sets it, with the rest of the counters)."""

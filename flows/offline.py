@@ -72,6 +72,8 @@ def run_replay(settings: Settings, inputs: list[Path], out: Path, customers: Pat
         (out / name).unlink(missing_ok=True)
     io = memory_io(settings, inputs, out, index, upsert_customers=customers is not None)
     run_main(build_flow(settings, io, "forewarn-replay"))
+    if io.drain is not None and not io.drain():
+        raise RuntimeError("the replay's outbox did not drain in time")
     return RunSummary.from_dir(out)
 
 

@@ -12,13 +12,12 @@ from forewarn.connectors.area_files import read_area
 from forewarn.connectors.redis_contact_log import RedisContactLog
 from forewarn.connectors.redis_incidents import RedisIncidentStore
 from forewarn.connectors.redis_index import RedisCustomerIndex
-from forewarn.connectors.redis_ledger import RedisLedger
+from forewarn.connectors.redis_outbox import RedisOutbox
 from forewarn.connectors.sms import sms_segments
 from forewarn.connectors.templates import JinjaRenderer
 from forewarn.flows.offline import load_memory_index, redis_connection
 from forewarn.interfaces import ContactLog, CustomerIndex
-from forewarn.outreach.delivery import ContactCap
-from forewarn.outreach.policy import QuietHours
+from forewarn.outreach.enqueue import ContactCap
 from forewarn.outreach.preview import AudiencePreview, AudiencePreviewer, UnknownIncident, parse_segment
 from forewarn.settings import Settings, SmsSettings
 
@@ -37,14 +36,14 @@ def preview_audience(settings: Settings, segment_text: str | None, redis_url: st
         assert connection is not None
         index = RedisCustomerIndex(*connection, extra_traits=settings.targeting.extra_traits)
         log = RedisContactLog(*connection)
-    incidents, ledger = None, None
+    incidents, outbox = None, None
     if incident_id is not None and connection is not None:
-        incidents, ledger = RedisIncidentStore(*connection), RedisLedger(*connection)
+        incidents = RedisIncidentStore(*connection)
+        outbox = RedisOutbox(*connection, shards=settings.delivery.shards)
     most = settings.outreach.max_warnings_per_day
     previewer = AudiencePreviewer(
         index, JinjaRenderer(settings.outreach.templates), sms_segments, _price(settings),
-        QuietHours(*settings.outreach.quiet_hours) if settings.outreach.quiet_hours else None,
-        ContactCap(log, most) if log is not None and most is not None else None, incidents, ledger,
+        ContactCap(log, most) if log is not None and most is not None else None, incidents, outbox,
         topic_labels=settings.outreach.topic_labels)
     if incident_id is not None:
         try:

@@ -86,23 +86,42 @@ def _senders(settings: Settings, secrets: Secrets, timeout: float) -> dict[Chann
         senders["sms"] = TwilioSender.from_settings(
             sid.get_secret_value(), token.get_secret_value(), from_number=settings.sms.from_number,
             messaging_service_sid=settings.sms.messaging_service_sid, base_url=settings.sms.base_url,
-            timeout=timeout)
+            timeout=timeout, pool_size=settings.delivery.concurrency.get("sms", 16))
     if "email" in settings.outreach.channels and settings.email is not None:
         e = settings.email
         password = secrets.smtp_password.get_secret_value() if secrets.smtp_password else None
         if (e.username is None) != (password is None):
             raise ConfigError("email.username and SMTP_PASSWORD go together: set both (the password in the "
                               "environment) or neither")
+        secret = unsubscribe_secret(secrets)
+        public = settings.web.public_url if secret is not None else None  # links only when both are set
         senders["email"] = SmtpSender(e.host, e.port, e.from_addr, starttls=e.starttls, username=e.username,
-                                      password=password, timeout=e.timeout.total_seconds())
+                                      password=password, timeout=e.timeout.total_seconds(),
+                                      unsubscribe_base=public, unsubscribe_secret=secret if public else None)
     return senders
 
 
-def preflight(settings: Settings, secrets: Secrets, timeout: float = CHECK_TIMEOUT) -> None:
-    """Check every edge `forewarn run` needs; raise one ConfigError listing each failure and its fix."""
-    settings.require_production()
+def unsubscribe_secret(secrets: Secrets) -> bytes | None:
+    """FOREWARN_UNSUBSCRIBE_SECRET as bytes (None when unset); ConfigError when it is too short."""
+    from forewarn.unsubscribe import check_secret
+
+    if secrets.forewarn_unsubscribe_secret is None:
+        return None
+    try:
+        return check_secret(secrets.forewarn_unsubscribe_secret.get_secret_value().encode())
+    except ValueError as exc:
+        raise ConfigError(f"FOREWARN_UNSUBSCRIBE_SECRET: {exc}") from None
+
+
+def preflight(settings: Settings, secrets: Secrets, timeout: float = CHECK_TIMEOUT, *, flow: bool = True,
+              senders: bool = True) -> None:
+    """Check every edge `forewarn run` (`flow`) and a delivery worker (`senders`) need; raise one ConfigError
+    listing each failure and its fix."""
+    settings.require_production(flow=flow)
+    checks = _checks(settings, secrets, timeout)
+    wanted = [checks[1]] + ([checks[0], checks[3]] if flow else []) + ([checks[2]] if senders else [])
     problems = []
-    for check in _checks(settings, secrets, timeout):
+    for check in wanted:
         try:
             check()
         except (ConfigError, BrokerUnreachable) as exc:

@@ -13,21 +13,22 @@ from bytewax.inputs import Source
 
 from forewarn.connectors.jsonl import JsonlSink, JsonlSource
 from forewarn.connectors.kafka import case_partitions, json_topic_sink, kafka_source
-from forewarn.connectors.memory import InMemoryContactLog, InMemoryIncidentStore, InMemoryLedger
+from forewarn.connectors.memory import InMemoryContactLog, InMemoryIncidentStore
+from forewarn.connectors.memory_outbox import InMemoryOutbox
 from forewarn.connectors.nws import NwsPoller, NwsSource, urllib_fetch
 from forewarn.connectors.outbox import OutboxSender
 from forewarn.connectors.redis_contact_log import RedisContactLog
 from forewarn.connectors.redis_incidents import RedisIncidentStore
 from forewarn.connectors.redis_index import RedisCustomerIndex
-from forewarn.connectors.redis_ledger import RedisLedger
+from forewarn.connectors.redis_outbox import RedisOutbox
 from forewarn.connectors.templates import JinjaRenderer
+from forewarn.flows.deliver import DeliveryWorker
+from forewarn.flows.delivery_parts import build_enqueuer, memory_worker
 from forewarn.flows.early_warning import FlowIO
-from forewarn.flows.startup import kafka_inputs, preflight, production_senders, redis_client
-from forewarn.interfaces import ContactLog, CustomerIndex, IncidentStore, Ledger, Sender
-from forewarn.outreach.delivery import ContactCap, Deliverer, RetryPolicy
+from forewarn.flows.startup import kafka_inputs, preflight, redis_client
+from forewarn.interfaces import ContactLog, CustomerIndex, IncidentStore, Outbox, Sender
 from forewarn.outreach.hazards import HazardOutreach, HazardReport, HazardRule
 from forewarn.outreach.planner import Outreach, OutreachReport
-from forewarn.outreach.policy import QuietHours
 from forewarn.outreach.targeting import TraitRule
 from forewarn.records import Channel, DeadLetter, Spike
 from forewarn.settings import ConfigError, HazardSettings, RedisSettings, Secrets, Settings
@@ -42,24 +43,14 @@ def encode_spike(spike: Spike) -> bytes:
     return orjson.dumps(spike.to_dict())
 
 
-def deliverer(settings: Settings, index: CustomerIndex, ledger: Ledger, senders: dict[Channel, Sender],
-              log: ContactLog | None) -> Deliverer:
-    """The notification pipeline with the configured retries, the per-customer cap when set, and
-    provider opt-outs written back to the index."""
-    retry = RetryPolicy(settings.outreach.retry_attempts, settings.outreach.retry_backoff.total_seconds())
-    most = settings.outreach.max_warnings_per_day
-    cap = ContactCap(log, most) if most is not None and log is not None else None
-    return Deliverer(ledger, senders, retry, cap=cap, opt_outs=index)
-
-
-def build_outreach(settings: Settings, index: CustomerIndex, ledger: Ledger, senders: dict[Channel, Sender],
-                   store: IncidentStore | None = None, log: ContactLog | None = None) -> Outreach:
+def build_outreach(settings: Settings, index: CustomerIndex, outbox: Outbox, store: IncidentStore | None = None,
+                   log: ContactLog | None = None) -> Outreach:
     renderer = JinjaRenderer(settings.outreach.templates)
     t = settings.targeting
-    quiet = QuietHours(*settings.outreach.quiet_hours) if settings.outreach.quiet_hours else None
-    return Outreach(index, deliverer(settings, index, ledger, senders, log), renderer,
+    o = settings.outreach
+    return Outreach(index, build_enqueuer(settings, outbox, log), renderer,
                     TraitRule(t.min_support, t.min_coverage, t.min_lift, t.max_p_value),
-                    settings.outreach.max_audience, quiet, store, settings.outreach.topic_labels)
+                    o.max_audience, store, o.topic_labels, o.urgent_topics)
 
 
 def file_io(settings: Settings, inputs: list[Path], out: Path, outreach: Callable[[], Outreach] | None,
@@ -90,59 +81,80 @@ def memory_io(settings: Settings, inputs: list[Path], out: Path, index: Customer
     parts = MemoryParts(settings, index, out)
     io = file_io(settings, inputs, out, parts.outreach, hazards=parts.hazards if settings.hazards else None)
     io.customer_index = (lambda: index) if upsert_customers else None
+    io.drain = parts.drain
     return io
 
 
 @dataclass
 class MemoryParts:
-    """Outreach with nothing leaving the machine: one ledger and one set of outbox files for
-    incident and hazard messages alike, built on first use."""
+    """Outreach with nothing leaving the machine: one outbox in this process for incident and hazard
+    messages alike, drained by an in-process worker into outbox files (`drain`)."""
 
     settings: Settings
     index: CustomerIndex
     out: Path
-    ledger: InMemoryLedger = field(default_factory=InMemoryLedger)
+    outbox: InMemoryOutbox = field(default_factory=InMemoryOutbox)
     store: InMemoryIncidentStore = field(default_factory=InMemoryIncidentStore)
     log: InMemoryContactLog = field(default_factory=InMemoryContactLog)
-    _senders: dict[Channel, Sender] | None = None
+    _worker: DeliveryWorker | None = None
 
     def senders(self) -> dict[Channel, Sender]:
-        if self._senders is None:
-            self._senders = {channel: OutboxSender(self.out / f"outbox_{channel}.jsonl", channel)
-                             for channel in self.settings.outreach.channels}
-        return self._senders
+        return {channel: OutboxSender(self.out / f"outbox_{channel}.jsonl", channel)
+                for channel in self.settings.outreach.channels}
+
+    def worker(self) -> DeliveryWorker:
+        """The in-process delivery worker, started on first use."""
+        if self._worker is None:
+            self._worker = memory_worker(self.settings, self.outbox, self.senders(), opt_outs=self.index).start()
+        return self._worker
 
     def outreach(self) -> Outreach:
-        return build_outreach(self.settings, self.index, self.ledger, self.senders(), self.store, self.log)
+        outreach = build_outreach(self.settings, self.index, self.outbox, self.store, self.log)
+        outreach.enqueuer.after_enqueue = self._delivered
+        return outreach
 
     def hazards(self) -> HazardOutreach:
-        return build_hazards(self.settings, self.index, self.ledger, self.senders(), self.log)
+        hazards = build_hazards(self.settings, self.index, self.outbox, self.log)
+        hazards.enqueuer.after_enqueue = self._delivered
+        return hazards
+
+    def _delivered(self) -> None:
+        """A replay keeps wall time and event time in step: each pass's messages go before the next pass."""
+        self.worker().drain(timeout=120.0, settle_for=0.0)
+
+    def drain(self, timeout: float = 120.0) -> bool:
+        """Wait for every queued message to be settled, then stop the worker; False on timeout."""
+        if self._worker is None:
+            return True
+        done = self._worker.drain(timeout)
+        self._worker.stop()
+        self._worker = None
+        return done
 
 
-def build_hazards(settings: Settings, index: CustomerIndex, ledger: Ledger, senders: dict[Channel, Sender],
+def build_hazards(settings: Settings, index: CustomerIndex, outbox: Outbox,
                   log: ContactLog | None = None) -> HazardOutreach:
     """Forecast-incident outreach: the configured rules; polygons and circles are searched on the index."""
     hazards = settings.hazards or HazardSettings()
     rules = [HazardRule(tuple(r.events), r.min_rank, tuple(sorted(r.require.items()))) for r in hazards.rules]
-    quiet = QuietHours(*settings.outreach.quiet_hours) if settings.outreach.quiet_hours else None
-    return HazardOutreach(index, deliverer(settings, index, ledger, senders, log),
-                          JinjaRenderer(settings.outreach.templates), rules,
-                          hazards.region_format, settings.outreach.max_audience, quiet)
+    return HazardOutreach(index, build_enqueuer(settings, outbox, log), JinjaRenderer(settings.outreach.templates),
+                          rules, hazards.region_format, settings.outreach.max_audience,
+                          settings.outreach.urgent_hazard_rank)
 
 
 @dataclass
 class RedisParts:
-    """The production edges, built on first use inside a worker: one Redis client and one set of
-    senders for incident and hazard outreach alike."""
+    """The production edges, built on first use inside a worker: one Redis client and one outbox for
+    incident and hazard outreach alike. The flow only decides: `forewarn deliver` sends."""
 
     settings: Settings
     secrets: Secrets
-    _built: tuple[redis.Redis, dict[Channel, Sender]] | None = None
+    _client: redis.Redis | None = None
 
-    def _parts(self) -> tuple[redis.Redis, dict[Channel, Sender]]:
-        if self._built is None:
-            self._built = (redis_client(self.settings, self.secrets), production_senders(self.settings, self.secrets))
-        return self._built
+    def client(self) -> redis.Redis:
+        if self._client is None:
+            self._client = redis_client(self.settings, self.secrets)
+        return self._client
 
     @property
     def prefix(self) -> str:
@@ -151,19 +163,20 @@ class RedisParts:
     def index(self, client: redis.Redis) -> RedisCustomerIndex:
         return RedisCustomerIndex(client, self.prefix, extra_traits=self.settings.targeting.extra_traits)
 
+    def outbox(self) -> RedisOutbox:
+        return RedisOutbox(self.client(), self.prefix, self.settings.delivery.shards)
+
     def customer_index(self) -> CustomerIndex:
-        client, _ = self._parts()
-        return self.index(client)
+        return self.index(self.client())
 
     def outreach(self) -> Outreach:
-        client, senders = self._parts()
-        return build_outreach(self.settings, self.index(client), RedisLedger(client, self.prefix),
-                              senders, RedisIncidentStore(client, self.prefix), RedisContactLog(client, self.prefix))
+        client = self.client()
+        return build_outreach(self.settings, self.index(client), self.outbox(), RedisIncidentStore(client, self.prefix),
+                              RedisContactLog(client, self.prefix))
 
     def hazards(self) -> HazardOutreach:
-        client, senders = self._parts()
-        return build_hazards(self.settings, self.index(client), RedisLedger(client, self.prefix),
-                             senders, RedisContactLog(client, self.prefix))
+        client = self.client()
+        return build_hazards(self.settings, self.index(client), self.outbox(), RedisContactLog(client, self.prefix))
 
 
 def nws_sources(settings: Settings) -> list[Source[Any]]:

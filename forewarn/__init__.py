@@ -35,7 +35,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 _EXPORTS: dict[str, str] = {
     # configuration
@@ -58,7 +58,9 @@ _EXPORTS: dict[str, str] = {
     "SendResult": "forewarn.records",
     # the seams a deployment plugs its own parts into
     "CustomerIndex": "forewarn.interfaces",
-    "Ledger": "forewarn.interfaces",
+    "Outbox": "forewarn.interfaces",
+    "DeliveryQueue": "forewarn.interfaces",
+    "Envelope": "forewarn.envelopes",
     "Sender": "forewarn.interfaces",
     "Renderer": "forewarn.interfaces",
     "IncidentStore": "forewarn.interfaces",
@@ -81,15 +83,17 @@ __all__ = [
     "Customer",
     "CustomerIndex",
     "DeadLetter",
+    "DeliveryQueue",
+    "Envelope",
     "Estimator",
     "FlowIO",
     "HazardAlert",
     "Incident",
     "IncidentStore",
-    "Ledger",
     "Message",
     "MessageKey",
     "Origin",
+    "Outbox",
     "Product",
     "Renderer",
     "Secrets",
@@ -122,10 +126,19 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from forewarn.detectors.base import CountBaseline, Estimator, TailScorer
+    from forewarn.envelopes import Envelope
     from forewarn.flows.early_warning import FlowIO, build_flow
     from forewarn.flows.wiring import production_io
     from forewarn.hazards import HazardAlert
-    from forewarn.interfaces import ContactLog, CustomerIndex, IncidentStore, Ledger, Renderer, Sender
+    from forewarn.interfaces import (
+        ContactLog,
+        CustomerIndex,
+        DeliveryQueue,
+        IncidentStore,
+        Outbox,
+        Renderer,
+        Sender,
+    )
     from forewarn.records import (
         Case,
         Customer,

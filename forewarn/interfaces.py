@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
-from forewarn.records import Channel, ContactCard, Customer, Incident, Message, MessageKey, MessageKind, SendResult
+from forewarn.envelopes import Begun, Envelope, Lease
+from forewarn.records import Channel, ContactCard, Customer, Incident, Message, MessageKind, SendResult
 
 if TYPE_CHECKING:  # shapely and numpy load only where areas are searched
     from forewarn.geo import Area
@@ -79,33 +80,14 @@ class CustomerIndex(Protocol):
 
 
 @runtime_checkable
-class Ledger(Protocol):
-    """The log of what was sent; checked before every send so nothing goes out twice."""
-
-    def claim(self, key: MessageKey) -> bool:
-        """Reserve `key` for sending; False when it was already sent or is being sent."""
-        ...
-
-    def release(self, key: MessageKey) -> None:
-        """Give up a claim after a retryable failure, so a later attempt may send."""
-        ...
-
-    def record(self, key: MessageKey, channel: Channel, outcome: SendResult) -> None:
-        """Record the final outcome of a claimed key."""
-        ...
-
-    def recipients(self, incident_id: str, kind: MessageKind) -> set[str]:
-        """Customers who were sent a message of `kind` for the incident."""
-        ...
-
-
-@runtime_checkable
 class Sender(Protocol):
     """Delivers a message on one channel; never raises for a delivery failure."""
 
     channel: Channel
 
-    def send(self, message: Message) -> SendResult:
+    def send(self, message: Message, *, status_callback: str | None = None, html: str | None = None) -> SendResult:
+        """Send `message`; `status_callback` is where an SMS provider reports its fate, `html` an email's HTML
+        part (each sender ignores what its channel has no use for)."""
         ...
 
 
@@ -115,6 +97,11 @@ class Renderer(Protocol):
     def render(self, topic: str, kind: MessageKind, channel: Channel, context: Mapping[str, object],
                family: str = "default") -> Rendered:
         """`family` names the fallback templates: "default" for incidents, "hazard" for hazard alerts."""
+        ...
+
+    def render_html(self, topic: str, kind: MessageKind, context: Mapping[str, object],
+                    family: str = "default") -> str | None:
+        """The HTML part of an email, or None to send text only."""
         ...
 
 
@@ -144,4 +131,114 @@ class ContactLog(Protocol):
 
     def counts_since(self, customer_ids: Sequence[str], since: datetime) -> list[int]:
         """`count_since` for many customers at once (one round trip per batch, not per customer)."""
+        ...
+
+
+@runtime_checkable
+class Outbox(Protocol):
+    """The deciding side of delivery: messages are decided once and queued; nothing is sent here.
+
+    A message key (incident, customer, kind) is decided at most once, whatever the number of times
+    `enqueue` is called with it (a replayed epoch, a restart): the decided mark and the queue entry
+    are written together.
+    """
+
+    def enqueue(self, envelopes: Sequence[Envelope], now: datetime) -> list[str]:
+        """Decide and queue `envelopes` (deferred ones wait for their `not_before`); return the ids of
+        those that were new (a key decided before is skipped)."""
+        ...
+
+    def decided(self, incident_id: str, kind: MessageKind) -> set[str]:
+        """Customers decided a message of `kind` for the incident (whatever became of it)."""
+        ...
+
+    def accepted(self, incident_id: str, kind: MessageKind) -> set[str]:
+        """Customers whose message of `kind` for the incident a provider accepted."""
+        ...
+
+    def funnel(self, incident_id: str) -> dict[str, int]:
+        """How many of the incident's messages reached each stage (`forewarn.envelopes.FUNNEL`)."""
+        ...
+
+    def history(self, incident_id: str, customer_id: str) -> dict[str, list[dict[str, Any]]]:
+        """Every state each message of the pair went through, by message id, oldest first."""
+        ...
+
+
+@runtime_checkable
+class DeliveryQueue(Protocol):
+    """The delivering side: workers take, send, and settle messages; shared by any number of workers."""
+
+    def promote_due(self, now: datetime, limit: int = 1_000) -> int:
+        """Move deferred and retrying messages whose time has come into their channel's queue."""
+        ...
+
+    def take(self, channel: Channel, consumer: str, count: int, block: float) -> list[Lease]:
+        """Up to `count` new messages of `channel` for `consumer`, waiting up to `block` seconds."""
+        ...
+
+    def reclaim(self, channel: Channel, consumer: str, idle: float, count: int) -> list[Lease]:
+        """Messages another consumer took and left unsettled for `idle` seconds (it crashed)."""
+        ...
+
+    def begin(self, lease: Lease, now: datetime) -> Begun:
+        """Mark the message as being sent and say what to do with it."""
+        ...
+
+    def settle(self, lease: Lease, state: str, now: datetime, result: SendResult | None = None) -> None:
+        """Record a final state (sent, failed, expired, opted_out, superseded, skipped) and let the entry go."""
+        ...
+
+    def retry(self, lease: Lease, due: datetime, now: datetime, result: SendResult) -> None:
+        """Schedule the message again at `due` after a retryable failure, and let the entry go."""
+        ...
+
+    def release(self, lease: Lease, due: datetime, now: datetime, reason: str) -> None:
+        """Put a message back untried (its channel is paused): queued again at `due`, no attempt counted."""
+        ...
+
+    def record_status(self, message_id: str, status: str, now: datetime, detail: str = "") -> bool:
+        """A provider's later word on a sent message (delivered, undelivered, failed); an undelivered or
+        failed SMS with an email fallback queues the fallback once. False for an unknown message."""
+        ...
+
+    def backlog(self, channel: Channel) -> int:
+        """Messages of `channel` waiting in the queue (not deferred)."""
+        ...
+
+    def scheduled(self) -> int:
+        """Messages waiting for a time: quiet hours, a retry, a paused channel."""
+        ...
+
+
+@runtime_checkable
+class Suppressions(Protocol):
+    """Addresses that said STOP (or unsubscribed): checked before every send."""
+
+    def suppress(self, channel: Channel, address: str) -> bool:
+        ...
+
+    def allow(self, channel: Channel, address: str) -> bool:
+        ...
+
+    def is_suppressed(self, channel: Channel, address: str) -> bool:
+        ...
+
+
+@runtime_checkable
+class RateLimiter(Protocol):
+    """A shared pace per sender identity: every worker asks before each send."""
+
+    def acquire(self, identity: str, rate: float, now: float) -> float:
+        """Take one slot at `rate` per second: 0 when granted now, else the seconds to wait before asking again."""
+        ...
+
+
+@runtime_checkable
+class Reconciler(Protocol):
+    """A sender that can look a message up in the provider's own log (SMS through Twilio)."""
+
+    def find_sent(self, message: Message, since: datetime) -> SendResult | None:
+        """The provider's record of `message` created at or after `since`, as a SendResult (ok, with its
+        id); None when the provider has no such message; a failed result when the lookup failed."""
         ...

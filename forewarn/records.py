@@ -538,6 +538,12 @@ class SendResult:
     halts_channel: bool = False
     """The provider refused our own credentials: no message on this channel can go until they are
     fixed, so this one is kept for later (retryable), never recorded as its own failure."""
+    uncertain: bool = False
+    """The provider may have taken the message although we saw a failure (a timeout, a dropped
+    connection, a server error after the request went out): before sending it again, look it up
+    in the provider's own log."""
+    retry_after: float | None = None
+    """Seconds the provider asked us to wait (HTTP Retry-After), when it said so."""
 
 
 @dataclass(frozen=True)

@@ -181,17 +181,19 @@ class OutreachSettings(_Section):
     templates: Path = BUNDLED_CONFIG / "templates"
     channels: tuple[Channel, ...] = ("sms", "email")
     max_audience: int = Field(10_000, ge=1)
-    retry_attempts: int = Field(3, ge=1)
-    retry_backoff: timedelta = timedelta(milliseconds=500)
     max_warnings_per_day: int | None = Field(None, ge=1)
     """At most this many warnings per customer in 24 hours (all-clears are not counted); None: no cap."""
     quiet_hours: tuple[time, time] | None = None
-    """Customers' local [start, end) without SMS, e.g. ["21:00", "08:00"]: email instead, else held."""
+    """Customers' local [start, end) without SMS, e.g. ["21:00", "08:00"]: an SMS decided then waits for the
+    end of the recipient's night (emails go at once: they wait in the inbox)."""
+    urgent_topics: tuple[str, ...] = ()
+    """Topics whose messages go at once even in quiet hours (safety: a gas leak, a 911 outage)."""
+    urgent_hazard_rank: int = Field(3, ge=0, le=4)
+    """Hazard warnings at or above this rank (CAP severity × urgency × certainty, 0-4) go at once even in
+    quiet hours."""
     topic_labels: dict[str, str] = Field(default_factory=lambda: dict(_TOPIC_LABELS))
     """The company's words for each topic in customer messages; an incident on a topic without a
     label is held for a responder (a case's topic string never reaches a customer)."""
-
-    _durations = field_validator("retry_backoff", mode="before")(_duration)
 
     @field_validator("topic_labels")
     @classmethod
@@ -259,6 +261,9 @@ class SmsSettings(_Section):
     base_url: str | None = None
     price_per_segment: float = Field(0.0083, ge=0)
     """What one SMS segment costs (USD at Twilio's US list price), for audience previews."""
+    rate_per_second: float | None = Field(None, gt=0)
+    """Messages per second from this sender identity, shared by every worker: a US long code sends 1,
+    toll-free 3, a short code or a messaging service more. None: as fast as the provider takes them."""
 
     _from_number = field_validator("from_number")(rules.unless_none(rules.e164_number))
     _service = field_validator("messaging_service_sid")(rules.unless_none(rules.messaging_service_sid))
@@ -278,11 +283,63 @@ class EmailSettings(_Section):
     starttls: bool = True
     username: str | None = None
     timeout: timedelta = timedelta(seconds=10)
+    rate_per_second: float | None = Field(None, gt=0)
+    """Messages per second through this relay, shared by every worker; None: no limit."""
 
     _durations = field_validator("timeout", mode="before")(rules.positive_duration)
     _host = field_validator("host")(rules.hostname)
     _port = field_validator("port")(rules.tcp_port)
     _from_addr = field_validator("from_addr")(rules.email_address)
+
+
+class DeliverySettings(_Section):
+    """The outbox and its workers (`forewarn deliver`): how messages are paced, retried and given up."""
+
+    deadline: timedelta = timedelta(hours=6)
+    """A message not accepted by a provider this long after it was decided is recorded "expired"."""
+    backoff: timedelta = timedelta(seconds=1)
+    """The first retry's wait; doubled each retry (full jitter), at least what the provider's Retry-After asks."""
+    max_backoff: timedelta = timedelta(minutes=5)
+    reclaim_after: timedelta = timedelta(seconds=60)
+    """A message a worker took and left unsettled this long (it crashed) is taken by another worker."""
+    breaker_failures: int = Field(5, ge=1)
+    """Retryable failures in a row that open a channel's circuit breaker (its messages wait, none are lost)."""
+    breaker_cooldown: timedelta = timedelta(seconds=30)
+    """How long an open breaker waits before one probe message tries the provider again."""
+    concurrency: dict[Channel, int] = Field(default_factory=lambda: dict[Channel, int]({"sms": 16, "email": 8}))
+    """Sends in flight at once per channel and worker: a slow provider never holds up the other channel."""
+    shards: int = Field(1, ge=1, le=1024)
+    """Outbox streams per channel; incidents are spread over them by id (raise it on Redis Cluster)."""
+    batch: int = Field(100, ge=1, le=10_000)
+    """Messages a worker takes from a stream at once."""
+
+    _durations = field_validator("deadline", "backoff", "max_backoff", "reclaim_after", "breaker_cooldown",
+                                 mode="before")(rules.positive_duration)
+
+    @field_validator("concurrency")
+    @classmethod
+    def _positive(cls, concurrency: dict[Channel, int]) -> dict[Channel, int]:
+        for channel, n in concurrency.items():
+            if n < 1:
+                raise ValueError(f"concurrency of {channel} must be at least 1, got {n}")
+        return concurrency
+
+
+class WebSettings(_Section):
+    """The web app (`forewarn web`): Twilio status callbacks and inbound messages, unsubscribe links."""
+
+    public_url: str | None = None
+    """The address the world reaches the web app at, e.g. https://forewarn.example.com: Twilio posts
+    status callbacks and inbound messages there, and email unsubscribe links point there. None: no
+    callbacks are asked for and emails carry no unsubscribe link."""
+    host: str = "127.0.0.1"
+    port: int = 8080
+    help_text: str = ("Service alerts from your provider. Reply STOP to stop texts, START to resume. "
+                      "Msg&data rates may apply.")
+    """The answer to an inbound HELP."""
+
+    _public_url = field_validator("public_url")(rules.unless_none(rules.http_url))
+    _port = field_validator("port")(rules.tcp_port)
 
 
 class RecoverySettings(_Section):
@@ -368,12 +425,14 @@ class Settings(_Section):
     recovery: RecoverySettings | None = None
     hazards: HazardSettings | None = None
     observability: ObservabilitySettings = ObservabilitySettings()
+    delivery: DeliverySettings = DeliverySettings()
+    web: WebSettings = WebSettings()
     max_record_bytes: int = Field(64 * 1024, ge=256)
 
-    def require_production(self) -> None:
-        """Cross-check what `forewarn run` needs; raise ConfigError naming each gap."""
+    def require_production(self, flow: bool = True) -> None:
+        """Cross-check what `forewarn run` (`flow`) or `forewarn deliver` needs; raise ConfigError naming each gap."""
         problems = []
-        if self.kafka is None:
+        if self.kafka is None and flow:
             problems.append("kafka: missing; add kafka.brokers, e.g. [localhost:9092]")
         if self.redis is None:
             problems.append("redis: missing; add redis.url, e.g. redis://localhost:6379/0")
@@ -382,7 +441,8 @@ class Settings(_Section):
                 problems.append(f"{channel}: outreach.channels lists {channel} but the {channel} section is "
                                 f"missing; add it or remove {channel} from outreach.channels")
         if problems:
-            raise ConfigError("configuration is incomplete for `forewarn run`:\n  " + "\n  ".join(problems))
+            command = "forewarn run" if flow else "forewarn deliver"
+            raise ConfigError(f"configuration is incomplete for `{command}`:\n  " + "\n  ".join(problems))
 
 
 class Secrets(BaseSettings):
@@ -394,6 +454,8 @@ class Secrets(BaseSettings):
     twilio_auth_token: SecretStr | None = None
     smtp_password: SecretStr | None = None
     forewarn_redis_url: SecretStr | None = None
+    forewarn_unsubscribe_secret: SecretStr | None = None
+    """Signs email unsubscribe links (any long random string; rotating it voids the links already sent)."""
 
 
 def load_settings(path: Path | None) -> Settings:

@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Generic, TypeVar
 
 from forewarn.interfaces import CustomerIndex, Segment
-from forewarn.outreach.policy import QuietHours
 from forewarn.records import Channel, Customer, Reachable
 
 R = TypeVar("R", bound=Reachable)
@@ -37,8 +35,7 @@ class Audience(Generic[R]):
 
 
 def build_audience(segment: Segment, index: CustomerIndex, reporters: frozenset[str],
-                   max_audience: int, quiet: QuietHours | None = None,
-                   at: datetime | None = None) -> Audience[Customer]:
+                   max_audience: int) -> Audience[Customer]:
     """Customers of `segment` on their preferred channel, without those who called or opted out.
 
     `reporters` are the customers who already opened a case on the incident's key, in
@@ -60,16 +57,15 @@ def build_audience(segment: Segment, index: CustomerIndex, reporters: frozenset[
     """
     if not segment:
         return Audience({}, held="no segment isolated: a responder must choose who to warn")
-    return audience_of(index.segment(segment), dict(segment), reporters, max_audience, quiet, at)
+    return audience_of(index.segment(segment), dict(segment), reporters, max_audience)
 
 
 def audience_of(candidates: Iterable[R], segment: dict[str, str], reporters: frozenset[str],
-                max_audience: int, quiet: QuietHours | None = None, at: datetime | None = None,
-                contacted: frozenset[str] = frozenset()) -> Audience[R]:
+                max_audience: int, contacted: frozenset[str] = frozenset()) -> Audience[R]:
     """The recipients among `candidates` (a segment's or an area's customers), with exclusions counted.
 
-    With `quiet` hours, customers whose local time at `at` is quiet get email instead of SMS, or
-    are held ("quiet hours") when they have no email to fall back on.
+    Quiet hours do not shrink an audience: a message decided in a recipient's night waits in the
+    outbox for their morning (`forewarn.outreach.enqueue`).
     """
     audience: Audience[R] = Audience(segment)
     for customer in candidates:
@@ -80,12 +76,6 @@ def audience_of(candidates: Iterable[R], segment: dict[str, str], reporters: fro
             audience.excluded["already contacted"] += 1
             continue
         channel = customer.preferred_channel
-        if quiet is not None and at is not None and customer.contact(channel) is not None:
-            switched = quiet.channel_for(customer, at)
-            if switched is None:
-                audience.excluded["quiet hours"] += 1
-                continue
-            channel = switched
         address = customer.contact(channel)
         if address is None:
             reason = f"opted out of {channel}" if customer.opted_out(channel) else f"no {channel} address"

@@ -17,12 +17,11 @@ from typing import Any
 
 from forewarn.geo import Area
 from forewarn.hazards import HazardAlert, HazardIncident, RegionFormat, county_regions
-from forewarn.interfaces import CustomerIndex, Renderer
+from forewarn.interfaces import CustomerIndex, Rendered, Renderer
 from forewarn.localtime import LocalTime
 from forewarn.outreach.audience import Audience, Recipient, audience_of
-from forewarn.outreach.delivery import Deliverer, DeliveryTally
-from forewarn.outreach.policy import QuietHours
-from forewarn.records import INDEXED_ATTRIBUTES, Customer, Message, MessageKey, MessageKind, rfc3339
+from forewarn.outreach.enqueue import DeliveryTally, Enqueuer
+from forewarn.records import INDEXED_ATTRIBUTES, Channel, Customer, MessageKind, rfc3339
 
 
 def hazard_id(alert: HazardAlert) -> str:
@@ -124,13 +123,9 @@ def whole_states(regions: set[str], index: CustomerIndex) -> set[str]:
 
 
 def hazard_audience(incident: HazardIncident, rules: Sequence[HazardRule], index: CustomerIndex,
-                    region_format: RegionFormat, max_audience: int,
-                    quiet: QuietHours | None = None, urgent_rank: int = 3) -> Audience:
+                    region_format: RegionFormat, max_audience: int) -> Audience:
     """Customers in the alert's polygons/circles (`CustomerIndex.in_area`), else in its SAME/FIPS
-    counties, filtered by the rule.
-
-    Quiet hours apply below `urgent_rank`; a severe, imminent hazard does not wait for morning.
-    """
+    counties, filtered by the rule."""
     alert = incident.alert
     rule = next((r for r in rules if r.matches(alert)), None)
     if rule is None:
@@ -145,8 +140,7 @@ def hazard_audience(incident: HazardIncident, rules: Sequence[HazardRule], index
             return Audience({}, held="the alert names no polygon, circle or county: a responder must target it")
         candidates = (c for region in sorted(regions) for c in index.segment({"region": region}))
     wanted = [c for c in candidates if all(_has(c, name, value) for name, value in rule.require)]
-    night = quiet if alert.severity_rank() < urgent_rank else None
-    return audience_of(wanted, dict(rule.require), frozenset(), max_audience, night, alert.sent)
+    return audience_of(wanted, dict(rule.require), frozenset(), max_audience)
 
 
 @dataclass
@@ -166,30 +160,29 @@ class HazardReport(DeliveryTally):
 class HazardOutreach:
     """Warns the customers in a hazard's path once, and tells them when it is withdrawn."""
 
-    def __init__(self, index: CustomerIndex, deliverer: Deliverer, renderer: Renderer, rules: Sequence[HazardRule],
-                 region_format: RegionFormat = "state-county", max_audience: int = 10_000,
-                 quiet: QuietHours | None = None):
+    def __init__(self, index: CustomerIndex, enqueuer: Enqueuer, renderer: Renderer, rules: Sequence[HazardRule],
+                 region_format: RegionFormat = "state-county", max_audience: int = 10_000, urgent_rank: int = 3):
         self.index = index
-        self.deliverer = deliverer
+        self.enqueuer = enqueuer
         self.renderer = renderer
         self.rules = tuple(rules)
         self.region_format = region_format
         self.max_audience = max_audience
-        self.quiet = quiet
+        self.urgent_rank = urgent_rank
+        """A hazard at or above this severity rank does not wait for anyone's morning."""
         # The closed list of event names customers may read: the ones the company chose to warn about.
         self._events = frozenset(e for r in self.rules for e in r.events)
 
     def handle(self, incident: HazardIncident) -> HazardReport:
         if incident.status in ("opened", "updated"):
             # An update may widen the area: the ledger lets only the newly covered customers through.
-            audience = hazard_audience(incident, self.rules, self.index, self.region_format,
-                                       self.max_audience, self.quiet)
+            audience = hazard_audience(incident, self.rules, self.index, self.region_format, self.max_audience)
             report = HazardReport(incident=incident, audience_size=len(audience.recipients),
                                   excluded=dict(audience.excluded), held=audience.held)
             self._send(report, "warning", audience.recipients)
             return report
         if incident.status == "cancelled":
-            warned = self.index.get_many(sorted(self.deliverer.delivered_to(incident.id, "warning")))
+            warned = self.index.get_many(sorted(self.enqueuer.outbox.decided(incident.id, "warning")))
             recipients = [Recipient(c, c.preferred_channel, address) for c in warned if c is not None
                           if (address := c.contact(c.preferred_channel)) is not None]
             report = HazardReport(incident=incident, audience_size=len(recipients))
@@ -197,13 +190,16 @@ class HazardOutreach:
             return report
         return HazardReport(incident=incident)
 
-    def _send(self, report: HazardReport, kind: MessageKind, recipients: Iterable[Recipient]) -> None:
-        for recipient in recipients:
-            context = hazard_context(report.incident, recipient.customer, self._events)
-            rendered = self.renderer.render("hazard", kind, recipient.channel, context, family="hazard")
-            message = Message(MessageKey(report.incident.id, recipient.customer.id, kind), recipient.channel,
-                              recipient.address, rendered.body, rendered.subject)
-            report.count(self.deliverer.deliver(message, report.incident.alert.sent), recipient.channel)
+    def _send(self, report: HazardReport, kind: MessageKind, recipients: Sequence[Recipient]) -> None:
+        def render(customer: Customer, channel: Channel) -> tuple[Rendered, str | None]:
+            context = hazard_context(report.incident, customer, self._events)
+            text = self.renderer.render("hazard", kind, channel, context, family="hazard")
+            html = self.renderer.render_html("hazard", kind, context, family="hazard") if channel == "email" else None
+            return text, html
+
+        alert = report.incident.alert
+        self.enqueuer.enqueue(report, report.incident.id, kind, recipients, render, alert.sent,
+                              urgent=alert.severity_rank() >= self.urgent_rank)
 
 
 GENERIC_EVENT = "weather alert"

@@ -1,31 +1,32 @@
-"""From an incident event to messages sent: isolate, target, render, deliver.
+"""From an incident event to decided messages: isolate, target, render, enqueue.
 
 An opened incident warns its audience; a resolved one tells the customers who were
-warned that the problem is fixed. Updates change nothing for customers.
+warned that the problem is fixed. Updates change nothing for customers. Nothing here waits
+on a provider: messages go to the outbox, and delivery workers send them.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from forewarn.interfaces import CustomerIndex, IncidentStore, Renderer
+import orjson
+
+from forewarn.interfaces import CustomerIndex, IncidentStore, Rendered, Renderer
 from forewarn.localtime import LocalTime
 from forewarn.outreach.audience import Audience, Recipient, build_audience
-from forewarn.outreach.delivery import Deliverer, DeliveryTally
-from forewarn.outreach.policy import QuietHours
+from forewarn.outreach.enqueue import DeliveryTally, Enqueuer
 from forewarn.outreach.targeting import TraitRule, isolate_traits, warning_segment
 from forewarn.records import (
     EMERGING_PREFIX,
     NATIONAL,
     TELEMETRY_PREFIX,
+    Channel,
     Customer,
     Incident,
-    Message,
-    MessageKey,
     MessageKind,
     rfc3339,
 )
@@ -47,17 +48,18 @@ PREVIEW_LABEL = "service"
 
 
 class Outreach:
-    """Turns incident events into delivered messages through the injected parts."""
+    """Turns incident events into decided messages in the outbox through the injected parts."""
 
-    def __init__(self, index: CustomerIndex, deliverer: Deliverer, renderer: Renderer,
-                 trait_rule: TraitRule | None = None, max_audience: int = 10_000, quiet: QuietHours | None = None,
-                 store: IncidentStore | None = None, topic_labels: Mapping[str, str] | None = None):
+    def __init__(self, index: CustomerIndex, enqueuer: Enqueuer, renderer: Renderer,
+                 trait_rule: TraitRule | None = None, max_audience: int = 10_000,
+                 store: IncidentStore | None = None, topic_labels: Mapping[str, str] | None = None,
+                 urgent_topics: Sequence[str] = ()):
         self.index = index
-        self.deliverer = deliverer
+        self.enqueuer = enqueuer
         self.renderer = renderer
         self.trait_rule = trait_rule or TraitRule()
         self.max_audience = max_audience
-        self.quiet = quiet
+        self.urgent_topics = frozenset(urgent_topics)
         self.store = store
         # Only the company's words for a topic reach customers; None: the bundled labels.
         self.topic_labels = dict(OutreachSettings().topic_labels if topic_labels is None else topic_labels)
@@ -97,9 +99,8 @@ class Outreach:
         if (unlabelled := self._unlabelled(incident)) is not None:
             return unlabelled
         segment = warning_segment(incident)  # the isolated traits are on the incident now
-        # Quiet hours are judged at the incident's own time, so a replay decides as the live flow did.
         audience = build_audience(segment, self.index, incident.reporters | incident.earlier_reporters,
-                                  self.max_audience, self.quiet, incident.opened_at)
+                                  self.max_audience)
         report = self._report(incident, audience)
         self._send(report, incident, "warning", audience.recipients)
         return report
@@ -114,7 +115,8 @@ class Outreach:
     def _all_clear(self, incident: Incident) -> OutreachReport:
         if (unlabelled := self._unlabelled(incident)) is not None:
             return unlabelled
-        warned = sorted(self.deliverer.delivered_to(incident.id, "warning"))
+        # Everyone decided a warning: a worker skips those it never reached and drops warnings not yet sent.
+        warned = sorted(self.enqueuer.outbox.decided(incident.id, "warning"))
         recipients = []
         for customer in self.index.get_many(warned):
             if customer is None:
@@ -132,16 +134,33 @@ class Outreach:
                               excluded=dict(audience.excluded), held=audience.held)
 
     def _send(self, report: OutreachReport, incident: Incident, kind: MessageKind,
-              recipients: Iterable[Recipient]) -> None:
-        for recipient in recipients:
-            message = self._message(incident, kind, recipient)
-            report.count(self.deliverer.deliver(message, incident.opened_at), recipient.channel)
+              recipients: Sequence[Recipient[Any]]) -> None:
+        render = _CachedRender(self.renderer, incident, kind, self.topic_labels)
+        self.enqueuer.enqueue(report, incident.id, kind, recipients, render, incident.opened_at,
+                              urgent=incident.topic in self.urgent_topics)
 
-    def _message(self, incident: Incident, kind: MessageKind, recipient: Recipient) -> Message:
-        rendered = self.renderer.render(incident.topic, kind, recipient.channel,
-                                        message_context(incident, recipient.customer, self.topic_labels))
-        return Message(MessageKey(incident.id, recipient.customer.id, kind), recipient.channel,
-                       recipient.address, rendered.body, rendered.subject)
+
+class _CachedRender:
+    """Renders each distinct context once: customers of one incident mostly share region, zone and language."""
+
+    def __init__(self, renderer: Renderer, incident: Incident, kind: MessageKind, labels: Mapping[str, str]):
+        self.renderer, self.incident, self.kind, self.labels = renderer, incident, kind, labels
+        self._seen: dict[tuple[Channel, bytes], tuple[Rendered, str | None]] = {}
+
+    def __call__(self, customer: Customer, channel: Channel) -> tuple[Rendered, str | None]:
+        context = message_context(self.incident, customer, self.labels)
+        frozen = orjson.dumps(context, default=_frozen, option=orjson.OPT_SORT_KEYS)
+        if (found := self._seen.get((channel, frozen))) is None:
+            text = self.renderer.render(self.incident.topic, self.kind, channel, context)
+            html = self.renderer.render_html(self.incident.topic, self.kind, context) if channel == "email" else None
+            found = self._seen[(channel, frozen)] = (text, html)
+        return found
+
+
+def _frozen(value: object) -> object:
+    if isinstance(value, LocalTime):  # the whole moment, not one spelling of it: templates may use any
+        return [value.ts, value.timezone, value.language]
+    return repr(value)
 
 
 def message_context(incident: Incident, customer: Customer,

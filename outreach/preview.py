@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from forewarn.interfaces import CustomerIndex, IncidentStore, Ledger, Renderer, Segment
+from forewarn.interfaces import CustomerIndex, IncidentStore, Outbox, Renderer, Segment
 from forewarn.outreach.audience import Audience, Recipient, audience_of
-from forewarn.outreach.delivery import ContactCap
+from forewarn.outreach.enqueue import ContactCap
 from forewarn.outreach.planner import message_context
-from forewarn.outreach.policy import QuietHours
 from forewarn.outreach.targeting import warning_segment
 from forewarn.records import NATIONAL, ContactCard, Customer, Incident
 
@@ -98,7 +97,7 @@ class AudiencePreviewer:
     """Previews audiences over the parts a deployment has; the constructor arguments are configuration.
 
     `cap` counts the customers already at their daily warning cap as "capped" (None: no cap
-    known, e.g. no contact log); `incidents` and `ledger` are needed only to preview an incident.
+    known, e.g. no contact log); `incidents` and `outbox` are needed only to preview an incident.
     `count_sms` is the provider's segment rule, `price_per_segment` its price.
     """
 
@@ -106,10 +105,9 @@ class AudiencePreviewer:
     renderer: Renderer
     count_sms: SegmentCounter
     price_per_segment: float = 0.0
-    quiet: QuietHours | None = None
     cap: ContactCap | None = None
     incidents: IncidentStore | None = None
-    ledger: Ledger | None = None
+    outbox: Outbox | None = None
     clock: Callable[[], datetime] = _utc_now
     topic_labels: Mapping[str, str] | None = None
     """The company's words for topics (`outreach.topic_labels`); None: the default labels."""
@@ -126,7 +124,7 @@ class AudiencePreviewer:
             candidates = (c.card() for c in self.index.in_area(area, wanted))
         else:
             candidates = self.index.contacts(wanted)
-        audience = audience_of(candidates, wanted, frozenset(), NO_LIMIT, self.quiet, self.clock())
+        audience = audience_of(candidates, wanted, frozenset(), NO_LIMIT)
         self._apply_cap(audience)
         now = self.clock()
         incident = Incident("PREVIEW", topic, NATIONAL, "opened", now, now, now, 0, 0.0, 0, 0)
@@ -134,19 +132,18 @@ class AudiencePreviewer:
 
     def incident(self, incident_id: str) -> AudiencePreview:
         """An incident's audience as outreach would build it now: its warning segment, minus the
-        customers who reported it and those the ledger says were already warned.
+        customers who reported it and those the outbox says were already decided a warning.
 
         Raises `UnknownIncident` when the incident store does not hold it."""
-        if self.incidents is None or self.ledger is None:
-            raise ValueError("previewing an incident needs the incident store and the ledger")
+        if self.incidents is None or self.outbox is None:
+            raise ValueError("previewing an incident needs the incident store and the outbox")
         incident = self.incidents.load(incident_id)
         if incident is None:
             raise UnknownIncident(incident_id)
         segment = warning_segment(incident)
-        contacted = frozenset(self.ledger.recipients(incident_id, "warning"))
+        contacted = frozenset(self.outbox.decided(incident_id, "warning"))
         audience = audience_of(self.index.contacts(segment) if segment else iter(()), segment,
-                               incident.reporters | incident.earlier_reporters, NO_LIMIT, self.quiet, self.clock(),
-                               contacted)
+                               incident.reporters | incident.earlier_reporters, NO_LIMIT, contacted)
         self._apply_cap(audience)
         return self._preview(segment, incident_id, audience, incident)
 

@@ -61,9 +61,9 @@ def read_incidents(path: Path) -> list[IncidentRow]:
         row.observed, row.expected = inc["observed"], inc["expected"]
         if inc["status"] == "opened":
             row.segment, row.audience, row.held = inc["segment"], report["audience_size"], report["held"]
-            row.warned, row.excluded = report["sent_by_channel"], report["excluded"]
+            row.warned, row.excluded = report["enqueued_by_channel"], report["excluded"]
         elif inc["status"] == "resolved":
-            row.all_clear = report["sent_by_channel"]
+            row.all_clear = report["enqueued_by_channel"]
     return sorted(rows.values(), key=lambda r: r.opened_at)
 
 
@@ -108,7 +108,7 @@ def read_hazards(path: Path) -> list[dict[str, Any]]:
             h["statuses"].append(status)
             h["max_severity_rank"] = max(h["max_severity_rank"], report["hazard"]["severity_rank"])
             kind = "all_clear_total" if status == "cancelled" else "warned_total"
-            for channel, n in report["sent_by_channel"].items():
+            for channel, n in report["enqueued_by_channel"].items():
                 for total in (h["sent_total"], h[kind]):
                     total[channel] = total.get(channel, 0) + n
     return [{**report, **history[key]} for key, report in last.items()]

@@ -217,6 +217,18 @@ def start_run(config: Path, twilio: TwilioStandin, log: Path, *args: str) -> Run
     return RunProcess(proc, log)
 
 
+def start_deliver(config: Path, twilio: TwilioStandin, log: Path, *args: str) -> RunProcess:
+    """`forewarn deliver -c CONFIG` (a delivery worker) in a process of its own."""
+    import subprocess
+
+    from forewarn.flows.cluster import forewarn_command
+
+    with log.open("ab") as out:
+        proc = subprocess.Popen([*forewarn_command(), "deliver", "-c", str(config), *args],
+                                stdout=out, stderr=subprocess.STDOUT, env=run_env(twilio), cwd=REPO)
+    return RunProcess(proc, log)
+
+
 def resumable_offsets(recovery: Path, step: str = "forewarn.read") -> dict[str, int]:
     """Per input partition ("PARTITION-TOPIC"), the offset a restart resumes reading at: the Kafka
     source's snapshot at the recovery store's committed epoch (every partition has committed it).

@@ -13,6 +13,7 @@ import logging
 import re
 from collections import Counter
 from dataclasses import dataclass
+from email.message import EmailMessage
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from tests.integration.helpers import (
     secrets_for,
     topic_names,
 )
+from tests.integration.test_end_to_end import deliver_all
 from tests.servers.kafka_broker import create_topics
 from tests.servers.smtp_server import SmtpServer
 from tests.servers.twilio_standin import TwilioStandin
@@ -166,7 +168,8 @@ class Outcome:
     reports: list[dict[str, Any]]
     letters: list[dict[str, Any]]
     texts: Counter[tuple[str, str]]
-    emails: Counter[tuple[str, str, str]]
+    emails: Counter[tuple[str, str, str, str]]
+    """(to, subject, text part, HTML part) -> how many."""
 
 
 def run(name: str, settings_for: Any, kafka_broker: str, twilio: TwilioStandin, smtp: SmtpServer,
@@ -181,11 +184,18 @@ def run(name: str, settings_for: Any, kafka_broker: str, twilio: TwilioStandin, 
     io.spikes = TestingSink(spikes)
     texts_before, emails_before = len(twilio.messages), len(smtp.messages)
     run_main(build_flow(settings, io))
+    deliver_all(settings, twilio)  # the flow only decides: a delivery worker sends, as `forewarn deliver` does
     texts = Counter((m.to, m.body) for m in twilio.messages[texts_before:])
-    emails = Counter((m.rcpt_tos[0], str(m.message["Subject"]), m.message.get_content())
+    emails = Counter((m.rcpt_tos[0], str(m.message["Subject"]), *_text_and_html(m.message))
                      for m in smtp.messages[emails_before:])
     return Outcome(topics, spikes, [r.json() for r in read_topic(kafka_broker, topics["incidents"])],
                    [r.json() for r in read_topic(kafka_broker, topics["dead_letters"])], texts, emails)
+
+
+def _text_and_html(mail: EmailMessage) -> tuple[str, str]:
+    """An email's text and HTML parts (multipart/alternative; a text-only one has no HTML)."""
+    text, html = (mail.get_body(preferencelist=(kind,)) for kind in ("plain", "html"))
+    return (text.get_content() if text is not None else "", html.get_content() if html is not None else "")
 
 
 # --- the test ---------------------------------------------------------------------------------
@@ -266,8 +276,8 @@ def test_bad_records_are_dead_lettered_once_and_cost_no_good_record(
     assert {"forewarn.connectors.sms", "forewarn.connectors.email"} <= {r.name for r in ours}, "senders log at DEBUG"
     logged = "\n".join(caplog.handler.format(r) for r in ours)
     personal = {LEAKY_PHONE, *(value for _, value in BAD_ROWS)}
-    personal |= {to for to, _ in mixed.texts} | {to for to, _, _ in mixed.emails}
-    bodies = [body for _, body in mixed.texts] + [body for _, _, body in mixed.emails]
+    personal |= {to for to, _ in mixed.texts} | {to for to, _, _, _ in mixed.emails}
+    bodies = [body for _, body in mixed.texts] + [part for _, _, *parts in mixed.emails for part in parts]
     personal |= {line.strip() for body in bodies for line in body.splitlines() if len(line.strip()) >= 20}
     # A bare number ("12345", a bad phone) counts where it stands alone, not inside a longer one (a port, an
     # offset, a time): a full run once failed on "12345" and passed on every rerun.

@@ -182,12 +182,13 @@ def test_audience_preview_of_a_polygon_and_segment_with_sms_cost(tmp_path: Path)
 
 @pytest.mark.integration
 def test_audience_preview_of_an_incident_counts_who_was_already_contacted(redis_url: str, tmp_path: Path) -> None:
-    from datetime import UTC, datetime
+    from datetime import UTC, datetime, timedelta
 
     from forewarn.connectors.redis_incidents import RedisIncidentStore
     from forewarn.connectors.redis_index import RedisCustomerIndex
-    from forewarn.connectors.redis_ledger import RedisLedger
-    from forewarn.records import Incident, MessageKey, SendResult, Trait
+    from forewarn.connectors.redis_outbox import RedisOutbox
+    from forewarn.envelopes import Envelope
+    from forewarn.records import Incident, Message, MessageKey, Trait
 
     client = redis.Redis.from_url(redis_url)
     scenario = generate(seed=3, customers=2_000, regions=10)
@@ -199,12 +200,11 @@ def test_audience_preview_of_an_incident_counts_who_was_already_contacted(redis_
     incident = Incident("INC-test", "no_internet", region, "opened", t, t, t, 30, 2.0, 1, 30, reporters,
                         segment=(Trait("region", region, 3, 1.0, 0.1, 10.0, 1e-9),))
     RedisIncidentStore(client).save(incident)
-    ledger = RedisLedger(client)
     warned = [c for c in people[3:] if c.contact(c.preferred_channel)][:5]
-    for customer in warned:
-        key = MessageKey(incident.id, customer.id, "warning")
-        assert ledger.claim(key)
-        ledger.record(key, customer.preferred_channel, SendResult(ok=True))
+    decided = [Envelope(Message(MessageKey(incident.id, c.id, "warning"), c.preferred_channel,
+                                c.contact(c.preferred_channel) or "", "Outage"), t, t + timedelta(hours=6))
+               for c in warned]
+    assert len(RedisOutbox(client).enqueue(decided, t)) == 5  # decided (the flow's part): contacted, sent or not
     reachable = [c for c in people if c.id not in reporters and c.contact(c.preferred_channel)]
     result = CliRunner().invoke(app, ["audience", "INC-test", "--redis-url", redis_url])
     assert result.exit_code == 0, result.output

@@ -3,9 +3,10 @@
 The demo scenario's cases go to a cases topic with two partitions (keyed by region, as a producer
 keyed by region or customer would: each partition in time order). `forewarn run` reads it to the end
 (`kafka.tail: false`), with recovery on, once as one process with one worker and once as two
-processes (`-p 2`: each reads one partition, and keys are exchanged between them). Both runs must
-open the same incidents (topic, region, first window), warn and clear the same customers on the same
-channels, and count no record late: a record is late only when it is late in its own partition.
+processes (`-p 2`: each reads one partition, and keys are exchanged between them), each time with a
+`forewarn deliver` beside it sending what the flow decides. Both runs must open the same incidents
+(topic, region, first window), warn and clear the same customers on the same channels, and count no
+record late: a record is late only when it is late in its own partition.
 """
 
 from __future__ import annotations
@@ -19,16 +20,19 @@ import orjson
 import pytest
 import redis
 
+from forewarn.connectors.redis_outbox import RedisOutbox
 from tests.integration.helpers import (
     load_customers,
     produce_partitioned,
     read_topic,
+    start_deliver,
     start_run,
     topic_names,
     write_run_config,
 )
 from tests.integration.test_end_to_end import TRUTH_OF_TOPIC, default_scenario, opened_incidents, received_messages
 from tests.servers.kafka_broker import create_topics
+from tests.servers.ports import wait_until
 from tests.servers.smtp_server import SmtpServer
 from tests.servers.twilio_standin import TwilioStandin
 
@@ -54,6 +58,22 @@ class Outcome:
     output: str
 
 
+def drained(redis_url: str) -> bool:
+    """Every decided message settled: nothing queued, taken or waiting for a time (twice, a moment apart)."""
+    import time
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        outbox = RedisOutbox(client)  # the default prefix and one shard, as the run's config has
+        for _ in range(2):
+            if outbox.backlog("sms") or outbox.backlog("email") or outbox.scheduled():
+                return False
+            time.sleep(0.5)
+        return True
+    finally:
+        client.close()
+
+
 def _partition(event: dict[str, object]) -> int:
     return zlib.crc32(str(event.get("region", "")).encode()) % PARTITIONS
 
@@ -64,7 +84,7 @@ def _run(name: str, args: list[str], cases_topic: str, kafka_broker: str, redis_
 
     scenario = default_scenario()
     client = redis.Redis.from_url(redis_url)
-    client.flushall()  # a fresh ledger, index and incident store for each run
+    client.flushall()  # a fresh outbox, index and incident store for each run
     client.close()
     assert load_customers(redis_url, "fw", scenario.customers) == len(scenario.customers)
     twilio.reset()
@@ -73,11 +93,18 @@ def _run(name: str, args: list[str], cases_topic: str, kafka_broker: str, redis_
     create_topics(kafka_broker, [t for kind, t in topics.items() if kind != "cases"])
     config = write_run_config(tmp_path / f"{name}.yaml", topics, kafka_broker, redis_url, twilio, smtp, tail=False,
                               recovery=tmp_path / name / "recovery")
-    started = time.monotonic()
-    run = start_run(config, twilio, tmp_path / f"{name}.log", *args)
-    code = run.wait(timeout=150)
-    seconds = time.monotonic() - started
-    assert code == 0, f"forewarn run {' '.join(args)} failed ({code}):\n{run.output()[-4000:]}"
+    # The flow decides; a `forewarn deliver` beside it sends (the production shape), until the outbox is empty.
+    deliver = start_deliver(config, twilio, tmp_path / f"{name}-deliver.log")
+    try:
+        started = time.monotonic()
+        run = start_run(config, twilio, tmp_path / f"{name}.log", *args)
+        code = run.wait(timeout=150)
+        seconds = time.monotonic() - started
+        assert code == 0, f"forewarn run {' '.join(args)} failed ({code}):\n{run.output()[-4000:]}"
+        wait_until(lambda: drained(redis_url), "the delivery worker emptying the outbox", timeout=120)
+        assert deliver.running(), f"forewarn deliver ended:\n{deliver.output()[-4000:]}"
+    finally:
+        deliver.stop()
     reports = [r.json() for r in read_topic(kafka_broker, topics["incidents"])]
     letters = [r.json() for r in read_topic(kafka_broker, topics["dead_letters"])]
     opened = opened_incidents(reports)

@@ -8,17 +8,20 @@ import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import redis
 import yaml
 
+from forewarn.connectors.rate_limit import RedisRateLimiter
 from forewarn.connectors.redis_contact_log import RedisContactLog
 from forewarn.connectors.redis_index import RedisCustomerIndex
-from forewarn.connectors.redis_ledger import RedisLedger
-from forewarn.records import Customer, MessageKey, SendResult
+from forewarn.connectors.redis_outbox import RedisOutbox
+from forewarn.connectors.redis_suppressions import RedisSuppressions
+from forewarn.envelopes import Envelope
+from forewarn.records import Customer, Message, MessageKey, SendResult
 from tests.servers.ports import free_port, wait_until
 from tests.servers.redis_server import INSTALL_HINT
 
@@ -70,11 +73,34 @@ def test_forewarns_parts_work_as_the_forewarn_user(compose_redis: tuple[str, str
     assert index.upsert(customers) == 3
     assert index.count({"region": "TX-453"}) == 3 and index.attribute_counts("model") == {"R7000": 3}
     assert {c.id for c in index.segment({"model": "R7000"})} == {"CU-0", "CU-1", "CU-2"}
-    ledger = RedisLedger(client)
+    # The outbox: streams and consumer groups, the schedule, and every Lua script of a message's life.
+    outbox = RedisOutbox(client, shards=2)
+    t = datetime(2026, 11, 17, 14, tzinfo=UTC)
     key = MessageKey("INC-1", "CU-0", "warning")
-    assert ledger.claim(key) and not ledger.claim(key)
-    ledger.record(key, "sms", SendResult(ok=True, provider_id="SM1"))
-    assert ledger.recipients("INC-1", "warning") == {"CU-0"}
+    email = Envelope(Message(key, "email", "c0@example.com", "Outage", "Outage"), t, t + timedelta(hours=6))
+    sms = Envelope(Message(key, "sms", "+15125550100", "Outage"), t, t + timedelta(hours=6), fallback=email)
+    later = Envelope(Message(MessageKey("INC-1", "CU-1", "warning"), "sms", "+15125550101", "Outage"), t,
+                     t + timedelta(hours=6), not_before=t + timedelta(hours=1))
+    assert outbox.enqueue([sms, later], t) == [sms.id, later.id] and outbox.enqueue([sms], t) == []
+    [lease] = outbox.take("sms", "w1", 10, 0.01)
+    assert outbox.begin(lease, t).verdict == "send"
+    outbox.retry(lease, t, t, SendResult(ok=False, retryable=True, reason="429"))
+    assert outbox.promote_due(t + timedelta(hours=1)) == 2
+    leases = outbox.take("sms", "w1", 10, 0.01)
+    assert {lease.message_id for lease in outbox.reclaim("sms", "w2", 0, 10)} == {sms.id, later.id}  # XAUTOCLAIM
+    for lease in leases:
+        assert outbox.begin(lease, t).verdict == "send"  # neither was ever sending
+        outbox.settle(lease, "sent", t, SendResult(ok=True, provider_id="SM1"))
+    assert outbox.record_status(sms.id, "undelivered", t, "error 30003")  # queues the email fallback
+    [fallback] = outbox.take("email", "w1", 10, 0.01)
+    outbox.release(fallback, t, t, "email paused")
+    assert outbox.accepted("INC-1", "warning") == {"CU-0", "CU-1"} and outbox.backlog("sms") == 0
+    assert [e["state"] for e in outbox.history("INC-1", "CU-0")[sms.id]][-1] == "undelivered"
+    suppressions = RedisSuppressions(client)
+    assert suppressions.suppress("sms", "+15125550100") and suppressions.is_suppressed("sms", "+15125550100")
+    assert suppressions.allow("sms", "+15125550100")
+    limiter = RedisRateLimiter(client)
+    assert limiter.acquire("+15125550199", 1.0, 1_000.0) == 0 and limiter.acquire("+15125550199", 1.0, 1_000.0) > 0
     log = RedisContactLog(client)
     log.add("CU-0", datetime(2026, 11, 17, 14, tzinfo=UTC), "INC-1")
     assert log.count_since("CU-0", datetime(2026, 11, 17, tzinfo=UTC)) == 1

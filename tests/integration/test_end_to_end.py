@@ -20,6 +20,7 @@ import pytest
 from bytewax.testing import run_main
 
 from forewarn.demo.scenario import GroundTruth, Scenario, generate
+from forewarn.flows.delivery_parts import production_worker
 from forewarn.flows.early_warning import build_flow
 from forewarn.flows.wiring import production_io
 from forewarn.records import Customer
@@ -56,7 +57,17 @@ def default_scenario() -> Scenario:
 
 
 def run_flow(settings: Settings, twilio: TwilioStandin) -> None:
+    """The flow decides (it only fills the Redis outbox); then a delivery worker sends until the outbox is empty."""
     run_main(build_flow(settings, production_io(settings, secrets_for(twilio))))
+    deliver_all(settings, twilio)
+
+
+def deliver_all(settings: Settings, twilio: TwilioStandin, timeout: float = 120.0) -> None:
+    worker = production_worker(settings, secrets_for(twilio)).start()
+    try:
+        assert worker.drain(timeout), "the delivery worker did not empty the outbox"
+    finally:
+        worker.stop()
 
 
 @dataclass(frozen=True)
@@ -246,7 +257,7 @@ def test_scenario_on_kafka_warns_exactly_the_customers_at_risk(
     email_clear = Counter((m.incident_id, m.customer_id) for m in all_clear if m.channel == "email")
     assert all(n == 1 for n in email_clear.values()) and set(email_clear) == set(email_warnings)
 
-    # (d) running again over the same topics sends nothing new: the Redis ledger remembers.
+    # (d) running again over the same topics sends nothing new: the outbox's decided marks remember.
     texts, emails = len(twilio_standin.messages), len(smtp_server.messages)
     run_flow(settings, twilio_standin)
     assert (len(twilio_standin.messages), len(smtp_server.messages)) == (texts, emails)

@@ -27,7 +27,7 @@ from forewarn.logs import IDENTIFYING_LOGGERS, JsonFormatter, chosen_format, con
 from forewarn.records import Customer
 from forewarn.settings import ObservabilitySettings
 from tests.integration.helpers import load_customers, make_settings, produce, secrets_for, topic_names
-from tests.integration.test_end_to_end import default_scenario, received_messages
+from tests.integration.test_end_to_end import default_scenario, deliver_all, received_messages
 from tests.servers.kafka_broker import create_topics
 from tests.servers.ports import free_port
 from tests.servers.smtp_server import SmtpServer
@@ -210,6 +210,7 @@ def test_the_end_to_end_run_logs_json_lines_without_contacts_or_bodies(
     try:
         run_main(build_flow(settings, instrument(production_io(settings, secrets_for(twilio_standin)),
                                                  obs.metrics)))
+        deliver_all(settings, twilio_standin)  # the flow decides; a delivery worker (logging here too) sends
     finally:
         obs.stop()
     # The test's SMTP server (aiosmtpd, logger mail.log) runs in this process and logs every line it receives

@@ -3,7 +3,8 @@
 A cluster refuses (CROSSSLOT) any multi-key command or transaction whose keys lie in different
 slots, and redirects (MOVED) a key sent to the wrong node: so these tests fail if a store's keys
 are laid out wrong or a command is sent where a cluster client cannot route it. They also check
-that the data did spread: the customer docs over all three nodes, the index's sets on one.
+that the data did spread: the customer docs over all three nodes, the index's sets on one, the
+outbox's shards (and so the incidents' messages) over all three.
 """
 
 from __future__ import annotations
@@ -24,14 +25,15 @@ from forewarn.connectors.memory import InMemoryCustomerIndex
 from forewarn.connectors.redis_contact_log import RedisContactLog
 from forewarn.connectors.redis_incidents import RedisIncidentStore
 from forewarn.connectors.redis_index import RedisCustomerIndex
-from forewarn.connectors.redis_ledger import RedisLedger
+from forewarn.connectors.redis_outbox import RedisOutbox
 from forewarn.demo.scenario import generate
+from forewarn.envelopes import Envelope
 from forewarn.flows.offline import load_customers, redis_index
 from forewarn.flows.startup import redis_client
 from forewarn.geo import Area
 from forewarn.interfaces import CustomerIndex
-from forewarn.records import Customer, Incident, MessageKey, SendResult, Trait
-from forewarn.settings import ConfigError, RedisSettings, Secrets, Settings
+from forewarn.records import Customer, Incident, Message, MessageKey, SendResult, Trait
+from forewarn.settings import ConfigError, DeliverySettings, RedisSettings, Secrets, Settings
 from tests.integration import test_end_to_end as e2e
 from tests.integration.helpers import make_settings, produce, read_topic, topic_names
 from tests.servers.kafka_broker import create_topics
@@ -63,7 +65,7 @@ def ids(customers: Iterator[Customer]) -> set[str]:
     return {c.id for c in customers}
 
 
-# -- the index and ledger contracts, run on the cluster -----------------------------------------
+# -- the index and outbox contracts, run on the cluster -----------------------------------------
 
 
 @pytest.fixture
@@ -78,8 +80,9 @@ def traits_index(cluster: RedisCluster) -> CustomerIndex:
 
 
 @pytest.fixture
-def make_ledger(cluster: RedisCluster, clock: contract.Clock) -> contract.LedgerFactory:
-    return lambda ttl: RedisLedger(cluster, prefix="t", claim_ttl=ttl, clock=clock)
+def outbox(cluster: RedisCluster) -> RedisOutbox:
+    """The contract tests' `outbox`, on the cluster, its shards spread over the nodes."""
+    return RedisOutbox(cluster, prefix="t", shards=8)
 
 
 clock = contract.clock
@@ -95,11 +98,18 @@ test_contract_contacts = contract.test_contacts_are_the_segment_read_lighter
 test_contract_in_area = contract.test_in_area_finds_the_located_customers_inside_each_once
 test_contract_extra_traits = contract.test_extra_traits_are_indexed_from_customer_and_product_fields
 test_contract_record_opt_out = contract.test_record_opt_out_rewrites_only_that_channel
-test_contract_claim_only_once = contract.test_claim_only_once
-test_contract_release_allows_reclaim = contract.test_release_allows_reclaim
-test_contract_release_never_removes_a_recorded_send = contract.test_release_never_removes_a_recorded_send
-test_contract_failed_record_is_final = contract.test_failed_record_is_final_and_not_a_recipient
-test_contract_recipients = contract.test_recipients
+test_contract_outbox_protocols = contract.test_outbox_satisfies_both_protocols
+test_contract_empty_take = contract.test_taking_from_an_empty_queue_without_a_wait_returns_at_once
+test_contract_decided_once = contract.test_a_key_is_decided_only_once
+test_contract_settled_never_again = contract.test_a_settled_message_is_never_decided_or_sent_again
+test_contract_failed_is_final = contract.test_a_failed_message_is_final_and_not_accepted
+test_contract_decided_and_accepted = contract.test_decided_and_accepted_are_by_incident_and_kind
+test_contract_reclaim = contract.test_a_message_a_crashed_worker_left_is_reclaimed_and_reconciled_before_a_resend
+test_contract_deferred = contract.test_a_deferred_message_waits_for_its_time
+test_contract_retry = contract.test_a_retry_waits_for_its_due_time_and_an_uncertain_one_is_reconciled
+test_contract_release = contract.test_a_released_message_goes_back_untried
+test_contract_fallback = contract.test_an_undelivered_sms_falls_back_to_its_email_once
+test_contract_all_clear = contract.test_an_all_clear_skips_a_warning_never_sent_and_supersedes_a_waiting_one
 
 
 # -- many customers: spread, and the same answers as the in-process index ---------------------------
@@ -141,38 +151,47 @@ def test_the_index_spreads_its_docs_keeps_its_sets_together_and_answers_as_in_me
     assert ids(index.segment({"region": "R-moved"})) == {customers[0].id}
 
 
-# -- the ledger: never a message twice, on many incidents ------------------------------------------
+# -- the outbox: never a message twice, on many incidents ------------------------------------------
 
 
-def test_the_ledger_claims_each_message_once_across_threads_and_spreads_by_incident(cluster: RedisCluster) -> None:
-    ledger = RedisLedger(cluster)
-    keys = [MessageKey(f"INC-{i}", f"CU-{j}", "warning") for i in range(60) for j in range(10)]
-    won: Counter[MessageKey] = Counter()
+def test_the_outbox_decides_each_message_once_across_threads_and_spreads_by_incident(cluster: RedisCluster) -> None:
+    outbox = RedisOutbox(cluster, shards=12)
+    t = datetime(2026, 11, 17, 14, tzinfo=UTC)
+    envelopes = [Envelope(Message(MessageKey(f"INC-{i}", f"CU-{j}", "warning"), "sms", f"+1512555{j:04d}", "Outage"),
+                          t, t + timedelta(hours=6)) for i in range(60) for j in range(10)]
+    won: Counter[str] = Counter()
     lock = threading.Lock()
 
-    def claim_all() -> None:
-        mine = [k for k in keys if ledger.claim(k)]
+    def decide_all() -> None:  # four flow workers replaying the same epoch at once
+        mine = outbox.enqueue(envelopes, t)
         with lock:
             won.update(mine)
 
-    workers = [threading.Thread(target=claim_all) for _ in range(4)]
+    workers = [threading.Thread(target=decide_all) for _ in range(4)]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join()
-    assert set(won) == set(keys) and set(won.values()) == {1}, "a message was claimed twice (or never)"
+    assert set(won) == {e.id for e in envelopes} and set(won.values()) == {1}, "a message was decided twice (or never)"
+    assert outbox.backlog("sms") == 600
 
-    for key in keys[:300]:
-        ledger.record(key, "sms", SendResult(ok=True, provider_id="SM1"))  # MULTI: outcome + recipient
-    for key in keys[300:]:
-        ledger.release(key)  # the Lua script, on the key's node
-    assert ledger.recipients("INC-0", "warning") == {f"CU-{j}" for j in range(10)}
-    assert ledger.recipients("INC-59", "warning") == set()
-    assert ledger.outcome(keys[0]) is not None and ledger.outcome(keys[0]) != "pending"
-    assert ledger.outcome(keys[-1]) is None and ledger.claim(keys[-1])  # released: claimable again
-    assert not any(ledger.claim(k) for k in keys[:300])  # recorded: never again
-    entries = keys_per_node(cluster, "{fw:ledger:*")
-    assert min(entries.values()) > 0, f"the ledger did not spread its incidents over the nodes: {entries}"
+    # Two delivery workers drain the streams of every shard; each message is handed out once.
+    taken: Counter[str] = Counter()
+    for consumer in ("w1", "w2") * 10:
+        for lease in outbox.take("sms", consumer, 50, 0.01):
+            taken[lease.message_id] += 1
+            outbox.begin(lease, t)
+            ok = not lease.message_id.startswith("INC-59|")
+            outbox.settle(lease, "sent" if ok else "failed", t,
+                          SendResult(ok=ok, provider_id="SM1" if ok else None, reason="" if ok else "21211"))
+    assert set(taken) == {e.id for e in envelopes} and set(taken.values()) == {1}
+    assert outbox.backlog("sms") == 0 and outbox.reclaim("sms", "w3", 0, 10) == []
+    assert outbox.accepted("INC-0", "warning") == {f"CU-{j}" for j in range(10)}
+    assert outbox.accepted("INC-59", "warning") == set() and len(outbox.decided("INC-59", "warning")) == 10
+    assert outbox.enqueue(envelopes, t) == []  # decided: never again
+    assert outbox.state(envelopes[0].id)["state"] == "sent" and outbox.state(envelopes[-1].id)["state"] == "failed"
+    entries = keys_per_node(cluster, "{fw:out:*")
+    assert min(entries.values()) > 0, f"the outbox did not spread its incidents over the nodes: {entries}"
 
 
 def test_incidents_and_the_contact_log_on_the_cluster(cluster: RedisCluster) -> None:
@@ -237,7 +256,8 @@ def test_the_flow_on_a_cluster_warns_exactly_the_customers_at_risk_once(
     topics = topic_names("cluster")
     create_topics(kafka_broker, topics.values())
     settings = make_settings(topics, kafka_broker, redis_cluster_url, twilio_standin, smtp_server)
-    settings = settings.model_copy(update={"redis": RedisSettings(url=redis_cluster_url, cluster=True)})
+    settings = settings.model_copy(update={"redis": RedisSettings(url=redis_cluster_url, cluster=True),
+                                           "delivery": DeliverySettings(shards=8)})
     loader = RedisCluster.from_url(redis_cluster_url)
     assert RedisCustomerIndex(loader).upsert(scenario.customers) == len(scenario.customers)
     produce(kafka_broker, topics["cases"], (orjson.dumps(e) for e in scenario.events if e["type"] == "case"))
@@ -254,11 +274,12 @@ def test_the_flow_on_a_cluster_warns_exactly_the_customers_at_risk_once(
     received = e2e.received_messages(scenario.customers, twilio_standin, smtp_server)
     warned = Counter((m.customer_id, m.address) for m in received if m.kind == "warning")
     assert warned == expected, "warned the wrong customers, or some twice"
-    ledger = RedisLedger(loader)
-    for incident in opened:  # the ledger's recipient sets (MULTI on the incident's slot) hold the audience
+    outbox = RedisOutbox(loader, shards=8)
+    for incident in opened:  # the outbox's sets (written by scripts on the incident's shard) hold the audience
         audience = e2e.expected_audience(scenario, truths[e2e.TRUTH_OF_TOPIC[incident.topic]], incident)
-        assert ledger.recipients(incident.id, "warning") == set(audience)
+        assert outbox.decided(incident.id, "warning") == outbox.accepted(incident.id, "warning") == set(audience)
     assert RedisIncidentStore(loader).load(opened[0].id) is not None
+    assert min(keys_per_node(loader, "{fw:out:*").values()) > 0, "the outbox's shards did not spread"
 
     sent = len(twilio_standin.messages), len(smtp_server.messages)
     e2e.run_flow(settings, twilio_standin)

@@ -1,13 +1,21 @@
 """Issue 9, the eight broken configurations that `forewarn run` printed as a traceback or accepted and
 failed on later: each is now refused at start with a sentence naming the key (or environment variable)
 to fix, and nothing is sent. Every other edge is healthy: the real broker, Redis, SMTP server and
-the Twilio stand-in."""
+the Twilio stand-in.
+
+Since issue 11 the flow only decides and `forewarn deliver` sends: a delivery worker (`deliver`, or the
+one `run --deliver` starts in-process) refuses all eight, and `run` alone refuses all but the Twilio
+token, which only a sender uses (the flow never talks to Twilio).
+"""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
+from click.testing import Result
 from typer.testing import CliRunner
 
 from forewarn.cli import app
@@ -52,11 +60,31 @@ BROKEN = [
 ]
 
 
+COMMANDS = {"run": ["run"], "run --deliver": ["run", "--deliver"], "deliver": ["deliver"]}
+SENDERS_ONLY = {"a wrong Twilio auth token"}
+CASES = [pytest.param(what, broken, named, command, id=f"{command}: {what}")
+         for what, broken, named in BROKEN for command in COMMANDS
+         if not (command == "run" and what in SENDERS_ONLY)]
+
+
+def invoke(args: list[str], env: dict[str, str], timeout: float = 60.0) -> Result:
+    """`forewarn ARGS` in-process; a command that is not refused would run until stopped, so it gets a
+    thread of its own and the test fails, instead of hanging, when it has not ended in `timeout`."""
+    done: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: done.setdefault("result", CliRunner().invoke(app, args, env=env)),
+                              daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), f"forewarn {' '.join(args)} was not refused: it is still running"
+    return done["result"]
+
+
 @pytest.mark.integration
-@pytest.mark.parametrize(("what", "broken", "named"), BROKEN, ids=[b[0] for b in BROKEN])
-def test_run_refuses_a_broken_configuration_at_start_naming_the_fix(
-    what: str, broken: dict[str, str], named: str, kafka_broker: str, topics: dict[str, str], redis_url: str,
-    twilio_standin: TwilioStandin, smtp_server: SmtpServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(("what", "broken", "named", "command"), CASES)
+def test_run_and_deliver_refuse_a_broken_configuration_at_start_naming_the_fix(
+    what: str, broken: dict[str, str], named: str, command: str, kafka_broker: str, topics: dict[str, str],
+    redis_url: str, twilio_standin: TwilioStandin, smtp_server: SmtpServer, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("FOREWARN_REDIS_URL", raising=False)
     broken = dict(broken)
@@ -66,10 +94,24 @@ def test_run_refuses_a_broken_configuration_at_start_naming_the_fix(
     config = tmp_path / "config.yaml"
     config.write_text(config_text(kafka_broker, topics, redis_url, twilio_standin, smtp_server, broken))
     env = {"TWILIO_ACCOUNT_SID": twilio_standin.account_sid, "TWILIO_AUTH_TOKEN": token}
-    result = CliRunner().invoke(app, ["run", "-c", str(config)], env=env)
+    result = invoke([*COMMANDS[command], "-c", str(config)], env)
     assert isinstance(result.exception, SystemExit), f"{what}: {result.exception!r}"  # not a traceback
     assert result.exit_code in (1, 2), result.output
     flat = " ".join(result.output.split())  # rich wraps long lines
     assert named in flat, flat
     assert "wrong-token" not in flat
     assert twilio_standin.messages == [] and smtp_server.messages == []
+
+
+@pytest.mark.integration
+def test_the_flow_alone_never_talks_to_twilio_so_a_wrong_token_does_not_stop_it(
+    kafka_broker: str, topics: dict[str, str], redis_url: str, twilio_standin: TwilioStandin,
+    smtp_server: SmtpServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("FOREWARN_REDIS_URL", raising=False)
+    config = tmp_path / "config.yaml"
+    config.write_text(config_text(kafka_broker, topics, redis_url, twilio_standin, smtp_server, {}))
+    env = {"TWILIO_ACCOUNT_SID": twilio_standin.account_sid, "TWILIO_AUTH_TOKEN": "wrong-token"}
+    result = invoke(["run", "-c", str(config)], env)  # tail: false, so it reads its (empty) topics and ends
+    assert result.exit_code == 0, result.output
+    assert twilio_standin.requests == 0 and smtp_server.messages == []

@@ -4,6 +4,9 @@ against aiosmtpd, and the outbox file."""
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 
 import orjson
@@ -12,17 +15,15 @@ import redis
 from twilio.rest import Client
 
 from forewarn.connectors.email import SmtpSender
-from forewarn.connectors.memory import InMemoryLedger
 from forewarn.connectors.outbox import OutboxSender
 from forewarn.connectors.redis_index import RedisCustomerIndex
-from forewarn.connectors.sms import TwilioSender
-from forewarn.interfaces import Sender
+from forewarn.connectors.sms import CREDENTIALS_FIX, TwilioSender
+from forewarn.interfaces import Reconciler, Sender
 from forewarn.outreach.audience import build_audience
-from forewarn.outreach.delivery import Deliverer
-from forewarn.records import Customer, Message, MessageKey
+from forewarn.records import Customer, Message, MessageKey, SendResult
 from tests.servers.ports import free_port
 from tests.servers.smtp_server import SmtpServer
-from tests.servers.twilio_standin import AcceptedMessage, TwilioStandin
+from tests.servers.twilio_standin import AcceptedMessage, FaultMode, TwilioStandin, WebhookReceiver
 
 PHONE = "+15125550100"
 SENDER_PHONE = "+15125550199"
@@ -51,14 +52,22 @@ def twilio(twilio_standin: TwilioStandin) -> TwilioSender:
     return TwilioSender(client, from_number=SENDER_PHONE)
 
 
+def quick(standin: TwilioStandin, timeout: float = 0.5, **kwargs: object) -> TwilioSender:
+    """A sender with a short timeout, as `forewarn deliver` builds it."""
+    return TwilioSender.from_settings(standin.account_sid, standin.auth_token, base_url=standin.base_url,
+                                      timeout=timeout, **({"from_number": SENDER_PHONE} | kwargs))  # type: ignore[arg-type]
+
+
 @pytest.mark.integration
 def test_twilio_send_reaches_standin(twilio: TwilioSender, twilio_standin: TwilioStandin) -> None:
-    assert isinstance(twilio, Sender)
+    assert isinstance(twilio, Sender) and isinstance(twilio, Reconciler)
+    assert twilio.identity == f"twilio:{SENDER_PHONE}"
     result = twilio.send(sms())
-    assert result.ok and not result.retryable
+    assert result.ok and not result.retryable and not result.uncertain
     assert result.provider_id is not None and result.provider_id.startswith("SM")
     assert len(result.provider_id) == 34
     assert twilio_standin.messages == [AcceptedMessage(result.provider_id, PHONE, SENDER_PHONE, BODY, None)]
+    assert twilio_standin.messages[0].status_callback is None
 
 
 @pytest.mark.integration
@@ -67,6 +76,7 @@ def test_twilio_from_settings_with_messaging_service(twilio_standin: TwilioStand
         twilio_standin.account_sid, twilio_standin.auth_token,
         messaging_service_sid=SERVICE_SID, base_url=twilio_standin.base_url,
     )
+    assert sender.identity == f"twilio:{SERVICE_SID}"
     result = sender.send(sms())
     assert result.ok
     [accepted] = twilio_standin.messages
@@ -74,10 +84,25 @@ def test_twilio_from_settings_with_messaging_service(twilio_standin: TwilioStand
 
 
 @pytest.mark.integration
+def test_twilio_send_asks_for_a_status_callback(
+    twilio: TwilioSender, twilio_standin: TwilioStandin, webhook_receiver: WebhookReceiver
+) -> None:
+    url = f"{webhook_receiver.base_url}/twilio/status?m=INC-1%7CCU-42%7Cwarning%7Csms"
+    result = twilio.send(sms(), status_callback=url, html="<p>ignored for an SMS</p>")
+    assert result.ok
+    [accepted] = twilio_standin.messages
+    assert accepted.status_callback == url
+    sent, delivered = twilio_standin.wait_for_callbacks(2)
+    assert [sent.status, delivered.status] == ["sent", "delivered"]
+    assert [(r.url, r.params["MessageSid"], r.valid) for r in webhook_receiver.received] == [
+        (url, result.provider_id, True), (url, result.provider_id, True)]
+
+
+@pytest.mark.integration
 def test_twilio_invalid_number_is_final(twilio: TwilioSender, twilio_standin: TwilioStandin) -> None:
     twilio_standin.register_invalid(PHONE)
     result = twilio.send(sms())
-    assert (result.ok, result.retryable, result.opted_out) == (False, False, False)
+    assert (result.ok, result.retryable, result.opted_out, result.uncertain) == (False, False, False, False)
     assert result.reason == "twilio 21211: invalid To number"
     assert twilio_standin.messages == []
 
@@ -91,14 +116,17 @@ def test_twilio_unsubscribed_is_opt_out(twilio: TwilioSender, twilio_standin: Tw
 
 
 @pytest.mark.integration
-def test_a_stop_reply_reported_by_twilio_opts_the_customer_out_in_the_index(
+def test_a_stop_reported_by_twilio_is_an_opt_out_that_the_index_records(
     twilio: TwilioSender, twilio_standin: TwilioStandin, redis_url: str
 ) -> None:
+    # The delivery worker writes a 21610 opt-out back with `record_opt_out` (outreach/dispatch.py); here
+    # the sender's half against the stand-in, and the index's half: the customer leaves the SMS audience.
     index = RedisCustomerIndex(redis.Redis.from_url(redis_url), prefix="stop")
     index.upsert([Customer(id="CU-42", region="TX-453", phone=PHONE, email=EMAIL)])
     twilio_standin.register_unsubscribed(PHONE)
-    deliverer = Deliverer(InMemoryLedger(), {"sms": twilio}, opt_outs=index)
-    assert deliverer.deliver(sms()) == "failed"
+    result = twilio.send(sms())
+    assert result.opted_out and not result.retryable
+    assert index.record_opt_out("CU-42", "sms")
     [stored] = index.get_many(["CU-42"])
     assert stored is not None and stored.opt_out.sms and not stored.opt_out.email
     [card] = index.contacts({"region": "TX-453"})
@@ -106,15 +134,16 @@ def test_a_stop_reply_reported_by_twilio_opts_the_customer_out_in_the_index(
     # the next incident's message for them is not attempted at the provider: they are excluded
     audience = build_audience({"region": "TX-453"}, index, frozenset(), max_audience=10)
     assert audience.recipients == [] and audience.excluded == {"opted out of sms": 1}
+    assert twilio_standin.attempts[PHONE] == 1
 
 
 @pytest.mark.integration
 def test_twilio_rate_limit_is_retryable_then_succeeds(
     twilio: TwilioSender, twilio_standin: TwilioStandin
 ) -> None:
-    twilio_standin.register_rate_limited(PHONE, times=1)
+    twilio_standin.register_rate_limited(PHONE, times=1, retry_after=2)
     first = twilio.send(sms())
-    assert (first.ok, first.retryable) == (False, True)
+    assert (first.ok, first.retryable, first.uncertain, first.retry_after) == (False, True, False, 2.0)
     assert first.reason == "twilio 20429: rate limited"
     second = twilio.send(sms())
     assert second.ok
@@ -122,11 +151,52 @@ def test_twilio_rate_limit_is_retryable_then_succeeds(
 
 
 @pytest.mark.integration
-def test_twilio_server_error_is_retryable(twilio: TwilioSender, twilio_standin: TwilioStandin) -> None:
+@pytest.mark.parametrize(("header", "expected"), [(None, None), ("0", 0.0), ("1.5", 1.5), ("next week", None)])
+def test_twilio_retry_after_in_seconds_or_absent(
+    twilio: TwilioSender, twilio_standin: TwilioStandin, header: str | None, expected: float | None
+) -> None:
+    twilio_standin.register_rate_limited(PHONE, retry_after=header)
+    assert twilio.send(sms()).retry_after == expected
+
+
+@pytest.mark.integration
+def test_twilio_retry_after_as_an_http_date(twilio: TwilioSender, twilio_standin: TwilioStandin) -> None:
+    twilio_standin.register_rate_limited(PHONE, retry_after=format_datetime(datetime.now(UTC) + timedelta(seconds=30),
+                                                                            usegmt=True))
+    wait = twilio.send(sms()).retry_after
+    assert wait is not None and 25 <= wait <= 30
+
+
+@pytest.mark.integration
+def test_twilio_server_error_is_retryable_and_uncertain(twilio: TwilioSender, twilio_standin: TwilioStandin) -> None:
     twilio_standin.fail_next(1)
     result = twilio.send(sms())
-    assert (result.ok, result.retryable) == (False, True)
-    assert "server error" in result.reason
+    assert (result.ok, result.retryable, result.uncertain) == (False, True, True)
+    assert result.reason == "twilio 20500: server error (HTTP 500)"
+
+
+@pytest.mark.integration
+def test_twilio_down_is_retryable_and_uncertain(twilio: TwilioSender, twilio_standin: TwilioStandin) -> None:
+    twilio_standin.set_down(True)
+    result = twilio.send(sms())
+    assert (result.retryable, result.uncertain, result.reason) == (True, True, "twilio 20503: server error (HTTP 503)")
+    twilio_standin.set_down(False)
+    assert twilio.send(sms()).ok
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("mode", "reason"), [
+    ("error", "twilio 20500: server error (HTTP 500)"),
+    ("drop", "twilio: connection dropped"),
+    ("stall", "twilio: timeout"),
+])
+def test_twilio_failure_after_accept_is_uncertain(
+    twilio_standin: TwilioStandin, mode: FaultMode, reason: str
+) -> None:
+    twilio_standin.fail_after_accept(1, mode)
+    result = quick(twilio_standin, timeout=0.3).send(sms())
+    assert (result.ok, result.retryable, result.uncertain, result.reason) == (False, True, True, reason)
+    assert twilio_standin.accepted_for(PHONE) == 1  # Twilio took it: a blind re-send would text twice
 
 
 @pytest.mark.integration
@@ -136,7 +206,7 @@ def test_twilio_bad_auth_halts_the_channel_not_the_message(twilio_standin: Twili
         twilio_standin.account_sid, "wrong-token", from_number=SENDER_PHONE, base_url=twilio_standin.base_url
     )
     result = sender.send(sms())
-    assert (result.ok, result.retryable, result.halts_channel) == (False, True, True)
+    assert (result.ok, result.retryable, result.halts_channel, result.uncertain) == (False, True, True, False)
     assert result.reason.startswith("twilio 20003: channel halted: authentication failed")
     assert "TWILIO_AUTH_TOKEN" in result.reason
     assert twilio_standin.messages == []
@@ -150,22 +220,24 @@ def test_twilio_missing_body_is_final(twilio: TwilioSender, twilio_standin: Twil
 
 
 @pytest.mark.integration
-def test_twilio_unreachable_is_retryable() -> None:
+def test_twilio_unreachable_is_retryable_and_certain() -> None:
     sender = TwilioSender.from_settings(
         "AC" + "0" * 32, "token", from_number=SENDER_PHONE, base_url=f"http://127.0.0.1:{free_port()}"
     )
     result = sender.send(sms())
-    assert (result.ok, result.retryable, result.reason) == (False, True, "twilio: connection failed")
+    # A refused connection sent nothing: no reconcile is needed before trying again.
+    assert (result.ok, result.retryable, result.uncertain, result.reason) == (
+        False, True, False, "twilio: connection failed")
 
 
 @pytest.mark.integration
-def test_twilio_timeout_is_retryable(silent_port: int) -> None:
+def test_twilio_timeout_is_retryable_and_uncertain(silent_port: int) -> None:
     sender = TwilioSender.from_settings(
         "AC" + "0" * 32, "token", from_number=SENDER_PHONE,
         base_url=f"http://127.0.0.1:{silent_port}", timeout=0.3,
     )
     result = sender.send(sms())
-    assert (result.ok, result.retryable, result.reason) == (False, True, "twilio: timeout")
+    assert (result.ok, result.retryable, result.uncertain, result.reason) == (False, True, True, "twilio: timeout")
 
 
 @pytest.mark.integration
@@ -173,11 +245,147 @@ def test_twilio_logs_carry_no_number_or_body(
     twilio: TwilioSender, twilio_standin: TwilioStandin, caplog: pytest.LogCaptureFixture
 ) -> None:
     twilio_standin.register_invalid(PHONE)
-    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="forewarn.connectors")
     twilio.send(sms())
     twilio.send(sms(to="+15125550101"))
-    assert caplog.records, "expected the sender and the client to log something"
-    assert PHONE not in caplog.text and "5550101" not in caplog.text and BODY not in caplog.text
+    twilio_standin.fail_after_accept(1, "error")
+    twilio.send(sms(to="+15125550102"))
+    assert twilio.find_sent(sms(to="+15125550102"), datetime.now(UTC)) is not None
+    twilio_standin.set_down(True)
+    twilio.find_sent(sms(to="+15125550102"), datetime.now(UTC))
+    assert caplog.records, "expected the sender to log something"
+    for number in (PHONE, "5550101", "5550102"):
+        assert number not in caplog.text
+    assert BODY not in caplog.text
+
+
+# --- Twilio: reconciling with the provider's log (find_sent) --------------------------------
+
+
+@pytest.mark.integration
+def test_find_sent_finds_the_accepted_message_by_its_body(twilio: TwilioSender, twilio_standin: TwilioStandin) -> None:
+    since = datetime.now(UTC)
+    twilio_standin.fail_after_accept(1, "drop")
+    lost = twilio.send(sms())
+    assert lost.uncertain
+    [accepted] = twilio_standin.messages
+    # newer messages to the same number, and the same body to someone else, do not confuse it
+    for body in ("Another notice.", "A third notice."):
+        assert twilio.send(sms(body=body)).ok
+    assert twilio.send(sms(to="+15125550101")).ok
+    found = twilio.find_sent(sms(), since)
+    assert found == SendResult(ok=True, provider_id=accepted.sid, reason="found in the provider's log")
+
+
+@pytest.mark.integration
+def test_find_sent_pages_through_newer_messages(twilio_standin: TwilioStandin) -> None:
+    sender = quick(twilio_standin)
+    since = datetime.now(UTC)
+    assert sender.send(sms()).ok
+    for i in range(7):
+        assert sender.send(sms(body=f"Later notice {i}.")).ok
+    before = twilio_standin.requests
+    found = sender.find_sent(sms(), since, page_size=2)
+    assert found is not None and found.ok and found.provider_id == twilio_standin.messages[0].sid
+    assert twilio_standin.requests - before == 4  # 8 messages newest first, 2 a page: the 4th page has it
+
+
+@pytest.mark.integration
+def test_find_sent_is_none_when_twilio_has_no_such_message(
+    twilio: TwilioSender, twilio_standin: TwilioStandin
+) -> None:
+    since = datetime.now(UTC)
+    assert twilio.find_sent(sms(), since) is None  # nothing at all
+    assert twilio.send(sms(body="A different notice.")).ok
+    assert twilio.send(sms(to="+15125550101")).ok
+    assert twilio.find_sent(sms(), since) is None  # same number, other body; same body, other number
+    other = TwilioSender.from_settings(twilio_standin.account_sid, twilio_standin.auth_token,
+                                       from_number="+15125550198", base_url=twilio_standin.base_url)
+    assert other.send(sms()).ok
+    assert twilio.find_sent(sms(), since) is None  # the same text from another of our numbers is not ours
+
+
+@pytest.mark.integration
+def test_find_sent_stops_at_messages_older_than_since(twilio: TwilioSender, twilio_standin: TwilioStandin) -> None:
+    twilio_standin.clock_offset = -600  # accepted "ten minutes ago"
+    assert twilio.send(sms()).ok
+    twilio_standin.clock_offset = 0
+    now = datetime.now(UTC)
+    assert twilio.find_sent(sms(), now) is None  # an older identical text (a former incident) is not this one
+    found = twilio.find_sent(sms(), now - timedelta(minutes=9))  # 9 min, less the 2 min slack: it is in range
+    assert found is not None and found.ok
+
+
+@pytest.mark.integration
+def test_find_sent_with_a_messaging_service(twilio_standin: TwilioStandin) -> None:
+    sender = quick(twilio_standin, from_number=None, messaging_service_sid=SERVICE_SID)
+    since = datetime.now(UTC)
+    assert sender.send(sms()).ok
+    other = quick(twilio_standin, from_number=None, messaging_service_sid="MG" + "b" * 32)
+    assert other.find_sent(sms(), since) is None
+    found = sender.find_sent(sms(), since)
+    assert found is not None and found.provider_id == twilio_standin.messages[0].sid
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("fault", "reason", "retry_after"), [
+    ("down", "lookup failed: twilio 20503: server error (HTTP 503)", None),
+    ("429", "lookup failed: twilio 20429: rate limited", 1.0),
+    ("refused", "lookup failed: twilio: connection failed", None),
+    ("auth", "lookup failed: twilio 20003: channel halted: authentication failed; " + CREDENTIALS_FIX, None),
+])
+def test_find_sent_reports_a_failed_lookup(
+    twilio_standin: TwilioStandin, fault: str, reason: str, retry_after: float | None
+) -> None:
+    sender = quick(twilio_standin)
+    since = datetime.now(UTC)
+    assert sender.send(sms()).ok
+    if fault == "down":
+        twilio_standin.down(5)
+    elif fault == "429":
+        twilio_standin.fail_next(1, status=429, retry_after=1)
+    elif fault == "refused":
+        sender = TwilioSender.from_settings("AC" + "0" * 32, "token", from_number=SENDER_PHONE,
+                                            base_url=f"http://127.0.0.1:{free_port()}")
+    else:
+        sender = TwilioSender.from_settings(twilio_standin.account_sid, "wrong-token", from_number=SENDER_PHONE,
+                                            base_url=twilio_standin.base_url)
+    found = sender.find_sent(sms(), since)
+    assert found is not None
+    assert (found.ok, found.retryable, found.uncertain, found.reason) == (False, True, True, reason)
+    assert found.halts_channel == (fault == "auth")
+    assert found.retry_after == retry_after
+
+
+# --- Twilio: many threads at once ----------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_one_sender_is_safe_from_many_threads(twilio_standin: TwilioStandin) -> None:
+    sender = quick(twilio_standin, timeout=5, pool_size=16)
+    threads, per_thread = 16, 25
+    numbers = [f"+1512555{t:02d}{i:02d}" for t in range(threads) for i in range(per_thread)]
+    # every 5th number is rate limited once, each with its own Retry-After: a thread must read its own
+    limited = {n: float(k % 7 + 1) for k, n in enumerate(numbers) if k % 5 == 0}
+    for number, wait in limited.items():
+        twilio_standin.register_rate_limited(number, retry_after=wait)
+
+    def work(numbers: list[str]) -> list[tuple[str, SendResult]]:
+        results = []
+        for number in numbers:
+            first = sender.send(sms(to=number))
+            results.append((number, first))
+            if not first.ok:
+                results.append((number, sender.send(sms(to=number))))
+        return results
+
+    with ThreadPoolExecutor(threads) as pool:
+        outcomes = [r for part in pool.map(work, [numbers[t::threads] for t in range(threads)]) for r in part]
+    retried = [(n, r.retry_after) for n, r in outcomes if not r.ok]
+    assert sorted(retried) == sorted(limited.items())
+    assert sorted(n for n, r in outcomes if r.ok) == sorted(numbers)
+    assert twilio_standin.accepted_counts() == dict.fromkeys(numbers, 1)  # every recipient accepted once
+    assert twilio_standin.connections <= threads  # keep-alive: connections are pooled and reused
 
 
 # --- SMTP ---------------------------------------------------------------------------------

@@ -1,5 +1,8 @@
 """Issue 9: every edge is checked before the flow starts, against real servers, and a failure names
-the setting to fix (never a traceback): Redis, the broker, Twilio (the stand-in), SMTP."""
+the setting to fix (never a traceback): Redis, the broker, Twilio (the stand-in), SMTP.
+
+Since issue 11 the flow (`forewarn run`) and the delivery workers (`forewarn deliver`) check what each
+uses: the flow the broker, Redis and the templates; a worker Redis and the senders."""
 
 from __future__ import annotations
 
@@ -159,6 +162,26 @@ def test_preflight_passes_on_healthy_edges_and_lists_every_broken_one(
     for named in ("kafka.brokers", "fix redis.url", "TWILIO_AUTH_TOKEN", "email.port"):
         assert named in message, message
     assert "wrong-token" not in message
+
+    # The flow alone (`forewarn run`): it never sends, so it does not check the senders.
+    with pytest.raises(ConfigError) as caught:
+        preflight(broken, wrong, timeout=1, senders=False)
+    assert "kafka.brokers" in str(caught.value) and "fix redis.url" in str(caught.value)
+    assert "TWILIO_AUTH_TOKEN" not in str(caught.value) and "email.port" not in str(caught.value)
+    preflight(settings, wrong, timeout=1, senders=False)  # a wrong token is no concern of the flow's
+    # A delivery worker (`forewarn deliver`): Redis and the senders; no broker needed, none checked.
+    with pytest.raises(ConfigError) as caught:
+        preflight(broken, wrong, timeout=1, flow=False)
+    for named in ("fix redis.url", "TWILIO_AUTH_TOKEN", "email.port"):
+        assert named in str(caught.value), str(caught.value)
+    assert "kafka" not in str(caught.value) and "forewarn deliver" not in str(caught.value)
+    worker_only = settings.model_copy(update={"kafka": None})
+    preflight(worker_only, secrets_for(twilio_standin), timeout=1, flow=False)
+    with pytest.raises(ConfigError, match=r"incomplete for `forewarn run`:\n  kafka: missing"):
+        preflight(worker_only, secrets_for(twilio_standin), timeout=1)
+    no_redis = worker_only.model_copy(update={"redis": None})
+    with pytest.raises(ConfigError, match=r"incomplete for `forewarn deliver`:\n  redis: missing"):
+        preflight(no_redis, secrets_for(twilio_standin), timeout=1, flow=False)
 
 
 @pytest.fixture

@@ -47,6 +47,21 @@ BROKEN = [
     ("detection: {window: -1h}\n", "detection.window:", "must be positive"),
     ("outreach: {templates: /nonexistent/forewarn-templates}\n", "outreach.templates:", "*.j2 templates"),
     ("outreach: {templates: no-such-templates}\n", "outreach.templates:", "*.j2 templates"),
+    ("outreach: {urgent_hazard_rank: 5}\n", "outreach.urgent_hazard_rank:", "less than or equal to 4"),
+    # issue 11: retries are the delivery workers' now (delivery.backoff, delivery.deadline)
+    ("outreach: {retry_attempts: 3}\n", "outreach.retry_attempts:", "unknown key"),
+    ("outreach: {retry_backoff: 500ms}\n", "outreach.retry_backoff:", "unknown key"),
+    ("delivery: {deadline: 0s}\n", "delivery.deadline:", "must be positive"),
+    ("delivery: {backoff: -1s}\n", "delivery.backoff:", "must be positive"),
+    ("delivery: {reclaim_after: 0s}\n", "delivery.reclaim_after:", "must be positive"),
+    ("delivery: {breaker_cooldown: 0s}\n", "delivery.breaker_cooldown:", "must be positive"),
+    ("delivery: {concurrency: {sms: 0}}\n", "delivery.concurrency:", "at least 1"),
+    ("delivery: {concurrency: {fax: 2}}\n", "delivery.concurrency", "'sms' or 'email'"),
+    ("delivery: {shards: 0}\n", "delivery.shards:", "greater than or equal to 1"),
+    ("web: {public_url: forewarn.example.com}\n", "web.public_url:", "https://"),
+    ("web: {port: 70000}\n", "web.port:", "1 to 65535"),
+    (SMS % "from_number: '+15125550199', rate_per_second: 0", "sms.rate_per_second:", "greater than 0"),
+    (EMAIL % "rate_per_second: -1", "email.rate_per_second:", "greater than 0"),
 ]
 
 
@@ -80,6 +95,11 @@ GOOD = [
     EMAIL % "port: 465, username: forewarn",
     "recovery: {directory: rec, backup_interval: 0s}\n",
     "hazards: {poll: {user_agent: 'fw (ops@example.com)'}}\n",
+    "delivery: {deadline: 6h, backoff: 2s, max_backoff: 1m, concurrency: {sms: 4, email: 2}, shards: 8}\n",
+    "web: {public_url: 'https://forewarn.example.com', port: 8080}\n",
+    SMS % "from_number: '+15125550199', rate_per_second: 1",
+    EMAIL % "rate_per_second: 0.5",
+    "outreach: {urgent_topics: [gas_leak], urgent_hazard_rank: 4, quiet_hours: ['21:00', '08:00']}\n",
 ]
 
 

@@ -6,9 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from forewarn.connectors.memory import InMemoryContactLog, InMemoryLedger
-from forewarn.outreach.delivery import ContactCap, Deliverer
-from forewarn.records import Channel, Message, MessageKey, SendResult
+from forewarn.connectors.memory import InMemoryContactLog
+from forewarn.connectors.memory_outbox import InMemoryOutbox
+from forewarn.interfaces import Rendered
+from forewarn.outreach.audience import Recipient
+from forewarn.outreach.enqueue import ContactCap, DeliveryTally, Enqueuer
+from forewarn.records import Channel, Customer, Message, MessageKind, SendResult
+from tests.recording import Clock, Courier
 
 T = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
@@ -19,27 +23,54 @@ class Recorder:
     def __init__(self) -> None:
         self.sent: list[Message] = []
 
-    def send(self, message: Message) -> SendResult:
+    def send(self, message: Message, *, status_callback: str | None = None, html: str | None = None) -> SendResult:
         self.sent.append(message)
         return SendResult(ok=True)
 
 
-def _msg(incident: str, kind: str = "warning", customer: str = "CU-1") -> Message:
-    return Message(MessageKey(incident, customer, kind), "sms", "+15125550100", "body")  # type: ignore[arg-type]
+def _render(customer: Customer, channel: Channel) -> tuple[Rendered, str | None]:
+    return Rendered(None, "body"), None
+
+
+def _recipient(customer: str = "CU-1") -> Recipient[Customer]:
+    return Recipient(Customer(id=customer, region="R1", phone="+15125550100"), "sms", "+15125550100")
 
 
 def test_the_third_warning_in_a_day_is_capped_and_can_go_out_later() -> None:
-    sms = Recorder()
-    ledger = InMemoryLedger()
-    deliver = Deliverer(ledger, {"sms": sms}, cap=ContactCap(InMemoryContactLog(), max_messages=2))
-    assert deliver.deliver(_msg("INC-1"), T) == "sent"
-    assert deliver.deliver(_msg("INC-2"), T + timedelta(hours=3)) == "sent"
-    assert deliver.deliver(_msg("INC-3"), T + timedelta(hours=6)) == "capped"
-    assert deliver.deliver(_msg("INC-1", "resolved"), T + timedelta(hours=7)) == "sent"  # all-clears pass
-    assert deliver.deliver(_msg("INC-3", customer="CU-2"), T + timedelta(hours=6)) == "sent"  # per customer
-    # The capped claim was released: once the day has passed, the same warning may go out.
-    assert deliver.deliver(_msg("INC-3"), T + timedelta(hours=25)) == "sent"
-    assert [m.key.incident_id for m in sms.sent if m.key.customer_id == "CU-1"] == ["INC-1", "INC-2", "INC-1", "INC-3"]
+    sms, outbox, clock = Recorder(), InMemoryOutbox(), Clock(T)
+    enqueuer = Enqueuer(outbox, cap=ContactCap(InMemoryContactLog(), max_messages=2), clock=clock)
+    courier = Courier(outbox, {"sms": sms}, clock)
+
+    def decide(incident: str, at: datetime, kind: MessageKind = "warning", customer: str = "CU-1") -> dict[str, int]:
+        """What the enqueuer decided for one customer at `at` (the incident's time, and the wall clock's)."""
+        clock.now = at
+        tally = DeliveryTally()
+        enqueuer.enqueue(tally, incident, kind, [_recipient(customer)], _render, at)
+        courier.run()  # a worker sends what was decided before the next decision
+        return dict(tally.outcomes)
+
+    assert decide("INC-1", T) == {"enqueued": 1}
+    assert decide("INC-2", T + timedelta(hours=3)) == {"enqueued": 1}
+    assert decide("INC-3", T + timedelta(hours=6)) == {"capped": 1}
+    assert outbox.decided("INC-3", "warning") == set()  # a capped warning is not decided, so not queued
+    assert decide("INC-1", T + timedelta(hours=7), "resolved") == {"enqueued": 1}  # all-clears pass
+    assert decide("INC-3", T + timedelta(hours=6), customer="CU-2") == {"enqueued": 1}  # per customer
+    # The capped warning was never decided: once the day has passed, the same warning may go out.
+    assert decide("INC-3", T + timedelta(hours=25)) == {"enqueued": 1}
+    to_one = [(m.key.incident_id, m.key.kind) for m in sms.sent if m.key.customer_id == "CU-1"]
+    assert to_one == [("INC-1", "warning"), ("INC-2", "warning"), ("INC-1", "resolved"), ("INC-3", "warning")]
+
+
+def test_a_replayed_warning_counts_once_against_the_cap() -> None:
+    """The contact log gets a decided warning once: a replay (a duplicate) does not use up the cap."""
+    log, outbox = InMemoryContactLog(), InMemoryOutbox()
+    enqueuer = Enqueuer(outbox, cap=ContactCap(log, max_messages=2), clock=Clock(T))
+    for _ in range(3):
+        enqueuer.enqueue(DeliveryTally(), "INC-1", "warning", [_recipient()], _render, T)
+    assert log.count_since("CU-1", T - timedelta(hours=1)) == 1
+    tally = DeliveryTally()
+    enqueuer.enqueue(tally, "INC-2", "warning", [_recipient()], _render, T + timedelta(hours=1))
+    assert dict(tally.outcomes) == {"enqueued": 1}
 
 
 @pytest.mark.integration
@@ -61,9 +92,7 @@ def test_redis_contact_log_counts_by_event_time(redis_url: str) -> None:
 def test_counts_for_many_customers_agree_with_one_at_a_time(kind: str, request: pytest.FixtureRequest) -> None:
     import redis
 
-    from forewarn.connectors.memory import InMemoryContactLog
     from forewarn.connectors.redis_contact_log import RedisContactLog
-    from forewarn.outreach.delivery import ContactCap
 
     log = (InMemoryContactLog() if kind == "memory"
            else RedisContactLog(redis.Redis.from_url(request.getfixturevalue("redis_url")), prefix="many"))

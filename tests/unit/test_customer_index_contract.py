@@ -1,23 +1,29 @@
-"""One contract for every CustomerIndex and Ledger: in-memory and Redis behave the same."""
+"""One contract for every CustomerIndex and Outbox: in-memory and Redis behave the same.
+
+The outbox is where a message is decided once (the ledger's old job) and where delivery workers
+take, settle and reschedule it; `InMemoryOutbox` (the demo's) and `RedisOutbox` must agree on all of it.
+"""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import redis
 
-from forewarn.connectors.memory import InMemoryCustomerIndex, InMemoryLedger
+from forewarn.connectors.memory import InMemoryCustomerIndex
+from forewarn.connectors.memory_outbox import InMemoryOutbox
 from forewarn.connectors.redis_index import RedisCustomerIndex
-from forewarn.connectors.redis_ledger import RedisLedger
+from forewarn.connectors.redis_outbox import RedisOutbox
+from forewarn.envelopes import Envelope, Lease
 from forewarn.geo import Area
-from forewarn.interfaces import CustomerIndex, Ledger
-from forewarn.records import Customer, MessageKey, SendResult
+from forewarn.interfaces import CustomerIndex, DeliveryQueue, Outbox
+from forewarn.records import Channel, Customer, Message, MessageKey, MessageKind, SendResult
 
 
 def customer(
@@ -73,15 +79,14 @@ def clock() -> Clock:
     return Clock()
 
 
-LedgerFactory = Callable[[timedelta], Ledger]
+AnOutbox = InMemoryOutbox | RedisOutbox
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])
-def make_ledger(request: pytest.FixtureRequest, clock: Clock) -> LedgerFactory:
+def outbox(request: pytest.FixtureRequest) -> AnOutbox:
     if request.param == "memory":
-        return lambda ttl: InMemoryLedger(ttl, clock=clock)
-    client = request.getfixturevalue("redis_client")
-    return lambda ttl: RedisLedger(client, prefix="t", claim_ttl=ttl, clock=clock)
+        return InMemoryOutbox()
+    return RedisOutbox(request.getfixturevalue("redis_client"), prefix="t", shards=3)
 
 
 def ids(customers: Iterator[Customer]) -> set[str]:
@@ -274,85 +279,182 @@ def test_unknown_attribute_is_refused(index: CustomerIndex) -> None:
         index.value_counts("colour", ["red"])
 
 
-# -- ledger -----------------------------------------------------------------------------------
+# -- outbox -----------------------------------------------------------------------------------
 
 KEY = MessageKey("INC-1", "CU-1", "warning")
+ID = "INC-1|CU-1|warning|sms"
+T = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
+NO_WAIT = 0.01
+"""`take`'s wait when the queue is empty (Redis reads a BLOCK of 0 as "forever")."""
 
 
-def test_ledger_satisfies_protocol(make_ledger: LedgerFactory) -> None:
-    assert isinstance(make_ledger(timedelta(hours=1)), Ledger)
+def envelope(customer: str = "CU-1", kind: MessageKind = "warning", channel: Channel = "sms",
+             incident: str = "INC-1", not_before: datetime | None = None, fallback: Envelope | None = None,
+             ) -> Envelope:
+    to = "+15125550100" if channel == "sms" else f"{customer.lower()}@example.com"
+    message = Message(MessageKey(incident, customer, kind), channel, to, "Outage near you.",
+                      "Outage" if channel == "email" else None)
+    return Envelope(message, T, T + timedelta(hours=6), not_before, "<p>Outage</p>" if channel == "email" else None,
+                    fallback)
 
 
-def test_claim_only_once(make_ledger: LedgerFactory) -> None:
-    ledger = make_ledger(timedelta(hours=1))
-    assert ledger.claim(KEY) is True
-    assert ledger.claim(KEY) is False
-    assert ledger.claim(MessageKey("INC-1", "CU-1", "resolved")) is True
+def take_one(outbox: AnOutbox, channel: Channel = "sms", consumer: str = "w1") -> Lease:
+    [lease] = outbox.take(channel, consumer, 10, NO_WAIT)
+    return lease
 
 
-def test_release_allows_reclaim(make_ledger: LedgerFactory) -> None:
-    ledger = make_ledger(timedelta(hours=1))
-    assert ledger.claim(KEY)
-    ledger.release(KEY)
-    assert ledger.claim(KEY) is True
+def test_outbox_satisfies_both_protocols(outbox: AnOutbox) -> None:
+    assert isinstance(outbox, Outbox) and isinstance(outbox, DeliveryQueue)
 
 
-def test_release_never_removes_a_recorded_send(make_ledger: LedgerFactory) -> None:
-    ledger = make_ledger(timedelta(hours=1))
-    assert ledger.claim(KEY)
-    ledger.record(KEY, "sms", SendResult(ok=True, provider_id="SM1"))
-    ledger.release(KEY)
-    assert ledger.claim(KEY) is False
-    outcome = ledger.outcome(KEY)  # type: ignore[attr-defined]
-    assert outcome["status"] == "sent" and outcome["channel"] == "sms" and outcome["provider_id"] == "SM1"
-    assert outcome["at"] == "2026-11-20T14:00:00Z"
+def test_taking_from_an_empty_queue_without_a_wait_returns_at_once(outbox: AnOutbox) -> None:
+    started = time.monotonic()
+    assert outbox.take("sms", "w1", 10, 0) == [] and outbox.take("email", "w1", 10, 0) == []
+    assert time.monotonic() - started < 1  # a block of 0 is no wait (Redis's BLOCK 0 would be for ever)
 
 
-def test_failed_record_is_final_and_not_a_recipient(make_ledger: LedgerFactory) -> None:
-    ledger = make_ledger(timedelta(hours=1))
-    assert ledger.claim(KEY)
-    ledger.record(KEY, "email", SendResult(ok=False, reason="invalid_address"))
-    assert ledger.claim(KEY) is False
-    assert ledger.outcome(KEY)["status"] == "failed"  # type: ignore[attr-defined]
-    assert ledger.recipients("INC-1", "warning") == set()
+def test_a_key_is_decided_only_once(outbox: AnOutbox) -> None:
+    assert outbox.enqueue([envelope()], T) == [ID]
+    assert outbox.enqueue([envelope()], T) == []
+    assert outbox.enqueue([envelope(channel="email")], T) == []  # one message per key, whatever the channel
+    assert outbox.enqueue([envelope(kind="resolved"), envelope("CU-2"), envelope("CU-2")], T) == [
+        "INC-1|CU-1|resolved|sms", "INC-1|CU-2|warning|sms"]  # a batch decides each key once too
+    assert outbox.backlog("sms") == 3 and outbox.backlog("email") == 0
+    assert outbox.funnel("INC-1") == {"decided": 3, "enqueued": 3}
 
 
-def test_recipients(make_ledger: LedgerFactory) -> None:
-    ledger = make_ledger(timedelta(hours=1))
-    for cid in ("CU-1", "CU-2"):
-        key = MessageKey("INC-1", cid, "warning")
-        assert ledger.claim(key)
-        ledger.record(key, "sms", SendResult(ok=True))
-    other = MessageKey("INC-1", "CU-3", "resolved")
-    assert ledger.claim(other)
-    ledger.record(other, "sms", SendResult(ok=True))
-    assert ledger.recipients("INC-1", "warning") == {"CU-1", "CU-2"}
-    assert ledger.recipients("INC-1", "resolved") == {"CU-3"}
-    assert ledger.recipients("INC-2", "warning") == set()
+def test_a_settled_message_is_never_decided_or_sent_again(outbox: AnOutbox, clock: Clock) -> None:
+    outbox.enqueue([envelope()], clock.now)
+    lease = take_one(outbox)
+    begun = outbox.begin(lease, clock.now)
+    assert (begun.verdict, begun.attempts, begun.envelope) == ("send", 1, envelope())
+    outbox.settle(lease, "sent", clock.now, SendResult(ok=True, provider_id="SM1"))
+    assert outbox.enqueue([envelope()], clock.now) == []
+    assert outbox.backlog("sms") == 0 and outbox.take("sms", "w1", 10, NO_WAIT) == []
+    state = outbox.state(ID)
+    assert (state["state"], state["provider_id"], state["attempts"]) == ("sent", "SM1", "1")
+    history = outbox.history("INC-1", "CU-1")
+    assert list(history) == [ID]
+    assert [(e["state"], e["at"]) for e in history[ID]] == [
+        ("decided", T), ("enqueued", T), ("sending", T), ("sent", T)]
+    # a second settle (a worker that took a duplicate entry) changes nothing
+    outbox.settle(lease, "failed", clock.now, SendResult(ok=False, reason="late"))
+    assert outbox.state(ID)["state"] == "sent" and outbox.accepted("INC-1", "warning") == {"CU-1"}
 
 
-def test_memory_pending_claim_expires_after_ttl(clock: Clock) -> None:
-    ledger = InMemoryLedger(timedelta(minutes=5), clock=clock)
-    assert ledger.claim(KEY)
-    clock.now += timedelta(minutes=4)
-    assert ledger.claim(KEY) is False
-    clock.now += timedelta(minutes=2)
-    assert ledger.claim(KEY) is True
+def test_a_failed_message_is_final_and_not_accepted(outbox: AnOutbox, clock: Clock) -> None:
+    outbox.enqueue([envelope(channel="email")], clock.now)
+    lease = take_one(outbox, "email")
+    outbox.begin(lease, clock.now)
+    outbox.settle(lease, "failed", clock.now, SendResult(ok=False, reason="invalid_address"))
+    assert outbox.enqueue([envelope(channel="email")], clock.now) == []
+    state = outbox.state("INC-1|CU-1|warning|email")
+    assert (state["state"], state["reason"]) == ("failed", "invalid_address")
+    assert outbox.accepted("INC-1", "warning") == set() and outbox.decided("INC-1", "warning") == {"CU-1"}
+    assert outbox.funnel("INC-1") == {"decided": 1, "enqueued": 1, "failed": 1}
 
 
-@pytest.mark.integration
-def test_redis_pending_claim_has_ttl_and_record_clears_it(redis_client: redis.Redis) -> None:
-    ledger = RedisLedger(redis_client, prefix="t", claim_ttl=timedelta(milliseconds=200))
-    key = "{t:ledger:INC-1}:CU-1|warning"  # KEY, tagged by its incident
-    assert ledger.claim(KEY)
-    assert 0 < redis_client.pttl(key) <= 200  # type: ignore[operator]
-    ledger.record(KEY, "sms", SendResult(ok=True))
-    assert redis_client.pttl(key) == -1
-    other = MessageKey("INC-1", "CU-9", "warning")
-    assert ledger.claim(other)
-    redis_client.pexpire("{t:ledger:INC-1}:CU-9|warning", 1)
-    time.sleep(0.05)
-    assert ledger.claim(other) is True  # an expired pending claim ("maybe sent") is claimable again
+def test_decided_and_accepted_are_by_incident_and_kind(outbox: AnOutbox, clock: Clock) -> None:
+    outbox.enqueue([envelope("CU-1"), envelope("CU-2"), envelope("CU-3", "resolved"), envelope("CU-4")], clock.now)
+    for lease in outbox.take("sms", "w1", 10, NO_WAIT):
+        outbox.begin(lease, clock.now)
+        ok = not lease.message_id.startswith("INC-1|CU-4")
+        outbox.settle(lease, "sent" if ok else "failed", clock.now, SendResult(ok=ok))
+    assert outbox.decided("INC-1", "warning") == {"CU-1", "CU-2", "CU-4"}
+    assert outbox.accepted("INC-1", "warning") == {"CU-1", "CU-2"}
+    assert outbox.accepted("INC-1", "resolved") == {"CU-3"}
+    assert outbox.decided("INC-2", "warning") == outbox.accepted("INC-2", "warning") == set()
+
+
+def test_a_message_a_crashed_worker_left_is_reclaimed_and_reconciled_before_a_resend(outbox: AnOutbox,
+                                                                                     clock: Clock) -> None:
+    outbox.enqueue([envelope()], clock.now)
+    lease = take_one(outbox, consumer="crashed")
+    assert outbox.begin(lease, clock.now).verdict == "send"  # ... and the worker dies before it settles
+    assert outbox.take("sms", "w2", 10, NO_WAIT) == []  # taken: not handed out again as new
+    assert outbox.reclaim("sms", "w2", idle=60, count=10) == []  # not idle long enough yet
+    time.sleep(0.01)
+    [again] = outbox.reclaim("sms", "w2", idle=0.001, count=10)
+    assert again.message_id == ID and again.deliveries > 1
+    begun = outbox.begin(again, clock.now + timedelta(minutes=1))
+    # the provider may have it: look it up first; the first attempt's time bounds the lookup
+    assert (begun.verdict, begun.attempts, begun.first_attempt_at) == ("reconcile", 2, T)
+    outbox.settle(again, "sent", clock.now, SendResult(ok=True, provider_id="SM1", reason="found in the log"))
+    assert outbox.accepted("INC-1", "warning") == {"CU-1"} and outbox.backlog("sms") == 0
+
+
+def test_a_deferred_message_waits_for_its_time(outbox: AnOutbox, clock: Clock) -> None:
+    morning = T + timedelta(hours=8)
+    assert outbox.enqueue([envelope(not_before=morning)], T) == [ID]
+    assert outbox.backlog("sms") == 0 and outbox.scheduled() == 1 and outbox.take("sms", "w1", 10, NO_WAIT) == []
+    assert outbox.state(ID)["state"] == "deferred" and outbox.funnel("INC-1") == {"decided": 1, "deferred": 1}
+    assert outbox.promote_due(morning - timedelta(seconds=1)) == 0
+    assert outbox.promote_due(morning) == 1
+    assert outbox.scheduled() == 0 and take_one(outbox).message_id == ID
+    urgent = Envelope(envelope("CU-2").message, T, T + timedelta(hours=6), morning, urgent=True)
+    outbox.enqueue([urgent], T)
+    assert outbox.backlog("sms") == 2 and outbox.scheduled() == 0  # urgent: queued at once
+
+
+def test_a_retry_waits_for_its_due_time_and_an_uncertain_one_is_reconciled(outbox: AnOutbox, clock: Clock) -> None:
+    outbox.enqueue([envelope()], T)
+    lease = take_one(outbox)
+    outbox.begin(lease, T)
+    outbox.retry(lease, T + timedelta(seconds=2), T, SendResult(ok=False, retryable=True, reason="429"))
+    assert outbox.backlog("sms") == 0 and outbox.scheduled() == 1 and outbox.state(ID)["state"] == "retrying"
+    assert outbox.promote_due(T + timedelta(seconds=1)) == 0 and outbox.promote_due(T + timedelta(seconds=2)) == 1
+    lease = take_one(outbox)
+    assert outbox.begin(lease, T).verdict == "send"  # the 429 surely did not reach the provider
+    outbox.retry(lease, T + timedelta(seconds=4), T, SendResult(ok=False, retryable=True, uncertain=True,
+                                                                reason="timeout after the POST"))
+    outbox.promote_due(T + timedelta(seconds=4))
+    begun = outbox.begin(take_one(outbox), T)
+    assert (begun.verdict, begun.attempts) == ("reconcile", 3)
+    assert outbox.decided("INC-1", "warning") == {"CU-1"} and outbox.accepted("INC-1", "warning") == set()
+
+
+def test_a_released_message_goes_back_untried(outbox: AnOutbox, clock: Clock) -> None:
+    outbox.enqueue([envelope()], T)
+    lease = take_one(outbox)
+    outbox.release(lease, T + timedelta(minutes=5), T, "sms paused: breaker open")
+    assert outbox.scheduled() == 1 and outbox.state(ID)["state"] == "retrying"
+    outbox.promote_due(T + timedelta(minutes=5))
+    assert outbox.begin(take_one(outbox), T).verdict == "send"
+
+
+def test_an_undelivered_sms_falls_back_to_its_email_once(outbox: AnOutbox, clock: Clock) -> None:
+    email = envelope(channel="email")
+    outbox.enqueue([envelope(fallback=email)], T)
+    lease = take_one(outbox)
+    outbox.begin(lease, T)
+    outbox.settle(lease, "sent", T, SendResult(ok=True, provider_id="SM1"))
+    assert outbox.record_status(ID, "sent", T) is True and outbox.backlog("email") == 0  # progress only
+    assert outbox.record_status(ID, "undelivered", T, "error 30003") is True
+    assert outbox.state(ID)["state"] == "undelivered" and outbox.backlog("email") == 1
+    assert outbox.record_status(ID, "failed", T, "error 30005") is True  # a later word queues nothing more
+    assert outbox.backlog("email") == 1
+    fallback = take_one(outbox, "email")
+    assert fallback.message_id == "INC-1|CU-1|warning|email"
+    begun = outbox.begin(fallback, T)
+    assert begun.verdict == "send" and begun.envelope == email
+    assert outbox.funnel("INC-1")["fallback"] == 1 and outbox.accepted("INC-1", "warning") == {"CU-1"}
+    assert outbox.record_status("INC-9|CU-1|warning|sms", "delivered", T) is False
+
+
+def test_an_all_clear_skips_a_warning_never_sent_and_supersedes_a_waiting_one(
+        outbox: AnOutbox, clock: Clock) -> None:
+    morning = T + timedelta(hours=8)
+    outbox.enqueue([envelope("CU-1"), envelope("CU-2", not_before=morning)], T)
+    lease = take_one(outbox)  # CU-1's warning
+    outbox.begin(lease, T)
+    outbox.settle(lease, "failed", T, SendResult(ok=False, reason="21211"))
+    outbox.enqueue([envelope("CU-1", "resolved"), envelope("CU-2", "resolved")], T)
+    # CU-2's all-clear is decided while its warning waits for the morning: both are superseded right then
+    assert outbox.state("INC-1|CU-2|resolved|sms")["state"] == "superseded"
+    verdicts = {lease.message_id: outbox.begin(lease, T).verdict for lease in outbox.take("sms", "w1", 10, NO_WAIT)}
+    assert verdicts == {"INC-1|CU-1|resolved|sms": "skip"}
+    assert outbox.state("INC-1|CU-2|warning|sms")["state"] == "superseded" and outbox.scheduled() == 0
+    assert outbox.accepted("INC-1", "resolved") == set()
 
 
 @pytest.mark.integration
@@ -399,17 +501,22 @@ def test_redis_index_with_decoded_responses(redis_url: str) -> None:
     index.upsert([customer("CU-1"), customer("CU-2", model="X")])
     assert ids(index.segment({"model": "X", "region": "TX-453"})) == {"CU-2"}
     assert ids(index.segment({})) == {"CU-1", "CU-2"}
-    ledger = RedisLedger(client, prefix="d")
-    assert ledger.claim(KEY)
-    ledger.release(KEY)
-    assert ledger.claim(KEY)
-    ledger.record(KEY, "sms", SendResult(ok=True))
-    assert ledger.recipients("INC-1", "warning") == {"CU-1"}
+    outbox = RedisOutbox(client, prefix="d")
+    assert outbox.enqueue([envelope()], T) == [ID] and outbox.enqueue([envelope()], T) == []
+    lease = take_one(outbox)
+    begun = outbox.begin(lease, T)
+    assert begun.verdict == "send" and begun.envelope == envelope()
+    outbox.settle(lease, "sent", T, SendResult(ok=True, provider_id="SM1"))
+    assert outbox.accepted("INC-1", "warning") == {"CU-1"} and outbox.state(ID)["state"] == "sent"
+    assert [e["state"] for e in outbox.history("INC-1", "CU-1")[ID]] == ["decided", "enqueued", "sending", "sent"]
+    assert outbox.funnel("INC-1") == {"decided": 1, "enqueued": 1, "sent": 1}
     client.close()
 
 
 def test_the_in_process_twins_need_no_redis() -> None:
-    """The demo's parts import without redis-py: memory.py shares no module with the Redis stores."""
-    code = "import forewarn.connectors.memory, sys; assert 'redis' not in sys.modules, 'redis was imported'"
+    """The demo's parts import without redis-py: memory.py and memory_outbox.py share no module with the
+    Redis stores."""
+    code = ("import forewarn.connectors.memory, forewarn.connectors.memory_outbox, sys; "
+            "assert 'redis' not in sys.modules, 'redis was imported'")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

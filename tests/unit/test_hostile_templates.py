@@ -13,16 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from forewarn.connectors.memory import InMemoryCustomerIndex, InMemoryLedger
+from forewarn.connectors.memory import InMemoryCustomerIndex
+from forewarn.connectors.memory_outbox import InMemoryOutbox
 from forewarn.connectors.templates import JinjaRenderer
 from forewarn.hazards import Area, HazardAlert, Reference
-from forewarn.outreach.delivery import Deliverer
+from forewarn.outreach.enqueue import Enqueuer
 from forewarn.outreach.hazards import HazardOutreach, HazardRule, HazardTracker
 from forewarn.outreach.incidents import incident_id
 from forewarn.outreach.planner import Outreach, message_context
 from forewarn.records import NATIONAL, Customer, Incident, Message, MessageKind, Trait
 from forewarn.settings import BUNDLED_CONFIG
-from tests.recording import Outbox
+from tests.recording import Clock, Courier, Outbox
 
 TEMPLATES = BUNDLED_CONFIG / "templates"
 PHONE_TOPIC = "Call +1 900 555 0199 now"
@@ -35,7 +36,31 @@ INSTRUCTION = "Text your card number to +1 900 555 0199 or go to https://evil.ex
 # The distinctive parts: a fragment of any of them in a message means free text got through.
 FORBIDDEN = ("900", "555 0199", "evil.example", "https", "href", "<", "script", "{{", "Call ", "Visit ",
              "card number")
+MARKUP = ("https", "href", "<")
+"""An email's HTML part is markup of the company's own: there only the other fragments are forbidden."""
 T0 = datetime(2026, 11, 17, 13, 15, tzinfo=UTC)
+
+
+class Delivered:
+    """An in-process outbox and a worker (`tests.recording.Courier`) sending to recording senders."""
+
+    def __init__(self) -> None:
+        self.outbox, self.clock = InMemoryOutbox(), Clock(T0)
+        self.sms, self.email = Outbox("sms"), Outbox("email")
+        self.courier = Courier(self.outbox, {"sms": self.sms, "email": self.email}, self.clock)
+
+    def enqueuer(self) -> Enqueuer:
+        return Enqueuer(self.outbox, clock=self.clock)
+
+    def run(self) -> list[Message]:
+        """Deliver what was decided; every message sent so far."""
+        self.courier.run()
+        return self.sms.sent + self.email.sent
+
+    def html(self) -> list[str]:
+        parts = [h for h in self.email.html if h is not None]
+        assert len(parts) == len(self.email.sent), "every email carries an HTML part"
+        return parts
 
 
 
@@ -48,11 +73,15 @@ def _customers(region: str) -> list[Customer]:
         for channel in ("sms", "email") for language in ("en", "es")]
 
 
-def _assert_clean(texts: list[str]) -> None:
+def _assert_clean(texts: list[str], forbidden: tuple[str, ...] = FORBIDDEN) -> None:
     assert texts, "nothing was rendered: the test would prove nothing"
     for text in texts:
-        for bad in FORBIDDEN:
+        for bad in forbidden:
             assert bad not in text, (bad, text)
+
+
+def _assert_clean_html(parts: list[str]) -> None:
+    _assert_clean(parts, tuple(bad for bad in FORBIDDEN if bad not in MARKUP))
 
 
 def _hostile_incident(topic: str, region: str, status: str = "opened", device_group: bool = True) -> Incident:
@@ -72,13 +101,16 @@ def test_incident_templates_never_show_a_records_free_text(topic: str, region: s
     """Every incident template (topic, kind, channel, language) through `message_context`."""
     renderer = JinjaRenderer(TEMPLATES)
     incident = _hostile_incident(topic, region)
-    texts = []
+    texts, html = [], []
     for customer in _customers("TX-453"):
+        context = message_context(incident, customer)
         for kind in ("warning", "resolved"):
             for channel in ("sms", "email"):
-                rendered = renderer.render(topic, kind, channel, message_context(incident, customer))  # type: ignore[arg-type]
+                rendered = renderer.render(topic, kind, channel, context)  # type: ignore[arg-type]
                 texts += [rendered.body, rendered.subject or ""]
+            html.append(renderer.render_html(topic, kind, context))  # type: ignore[arg-type]
     _assert_clean(texts)
+    _assert_clean_html(html)
 
 
 def test_an_incident_on_a_topic_without_a_label_is_held_for_a_responder() -> None:
@@ -86,27 +118,29 @@ def test_an_incident_on_a_topic_without_a_label_is_held_for_a_responder() -> Non
     reason says how to give the topic a label."""
     index = InMemoryCustomerIndex()
     index.upsert(_customers("TX-453"))
-    sms, email = Outbox("sms"), Outbox("email")
-    outreach = Outreach(index, Deliverer(InMemoryLedger(), {"sms": sms, "email": email}), JinjaRenderer(TEMPLATES))
+    delivered = Delivered()
+    outreach = Outreach(index, delivered.enqueuer(), JinjaRenderer(TEMPLATES))
     incident = _hostile_incident(PHONE_TOPIC, "TX-453")
     report = outreach.handle(incident)
-    _assert_clean([m.body for m in sms.sent + email.sent] + ["(no message)"])
-    assert sms.sent == [] and email.sent == []
+    _assert_clean([m.body for m in delivered.run()] + ["(no message)"])
+    assert delivered.run() == [] and delivered.outbox.decided(incident.id, "warning") == set()
     assert report.held is not None and "outreach.topic_labels" in report.held
     resolved = outreach.handle(_hostile_incident(PHONE_TOPIC, "TX-453", "resolved"))
-    assert sms.sent == [] and email.sent == [] and resolved.held is not None
+    assert delivered.run() == [] and resolved.held is not None and not resolved.outcomes
 
 
 def test_a_labelled_topic_is_still_warned_in_the_companys_words() -> None:
     """The same incident on a labelled topic reaches every customer of the region, with the label."""
     index = InMemoryCustomerIndex()
     index.upsert(_customers("TX-453"))
-    sms, email = Outbox("sms"), Outbox("email")
-    outreach = Outreach(index, Deliverer(InMemoryLedger(), {"sms": sms, "email": email}), JinjaRenderer(TEMPLATES),
-                        topic_labels={"slow_speed": "speed"})
+    delivered = Delivered()
+    outreach = Outreach(index, delivered.enqueuer(), JinjaRenderer(TEMPLATES), topic_labels={"slow_speed": "speed"})
     report = outreach.handle(_hostile_incident("slow_speed", "TX-453", device_group=False))
-    assert report.held is None and len(sms.sent) == 2 and len(email.sent) == 2
-    assert all("speed" in (m.subject or m.body) for m in email.sent)
+    messages = delivered.run()
+    assert report.held is None and len(delivered.sms.sent) == 2 and len(delivered.email.sent) == 2
+    assert all("speed" in (m.subject or m.body) for m in delivered.email.sent)
+    _assert_clean([m.body for m in messages] + [m.subject or "" for m in messages])
+    _assert_clean_html(delivered.html())
 
 
 def _alert(identifier: str, msg_type: str, event: str, references: tuple[Reference, ...] = ()) -> HazardAlert:
@@ -117,29 +151,31 @@ def _alert(identifier: str, msg_type: str, event: str, references: tuple[Referen
                        areas=(Area(DESCRIPTION, geocodes={"SAME": ("048453",)}),))
 
 
-def _hazard_messages(warning_event: str, cancel_event: str) -> tuple[list[Message], int]:
+def _hazard_messages(warning_event: str, cancel_event: str) -> tuple[list[Message], int, list[str]]:
+    """The messages sent for a warning and its withdrawal, how many were warnings, and the emails' HTML parts."""
     index = InMemoryCustomerIndex()
     index.upsert(_customers("TX-453"))
-    sms, email = Outbox("sms"), Outbox("email")
-    outreach = HazardOutreach(index, Deliverer(InMemoryLedger(), {"sms": sms, "email": email}),
-                              JinjaRenderer(TEMPLATES), [HazardRule(events=(warning_event,), min_rank=1)])
+    delivered = Delivered()
+    outreach = HazardOutreach(index, delivered.enqueuer(), JinjaRenderer(TEMPLATES),
+                              [HazardRule(events=(warning_event,), min_rank=1)])
     tracker = HazardTracker()
     [opened] = tracker.observe(_alert("A1", "Alert", warning_event))
     outreach.handle(opened)
-    warned = len(sms.sent) + len(email.sent)
+    warned = len(delivered.run())
     withdrawn = (Reference("w-nws.webmaster@noaa.gov", "A1", T0),)
     [cancelled] = tracker.observe(_alert("A2", "Cancel", cancel_event, withdrawn))
     outreach.handle(cancelled)
-    return sms.sent + email.sent, warned
+    return delivered.run(), warned, delivered.html()
 
 
 @pytest.mark.parametrize("event", ["Tornado Warning", "Severe Thunderstorm Warning", "Flood Warning"])
 def test_hazard_templates_never_show_an_alerts_free_text(event: str) -> None:
     """Warnings and withdrawals, every channel and language: the event name from the configured
     rules, the alert's times and the company's advice; not its headline, area or instruction."""
-    messages, warned = _hazard_messages(event, PHONE_TOPIC)  # the Cancel names an event of its own
+    messages, warned, html = _hazard_messages(event, PHONE_TOPIC)  # the Cancel names an event of its own
     assert warned == 4 and len(messages) == 8
     _assert_clean([m.body for m in messages] + [m.subject or "" for m in messages])
+    _assert_clean_html(html)
     assert all(event in m.body for m in messages if m.key.kind == "warning")
 
 
@@ -151,7 +187,8 @@ def test_the_bundled_templates_are_all_exercised_by_these_tests() -> None:
     """A new template file must be covered by a topic or family above."""
     covered = {"default", "no_internet", "wifi_drops", "hazard"}
     assert {Path(name).name.split(".")[0] for name in TEMPLATES.glob("*.j2")} <= covered
-    assert _kinds(_hazard_messages("Tornado Warning", "Tornado Warning")[0]) == {"warning", "resolved"}
+    messages, _, html = _hazard_messages("Tornado Warning", "Tornado Warning")
+    assert _kinds(messages) == {"warning", "resolved"} and len(html) == 4
 
 
 @pytest.mark.parametrize("label", [PHONE_TOPIC, "evil.example", "{{ topic }}", "", "x" * 41])

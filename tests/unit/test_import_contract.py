@@ -37,13 +37,16 @@ LAYERS: dict[str, frozenset[str]] = {
     "forewarn.flows": frozenset({VOCABULARY, "forewarn.detectors", "forewarn.connectors", "forewarn.outreach",
                                  "forewarn.demo", "forewarn.reports"}),
     "forewarn.cli": frozenset({VOCABULARY, "forewarn.detectors", "forewarn.connectors", "forewarn.outreach",
+                               "forewarn.demo", "forewarn.reports", "forewarn.flows", "forewarn.web"}),
+    "forewarn.web": frozenset({VOCABULARY, "forewarn.detectors", "forewarn.connectors", "forewarn.outreach",
                                "forewarn.demo", "forewarn.reports", "forewarn.flows"}),
 }
 FOLDERS = {"forewarn.detectors": "detectors", "forewarn.connectors": "connectors", "forewarn.outreach": "outreach",
-           "forewarn.demo": "demo", "forewarn.reports": "reports", "forewarn.flows": "flows", "forewarn.cli": "cli"}
+           "forewarn.demo": "demo", "forewarn.reports": "reports", "forewarn.flows": "flows", "forewarn.cli": "cli",
+           "forewarn.web": "web"}
 """Where each layer lives in the repository: the card's folders stay at the top, linked from forewarn/."""
 
-OLD_ROOTS = frozenset({"connectors", "detectors", "outreach", "flows", "demo", "reports", "cli"})
+OLD_ROOTS = frozenset({"connectors", "detectors", "outreach", "flows", "demo", "reports", "cli", "web"})
 
 PURE_LAYERS = frozenset({VOCABULARY, "forewarn.detectors", "forewarn.outreach", "forewarn.demo", "forewarn.reports"})
 """Layers that talk to no server: they reach the outside only through the interfaces."""

@@ -47,45 +47,50 @@ def test_a_device_group_spike_names_its_segment() -> None:
 
 
 def test_an_unmapped_telemetry_incident_is_held_for_responders() -> None:
-    from pathlib import Path
-
-    from forewarn.connectors.memory import InMemoryCustomerIndex, InMemoryLedger
+    from forewarn.connectors.memory import InMemoryCustomerIndex
+    from forewarn.connectors.memory_outbox import InMemoryOutbox
     from forewarn.connectors.templates import JinjaRenderer
-    from forewarn.outreach.delivery import Deliverer
+    from forewarn.outreach.enqueue import Enqueuer
     from forewarn.outreach.planner import Outreach
     from forewarn.records import Customer
 
     index = InMemoryCustomerIndex()
     index.upsert([Customer(id="CU-1", region="R1", phone="+15125550100",
                            products=({"model": "R7000", "firmware": "2.1.7"},))])
-    ledger = InMemoryLedger()
-    outreach = Outreach(index, Deliverer(ledger, {}), JinjaRenderer(Path("config/templates")))
+    outbox = InMemoryOutbox()
+    outreach = Outreach(index, Enqueuer(outbox), JinjaRenderer(Path("config/templates")))
     group = (("model", "R7000"), ("firmware", "2.1.7"))
     [incident] = IncidentTracker().observe(WindowVerdict("telemetry.cpu_temp", T, T + STEP,
                                                          (_spike("telemetry.cpu_temp", "*", T + STEP, 78, group),)))
     report = outreach.handle(incident)
     assert report.held is not None and "telemetry_topics" in report.held
-    assert report.audience_size == 0 and ledger.recipients(incident.id, "warning") == set()
+    assert report.audience_size == 0 and not report.outcomes
+    assert outbox.decided(incident.id, "warning") == set() and outbox.backlog("sms") == 0
 
 
 def test_an_emerging_topic_incident_is_held_while_a_named_one_is_sent(tmp_path: Path) -> None:
-    from forewarn.connectors.memory import InMemoryCustomerIndex, InMemoryLedger
+    from forewarn.connectors.memory import InMemoryCustomerIndex
+    from forewarn.connectors.memory_outbox import InMemoryOutbox
     from forewarn.connectors.outbox import OutboxSender
     from forewarn.connectors.templates import JinjaRenderer
-    from forewarn.outreach.delivery import Deliverer
+    from forewarn.outreach.enqueue import Enqueuer
     from forewarn.outreach.planner import Outreach
     from forewarn.records import Customer
+    from tests.recording import Clock, Courier
 
     def run(topic: str, tmp: Path) -> tuple[str | None, int]:
         index = InMemoryCustomerIndex()
         index.upsert([Customer(id=f"CU-{i}", region="R1", phone=f"+1512555{i:04d}") for i in range(5)])
-        ledger = InMemoryLedger()
-        outreach = Outreach(index, Deliverer(ledger, {"sms": OutboxSender(tmp / f"{topic}.jsonl", "sms")}),
-                            JinjaRenderer(Path("config/templates")))
+        outbox, clock = InMemoryOutbox(), Clock(T + STEP)
+        outreach = Outreach(index, Enqueuer(outbox, clock=clock), JinjaRenderer(Path("config/templates")))
         [incident] = IncidentTracker().observe(WindowVerdict(topic, T, T + STEP, (_spike(topic, "R1", T + STEP, 30),)))
         report = outreach.handle(incident)
-        return report.held, len(ledger.recipients(incident.id, "warning"))
+        with OutboxSender(tmp / f"{topic}.jsonl", "sms") as sms:
+            Courier(outbox, {"sms": sms}, clock).run()  # a worker sends what was decided
+        return report.held, len(outbox.accepted(incident.id, "warning"))
 
     held, sent = run("new:loop+reboot+router", tmp_path)
     assert held is not None and "emerging topic" in held and "forewarn audience INC-" in held and sent == 0
+    assert (tmp_path / "new:loop+reboot+router.jsonl").read_text() == ""
     assert run("no_internet", tmp_path) == (None, 5)  # the same incident on a named topic reaches all five
+    assert len((tmp_path / "no_internet.jsonl").read_text().splitlines()) == 5

@@ -1,7 +1,8 @@
-"""Audience building, delivery through the ledger, and Outreach end to end (in process).
+"""Audience building, the outbox's decide-once rule, a worker's dispatch, and Outreach end to end (in process).
 
-The only stand-in is `ScriptedSender`, an implementation of our own `Sender` protocol;
-the renderer, customer index and ledger are the real in-process ones.
+The only stand-in is `ScriptedSender`, an implementation of our own `Sender` protocol; the
+renderer, customer index and outbox are the real in-process ones, and messages are sent by the
+real dispatch stages of a delivery worker (`tests.recording.Courier`), on a clock the test moves.
 """
 
 from __future__ import annotations
@@ -10,21 +11,26 @@ import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import jinja2
 import pytest
 
-from forewarn.connectors.memory import InMemoryContactLog, InMemoryCustomerIndex, InMemoryIncidentStore, InMemoryLedger
+from forewarn.connectors.memory import InMemoryContactLog, InMemoryCustomerIndex, InMemoryIncidentStore
+from forewarn.connectors.memory_outbox import InMemoryOutbox
 from forewarn.connectors.sms import sms_segments
 from forewarn.connectors.templates import JinjaRenderer
+from forewarn.envelopes import Envelope
 from forewarn.geo import Area
-from forewarn.interfaces import Sender
+from forewarn.interfaces import DeliveryQueue, Outbox, Sender
 from forewarn.outreach.audience import build_audience
-from forewarn.outreach.delivery import ContactCap, Deliverer, RetryPolicy
+from forewarn.outreach.breaker import Backoff
+from forewarn.outreach.enqueue import ContactCap, Enqueuer
 from forewarn.outreach.planner import Outreach
 from forewarn.outreach.preview import AudiencePreviewer, SmsCost, UnknownIncident
 from forewarn.outreach.targeting import warning_segment
 from forewarn.records import Channel, Customer, Incident, Message, MessageKey, SendResult
+from tests.recording import T0, Clock, Courier
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "config" / "templates"
 REGION = "TX-453"
@@ -42,31 +48,35 @@ class ScriptedSender:
         self.channel = channel
         self.script = {to: list(results) for to, results in (script or {}).items()}
         self.sent: list[Message] = []
+        self.html: list[str | None] = []
 
-    def send(self, message: Message) -> SendResult:
+    def send(self, message: Message, *, status_callback: str | None = None, html: str | None = None) -> SendResult:
         assert message.channel == self.channel
         self.sent.append(message)
+        self.html.append(html)
         results = self.script.get(message.to)
         if results:
             return results.pop(0)
         return replace(OK, provider_id=f"P-{len(self.sent)}")
 
 
-class Sleeps(list):
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
 def key(customer: str = "CU-1", kind: str = "warning") -> MessageKey:
     return MessageKey("INC-1", customer, kind)  # type: ignore[arg-type]
 
 
-def sms(customer: str = "CU-1", to: str = "+15125550100") -> Message:
-    return Message(key(customer), "sms", to, "hello")
+def envelope(customer: str = "CU-1", kind: str = "warning", body: str = "hello", channel: Channel = "sms",
+             deadline: timedelta = timedelta(hours=6)) -> Envelope:
+    to = "+15125550100" if channel == "sms" else "a@example.com"
+    subject = "subject" if channel == "email" else None
+    return Envelope(Message(key(customer, kind), channel, to, body, subject), T0, T0 + deadline)
 
 
-def test_scripted_sender_implements_the_protocol() -> None:
+ID = "INC-1|CU-1|warning|sms"
+
+
+def test_scripted_sender_implements_the_protocol_and_the_outbox_both_sides() -> None:
     assert isinstance(ScriptedSender("sms"), Sender)
+    assert isinstance(InMemoryOutbox(), Outbox) and isinstance(InMemoryOutbox(), DeliveryQueue)
 
 
 # --- build_audience ---------------------------------------------------------------------------------
@@ -131,66 +141,101 @@ def test_segment_is_an_and_of_attributes(small_index) -> None:
     assert [r.customer.id for r in audience.recipients] == ["CU-009"]
 
 
-# --- Deliverer --------------------------------------------------------------------------------------
+# --- the outbox decides once; a worker sends, retries inside the deadline, records -------------------
 
 
-def test_second_delivery_is_a_duplicate() -> None:
-    ledger, sender = InMemoryLedger(), ScriptedSender("sms")
-    deliver = Deliverer(ledger, {"sms": sender}, sleep=Sleeps())
-    assert deliver.deliver(sms()) == "sent"
-    assert deliver.deliver(sms()) == "duplicate"
-    assert deliver.deliver(replace(sms(), body="changed text")) == "duplicate"  # the key is what dedups
-    assert len(sender.sent) == 1
-    assert ledger.outcome(key())["status"] == "sent"  # type: ignore[index]
-    assert ledger.recipients("INC-1", "warning") == {"CU-1"}
+def test_a_message_is_decided_once_whatever_the_number_of_enqueues() -> None:
+    outbox, clock, sender = InMemoryOutbox(), Clock(), ScriptedSender("sms")
+    courier = Courier(outbox, {"sms": sender}, clock)
+    assert outbox.enqueue([envelope()], clock()) == [ID]
+    assert outbox.enqueue([envelope()], clock()) == []
+    assert outbox.enqueue([envelope(body="changed text")], clock()) == []  # the key is what dedups
+    assert outbox.enqueue([envelope(channel="email")], clock()) == []  # one message per key, on one channel
+    assert courier.run() == {"sent": 1}
+    assert outbox.enqueue([envelope()], clock()) == []  # sent: never decided again
+    assert courier.run() == {}
+    assert [m.body for m in sender.sent] == ["hello"]
+    assert outbox.state(ID)["state"] == "sent" and outbox.state(ID)["provider_id"] == "P-1"
+    assert outbox.decided("INC-1", "warning") == outbox.accepted("INC-1", "warning") == {"CU-1"}
     # Another kind for the same customer is another message.
-    assert deliver.deliver(Message(key(kind="resolved"), "sms", "+15125550100", "fixed")) == "sent"
+    assert outbox.enqueue([envelope(kind="resolved", body="fixed")], clock()) == ["INC-1|CU-1|resolved|sms"]
+    assert courier.run() == {"sent": 1}
+    assert outbox.accepted("INC-1", "resolved") == {"CU-1"}
 
 
-def test_retryable_failure_is_retried_then_sent() -> None:
-    ledger, sleeps = InMemoryLedger(), Sleeps()
+def test_a_retryable_failure_is_retried_after_its_backoff_then_sent_once() -> None:
+    outbox, clock = InMemoryOutbox(), Clock()
     sender = ScriptedSender("sms", {"+15125550100": [BUSY, BUSY]})
-    deliver = Deliverer(ledger, {"sms": sender}, RetryPolicy(attempts=3, backoff_seconds=0.5), sleep=sleeps)
-    assert deliver.deliver(sms()) == "sent"
-    assert len(sender.sent) == 3
-    assert sleeps == [0.5, 1.0]
-    assert ledger.recipients("INC-1", "warning") == {"CU-1"}
+    courier = Courier(outbox, {"sms": sender}, clock, backoff=Backoff(timedelta(seconds=0.5), timedelta(minutes=1)))
+    outbox.enqueue([envelope()], clock())
+    assert courier.run() == {"retrying": 1} and outbox.scheduled() == 1
+    # Nothing sleeps: the message waits in the outbox for its backoff (0.5 s, then 1 s), not a moment less.
+    clock.advance(timedelta(seconds=0.49))
+    assert courier.run() == {}
+    clock.advance(timedelta(seconds=0.01))
+    assert courier.run() == {"retrying": 1}
+    clock.advance(timedelta(seconds=0.99))
+    assert courier.run() == {}
+    clock.advance(timedelta(seconds=0.01))
+    assert courier.run() == {"sent": 1}
+    assert len(sender.sent) == 3 and outbox.scheduled() == 0
+    assert outbox.accepted("INC-1", "warning") == {"CU-1"} and outbox.state(ID)["attempts"] == "3"
+    states = [e["state"] for e in outbox.history("INC-1", "CU-1")[ID]]
+    assert states == ["decided", "enqueued"] + ["sending", "retrying"] * 2 + ["sending", "sent"]
 
 
-def test_retries_exhausted_defer_and_release_the_claim() -> None:
-    ledger, sleeps = InMemoryLedger(), Sleeps()
-    sender = ScriptedSender("sms", {"+15125550100": [BUSY, BUSY, BUSY]})
-    deliver = Deliverer(ledger, {"sms": sender}, RetryPolicy(attempts=3, backoff_seconds=0.25), sleep=sleeps)
-    assert deliver.deliver(sms()) == "deferred"
-    assert len(sender.sent) == 3
-    assert sleeps == [0.25, 0.5]
-    assert ledger.outcome(key()) is None  # neither recorded nor still claimed
-    assert ledger.recipients("INC-1", "warning") == set()
-    # A later pass (the script has run out, so the provider is fine again) sends it, once.
-    assert deliver.deliver(sms()) == "sent"
-    assert deliver.deliver(sms()) == "duplicate"
+def test_a_retry_waits_at_least_what_the_provider_asked() -> None:
+    outbox, clock = InMemoryOutbox(), Clock()
+    slow_down = SendResult(ok=False, retryable=True, retry_after=30.0, reason="429 Retry-After: 30")
+    sender = ScriptedSender("sms", {"+15125550100": [slow_down]})
+    courier = Courier(outbox, {"sms": sender}, clock, backoff=Backoff(timedelta(seconds=1), timedelta(minutes=1)))
+    outbox.enqueue([envelope()], clock())
+    assert courier.run() == {"retrying": 1}
+    clock.advance(timedelta(seconds=29))
+    assert courier.run() == {}
+    clock.advance(timedelta(seconds=1))
+    assert courier.run() == {"sent": 1} and len(sender.sent) == 2
+
+
+def test_a_provider_busy_past_the_deadline_expires_the_message_and_a_replay_sends_nothing() -> None:
+    outbox, clock = InMemoryOutbox(), Clock()
+    sender = ScriptedSender("sms", {"+15125550100": [BUSY] * 100})
+    courier = Courier(outbox, {"sms": sender}, clock, backoff=Backoff(timedelta(seconds=1), timedelta(minutes=1)))
+    outbox.enqueue([envelope(deadline=timedelta(seconds=10))], clock())
+    # Tries at 0, 1, 3 and 7 s; the next would be at 15 s, past the 10 s deadline: expired, not retried forever.
+    assert courier.run_until_settled(timedelta(seconds=1)) == {"retrying": 3, "expired": 1}
     assert len(sender.sent) == 4
+    state = outbox.state(ID)
+    assert state["state"] == "expired" and "deadline" in state["reason"] and "429" in state["reason"]
+    assert outbox.accepted("INC-1", "warning") == set() and outbox.decided("INC-1", "warning") == {"CU-1"}
+    assert outbox.funnel("INC-1") == {"decided": 1, "enqueued": 1, "expired": 1}
+    # The decision stands: a replayed epoch queues nothing, and nothing more is sent.
+    assert outbox.enqueue([envelope(deadline=timedelta(seconds=10))], clock()) == []
+    assert courier.run() == {} and len(sender.sent) == 4
 
 
-def test_non_retryable_failure_is_recorded_and_not_resent() -> None:
-    ledger, sleeps = InMemoryLedger(), Sleeps()
+def test_a_final_failure_is_recorded_and_not_resent() -> None:
+    outbox, clock = InMemoryOutbox(), Clock()
     sender = ScriptedSender("sms", {"+15125550100": [INVALID]})
-    deliver = Deliverer(ledger, {"sms": sender}, sleep=sleeps)
-    assert deliver.deliver(sms()) == "failed"
-    assert len(sender.sent) == 1
-    assert sleeps == []
-    outcome = ledger.outcome(key())
-    assert isinstance(outcome, dict)
-    assert (outcome["status"], outcome["reason"]) == ("failed", INVALID.reason)
-    assert ledger.recipients("INC-1", "warning") == set()
-    assert deliver.deliver(sms()) == "duplicate"
-    assert len(sender.sent) == 1
+    courier = Courier(outbox, {"sms": sender}, clock)
+    outbox.enqueue([envelope()], clock())
+    assert courier.run() == {"failed": 1}
+    assert len(sender.sent) == 1 and outbox.scheduled() == 0  # no retry is even scheduled
+    state = outbox.state(ID)
+    assert (state["state"], state["reason"]) == ("failed", INVALID.reason)
+    assert outbox.accepted("INC-1", "warning") == set()
+    assert outbox.enqueue([envelope()], clock()) == []
+    assert courier.run() == {} and len(sender.sent) == 1
 
 
-def test_missing_sender_for_a_channel_is_an_error() -> None:
-    deliver = Deliverer(InMemoryLedger(), {"sms": ScriptedSender("sms")}, sleep=Sleeps())
-    with pytest.raises(ValueError, match="email"):
-        deliver.deliver(Message(key(), "email", "a@example.com", "hi", "subject"))
+def test_a_worker_without_a_sender_for_a_channel_leaves_its_messages_queued() -> None:
+    outbox, clock = InMemoryOutbox(), Clock()
+    sms, email = ScriptedSender("sms"), ScriptedSender("email")
+    outbox.enqueue([envelope(channel="email"), envelope("CU-2")], clock())
+    assert Courier(outbox, {"sms": sms}, clock).run() == {"sent": 1}
+    assert outbox.backlog("email") == 1 and outbox.state("INC-1|CU-1|warning|email")["state"] == "enqueued"
+    assert Courier(outbox, {"email": email}, clock).run() == {"sent": 1}  # a worker that has one sends it
+    assert [m.to for m in email.sent] == ["a@example.com"] and outbox.backlog("email") == 0
 
 
 # --- Outreach end to end ------------------------------------------------------------------------------
@@ -217,18 +262,25 @@ def _base() -> list[Customer]:
 REPORTERS = frozenset(f"CU-{i:03d}" for i in range(6))
 FAILS_FOR_GOOD = "+15125550012"  # CU-012: an invalid number
 BUSY_ONCE = "+15125550013"  # CU-013: the provider is busy once
+SECOND = timedelta(seconds=1)
+
+
+class Parts(NamedTuple):
+    outreach: Outreach
+    outbox: InMemoryOutbox
+    senders: dict[Channel, ScriptedSender]
+    courier: Courier
 
 
 @pytest.fixture
-def outreach_parts():
+def parts() -> Parts:
     index = InMemoryCustomerIndex()
     index.upsert(_base())
-    ledger = InMemoryLedger()
-    senders: dict[Channel, Sender] = {"sms": ScriptedSender("sms", {FAILS_FOR_GOOD: [INVALID], BUSY_ONCE: [BUSY]}),
-               "email": ScriptedSender("email")}
-    deliverer = Deliverer(ledger, senders, RetryPolicy(attempts=3, backoff_seconds=1.0), sleep=Sleeps())
-    outreach = Outreach(index, deliverer, JinjaRenderer(TEMPLATES), max_audience=100)
-    return outreach, ledger, senders
+    outbox, clock = InMemoryOutbox(), Clock(_opened().opened_at)
+    senders: dict[Channel, ScriptedSender] = {
+        "sms": ScriptedSender("sms", {FAILS_FOR_GOOD: [INVALID], BUSY_ONCE: [BUSY]}), "email": ScriptedSender("email")}
+    outreach = Outreach(index, Enqueuer(outbox, clock=clock), JinjaRenderer(TEMPLATES), max_audience=100)
+    return Parts(outreach, outbox, senders, Courier(outbox, senders, clock, backoff=Backoff(SECOND, 60 * SECOND)))
 
 
 def _opened() -> Incident:
@@ -239,7 +291,7 @@ def _opened() -> Incident:
                     linked_cases=16, reporters=REPORTERS)
 
 
-def _all_sent(senders) -> list[Message]:
+def _all_sent(senders: dict[Channel, ScriptedSender]) -> list[Message]:
     return [m for s in senders.values() for m in s.sent]
 
 
@@ -254,23 +306,30 @@ def _check_rendered(messages: list[Message]) -> None:
             assert len(m.body) <= 320
 
 
-def test_opened_incident_warns_the_audience_once(outreach_parts) -> None:
-    outreach, ledger, senders = outreach_parts
+def test_opened_incident_warns_the_audience_once(parts: Parts) -> None:
+    outreach, outbox, senders, courier = parts
     incident = _opened()
     report = outreach.handle(incident)
 
-    # Region customers 6..19, minus CU-007 (opted out of sms): 13 recipients.
+    # Region customers 6..19, minus CU-007 (opted out of sms): 13 recipients, decided and queued at once.
     assert report.held is None
     assert report.audience_size == 13
     assert report.excluded == {"already reported": 6, "opted out of sms": 1}
-    assert dict(report.outcomes) == {"sent": 12, "failed": 1}
-    assert dict(report.sent_by_channel) == {"sms": 9, "email": 3}
+    assert dict(report.outcomes) == {"enqueued": 13}
+    assert dict(report.enqueued_by_channel) == {"sms": 10, "email": 3}
+    assert _all_sent(senders) == []  # the flow decides; nothing is sent until a worker runs
+    decided = {f"CU-{i:03d}" for i in range(6, 20)} - {"CU-007"}
+    assert outbox.decided(incident.id, "warning") == decided
 
+    # A worker: one invalid number fails for good, one busy provider is retried a second later.
+    assert courier.run() == {"sent": 11, "failed": 1, "retrying": 1}
+    assert courier.run_until_settled(SECOND) == {"sent": 1}
     messages = _all_sent(senders)
     delivered = {m.key.customer_id for m in messages if m.to != FAILS_FOR_GOOD}
-    expected = {f"CU-{i:03d}" for i in range(6, 20)} - {"CU-007", "CU-012"}
+    expected = decided - {"CU-012"}
     assert delivered == expected
-    assert ledger.recipients(incident.id, "warning") == expected
+    assert outbox.accepted(incident.id, "warning") == expected
+    assert outbox.funnel(incident.id) == {"decided": 13, "enqueued": 13, "sent": 12, "failed": 1}
     assert not REPORTERS & {m.key.customer_id for m in messages}
     assert sum(m.to == BUSY_ONCE for m in messages) == 2  # retried once
     assert all(m.key.kind == "warning" and m.key.incident_id == incident.id for m in messages)
@@ -290,33 +349,42 @@ def test_opened_incident_warns_the_audience_once(outreach_parts) -> None:
     for m in emails:
         assert m.subject == "We are working on internet problems that may affect you"  # the label, not the key
         assert "in your area" in m.body and incident.id in m.body
+    assert all(html and incident.id in html for html in senders["email"].html)  # with its HTML part
+    assert senders["sms"].html == [None] * len(texts)
 
-    # The same event again (a replayed epoch): nothing new goes out.
+    # The same event again (a replayed epoch): nothing new is decided, nothing new goes out.
     sent_before = len(messages)
     again = outreach.handle(incident)
-    assert dict(again.outcomes) == {"duplicate": 13}
+    assert dict(again.outcomes) == {"duplicate": 13} and not again.enqueued_by_channel
+    assert courier.run() == {}
     assert len(_all_sent(senders)) == sent_before
     # Updates change nothing for customers.
     assert not outreach.handle(replace(incident, status="updated", spikes=2)).outcomes
+    assert courier.run() == {}
     assert len(_all_sent(senders)) == sent_before
 
 
-def test_resolved_incident_tells_only_those_warned(outreach_parts) -> None:
-    outreach, ledger, senders = outreach_parts
+def test_resolved_incident_tells_only_those_warned(parts: Parts) -> None:
+    outreach, outbox, senders, courier = parts
     incident = _opened()
     outreach.handle(incident)
-    warned = ledger.recipients(incident.id, "warning")
+    courier.run_until_settled(SECOND)
+    warned = outbox.accepted(incident.id, "warning")
+    assert "CU-012" not in warned and len(warned) == 12  # never warned (invalid number): no all-clear either
     for sender in senders.values():
         sender.sent.clear()
 
     resolved = replace(incident, status="resolved", resolved_at=datetime(2026, 11, 17, 18, 30, tzinfo=UTC))
     report = outreach.handle(resolved)
+    # Every customer decided a warning gets an all-clear decided; the worker skips the one never reached.
+    assert report.audience_size == 13 and dict(report.outcomes) == {"enqueued": 13}
+    assert courier.run() == {"sent": len(warned), "skipped": 1}
     messages = _all_sent(senders)
     assert {m.key.customer_id for m in messages} == warned
-    assert "CU-012" not in warned  # never warned (invalid number): no all-clear either
-    assert dict(report.outcomes) == {"sent": len(warned)}
     assert all(m.key.kind == "resolved" for m in messages)
-    assert ledger.recipients(incident.id, "resolved") == warned
+    assert outbox.accepted(incident.id, "resolved") == warned
+    skipped = outbox.history(incident.id, "CU-012")[f"{incident.id}|CU-012|resolved|sms"]
+    assert skipped[-1]["state"] == "skipped"
     _check_rendered(messages)
     for m in messages:
         assert "fixed" in m.body
@@ -325,17 +393,19 @@ def test_resolved_incident_tells_only_those_warned(outreach_parts) -> None:
             assert m.subject == "Fixed: the internet problem"
 
     # A second "resolved" (replay) sends nothing.
-    assert dict(outreach.handle(resolved).outcomes) == {"duplicate": len(warned)}
+    assert dict(outreach.handle(resolved).outcomes) == {"duplicate": 13}
+    assert courier.run() == {}
     assert len(_all_sent(senders)) == len(messages)
 
 
-def test_outreach_holds_an_audience_over_max(outreach_parts) -> None:
-    outreach, ledger, senders = outreach_parts
+def test_outreach_holds_an_audience_over_max(parts: Parts) -> None:
+    outreach, outbox, senders, courier = parts
     outreach.max_audience = 5
     report = outreach.handle(_opened())
-    assert report.held is not None and report.audience_size == 0
+    assert report.held is not None and report.audience_size == 0 and not report.outcomes
+    assert outbox.decided(_opened().id, "warning") == set()
+    assert courier.run() == {}
     assert _all_sent(senders) == []
-    assert ledger.recipients(_opened().id, "warning") == set()
 
 
 def test_hazard_messages_never_fall_back_to_an_incident_template(tmp_path: Path) -> None:
@@ -351,24 +421,30 @@ def test_hazard_messages_never_fall_back_to_an_incident_template(tmp_path: Path)
         renderer.render("hazard", "warning", "sms", context)  # the incident family: the Spanish default wins
 
 
-def test_the_preview_of_an_incident_follows_the_planners_rule(outreach_parts) -> None:
-    outreach, ledger, _ = outreach_parts
+def test_the_preview_of_an_incident_follows_the_planners_rule(parts: Parts) -> None:
+    outreach, outbox, _, courier = parts
     outreach.store = store = InMemoryIncidentStore()
     incident = _opened()
-    preview = AudiencePreviewer(outreach.index, outreach.renderer, sms_segments, 0.01, incidents=store, ledger=ledger)
+    preview = AudiencePreviewer(outreach.index, outreach.renderer, sms_segments, 0.01, incidents=store, outbox=outbox)
     with pytest.raises(UnknownIncident, match=incident.id):
         preview.incident(incident.id)
     report = outreach.handle(incident)
-    warned = ledger.recipients(incident.id, "warning")
-    assert outreach.deliverer.delivered_to(incident.id, "warning") == warned
+    courier.run_until_settled(SECOND)
+    decided = outbox.decided(incident.id, "warning")
+    assert outreach.enqueuer.outbox.decided(incident.id, "warning") == decided
+    # A customer who joins the region after the warnings were decided: the only one outreach would add.
+    outreach.index.upsert([_customer(99, timezone="America/Chicago")])
     seen = preview.incident(incident.id)
-    # The segment the planner warned, and its audience: those warned are now "already contacted",
-    # and only the send that failed for good (CU-012) would be tried again.
+    # The segment the planner warned, and its audience: every customer decided a warning is "already
+    # contacted", the one whose send failed for good (CU-012) too: the planner never decides a key twice.
     assert seen.segment == warning_segment(report.incident) == {"region": REGION}
-    assert seen.excluded["already contacted"] == len(warned) == report.outcomes["sent"]
+    assert "CU-012" in decided and "CU-012" not in outbox.accepted(incident.id, "warning")
+    assert seen.excluded["already contacted"] == len(decided) == report.outcomes["enqueued"]
     assert seen.excluded["already reported"] == report.excluded["already reported"]
-    assert seen.size == report.audience_size - len(warned) == 1 and seen.sample == ["CU-012"]
+    assert seen.size == 1 and seen.sample == ["CU-099"]
     assert seen.area == incident.id and seen.sms == [SmsCost("en", "GSM-7", 1, 1)]
+    # ... and what outreach does agrees: a replay decides that customer only.
+    assert dict(outreach.handle(incident).outcomes) == {"duplicate": 13, "enqueued": 1}
 
 
 def test_the_preview_of_a_segment_in_an_area_counts_the_capped() -> None:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from forewarn.connectors.memory import InMemoryCustomerIndex, InMemoryLedger
+from forewarn.connectors.memory import InMemoryCustomerIndex
+from forewarn.connectors.memory_outbox import InMemoryOutbox
 from forewarn.connectors.templates import JinjaRenderer
-from forewarn.outreach.delivery import Deliverer, RetryPolicy
+from forewarn.outreach.enqueue import Enqueuer
 from forewarn.outreach.planner import Outreach
 from forewarn.records import Channel, Customer, Incident
-from tests.unit.test_outreach import TEMPLATES, ScriptedSender, Sleeps
+from tests.recording import Clock, Courier
+from tests.unit.test_outreach import TEMPLATES, ScriptedSender
 
 OVERFLOW = "~overflow"
 T = datetime(2026, 11, 17, 14, 15, tzinfo=UTC)
@@ -25,8 +27,8 @@ def test_outreach_never_targets_the_overflow_bucket() -> None:
     index.upsert([Customer(id=f"CU-{i:03d}", phone=f"+1512555{i:04d}", region=OVERFLOW,
                            timezone="America/Chicago") for i in range(20)])
     senders: dict[Channel, ScriptedSender] = {"sms": ScriptedSender("sms"), "email": ScriptedSender("email")}
-    outreach = Outreach(index, Deliverer(InMemoryLedger(), senders, RetryPolicy(attempts=1), sleep=Sleeps()),
-                        JinjaRenderer(TEMPLATES), max_audience=100)
+    outbox, clock = InMemoryOutbox(), Clock(T)
+    outreach = Outreach(index, Enqueuer(outbox, clock=clock), JinjaRenderer(TEMPLATES), max_audience=100)
     incident = Incident("INC-20261117T1315Z-no_internet-overflow-0001", "no_internet", OVERFLOW, "opened",
                         opened_at=T, first_window_start=T, last_spike_end=T, observed=40, expected=1.0, spikes=1,
                         linked_cases=40, reporters=frozenset(f"CU-{i:03d}" for i in range(6)))
@@ -35,4 +37,6 @@ def test_outreach_never_targets_the_overflow_bucket() -> None:
 
     assert report.held is not None and OVERFLOW in report.held
     assert "detection.max_regions_per_topic" in report.held
+    assert not report.outcomes and outbox.decided(incident.id, "warning") == set()  # nothing decided
+    assert Courier(outbox, senders, clock).run() == {}  # so a worker has nothing to send
     assert not senders["sms"].sent and not senders["email"].sent
