@@ -102,8 +102,7 @@ class InMemoryCustomerIndex:
             customer = self._customers.get(customer_id)
             if customer is None or not customer.opted_out(channel):
                 return False
-            opt_out = customer.opt_out.model_copy(update={channel: False})
-            self._customers[customer_id] = customer.model_copy(update={"opt_out": opt_out})
+            self._customers[customer_id] = customer.opting_in(channel)
             return True
 
     def ids_by_phone(self, phone: str) -> list[str]:

@@ -73,34 +73,37 @@ def observability_app(registry: CollectorRegistry, ready: Ready) -> Starlette:
 
 
 class ObservabilityServer:
-    """`app` served on host:port from a daemon thread; `start` binds first, so a taken port fails at once."""
+    """`app` served on host:port from a daemon thread; `start` binds first, so a taken port fails at once.
 
-    def __init__(self, app: Starlette, host: str, port: int, setting: str = "observability.metrics_port") -> None:
+    The web app (`forewarn.web`) is served the same way, with its own settings' names in the errors.
+    Access logs are off: URLs may carry message ids and unsubscribe tokens.
+    """
+
+    def __init__(self, app: Starlette, host: str, port: int, setting: str = "observability.metrics_port", *,
+                 host_setting: str = "observability.host", what: str = "/metrics",
+                 name: str = "forewarn-observability") -> None:
         self.app = app
         self.host = host
         self.port = port
-        self._setting = setting
+        self._setting, self._host_setting, self._what, self._name = setting, host_setting, what, name
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
     def start(self, timeout: float = 5.0) -> ObservabilityServer:
-        sock = _listen(self.host, self.port, self._setting)
+        sock = listen_socket(self.host, self.port, self._setting, self._host_setting, self._what)
         self.port = int(sock.getsockname()[1])
-        config = uvicorn.Config(self.app, host=self.host, port=self.port, log_config=None, access_log=False,
-                                lifespan="off", loop="asyncio", http="h11", timeout_graceful_shutdown=1)
-        server = uvicorn.Server(config)
+        server = uvicorn.Server(uvicorn_config(self.app, self.host, self.port))
         self._server = server
-        self._thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
-                                        name="forewarn-observability", daemon=True)
+        self._thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=self._name, daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
+                server.should_exit = True
                 sock.close()
-                raise RuntimeError(f"the observability endpoint on {self.host}:{self.port} did not start "
-                                   f"within {timeout:g}s")
+                raise RuntimeError(f"{self._what} on {self.host}:{self.port} did not start within {timeout:g}s")
             time.sleep(0.01)
-        log.info("observability endpoint on http://%s:%d (/metrics, /healthz, /readyz)", self.host, self.port)
+        log.info("%s on %s", self._what, self.url)
         return self
 
     @property
@@ -114,14 +117,26 @@ class ObservabilityServer:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def __enter__(self) -> ObservabilityServer:
+        return self
 
-def _listen(host: str, port: int, setting: str) -> socket.socket:
-    """A listening socket on host:port, or a ConfigError naming the setting."""
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def uvicorn_config(app: Starlette, host: str, port: int) -> uvicorn.Config:
+    return uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off",
+                          loop="asyncio", http="h11", server_header=False, timeout_graceful_shutdown=1)
+
+
+def listen_socket(host: str, port: int, setting: str, host_setting: str = "observability.host",
+                  what: str = "/metrics") -> socket.socket:
+    """A listening socket on host:port (0: any free port), or a ConfigError naming the settings."""
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
                                                              flags=socket.AI_PASSIVE)[0]
     except socket.gaierror as exc:
-        raise ConfigError(f"observability.host {host!r} is not an address to listen on ({exc.strerror}): "
+        raise ConfigError(f"{host_setting} {host!r} is not an address to listen on ({exc.strerror}): "
                           "use e.g. 127.0.0.1, or 0.0.0.0 inside a container") from None
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -130,9 +145,9 @@ def _listen(host: str, port: int, setting: str) -> socket.socket:
         sock.listen(128)
     except OSError as exc:
         sock.close()
-        raise ConfigError(f"cannot listen on {host}:{port} for /metrics ({exc.strerror}): another process holds "
+        raise ConfigError(f"cannot listen on {host}:{port} for {what} ({exc.strerror}): another process holds "
                           f"the port, or the address is not this machine's; change {setting} or "
-                          "observability.host") from None
+                          f"{host_setting}") from None
     sock.setblocking(False)
     return sock
 

@@ -29,7 +29,7 @@ customers after adding an extra trait to the configuration fills its sets.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date
 from functools import lru_cache
 from typing import Any
@@ -202,46 +202,33 @@ class RedisCustomerIndex:
         write.execute()
 
     def record_opt_out(self, customer_id: str, channel: Channel) -> bool:
-        """Rewrite the customer's doc opted out of `channel`; WATCH makes a concurrent upsert win or retry."""
+        """Rewrite the customer's doc opted out of `channel`; False when unknown or already so."""
+        return self._rewrite(customer_id, lambda c: c.opting_out(channel) if not c.opted_out(channel) else None)
+
+    def record_opt_in(self, customer_id: str, channel: Channel) -> bool:
+        """Rewrite the customer's doc opted back in to `channel` (an inbound START); False when unknown or
+        not opted out."""
+        return self._rewrite(customer_id, lambda c: c.opting_in(channel) if c.opted_out(channel) else None)
+
+    def _rewrite(self, customer_id: str, change: Callable[[Customer], Customer | None]) -> bool:
+        """Replace the customer's doc with `change(customer)` (None: leave it); WATCH makes a concurrent
+        upsert win or retry."""
         key = self._cust_key(customer_id)
         with self.client.pipeline(transaction=True) as pipe:
             while True:
                 try:
                     pipe.watch(key)
                     raw = pipe.get(key)
-                    customer = None if raw is None else customer_from_doc(raw)  # type: ignore[arg-type]
-                    if customer is None or customer.opted_out(channel):
+                    changed = None if raw is None else change(customer_from_doc(raw))  # type: ignore[arg-type]
+                    if changed is None:
                         pipe.unwatch()
                         return False
                     pipe.multi()
-                    pipe.set(key, customer.opting_out(channel).to_json())
+                    pipe.set(key, changed.to_json())
                     pipe.execute()
                     return True
                 except redis.WatchError:
                     continue  # the doc changed between GET and SET: read it again
-
-    def record_opt_in(self, customer_id: str, channel: Channel) -> bool:
-        """Rewrite the customer's doc opted back in to `channel` (an inbound START); False when unknown or
-        not opted out. WATCH makes a concurrent upsert win or retry, as in `record_opt_out`."""
-        key = self._cust_key(customer_id)
-        with self.client.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    raw = pipe.get(key)
-                    customer = None if raw is None else customer_from_doc(raw)  # type: ignore[arg-type]
-                    if customer is None or not customer.opted_out(channel):
-                        pipe.unwatch()
-                        return False
-                    opt_out = customer.opt_out.model_copy(update={channel: False})
-                    pipe.multi()
-                    pipe.set(key, customer.model_copy(update={"opt_out": opt_out}).to_json())
-                    pipe.execute()
-                    return True
-                except redis.WatchError:
-                    continue
-
-    # -- reads ----------------------------------------------------------------------------
 
     def ids_by_phone(self, phone: str) -> list[str]:
         """The ids of the customers whose phone is `phone` (any spelling of the number), sorted."""

@@ -220,6 +220,10 @@ class Customer(BaseModel):
         """This customer, opted out of `channel` as well."""
         return self.model_copy(update={"opt_out": self.opt_out.model_copy(update={channel: True})})
 
+    def opting_in(self, channel: Channel) -> Customer:
+        """This customer, opted back in to `channel` (an inbound START)."""
+        return self.model_copy(update={"opt_out": self.opt_out.model_copy(update={channel: False})})
+
     def card(self) -> ContactCard:
         return ContactCard(self.id, self.region, self.preferred_channel, self.phone, self.email, self.timezone,
                            self.language, self.opt_out.sms, self.opt_out.email)

@@ -46,7 +46,7 @@ from forewarn.unsubscribe import UNSUBSCRIBE_PATH, check_secret, read_token
 from forewarn.web import pages
 from forewarn.web.server import run as run_web
 
-__all__ = ["build_web_app", "create_app", "keyword", "run_web", "unsubscribe_secret"]
+__all__ = ["build_web_app", "create_app", "keyword", "run_web"]
 
 log = logging.getLogger(__name__)
 
@@ -315,23 +315,13 @@ def create_app(*, queue: StatusRecorder, suppressions: Suppressions, index: OptI
     ])
 
 
-def unsubscribe_secret(secrets: Secrets) -> bytes | None:
-    """FOREWARN_UNSUBSCRIBE_SECRET as bytes (None when unset); ConfigError when it is too short."""
-    if secrets.forewarn_unsubscribe_secret is None:
-        return None
-    try:
-        return check_secret(secrets.forewarn_unsubscribe_secret.get_secret_value().encode())
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-
-
 def build_web_app(settings: Settings, secrets: Secrets, *, clock: Callable[[], datetime] = _utc_now) -> Starlette:
     """The web app of `forewarn web`: status callbacks into the Redis outbox, STOP/START and unsubscribe
     links into the Redis suppressions and customer index. Raises ConfigError naming what to set."""
     from forewarn.connectors.redis_index import RedisCustomerIndex
     from forewarn.connectors.redis_outbox import RedisOutbox
     from forewarn.connectors.redis_suppressions import RedisSuppressions
-    from forewarn.flows.startup import redis_client  # here: tests and the demo build the app without Redis
+    from forewarn.flows.startup import redis_client, unsubscribe_secret  # here: tests build the app without Redis
 
     web = settings.web
     if web.public_url is None:
