@@ -163,7 +163,6 @@ def section_rate(redis_url: str, standin: Standin, tmp: Path, seconds: float, wo
         finally:
             for proc in procs:
                 stop_process(proc)
-            print((tmp / "workers.log").read_text()[-2000:] if (tmp / "workers.log").exists() else "", end="")
         error = achieved / rate - 1
         emit(Row(f"rate held at {rate:.0f}/s, {workers} workers, {seconds:.0f}s", f"{achieved:.1f}/s",
                  f"{rate:.0f}/s configured", "within 5 %", abs(error) <= 0.05))
@@ -267,7 +266,6 @@ def main() -> None:
     sections = args.sections.split(",")
     print(f"{'measure':<44}{'figure':>14}  {'reference (same run)':<30}{'goal':<24}", flush=True)
     with tempfile.TemporaryDirectory(prefix="fw-bench-delivery-") as scratch, spawned_redis() as redis_url:
-        print(f"    worker logs: {scratch}/workers.log", flush=True)
         tmp = Path(scratch)
         standin = Standin()
         try:

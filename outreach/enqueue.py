@@ -110,11 +110,12 @@ class Enqueuer:
             self.after_enqueue()
 
     def _on_channels(self, tally: DeliveryTally, recipients: Sequence[Recipient[Any]]) -> Sequence[Recipient[Any]]:
-        off = [r for r in recipients if r.channel not in self.channels]
-        for recipient in off:
-            tally.excluded[f"{recipient.channel} not in outreach.channels"] = \
-                tally.excluded.get(f"{recipient.channel} not in outreach.channels", 0) + 1
-        return [r for r in recipients if r.channel in self.channels] if off else recipients
+        kept = [r for r in recipients if r.channel in self.channels]
+        for recipient in recipients:
+            if recipient.channel not in self.channels:
+                reason = f"{recipient.channel} not in outreach.channels"
+                tally.excluded[reason] = tally.excluded.get(reason, 0) + 1
+        return kept
 
     def _capped(self, tally: DeliveryTally, kind: MessageKind, recipients: Sequence[Recipient[Any]],
                 at: datetime) -> Sequence[Recipient[Any]]:

@@ -57,3 +57,11 @@ def redis_url(redis_server: str) -> Iterator[str]:
     client.flushall()
     yield redis_server
     client.close()
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    """A client of the session's Redis, emptied before the test."""
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()

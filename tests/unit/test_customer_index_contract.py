@@ -52,13 +52,6 @@ def customer(
     )
 
 
-@pytest.fixture
-def redis_client(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url)
-    yield client
-    client.close()
-
-
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])
 def index(request: pytest.FixtureRequest) -> CustomerIndex:
     if request.param == "memory":

@@ -24,20 +24,11 @@ from forewarn.interfaces import Reconciler
 from forewarn.outreach.breaker import Backoff, Breaker
 from forewarn.outreach.dispatch import CHANNEL_HOLD, WAIT_FOR_WARNING, Channels, Dispatcher, Outcome, SendEnvelope
 from forewarn.records import Channel, Message, MessageKey, MessageKind, SendResult
+from tests.recording import Clock
 
 T0 = datetime(2026, 11, 20, 14, tzinfo=UTC)
 
 
-class Clock:
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> datetime:
-        self.now += timedelta(seconds=seconds)
-        return self.now
 
 
 @dataclass
@@ -146,7 +137,7 @@ def drive(outbox: InMemoryOutbox, dispatch: Dispatcher, clock: Clock, *, until: 
                 outcomes.append((clock(), lease.message_id, dispatch.handle(lease)))
         if until():
             return outcomes
-        clock.advance(step)
+        clock.advance(timedelta(seconds=step))
     raise AssertionError(f"not done after {rounds} rounds: {Counter(o for _, _, o in outcomes)}")
 
 
@@ -156,7 +147,7 @@ def settled(outbox: InMemoryOutbox, *envelopes: Envelope) -> Callable[[], bool]:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(T0)
 
 
 @pytest.fixture
@@ -273,7 +264,7 @@ def test_an_error_while_probing_does_not_keep_the_channel_shut(outbox: InMemoryO
         return ok()
 
     dispatch = Dispatcher(outbox, Channels({"sms": explode}, {}, {"sms": breaker}), clock=clock)
-    clock.advance(30)
+    clock.advance(timedelta(seconds=30))
     first, second = outbox.take("sms", "w1", 2, 0)
     with pytest.raises(RuntimeError):
         dispatch.handle(first)
@@ -311,7 +302,7 @@ def test_a_final_error_fails_the_message_and_is_not_retried(outbox: InMemoryOutb
     provider = ScriptedProvider(clock, [SendResult(ok=False, retryable=False, reason="21211 invalid 'To' number")])
     dispatch = dispatcher(outbox, provider, clock)
     assert dispatch.handle(outbox.take("sms", "w1", 1, 0)[0]) == "failed"
-    clock.advance(3_600)
+    clock.advance(timedelta(seconds=3_600))
     assert outbox.promote_due(clock()) == 0
     assert outbox.take("sms", "w1", 10, 0) == []
     assert provider.sends() == 1
@@ -354,7 +345,7 @@ def test_a_message_past_its_deadline_expires_without_a_send(outbox: InMemoryOutb
     env = envelope(expires=T0 + timedelta(hours=1))
     outbox.enqueue([env], T0)
     provider = ScriptedProvider(clock)
-    clock.advance(3_600)
+    clock.advance(timedelta(seconds=3_600))
     assert dispatcher(outbox, provider, clock).handle(outbox.take("sms", "w1", 1, 0)[0]) == "expired"
     assert provider.sends() == 0
     assert outbox.state(env.id)["state"] == "expired"
@@ -376,7 +367,7 @@ def test_reconcile_finds_the_message_in_the_provider_log_and_records_it(outbox: 
     env = envelope()
     provider = ScriptedProvider(clock)
     crashed_while_sending(outbox, env, provider)
-    clock.advance(120)
+    clock.advance(timedelta(seconds=120))
     (lease,) = outbox.reclaim("sms", "w2", 0, 10)
     assert dispatcher(outbox, provider, clock).handle(lease) == "reconciled"
     assert provider.sends() == 1
@@ -423,7 +414,7 @@ def test_the_provider_log_outranks_a_deadline_or_an_opt_out_that_came_after_the_
     crashed_while_sending(outbox, lost)
     suppressions = InMemorySuppressions()
     suppressions.suppress("sms", took.message.to)  # STOP arrived after the warning went out
-    clock.advance(600)  # recovered after both deadlines
+    clock.advance(timedelta(seconds=600))  # recovered after both deadlines
     dispatch = dispatcher(outbox, provider, clock, suppressions=suppressions)
     outcomes = {lease.message_id: dispatch.handle(lease) for lease in outbox.reclaim("sms", "w2", 0, 10)}
     assert outcomes == {took.id: "reconciled", lost.id: "expired"}

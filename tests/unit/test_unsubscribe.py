@@ -6,7 +6,6 @@ process and in Redis (the Redis cases run against a real redis-server).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -73,13 +72,6 @@ def test_unsubscribe_url_is_the_web_apps_path_with_the_token() -> None:
 
 
 # --- suppressions: one contract, in process and in Redis ------------------------------------------
-
-
-@pytest.fixture
-def redis_client(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url)
-    yield client
-    client.close()
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])
