@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from forewarn.cli.common import _fail, _settings, app, console
+from forewarn.envelopes import FUNNEL
 from forewarn.settings import ConfigError, Settings
 
 if TYPE_CHECKING:
@@ -80,11 +81,12 @@ def web(config: ConfigRequired) -> None:
 
 @app.command()
 def message(
-    incident_id: Annotated[str, typer.Argument(help="The incident, e.g. INC-no_internet-TX-453-...")],
-    customer_id: Annotated[str, typer.Argument(help="The customer id.")],
     config: ConfigRequired,
+    incident_id: Annotated[str, typer.Argument(help="The incident, e.g. INC-no_internet-TX-453-...")],
+    customer_id: Annotated[str | None, typer.Argument(help="The customer; without it, the incident's funnel.")] = None,
 ) -> None:
-    """Every state the incident's messages to one customer went through, oldest first (no address, no body)."""
+    """Every state the incident's messages to one customer went through, oldest first (no address, no body);
+    without a customer, how many of the incident's messages reached each stage."""
     from forewarn.connectors.redis_outbox import RedisOutbox
     from forewarn.flows.offline import redis_connection
 
@@ -94,6 +96,9 @@ def message(
     except ConfigError as exc:
         raise _fail(str(exc)) from None
     outbox = RedisOutbox(client, prefix, settings.delivery.shards)
+    if customer_id is None:
+        _print_funnel(incident_id, outbox.funnel(incident_id))
+        return
     history = outbox.history(incident_id, customer_id)
     if not history:
         raise _fail(f"no message of {incident_id} to {customer_id} in the outbox (kept 30 days)")
@@ -104,3 +109,11 @@ def message(
         for event in events:
             detail = f"  {event['detail']}" if event.get("detail") else ""
             console.print(f"  {event['at'].isoformat(timespec='milliseconds')}  {event['state']}{detail}")
+
+
+def _print_funnel(incident_id: str, funnel: dict[str, int]) -> None:
+    if not funnel:
+        raise _fail(f"no message of {incident_id} in the outbox (kept 30 days)")
+    console.print(f"[bold]{incident_id}[/bold]: the funnel of its messages")
+    for stage in FUNNEL:
+        console.print(f"  {stage:<12} {funnel.get(stage, 0):>8}")

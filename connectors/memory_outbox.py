@@ -21,6 +21,7 @@ from forewarn.envelopes import (
     Begun,
     Envelope,
     Lease,
+    falls_back,
     message_id,
     parse_message_id,
 )
@@ -166,6 +167,14 @@ class InMemoryOutbox:
                 queue.leased[entry] = (mid, now)
             return [Lease(channel, 0, entry, mid, deliveries=2) for entry, mid in stale]
 
+    def touch(self, leases: Sequence[Lease], consumer: str) -> None:
+        with self._lock:
+            now = monotonic()
+            for lease in leases:
+                queue = self._queues[lease.channel]
+                if (held := queue.leased.get(lease.entry_id)) is not None:
+                    queue.leased[lease.entry_id] = (held[0], now)
+
     def begin(self, lease: Lease, now: datetime) -> Begun:
         with self._lock:
             held = self._messages.get(lease.message_id)
@@ -189,10 +198,10 @@ class InMemoryOutbox:
         warning = MessageKey(key.incident_id, key.customer_id, "warning")
         states = {mid: self._messages[mid] for c in ("sms", "email")
                   if (mid := message_id(warning, c)) in self._messages}
+        if any(h.state in ("sending", "enqueued", "retrying") for h in states.values()):
+            return Begun("wait")  # it (or an SMS's email fallback) goes out or fails soon, and the all-clear after it
         if any(h.state in ACCEPTED_STATES for h in states.values()):
             return None
-        if any(h.state in ("sending", "enqueued", "retrying") for h in states.values()):
-            return Begun("wait")  # it goes out (or fails) soon, and the all-clear after it
         # waiting for the customer's morning: by then the problem is fixed, so neither is sent
         pending = [mid for mid, h in states.items() if h.state == "deferred"]
         if not pending:
@@ -212,7 +221,10 @@ class InMemoryOutbox:
             if held is not None and held.state not in FINAL_STATES:
                 held.provider_id = (result.provider_id if result else None) or ""
                 held.uncertain = False
-                self._finish(lease, state, now, result.reason if result else "")
+                reason = result.reason if result else ""
+                self._finish(lease, state, now, reason)
+                if falls_back(state, result):
+                    self._fall_back(held, now, f"the SMS {state}: {reason}")
             else:
                 self._ack(lease)
             if held is not None and (state in ACCEPTED_STATES or held.state in ACCEPTED_STATES):
@@ -222,11 +234,11 @@ class InMemoryOutbox:
     def retry(self, lease: Lease, due: datetime, now: datetime, result: SendResult) -> None:
         self._reschedule(lease, due, now, result.reason, result.uncertain, "retrying")
 
-    def release(self, lease: Lease, due: datetime, now: datetime, reason: str) -> None:
-        self._reschedule(lease, due, now, reason, False, "released")
+    def release(self, lease: Lease, due: datetime, now: datetime, reason: str, *, quiet: bool = False) -> None:
+        self._reschedule(lease, due, now, reason, False, "released", quiet)
 
     def _reschedule(self, lease: Lease, due: datetime, now: datetime, reason: str, uncertain: bool,
-                    what: str) -> None:
+                    what: str, quiet: bool = False) -> None:
         with self._lock:
             held = self._messages.get(lease.message_id)
             if held is not None and held.state not in FINAL_STATES:
@@ -235,7 +247,8 @@ class InMemoryOutbox:
                 held.uncertain = held.uncertain or uncertain or (held.state == "sending" and what == "released")
                 held.state, held.reason = "retrying", reason
                 self._later[lease.message_id] = due
-                self._event(lease.message_id, what, now, reason)
+                if not quiet:
+                    self._event(lease.message_id, what, now, reason)
             self._ack(lease)
 
     def record_status(self, message_id_: str, status: str, now: datetime, detail: str = "") -> bool:
@@ -252,15 +265,8 @@ class InMemoryOutbox:
             self._count(key.incident_id, status)
             self._accepted[(key.incident_id, key.kind)].add(key.customer_id)
             self._event(message_id_, status, now, detail)
-            fallback = held.envelope.fallback
-            if status != "delivered" and held.envelope.channel == "sms" and fallback is not None \
-                    and not held.fallback_queued and fallback.id not in self._messages:
-                held.fallback_queued = True
-                self._messages[fallback.id] = _Held(fallback, "enqueued")
-                self._push("email", fallback.id)
-                self._count(key.incident_id, "fallback")
-                self._event(fallback.id, "fallback", now, f"the SMS was {status}")
-                self._lock.notify_all()
+            if status != "delivered":
+                self._fall_back(held, now, f"the SMS was {status}")
             return True
 
     def backlog(self, channel: Channel) -> int:
@@ -268,9 +274,9 @@ class InMemoryOutbox:
             queue = self._queues[channel]
             return len(queue.waiting) + len(queue.leased)
 
-    def scheduled(self) -> int:
+    def scheduled(self, before: datetime | None = None) -> int:
         with self._lock:
-            return len(self._later)
+            return sum(1 for at in self._later.values() if before is None or at <= before)
 
     # -- under the lock ------------------------------------------------------------------------------
 
@@ -286,6 +292,19 @@ class InMemoryOutbox:
         self._count(held.envelope.key.incident_id, state)
         self._event(lease.message_id, state, now, reason)
         self._ack(lease)
+
+    def _fall_back(self, held: _Held, now: datetime, why: str) -> None:
+        """An SMS that could not reach the customer goes to their email, once, when it has one."""
+        fallback = held.envelope.fallback
+        if held.envelope.channel != "sms" or fallback is None or held.fallback_queued \
+                or fallback.id in self._messages:
+            return
+        held.fallback_queued = True
+        self._messages[fallback.id] = _Held(fallback, "enqueued")
+        self._push("email", fallback.id)
+        self._count(fallback.key.incident_id, "fallback")
+        self._event(fallback.id, "fallback", now, why)
+        self._lock.notify_all()
 
     def _count(self, incident_id: str, *stages: str) -> None:
         for stage in stages:

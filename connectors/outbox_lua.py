@@ -17,6 +17,22 @@ local function event(hkey, id, state, now, detail)
 end
 """
 
+_FALLBACK = """
+-- An SMS that could not reach the customer goes to their email, once (the HSETNX guard), when it has one.
+local function fall_back(mkey, hkey, funnel, fkey, equeue, fid, now, keep, why)
+  if redis.call('HGET', mkey, 'channel') ~= 'sms' then return end
+  local env = cjson.decode(redis.call('HGET', mkey, 'env'))
+  if env['fallback'] == cjson.null or env['fallback'] == nil then return end
+  if redis.call('HSETNX', mkey, 'fallback', fid) == 0 or redis.call('EXISTS', fkey) == 1 then return end
+  redis.call('HSET', fkey, 'env', cjson.encode(env['fallback']), 'state', 'enqueued', 'channel', 'email',
+             'attempts', 0, 'id', fid)
+  redis.call('XADD', equeue, '*', 'id', fid)
+  redis.call('HINCRBY', funnel, 'fallback', 1)
+  event(hkey, fid, 'fallback', now, why)
+  redis.call('PEXPIRE', fkey, keep)
+end
+"""
+
 ENQUEUE = _FINAL + """
 -- One incident and kind per call. KEYS: later, q:sms, q:email, decided set, funnel, then per envelope:
 -- message, history, its warning by sms, its warning by email (all-clears only; else the message twice).
@@ -113,13 +129,14 @@ if ARGV[5] == 'resolved' then
   for _, wkey in ipairs({KEYS[5], KEYS[6]}) do
     local w = redis.call('HGET', wkey, 'state')
     if w and ACCEPTED[w] then accepted = true end
-    -- queued, retrying or being sent: it goes out (or fails) soon, and the all-clear after it
+    -- queued, retrying or being sent (an SMS's email fallback too): it goes out (or fails) soon, and
+    -- the all-clear after it
     if w == 'sending' or w == 'enqueued' or w == 'retrying' then waiting = true end
     -- waiting for the customer's morning: by then the problem is fixed, so neither is sent
     if w == 'deferred' then pending[#pending + 1] = wkey end
   end
+  if waiting then return {'wait'} end
   if not accepted then
-    if waiting then return {'wait'} end
     if #pending == 0 then
       settle('skipped', 'the warning never reached the customer')
       return {'skip'}
@@ -144,14 +161,18 @@ event(KEYS[2], ARGV[2], 'sending', now, 'attempt ' .. attempts)
 return {verdict, redis.call('HGET', KEYS[1], 'env'), attempts, redis.call('HGET', KEYS[1], 'first_ms')}
 """
 
-SETTLE = _FINAL + """
--- KEYS: message, history, queue, funnel, accepted set
--- ARGV: now, id, entry, group, state, provider_id, reason, customer
+SETTLE = _FINAL + _FALLBACK + """
+-- KEYS: message, history, queue, funnel, accepted set, fallback message, email queue
+-- ARGV: now, id, entry, group, state, provider_id, reason, customer, falls back ("1"), fallback id, keep_ms
 local state = redis.call('HGET', KEYS[1], 'state')
 if state and not FINAL[state] then
   redis.call('HSET', KEYS[1], 'state', ARGV[5], 'provider_id', ARGV[6], 'reason', ARGV[7], 'uncertain', '0')
   redis.call('HINCRBY', KEYS[4], ARGV[5], 1)
   event(KEYS[2], ARGV[2], ARGV[5], tonumber(ARGV[1]), ARGV[7])
+  if ARGV[9] == '1' then
+    fall_back(KEYS[1], KEYS[2], KEYS[4], KEYS[6], KEYS[7], ARGV[10], tonumber(ARGV[1]), tonumber(ARGV[11]),
+              'the SMS ' .. ARGV[5] .. ': ' .. ARGV[7])
+  end
 end
 if ACCEPTED[ARGV[5]] or (state and ACCEPTED[state]) then redis.call('SADD', KEYS[5], ARGV[8]) end
 redis.call('XACK', KEYS[3], ARGV[4], ARGV[3])
@@ -160,7 +181,7 @@ return 1
 """
 
 RETRY = _FINAL + """
--- KEYS: message, history, queue, later; ARGV: now, id, entry, group, due, reason, uncertain, state
+-- KEYS: message, history, queue, later; ARGV: now, id, entry, group, due, reason, uncertain, state, quiet
 local state = redis.call('HGET', KEYS[1], 'state')
 if state and not FINAL[state] then
   local uncertain = ARGV[7]
@@ -170,14 +191,14 @@ if state and not FINAL[state] then
   if redis.call('HGET', KEYS[1], 'uncertain') == '1' then uncertain = '1' end
   redis.call('HSET', KEYS[1], 'state', 'retrying', 'reason', ARGV[6], 'uncertain', uncertain)
   redis.call('ZADD', KEYS[4], tonumber(ARGV[5]), ARGV[2])
-  event(KEYS[2], ARGV[2], ARGV[8], tonumber(ARGV[1]), ARGV[6])
+  if ARGV[9] ~= '1' then event(KEYS[2], ARGV[2], ARGV[8], tonumber(ARGV[1]), ARGV[6]) end
 end
 redis.call('XACK', KEYS[3], ARGV[4], ARGV[3])
 redis.call('XDEL', KEYS[3], ARGV[3])
 return 1
 """
 
-STATUS = _FINAL + """
+STATUS = _FINAL + _FALLBACK + """
 -- KEYS: message, history, funnel, fallback message, email queue, accepted set
 -- ARGV: now, id, status, detail, fallback id, keep_ms, customer
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -190,18 +211,8 @@ redis.call('HSET', KEYS[1], 'state', status, 'reason', ARGV[4])
 redis.call('HINCRBY', KEYS[3], status, 1)
 redis.call('SADD', KEYS[6], ARGV[7])
 event(KEYS[2], ARGV[2], status, now, ARGV[4])
-if status ~= 'delivered' and redis.call('HGET', KEYS[1], 'channel') == 'sms' then
-  local env = cjson.decode(redis.call('HGET', KEYS[1], 'env'))
-  if env['fallback'] ~= cjson.null and env['fallback'] ~= nil
-     and redis.call('HSETNX', KEYS[1], 'fallback', ARGV[5]) == 1
-     and redis.call('EXISTS', KEYS[4]) == 0 then
-    redis.call('HSET', KEYS[4], 'env', cjson.encode(env['fallback']), 'state', 'enqueued', 'channel', 'email',
-               'attempts', 0, 'id', ARGV[5])
-    redis.call('XADD', KEYS[5], '*', 'id', ARGV[5])
-    redis.call('HINCRBY', KEYS[3], 'fallback', 1)
-    event(KEYS[2], ARGV[5], 'fallback', now, 'the SMS was ' .. status)
-    redis.call('PEXPIRE', KEYS[4], tonumber(ARGV[6]))
-  end
+if status ~= 'delivered' then
+  fall_back(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[5], now, tonumber(ARGV[6]), 'the SMS was ' .. status)
 end
 return 1
 """

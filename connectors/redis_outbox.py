@@ -36,12 +36,14 @@ from forewarn.envelopes import (
     Envelope,
     Lease,
     epoch_ms,
+    falls_back,
     from_epoch_ms,
     id_part,
     message_id,
     parse_message_id,
 )
 from forewarn.records import Channel, MessageKey, MessageKind, SendResult
+from forewarn.settings import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +120,7 @@ class RedisOutbox:
         """Create each stream's consumer group (and the stream) once; an existing group is kept."""
         if self._groups_ready:
             return
+        self._check_shards()
         for shard in range(self.shards):
             for channel in CHANNELS:
                 try:
@@ -126,6 +129,17 @@ class RedisOutbox:
                     if "BUSYGROUP" not in str(exc):
                         raise
         self._groups_ready = True
+
+    def _check_shards(self) -> None:
+        """The first outbox to start records its shard count; another count would put an incident's keys (its
+        decided marks among them) under another tag, so a replay would decide its messages a second time."""
+        key = f"{self.prefix}:outbox:shards"
+        self.client.set(key, self.shards, nx=True)
+        stored = int(self.client.get(key) or self.shards)  # type: ignore[arg-type]
+        if stored != self.shards:
+            raise ConfigError(
+                f"delivery.shards is {self.shards} but the outbox in Redis (prefix {self.prefix!r}) was made with "
+                f"{stored}: set delivery.shards: {stored}, or drain the outbox and delete {key} to change it")
 
     # -- deciding (Outbox) ---------------------------------------------------------------------------
 
@@ -272,6 +286,15 @@ class RedisOutbox:
                     break
         return leases
 
+    def touch(self, leases: Sequence[Lease], consumer: str) -> None:
+        by_stream: dict[tuple[int, Channel], list[Any]] = defaultdict(list)
+        for lease in leases:
+            by_stream[(lease.shard, lease.channel)].append(lease.entry_id)
+        for (shard, channel), entries in by_stream.items():
+            # XCLAIM with no minimum idle time, to the holder itself: its idle time starts again at 0; an entry
+            # settled meanwhile is no longer pending and is left alone
+            self.client.xclaim(self.queue_key(shard, channel), GROUP, consumer, 0, entries, justid=True)
+
     def begin(self, lease: Lease, now: datetime) -> Begun:
         key, _ = parse_message_id(lease.message_id)
         s = lease.shard
@@ -292,27 +315,29 @@ class RedisOutbox:
     def settle(self, lease: Lease, state: str, now: datetime, result: SendResult | None = None) -> None:
         key, _ = parse_message_id(lease.message_id)
         s = lease.shard
+        fallback = message_id(key, "email")
         self._settle(keys=[self._message(s, lease.message_id), self._history(s, key.incident_id, key.customer_id),
                            self.queue_key(s, lease.channel), self._funnel(s, key.incident_id),
-                           self._accepted(s, key.incident_id, key.kind)],
+                           self._accepted(s, key.incident_id, key.kind), self._message(s, fallback),
+                           self.queue_key(s, "email")],
                      args=[epoch_ms(now), lease.message_id, lease.entry_id, GROUP, state,
                            (result.provider_id if result else None) or "", result.reason if result else "",
-                           key.customer_id])
+                           key.customer_id, "1" if falls_back(state, result) else "0", fallback, self.keep_ms])
 
     def retry(self, lease: Lease, due: datetime, now: datetime, result: SendResult) -> None:
         self._reschedule(lease, due, now, result.reason, "1" if result.uncertain else "0", "retrying")
 
-    def release(self, lease: Lease, due: datetime, now: datetime, reason: str) -> None:
-        self._reschedule(lease, due, now, reason, "0", "released")
+    def release(self, lease: Lease, due: datetime, now: datetime, reason: str, *, quiet: bool = False) -> None:
+        self._reschedule(lease, due, now, reason, "0", "released", quiet)
 
     def _reschedule(self, lease: Lease, due: datetime, now: datetime, reason: str, uncertain: str,
-                    what: str) -> None:
+                    what: str, quiet: bool = False) -> None:
         key, _ = parse_message_id(lease.message_id)
         s = lease.shard
         self._retry(keys=[self._message(s, lease.message_id), self._history(s, key.incident_id, key.customer_id),
                           self.queue_key(s, lease.channel), self._later(s)],
                     args=[epoch_ms(now), lease.message_id, lease.entry_id, GROUP, epoch_ms(due), reason, uncertain,
-                          what])
+                          what, "1" if quiet else "0"])
 
     def record_status(self, message_id_: str, status: str, now: datetime, detail: str = "") -> bool:
         key, channel = parse_message_id(message_id_)
@@ -328,6 +353,7 @@ class RedisOutbox:
     def backlog(self, channel: Channel) -> int:
         return sum(int(self.client.xlen(self.queue_key(s, channel))) for s in range(self.shards))  # type: ignore[arg-type,misc]
 
-    def scheduled(self) -> int:
-        """Messages waiting for a time (quiet hours or a retry)."""
-        return sum(int(self.client.zcard(self._later(s))) for s in range(self.shards))  # type: ignore[arg-type,misc]
+    def scheduled(self, before: datetime | None = None) -> int:
+        """Messages waiting for a time (quiet hours or a retry); only those due by `before` when given."""
+        top = epoch_ms(before) if before is not None else "+inf"
+        return sum(int(self.client.zcount(self._later(s), "-inf", top)) for s in range(self.shards))  # type: ignore[arg-type,misc]

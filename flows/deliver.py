@@ -14,10 +14,11 @@ import os
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from forewarn.envelopes import Lease
 from forewarn.interfaces import DeliveryQueue, RateLimiter
@@ -69,7 +70,8 @@ class DeliveryWorker:
                        for c in self.channels}
         self._slots = {c: threading.BoundedSemaphore(options.concurrency[c]) for c in self.channels}
         self._in_flight = 0
-        self._held: set[tuple[str, int, str]] = set()  # (channel, shard, entry) of the leases this worker holds
+        self._held: dict[tuple[str, int, str], Lease] = {}  # by (channel, shard, entry): the leases this worker holds
+        self._reclaimed: dict[Channel, deque[Lease]] = {c: deque() for c in self.channels}
         self._lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -104,16 +106,20 @@ class DeliveryWorker:
             busy = self._in_flight
         return busy == 0 and all(self.queue.backlog(c) == 0 for c in self.channels)
 
-    def drain(self, timeout: float = 60.0, settle_for: float = 0.2) -> bool:
-        """Wait until the queues and the schedule are empty and nothing is in flight (demo, replay, tests)."""
+    def drain(self, timeout: float = 60.0, settle_for: float = 0.2, soon: timedelta = timedelta(seconds=60)) -> bool:
+        """Wait until the queues are empty, nothing is in flight and nothing is scheduled within `soon` (demo,
+        replay, tests); a message deferred to a customer's morning stays in the outbox for a live worker."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.idle() and self.queue.scheduled() == 0:
+            if self._drained(soon):
                 time.sleep(settle_for)  # a retry or fallback may be just about to be queued
-                if self.idle() and self.queue.scheduled() == 0:
+                if self._drained(soon):
                     return True
             time.sleep(0.05)
         return False
+
+    def _drained(self, soon: timedelta) -> bool:
+        return self.idle() and self.queue.scheduled(before=self.clock() + soon) == 0
 
     def _guard(self, target: Callable[[], None]) -> Callable[[], None]:
         def guarded() -> None:
@@ -129,14 +135,21 @@ class DeliveryWorker:
     # -- the loops ---------------------------------------------------------------------------------
 
     def _housekeeping(self) -> None:
+        """Never paces and never sends: a rate wait or a slow provider must not hold up the promotions, the
+        reclaims, or the touches that keep this worker's slow sends from being reclaimed by another."""
         while not self._stop.is_set():
+            with self._lock:
+                held = list(self._held.values())
+            if held:
+                self.queue.touch(held, self.consumer)
             self.queue.promote_due(self.clock())
             for channel in self.channels:
-                free = self._free(channel)
-                if free:
+                with self._lock:
+                    free = self._free(channel) - len(self._reclaimed[channel])
+                if free > 0:
                     reclaimed = self.queue.reclaim(channel, self.consumer, self.options.reclaim_after, free)
                     # a lease of ours still being handled (a slow send) is not handed out a second time
-                    self._dispatch([lease for lease in reclaimed if not self._holds(lease)], channel)
+                    self._hold([lease for lease in reclaimed if not self._holds(lease)], self._reclaimed[channel])
             self._stop.wait(self.options.housekeeping_every)
 
     def _read(self, channel: Channel) -> None:
@@ -154,12 +167,25 @@ class DeliveryWorker:
             count = min(self.options.batch, free, max(1, int(pace.rate)) if pace and pace.rate else free)
             if breaker.state(now) != "closed":
                 count = 1  # half-open: one message probes the provider
-            self._dispatch(self.queue.take(channel, self.consumer, count, self.options.block), channel)
+            leases = self._take_reclaimed(channel, count)
+            if not leases:
+                leases = self._hold(self.queue.take(channel, self.consumer, count, self.options.block))
+            self._dispatch(leases, channel)
+
+    def _take_reclaimed(self, channel: Channel, count: int) -> list[Lease]:
+        with self._lock:
+            waiting = self._reclaimed[channel]
+            return [waiting.popleft() for _ in range(min(count, len(waiting)))]
+
+    def _hold(self, leases: list[Lease], into: deque[Lease] | None = None) -> list[Lease]:
+        with self._lock:
+            self._held.update(((lease.channel, lease.shard, lease.entry_id), lease) for lease in leases)
+            if into is not None:
+                into.extend(leases)
+        return leases
 
     def _dispatch(self, leases: list[Lease], channel: Channel) -> None:
         """Pace and hand each lease to the channel's pool; once stopping, put the rest back untried."""
-        with self._lock:
-            self._held.update((lease.channel, lease.shard, lease.entry_id) for lease in leases)
         pace = self.paces.get(channel)
         submitted = 0
         try:
@@ -181,7 +207,7 @@ class DeliveryWorker:
 
     def _let_go(self, lease: Lease) -> None:
         with self._lock:
-            self._held.discard((lease.channel, lease.shard, lease.entry_id))
+            self._held.pop((lease.channel, lease.shard, lease.entry_id), None)
 
     def _wait_for_slot(self, pace: Pace | None) -> bool:
         """Wait for the pace's next slot; False when the worker stops first."""
@@ -211,5 +237,5 @@ class DeliveryWorker:
         finally:
             with self._lock:
                 self._in_flight -= 1
-                self._held.discard((lease.channel, lease.shard, lease.entry_id))
+                self._held.pop((lease.channel, lease.shard, lease.entry_id), None)
             self._slots[lease.channel].release()

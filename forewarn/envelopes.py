@@ -18,13 +18,15 @@ True
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, cast, get_args
 
 import orjson
 
-from forewarn.records import Channel, Message, MessageKey, MessageKind
+from forewarn.records import Channel, Message, MessageKey, MessageKind, SendResult
 
 MessageState = Literal[
     "enqueued",  # in the channel's stream, waiting for a worker
@@ -74,6 +76,26 @@ def message_id(key: MessageKey, channel: Channel) -> str:
     'CU|7'
     """
     return f"{id_part(key.incident_id)}|{id_part(key.customer_id)}|{key.kind}|{channel}"
+
+
+def reference(mid: str) -> str:
+    """A short tag of one message, written at the end of its SMS: the provider's log then tells it apart from
+    any other message with the same words to the same number, so a reconcile never mistakes one for the other.
+
+    >>> reference("INC-1|CU-42|warning|sms")
+    'NHO2L2BN'
+    """
+    return base64.b32encode(hashlib.blake2b(mid.encode(), digest_size=5).digest()).decode()
+
+
+def falls_back(state: str, result: SendResult | None) -> bool:
+    """Whether an SMS settled in `state` goes to the customer's email instead (once): a final failure or a
+    passed deadline does; an opted-out recipient does not.
+
+    >>> falls_back("failed", SendResult(ok=False, reason="21211")), falls_back("sent", None)
+    (True, False)
+    """
+    return state in ("failed", "expired") and not (result is not None and result.opted_out)
 
 
 def parse_message_id(text: str) -> tuple[MessageKey, Channel]:

@@ -181,20 +181,26 @@ class DeliveryQueue(Protocol):
         """Messages another consumer took and left unsettled for `idle` seconds (it crashed)."""
         ...
 
+    def touch(self, leases: Sequence[Lease], consumer: str) -> None:
+        """Reset the idle time of leases `consumer` is still handling, so no other worker reclaims a slow send."""
+        ...
+
     def begin(self, lease: Lease, now: datetime) -> Begun:
         """Mark the message as being sent and say what to do with it."""
         ...
 
     def settle(self, lease: Lease, state: str, now: datetime, result: SendResult | None = None) -> None:
-        """Record a final state (sent, failed, expired, opted_out, superseded, skipped) and let the entry go."""
+        """Record a final state (sent, failed, expired, opted_out, superseded, skipped) and let the entry go; a
+        failed or expired SMS with an email fallback queues the fallback once (`envelopes.falls_back`)."""
         ...
 
     def retry(self, lease: Lease, due: datetime, now: datetime, result: SendResult) -> None:
         """Schedule the message again at `due` after a retryable failure, and let the entry go."""
         ...
 
-    def release(self, lease: Lease, due: datetime, now: datetime, reason: str) -> None:
-        """Put a message back untried (its channel is paused): queued again at `due`, no attempt counted."""
+    def release(self, lease: Lease, due: datetime, now: datetime, reason: str, *, quiet: bool = False) -> None:
+        """Put a message back untried (its channel is paused): queued again at `due`, no attempt counted; `quiet`
+        writes no history event (an all-clear waiting for its warning asks every few seconds)."""
         ...
 
     def record_status(self, message_id: str, status: str, now: datetime, detail: str = "") -> bool:
@@ -206,8 +212,9 @@ class DeliveryQueue(Protocol):
         """Messages of `channel` waiting in the queue (not deferred)."""
         ...
 
-    def scheduled(self) -> int:
-        """Messages waiting for a time: quiet hours, a retry, a paused channel."""
+    def scheduled(self, before: datetime | None = None) -> int:
+        """Messages waiting for a time (quiet hours, a retry, a paused channel); only those due by `before`
+        when given."""
         ...
 
 

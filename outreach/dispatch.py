@@ -11,7 +11,7 @@ a crash. The stages, in order:
 3. reconcile: the provider's own log has it → sent, without sending again (first: a message the
    provider took is recorded sent even when its deadline or an opt-out came after that try);
 4. past its deadline → expired;
-5. the address said STOP (or unsubscribed) → opted out;
+5. the address said STOP (or unsubscribed), or the customer opted out in the index since → opted out;
 6. send, then: accepted → sent; final error → failed (an opt-out is written back); retryable → retry
    at backoff, or expired when the backoff passes the deadline; refused credentials → the breaker
    holds the channel, the message goes back untried.
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
@@ -29,7 +29,7 @@ from typing import Literal, Protocol
 from forewarn.envelopes import Envelope, Lease
 from forewarn.interfaces import DeliveryQueue, Reconciler, Suppressions
 from forewarn.outreach.breaker import Backoff, Breaker
-from forewarn.records import Channel, SendResult
+from forewarn.records import Channel, Customer, SendResult
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,11 @@ class SendEnvelope(Protocol):
 
 
 class OptOutRecorder(Protocol):
+    """The customer index as the dispatcher sees it: an opt-out read before each send, and written back."""
+
     def record_opt_out(self, customer_id: str, channel: Channel) -> bool: ...
+
+    def get_many(self, ids: Sequence[str]) -> Sequence[Customer | None]: ...
 
 
 @dataclass
@@ -78,7 +82,8 @@ class Dispatcher:
     suppressions
         Addresses that said STOP; None: nobody is suppressed.
     opt_outs
-        Where a provider's "unsubscribed" is written back (the customer index).
+        The customer index: an opt-out made after the decision is honoured, and a provider's "unsubscribed"
+        is written back.
     status_callback
         The status-callback URL for a message id (SMS); None asks for none.
     clock, rand
@@ -126,7 +131,7 @@ class Dispatcher:
     def _before_send(self, lease: Lease, now: datetime) -> Outcome | tuple[Envelope, int]:
         begun = self.queue.begin(lease, now)
         if begun.verdict == "wait":
-            self.queue.release(lease, now + WAIT_FOR_WARNING, now, "waiting for the warning being sent")
+            self.queue.release(lease, now + WAIT_FOR_WARNING, now, "waiting for the warning being sent", quiet=True)
             return "waiting"
         if begun.envelope is None:
             return {"supersede": "superseded", "skip": "skipped"}.get(begun.verdict, "done")  # type: ignore[return-value]
@@ -137,10 +142,19 @@ class Dispatcher:
         if now >= envelope.expires_at:
             self.queue.settle(lease, "expired", now, SendResult(ok=False, reason="deadline passed before it went"))
             return "expired"
-        if self.suppressions is not None and self.suppressions.is_suppressed(envelope.channel, envelope.message.to):
+        if self._opted_out(envelope):
             self.queue.settle(lease, "opted_out", now, SendResult(ok=False, reason="the recipient opted out"))
             return "opted_out"
         return envelope, begun.attempts
+
+    def _opted_out(self, envelope: Envelope) -> bool:
+        """STOP or an unsubscribe for the address, or an opt-out in the index that came after the decision."""
+        if self.suppressions is not None and self.suppressions.is_suppressed(envelope.channel, envelope.message.to):
+            return True
+        if self.opt_outs is None:
+            return False
+        customer = self.opt_outs.get_many([envelope.key.customer_id])[0]
+        return customer is not None and customer.opted_out(envelope.channel)
 
     def _reconcile(self, lease: Lease, envelope: Envelope, since: datetime | None) -> Outcome | None:
         reconciler = self.channels.reconcilers.get(envelope.channel)

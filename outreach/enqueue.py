@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from forewarn.envelopes import Envelope
+from forewarn.envelopes import Envelope, message_id, reference
 from forewarn.interfaces import ContactLog, Outbox, Rendered
 from forewarn.outreach.audience import Recipient
 from forewarn.outreach.policy import QuietHours
@@ -149,5 +149,6 @@ class Enqueuer:
                decided_at: datetime, expires: datetime, not_before: datetime | None = None,
                fallback: Envelope | None = None, urgent: bool = False) -> Envelope:
         text, html = rendered
-        return Envelope(Message(key, channel, address, text.body, text.subject), decided_at, expires, not_before,
+        body = f"{text.body} Ref {reference(message_id(key, channel))}" if channel == "sms" else text.body
+        return Envelope(Message(key, channel, address, body, text.subject), decided_at, expires, not_before,
                         html if channel == "email" else None, fallback, urgent)

@@ -136,7 +136,9 @@ class Outreach:
     def _send(self, report: OutreachReport, incident: Incident, kind: MessageKind,
               recipients: Sequence[Recipient[Any]]) -> None:
         render = _CachedRender(self.renderer, incident, kind, self.topic_labels)
-        self.enqueuer.enqueue(report, incident.id, kind, recipients, render, incident.opened_at,
+        # an all-clear is decided (and its quiet hours judged) when the incident resolved, not when it opened
+        decided_at = incident.resolved_at if kind == "resolved" and incident.resolved_at else incident.opened_at
+        self.enqueuer.enqueue(report, incident.id, kind, recipients, render, decided_at,
                               urgent=incident.topic in self.urgent_topics)
 
 

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from forewarn.cli import app
 from forewarn.demo.scenario import generate
-from forewarn.records import Customer
+from forewarn.envelopes import parse_message_id
+from forewarn.records import Customer, SendResult
 
 
 @pytest.fixture(scope="module")
@@ -254,3 +255,34 @@ def test_extra_trait_from_config_is_loaded_and_previewed(redis_url: str, tmp_pat
     # without the config the field is not a trait, and the error names the ones there are
     result = CliRunner().invoke(app, ["audience", "tier=gold", "--redis-url", redis_url])
     assert result.exit_code != 0 and "unknown attribute 'tier'" in result.output
+
+
+def test_message_prints_one_customers_history_or_the_incidents_funnel(redis_url: str, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from forewarn.connectors.redis_outbox import RedisOutbox
+    from forewarn.envelopes import Envelope
+    from forewarn.records import Message, MessageKey
+
+    now = datetime.now(UTC)
+    outbox = RedisOutbox(redis.Redis.from_url(redis_url))
+    outbox.enqueue([Envelope(Message(MessageKey("INC-7", f"CU-{n}", "warning"), "sms", f"+1512555010{n}", "Outage."),
+                             now, now + timedelta(hours=1)) for n in range(3)], now)
+    lease = outbox.take("sms", "w", 1, 0)[0]
+    outbox.begin(lease, now)
+    outbox.settle(lease, "sent", now, SendResult(ok=True, provider_id="SM123"))
+    config = _config(tmp_path, f"redis: {{url: \"{redis_url}\"}}\n")
+
+    funnel = CliRunner().invoke(app, ["message", "INC-7", "-c", str(config)])
+    assert funnel.exit_code == 0, funnel.output
+    counts = dict(re.findall(r"^\s+(\w+)\s+(\d+)$", funnel.output, re.MULTILINE))
+    assert (counts["decided"], counts["enqueued"], counts["sent"], counts["failed"]) == ("3", "3", "1", "0")
+
+    one = CliRunner().invoke(app, ["message", "INC-7", parse_message_id(lease.message_id)[0].customer_id,
+                                   "-c", str(config)])
+    assert one.exit_code == 0, one.output
+    assert "now: sent" in one.output and "provider id: SM123" in one.output
+    assert "+1512555" not in one.output and "Outage." not in one.output  # no address, no body
+
+    missing = CliRunner().invoke(app, ["message", "INC-404", "-c", str(config)])
+    assert missing.exit_code != 0 and "no message of INC-404" in missing.output

@@ -230,3 +230,25 @@ def test_leases_of_a_worker_that_died_mid_send_are_reclaimed_and_settled_once(wo
     assert workers.outcomes["rescuer"] == Counter({"sms:reconciled": 20, "sms:sent": 20})
     assert pending(client, outbox) == 0
     sent_once(outbox, envelopes)
+
+
+def test_a_send_slower_than_the_reclaim_time_is_not_taken_over_by_another_worker(workers: Workers) -> None:
+    provider = ScriptedProvider(utc_now)
+
+    def slow(envelope: Envelope, status_callback: str | None) -> SendResult:
+        time.sleep(1.0)  # over three reclaim times: the worker still holds it, and says so
+        return provider.send(envelope, status_callback)
+
+    outbox = workers.outbox()
+    envelopes = batch(4)
+    outbox.enqueue(envelopes, utc_now())
+    workers.start("slow", {"sms": slow}, {"sms": 4}, reconciler=provider, reclaim_after=0.3)
+    wait_for(lambda: pending(workers.clients(), outbox) == 4, 5, "the slow worker to take all four")
+    workers.start("eager", {"sms": provider.send}, {"sms": 4}, reconciler=provider, reclaim_after=0.3)
+    wait_for(lambda: all(outbox.state(e.id)["state"] == "sent" for e in envelopes), 15, "the slow sends to settle")
+    workers.stop_all()
+
+    assert provider.accepted == Counter({e.id: 1 for e in envelopes})
+    assert workers.outcomes["slow"] == Counter({"sms:sent": 4})
+    assert workers.outcomes["eager"] == Counter()
+    sent_once(outbox, envelopes)

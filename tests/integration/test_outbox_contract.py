@@ -27,6 +27,7 @@ from forewarn.connectors.redis_outbox import RedisOutbox
 from forewarn.envelopes import Envelope, Lease
 from forewarn.interfaces import DeliveryQueue, Outbox
 from forewarn.records import Channel, Message, MessageKey, MessageKind, SendResult
+from forewarn.settings import ConfigError
 
 pytestmark = pytest.mark.integration
 
@@ -497,6 +498,68 @@ def test_an_undelivered_sms_falls_back_to_email_exactly_once(outbox: AnyOutbox, 
     assert take_all(outbox, "email") == {}
 
 
+@pytest.mark.parametrize("state", ["failed", "expired"])
+def test_an_sms_that_failed_or_expired_at_the_worker_falls_back_to_email_once(outbox: AnyOutbox, state: str) -> None:
+    sms = envelope(fallback=True)
+    assert sms.fallback is not None
+    outbox.enqueue([sms], T0)
+    lease = take_one(outbox)
+    outbox.begin(lease, at(1))
+    outbox.settle(lease, state, at(2), SendResult(ok=False, reason="21211 invalid 'To' number"))
+    outbox.settle(lease, state, at(3), SendResult(ok=False, reason="21211 invalid 'To' number"))  # said twice
+    assert outbox.record_status(sms.id, "failed", at(4))  # and a late callback: still one fallback
+    assert list(take_all(outbox, "email")) == [sms.fallback.id]
+    assert outbox.funnel("INC-1")["fallback"] == 1
+    assert states(outbox, "INC-1", "CU-1")[sms.fallback.id] == ["fallback"]
+
+
+def test_an_sms_refused_because_the_recipient_opted_out_does_not_fall_back(outbox: AnyOutbox) -> None:
+    sms = envelope(fallback=True)
+    outbox.enqueue([sms], T0)
+    lease = take_one(outbox)
+    outbox.begin(lease, at(1))
+    outbox.settle(lease, "failed", at(2), SendResult(ok=False, opted_out=True, reason="21610 unsubscribed"))
+    assert take_all(outbox, "email") == {}
+    assert "fallback" not in outbox.funnel("INC-1")
+
+
+def test_an_all_clear_waits_for_the_email_that_replaced_an_undelivered_warning(outbox: AnyOutbox) -> None:
+    sms = envelope(fallback=True)
+    assert sms.fallback is not None
+    deliver(outbox, sms)
+    assert outbox.record_status(sms.id, "undelivered", at(30))
+    outbox.enqueue([envelope(kind="resolved")], at(60))
+    clear = take_one(outbox)
+    assert outbox.begin(clear, at(61)).verdict == "wait"  # the fallback email is still queued
+    outbox.release(clear, at(62), at(61), "waiting for the warning being sent", quiet=True)
+    email = take_one(outbox, "email")
+    outbox.begin(email, at(63))
+    outbox.settle(email, "sent", at(64), sent("email-1"))
+    outbox.promote_due(at(65))
+    assert outbox.begin(take_one(outbox), at(66)).verdict == "send"
+    assert "released" not in states(outbox, "INC-1", "CU-1")["INC-1|CU-1|resolved|sms"]  # quiet: no history
+
+
+def test_touch_keeps_a_slow_send_from_being_reclaimed(outbox: AnyOutbox) -> None:
+    outbox.enqueue([envelope("CU-1"), envelope("CU-2")], T0)
+    leases = take_all(outbox, "sms", consumer="slow")
+    slow = leases[envelope("CU-1").id]
+    outbox.begin(slow, at(1))
+    time.sleep(0.15)
+    outbox.touch([slow], "slow")
+    reclaimed = outbox.reclaim("sms", "other", 0.1, 10)
+    assert [lease.message_id for lease in reclaimed] == [envelope("CU-2").id]  # only the untouched one
+    outbox.settle(slow, "sent", at(2), sent())
+    outbox.touch([slow], "slow")  # settled meanwhile: left alone
+    time.sleep(0.15)
+    assert [lease.message_id for lease in outbox.reclaim("sms", "third", 0.1, 10)] == [envelope("CU-2").id]
+
+
+def test_scheduled_before_counts_only_what_is_due_by_then(outbox: AnyOutbox) -> None:
+    outbox.enqueue([envelope("CU-1", not_before=at(60)), envelope("CU-2", not_before=at(8 * 3600))], T0)
+    assert (outbox.scheduled(), outbox.scheduled(before=at(120)), outbox.scheduled(before=at(30))) == (2, 1, 0)
+
+
 def test_a_delivered_sms_and_an_email_never_fall_back(outbox: AnyOutbox) -> None:
     sms, email = envelope("CU-1", fallback=True), envelope("CU-2", channel="email")
     deliver(outbox, sms)
@@ -548,6 +611,16 @@ def test_state_reports_the_stored_fields(outbox: AnyOutbox) -> None:
 
 
 # -- Redis only -------------------------------------------------------------------------------------
+
+
+def test_a_redis_outbox_refuses_another_shard_count_than_the_one_it_was_made_with(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    RedisOutbox(client, prefix="t", shards=2).enqueue([envelope("CU-1")], T0)
+    RedisOutbox(client, prefix="t", shards=2).enqueue([envelope("CU-2")], T0)  # the same count: fine
+    with pytest.raises(ConfigError, match=r"delivery.shards is 4 but .* made with 2: set delivery.shards: 2"):
+        RedisOutbox(client, prefix="t", shards=4).enqueue([envelope("CU-1")], T0)
+    RedisOutbox(client, prefix="other", shards=4).enqueue([envelope("CU-1")], T0)  # another prefix: its own
+    client.close()
 
 
 def test_a_redis_outbox_makes_a_lost_stream_group_again(redis_url: str) -> None:

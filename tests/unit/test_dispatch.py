@@ -10,20 +10,21 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
 import pytest
 
+from forewarn.connectors.memory import InMemoryCustomerIndex
 from forewarn.connectors.memory_outbox import InMemoryOutbox
 from forewarn.connectors.memory_suppressions import InMemorySuppressions
 from forewarn.envelopes import Envelope
 from forewarn.interfaces import Reconciler
 from forewarn.outreach.breaker import Backoff, Breaker
 from forewarn.outreach.dispatch import CHANNEL_HOLD, WAIT_FOR_WARNING, Channels, Dispatcher, Outcome, SendEnvelope
-from forewarn.records import Channel, Message, MessageKey, MessageKind, SendResult
+from forewarn.records import Channel, Customer, Message, MessageKey, MessageKind, SendResult
 from tests.recording import Clock
 
 T0 = datetime(2026, 11, 20, 14, tzinfo=UTC)
@@ -104,6 +105,9 @@ class OptOutLog:
     def record_opt_out(self, customer_id: str, channel: Channel) -> bool:
         self.recorded.append((customer_id, channel))
         return True
+
+    def get_many(self, ids: Sequence[str]) -> list[Customer | None]:
+        return [None for _ in ids]  # customers it does not know: only the suppressions decide
 
 
 def envelope(customer: str = "CU-1", kind: MessageKind = "warning", channel: Channel = "sms", *,
@@ -327,6 +331,33 @@ def test_an_opted_out_answer_suppresses_the_address_and_writes_the_opt_out_back(
     assert dispatch.handle(outbox.take("sms", "w1", 1, 0)[0]) == "opted_out"
     assert provider.sends() == 1
     assert outbox.state(later.id)["state"] == "opted_out"
+
+
+def test_an_opt_out_in_the_index_after_the_decision_is_honoured_before_the_send(outbox: InMemoryOutbox,
+                                                                                 clock: Clock) -> None:
+    index = InMemoryCustomerIndex()
+    index.upsert([Customer(id="CU-1", region="R", phone="+15125550001"),
+                  Customer(id="CU-2", region="R", phone="+15125550002")])
+    first, second = envelope("CU-1"), envelope("CU-2")
+    outbox.enqueue([first, second], T0)
+    index.upsert([Customer(id="CU-1", region="R", phone="+15125550001", opt_out={"sms": True})])  # the feed says so
+    provider = ScriptedProvider(clock)
+    dispatch = dispatcher(outbox, provider, clock, opt_outs=index)
+    assert sorted(dispatch.handle(lease) for lease in outbox.take("sms", "w1", 10, 0)) == ["opted_out", "sent"]
+    assert [mid for mid, _, _ in provider.calls] == [second.id]
+    assert outbox.state(first.id)["state"] == "opted_out"
+
+
+def test_an_sms_that_fails_for_good_goes_by_email_instead_once(outbox: InMemoryOutbox, clock: Clock) -> None:
+    sms = envelope()
+    spare = envelope(channel="email")
+    outbox.enqueue([replace(sms, fallback=spare)], T0)
+    provider = ScriptedProvider(clock, [SendResult(ok=False, retryable=False, reason="21211 invalid 'To' number")])
+    outcomes = drive(outbox, dispatcher(outbox, provider, clock, channels=("sms", "email")), clock,
+                     until=settled(outbox, sms, spare))
+    assert [(mid, o) for _, mid, o in outcomes] == [(sms.id, "failed"), (spare.id, "sent")]
+    assert outbox.funnel("INC-1") == {"decided": 1, "enqueued": 1, "failed": 1, "fallback": 1, "sent": 1}
+    assert outbox.accepted("INC-1", "warning") == {"CU-1"}
 
 
 def test_a_suppressed_address_is_opted_out_without_a_send(outbox: InMemoryOutbox, clock: Clock) -> None:

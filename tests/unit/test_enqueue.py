@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from forewarn.connectors.memory_outbox import InMemoryOutbox
+from forewarn.envelopes import reference
 from forewarn.interfaces import Rendered
 from forewarn.outreach.audience import Recipient
 from forewarn.outreach.enqueue import DeliveryTally, Enqueuer
@@ -40,3 +41,19 @@ def test_an_id_holding_the_separator_keeps_its_own_history() -> None:
                                               [Recipient(customer, "sms", "+15125550100")], _render, T)
     assert list(outbox.history("INC-1", "CU|7")) == ["INC-1|CU%7C7|warning|sms"]
     assert outbox.history("INC-1|CU", "7") == {}
+
+
+def test_each_sms_ends_with_its_own_reference_so_equal_words_never_look_alike_at_the_provider() -> None:
+    outbox = InMemoryOutbox()
+    customer = Customer(id="CU-1", region="R", phone="+15125550100", email="a@example.com")
+    for incident in ("INC-1", "INC-2"):  # the same words to the same number, twice
+        Enqueuer(outbox, clock=lambda: T).enqueue(DeliveryTally(), incident, "warning",
+                                                  [Recipient(customer, "sms", "+15125550100")], _render, T)
+    bodies = []
+    for lease in outbox.take("sms", "w", 10, 0):
+        begun = outbox.begin(lease, T)
+        assert begun.envelope is not None and begun.envelope.fallback is not None
+        assert begun.envelope.fallback.message.body == "Outage near you."  # an email needs no reference
+        bodies.append(begun.envelope.message.body)
+    assert bodies == [f"Outage near you. Ref {reference(f'{i}|CU-1|warning|sms')}" for i in ("INC-1", "INC-2")]
+    assert bodies[0] != bodies[1]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
@@ -27,6 +27,7 @@ from forewarn.outreach.audience import build_audience
 from forewarn.outreach.breaker import Backoff
 from forewarn.outreach.enqueue import ContactCap, Enqueuer
 from forewarn.outreach.planner import Outreach
+from forewarn.outreach.policy import QuietHours
 from forewarn.outreach.preview import AudiencePreviewer, SmsCost, UnknownIncident
 from forewarn.outreach.targeting import warning_segment
 from forewarn.records import Channel, Customer, Incident, Message, MessageKey, SendResult
@@ -254,13 +255,15 @@ def _base() -> list[Customer]:
             fields["opt_out"] = {"sms": True}
         if i == 11:
             fields["language"] = "es"
+        if i == 12:
+            fields["email"] = None  # its number is invalid too: nothing can reach it
         model = "R7000" if i % 2 else "X20"
         people.append(_customer(i, **fields, products=[{"model": model, "firmware": f"{model}-1"}]))
     return people
 
 
 REPORTERS = frozenset(f"CU-{i:03d}" for i in range(6))
-FAILS_FOR_GOOD = "+15125550012"  # CU-012: an invalid number
+FAILS_FOR_GOOD = "+15125550012"  # CU-012: an invalid number, and no email to fall back to
 BUSY_ONCE = "+15125550013"  # CU-013: the provider is busy once
 SECOND = timedelta(seconds=1)
 
@@ -396,6 +399,24 @@ def test_resolved_incident_tells_only_those_warned(parts: Parts) -> None:
     assert dict(outreach.handle(resolved).outcomes) == {"duplicate": 13}
     assert courier.run() == {}
     assert len(_all_sent(senders)) == len(messages)
+
+
+def test_an_all_clear_judges_quiet_hours_when_the_incident_resolved_not_when_it_opened(parts: Parts) -> None:
+    _, outbox, _, _ = parts
+    index = InMemoryCustomerIndex()
+    index.upsert(_base())
+    clock = Clock(_opened().opened_at)
+    outreach = Outreach(index, Enqueuer(outbox, clock=clock, quiet=QuietHours(time(21), time(8))),
+                        JinjaRenderer(TEMPLATES), max_audience=100)
+    incident = _opened()  # opened 08:15 in Chicago: the warnings go at once
+    assert dict(outreach.handle(incident).outcomes) == {"enqueued": 13}
+    resolved_at = datetime(2026, 11, 18, 4, tzinfo=UTC)  # 22:00 in Chicago: the SMS all-clears wait for 08:00
+    clock.advance(resolved_at - clock())
+    report = outreach.handle(replace(incident, status="resolved", resolved_at=resolved_at))
+    assert dict(report.outcomes) == {"deferred": 10, "enqueued": 3}  # the emails are not held back
+    morning = datetime(2026, 11, 18, 14, tzinfo=UTC)
+    assert outbox.scheduled(before=morning - SECOND) == 0
+    assert outbox.scheduled(before=morning) == 10
 
 
 def test_outreach_holds_an_audience_over_max(parts: Parts) -> None:
