@@ -148,8 +148,17 @@ class _CachedRender:
     def __init__(self, renderer: Renderer, incident: Incident, kind: MessageKind, labels: Mapping[str, str]):
         self.renderer, self.incident, self.kind, self.labels = renderer, incident, kind, labels
         self._seen: dict[tuple[Channel, bytes], tuple[Rendered, str | None]] = {}
+        self._by_profile: dict[tuple[object, ...], tuple[Rendered, str | None]] = {}
 
     def __call__(self, customer: Customer, channel: Channel) -> tuple[Rendered, str | None]:
+        # every customer field `message_context` reads: equal profiles render alike, without building a context
+        profile = (channel, customer.region, customer.language, customer.timezone,
+                   tuple((p.model, p.firmware, p.lot, p.installed) for p in customer.products))
+        if (found := self._by_profile.get(profile)) is None:
+            found = self._by_profile[profile] = self._render(customer, channel)
+        return found
+
+    def _render(self, customer: Customer, channel: Channel) -> tuple[Rendered, str | None]:
         context = message_context(self.incident, customer, self.labels)
         frozen = orjson.dumps(context, default=_frozen, option=orjson.OPT_SORT_KEYS)
         if (found := self._seen.get((channel, frozen))) is None:
