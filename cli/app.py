@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from forewarn.flows.cluster import Cluster
     from forewarn.flows.deliver import DeliveryWorker
 
-from forewarn.cli.common import ConfigOption, _fail, _settings, app, console, customers_app, err
+from forewarn.cli.common import ConfigOption, _default_config, _fail, _settings, app, console, customers_app, err
 
 
 @app.callback()
@@ -43,13 +43,6 @@ def demo(
     summary.print(console)
     console.print(f"\nwall time {time.perf_counter() - started:.1f}s; outputs in {out}/ "
                   f"(incidents.jsonl, outbox_*.jsonl, dead_letters.jsonl, report.html)")
-
-
-def _default_config() -> Path | None:
-    from forewarn.settings import BUNDLED_CONFIG
-
-    path = BUNDLED_CONFIG / "default.yaml"
-    return path if path.is_file() else None
 
 
 @app.command()
@@ -222,7 +215,10 @@ def audience(
     console.print(audience_table(preview))
 
 
+from forewarn.cli import approval as _approval  # noqa: E402,F401  (registers approve, hold)
 from forewarn.cli import delivery as _delivery  # noqa: E402,F401  (registers deliver, web, message)
+from forewarn.cli import incidents as _incidents  # noqa: E402,F401  (registers incidents)
+from forewarn.cli import silences as _silences  # noqa: E402,F401  (registers silence add/list/expire)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

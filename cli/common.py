@@ -32,3 +32,25 @@ def _settings(config: Path | None) -> Settings:
 def _fail(message: str) -> typer.Exit:
     err.print(f"[red]error:[/red] {message}")
     return typer.Exit(1)
+
+
+ActorOption = Annotated[str | None, typer.Option(
+    help="Who acts, for the audit trail (default: $FOREWARN_ACTOR, else $USER).")]
+
+
+def actor_of(given: str | None) -> str:
+    """The operator named by --actor, else by the environment; refused when nobody is named."""
+    import os
+
+    actor = (given or os.environ.get("FOREWARN_ACTOR") or os.environ.get("USER") or "").strip()
+    if not actor:
+        raise _fail("nobody to record as the actor: pass --actor NAME (or set FOREWARN_ACTOR)")
+    return actor
+
+
+def _default_config() -> Path | None:
+    """The bundled default config, which commands read when no -c is given."""
+    from forewarn.settings import BUNDLED_CONFIG
+
+    path = BUNDLED_CONFIG / "default.yaml"
+    return path if path.is_file() else None

@@ -32,8 +32,17 @@ def build_enqueuer(settings: Settings, outbox: Outbox, log: ContactLog | None) -
     """The deciding side: deadlines, quiet hours and the per-customer cap from the settings."""
     o = settings.outreach
     quiet = QuietHours(*o.quiet_hours) if o.quiet_hours else None
-    cap = ContactCap(log, o.max_warnings_per_day) if o.max_warnings_per_day is not None and log is not None else None
-    return Enqueuer(outbox, o.channels, settings.delivery.deadline, quiet, cap)
+    return Enqueuer(outbox, o.channels, settings.delivery.deadline, quiet, budget_of(settings, log))
+
+
+def budget_of(settings: Settings, log: ContactLog | None) -> ContactCap | None:
+    """Each customer's warning budget (per day, per week, the safety bypass); None when no limit is set."""
+    o = settings.outreach
+    if log is None:
+        return None
+    cap = ContactCap(log, o.max_warnings_per_day, per_week=o.max_warnings_per_week,
+                     bypass_from=o.budget_bypass_severity)
+    return cap if cap.limits else None
 
 
 def send_functions(senders: Mapping[Channel, Sender], metrics: DeliveryMetrics | None = None

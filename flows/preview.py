@@ -15,9 +15,9 @@ from forewarn.connectors.redis_index import RedisCustomerIndex
 from forewarn.connectors.redis_outbox import RedisOutbox
 from forewarn.connectors.sms import sms_segments
 from forewarn.connectors.templates import JinjaRenderer
+from forewarn.flows.delivery_parts import budget_of
 from forewarn.flows.offline import load_memory_index, redis_connection
 from forewarn.interfaces import ContactLog, CustomerIndex
-from forewarn.outreach.enqueue import ContactCap
 from forewarn.outreach.preview import AudiencePreview, AudiencePreviewer, UnknownIncident, parse_segment
 from forewarn.settings import Settings, SmsSettings
 
@@ -40,10 +40,9 @@ def preview_audience(settings: Settings, segment_text: str | None, redis_url: st
     if incident_id is not None and connection is not None:
         incidents = RedisIncidentStore(*connection)
         outbox = RedisOutbox(*connection, shards=settings.delivery.shards)
-    most = settings.outreach.max_warnings_per_day
     previewer = AudiencePreviewer(
-        index, JinjaRenderer(settings.outreach.templates), sms_segments, _price(settings),
-        ContactCap(log, most) if log is not None and most is not None else None, incidents, outbox,
+        index, JinjaRenderer(settings.outreach.templates), sms_segments, _price(settings), budget_of(settings, log),
+        incidents, outbox,
         topic_labels=settings.outreach.topic_labels)
     if incident_id is not None:
         try:

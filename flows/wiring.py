@@ -14,19 +14,24 @@ from bytewax.inputs import Source
 from forewarn.connectors.jsonl import JsonlSink, JsonlSource
 from forewarn.connectors.kafka import case_partitions, json_topic_sink, kafka_source
 from forewarn.connectors.memory import InMemoryContactLog, InMemoryIncidentStore
+from forewarn.connectors.memory_decisions import InMemoryDecisionStore
 from forewarn.connectors.memory_outbox import InMemoryOutbox
+from forewarn.connectors.memory_silences import InMemorySilenceStore
 from forewarn.connectors.nws import NwsPoller, NwsSource, urllib_fetch
 from forewarn.connectors.outbox import OutboxSender
 from forewarn.connectors.redis_contact_log import RedisContactLog
+from forewarn.connectors.redis_decisions import RedisDecisionStore
 from forewarn.connectors.redis_incidents import RedisIncidentStore
 from forewarn.connectors.redis_index import RedisCustomerIndex
 from forewarn.connectors.redis_outbox import RedisOutbox
+from forewarn.connectors.redis_silences import RedisSilenceStore
 from forewarn.connectors.templates import JinjaRenderer
 from forewarn.flows.deliver import DeliveryWorker
 from forewarn.flows.delivery_parts import build_enqueuer, memory_worker
 from forewarn.flows.early_warning import FlowIO
 from forewarn.flows.startup import kafka_inputs, preflight, redis_client
-from forewarn.interfaces import ContactLog, CustomerIndex, IncidentStore, Outbox, Sender
+from forewarn.interfaces import ContactLog, CustomerIndex, DecisionStore, IncidentStore, Outbox, Sender, SilenceStore
+from forewarn.outreach.gate import DecisionGate
 from forewarn.outreach.hazards import HazardOutreach, HazardReport, HazardRule
 from forewarn.outreach.planner import Outreach, OutreachReport
 from forewarn.outreach.targeting import TraitRule
@@ -44,13 +49,16 @@ def encode_spike(spike: Spike) -> bytes:
 
 
 def build_outreach(settings: Settings, index: CustomerIndex, outbox: Outbox, store: IncidentStore | None = None,
-                   log: ContactLog | None = None) -> Outreach:
+                   log: ContactLog | None = None, decisions: DecisionStore | None = None,
+                   silences: SilenceStore | None = None) -> Outreach:
+    """Outreach from settings; with a decision store, every opened incident passes the playbook's gate."""
     renderer = JinjaRenderer(settings.outreach.templates)
     t = settings.targeting
     o = settings.outreach
+    gate = DecisionGate(settings.playbook, decisions, index, silences) if decisions is not None else None
     return Outreach(index, build_enqueuer(settings, outbox, log), renderer,
                     TraitRule(t.min_support, t.min_coverage, t.min_lift, t.max_p_value),
-                    o.max_audience, store, o.topic_labels, o.urgent_topics)
+                    o.max_audience, store, o.topic_labels, o.urgent_topics, gate)
 
 
 def file_io(settings: Settings, inputs: list[Path], out: Path, outreach: Callable[[], Outreach] | None,
@@ -96,6 +104,8 @@ class MemoryParts:
     outbox: InMemoryOutbox = field(default_factory=InMemoryOutbox)
     store: InMemoryIncidentStore = field(default_factory=InMemoryIncidentStore)
     log: InMemoryContactLog = field(default_factory=InMemoryContactLog)
+    decisions: InMemoryDecisionStore = field(default_factory=InMemoryDecisionStore)
+    silences: InMemorySilenceStore = field(default_factory=InMemorySilenceStore)
     _worker: DeliveryWorker | None = None
 
     def senders(self) -> dict[Channel, Sender]:
@@ -109,7 +119,8 @@ class MemoryParts:
         return self._worker
 
     def outreach(self) -> Outreach:
-        outreach = build_outreach(self.settings, self.index, self.outbox, self.store, self.log)
+        outreach = build_outreach(self.settings, self.index, self.outbox, self.store, self.log, self.decisions,
+                                  self.silences)
         outreach.enqueuer.after_enqueue = self._delivered
         return outreach
 
@@ -172,7 +183,8 @@ class RedisParts:
     def outreach(self) -> Outreach:
         client = self.client()
         return build_outreach(self.settings, self.index(client), self.outbox(), RedisIncidentStore(client, self.prefix),
-                              RedisContactLog(client, self.prefix))
+                              RedisContactLog(client, self.prefix), RedisDecisionStore(client, self.prefix),
+                              RedisSilenceStore(client, self.prefix))
 
     def hazards(self) -> HazardOutreach:
         client = self.client()

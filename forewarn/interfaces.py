@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
+from forewarn.decisions import AuditEntry, Decision, Silence
 from forewarn.envelopes import Begun, Envelope, Lease
 from forewarn.records import Channel, ContactCard, Customer, Incident, Message, MessageKind, SendResult
 
@@ -117,6 +118,50 @@ class IncidentStore(Protocol):
         ...
 
     def load(self, incident_id: str) -> Incident | None:
+        ...
+
+
+class DecisionStore(Protocol):
+    """The decision layer's verdicts and audit trail, by incident; what `forewarn incidents` lists."""
+
+    def save(self, decision: Decision) -> None:
+        """Keep (or replace) the decision of its incident."""
+        ...
+
+    def load(self, incident_id: str) -> Decision | None:
+        ...
+
+    def recent(self, limit: int = 100) -> list[Decision]:
+        """The newest decisions first, by when they were decided."""
+        ...
+
+    def open_decisions(self) -> list[Decision]:
+        """Decisions of incidents not yet resolved (inhibition looks at these)."""
+        ...
+
+    def add_audit(self, entry: AuditEntry) -> None:
+        ...
+
+    def audit(self, incident_id: str) -> list[AuditEntry]:
+        """Every approve and hold of the incident, oldest first."""
+        ...
+
+
+class SilenceStore(Protocol):
+    """Operators' silences: incidents matching one are recorded and reported, but nobody is messaged."""
+
+    def add(self, silence: Silence) -> None:
+        ...
+
+    def all(self) -> list[Silence]:
+        """Every silence not yet deleted (expired ones too, until they are dropped), by start."""
+        ...
+
+    def active(self, at: datetime) -> list[Silence]:
+        ...
+
+    def expire(self, silence_id: str, at: datetime) -> bool:
+        """End a silence at `at`; False when there is no such silence or it has already ended."""
         ...
 
 

@@ -18,6 +18,7 @@ from pydantic.types import AwareDatetime
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from forewarn import config_rules as rules
+from forewarn.decisions import ReachLevel, SeverityLevel, Tier
 from forewarn.durations import parse_duration
 from forewarn.records import Channel, Customer, Product
 
@@ -183,6 +184,10 @@ class OutreachSettings(_Section):
     max_audience: int = Field(10_000, ge=1)
     max_warnings_per_day: int | None = Field(None, ge=1)
     """At most this many warnings per customer in 24 hours (all-clears are not counted); None: no cap."""
+    max_warnings_per_week: int | None = Field(None, ge=1)
+    """At most this many warnings per customer in 7 days, across incidents; None: no weekly budget."""
+    budget_bypass_severity: SeverityLevel | None = "critical"
+    """Incidents of this severity or worse pass the budget (safety messages); None: nothing passes."""
     quiet_hours: tuple[time, time] | None = None
     """Customers' local [start, end) without SMS, e.g. ["21:00", "08:00"]: an SMS decided then waits for the
     end of the recipient's night (emails go at once: they wait in the inbox)."""
@@ -203,6 +208,65 @@ class OutreachSettings(_Section):
                 raise ValueError(f"topic label {label!r} for {topic!r} is not plain words: use 1-40 letters, "
                                  "digits (at most 4), spaces and - ' & ( ), e.g. no_internet: internet")
         return labels
+
+
+class PlaybookRule(_Section):
+    """One row of the playbook: an empty list matches any level."""
+
+    severity: tuple[SeverityLevel, ...] = ()
+    reach: tuple[ReachLevel, ...] = ()
+    tier: Tier
+
+
+_DEFAULT_RULES = (
+    PlaybookRule(severity=("critical",), tier="broadcast"),
+    PlaybookRule(severity=("high",), reach=("widespread",), tier="broadcast"),
+    PlaybookRule(severity=("high",), tier="notify"),
+    PlaybookRule(severity=("moderate",), reach=("few", "local", "regional"), tier="notify"),
+    PlaybookRule(severity=("moderate",), tier="publish"),
+    PlaybookRule(severity=("low",), reach=("few",), tier="observe"),
+    PlaybookRule(tier="publish"),
+)
+
+
+class InhibitRule(_Section):
+    """An open incident on a `source` topic mutes new incidents on the `target` topics that share the
+    labels named in `equal` (a regional outage explains its region's Wi-Fi drops)."""
+
+    source_topics: tuple[str, ...] = Field(min_length=1)
+    target_topics: tuple[str, ...] = Field(min_length=1)
+    equal: tuple[str, ...] = ("region",)
+
+
+class PlaybookSettings(_Section):
+    """Severity × reach → tier, and which tiers wait for an operator."""
+
+    rules: tuple[PlaybookRule, ...] = _DEFAULT_RULES
+    """First match wins; the last rule should match anything."""
+    approval_from: Tier | None = "broadcast"
+    """Tiers at or above this wait for `forewarn approve`; None: nothing waits."""
+    topic_criticality: dict[str, SeverityLevel] = Field(default_factory=dict)
+    """A floor for a topic's severity (e.g. no_internet: high; a 911 outage: critical)."""
+    local_from: int = Field(50, ge=1)
+    """An audience of fewer customers is `few`."""
+    regional_share: float = Field(0.02, gt=0, le=1)
+    """An audience of at least this share of the customer base, or in more than one region, is `regional`."""
+    widespread_share: float = Field(0.15, gt=0, le=1)
+    """At least this share of the base is `widespread` (a narrow segment spread over many regions is not:
+    it is `regional`)."""
+    inhibit: tuple[InhibitRule, ...] = (
+        InhibitRule(source_topics=("no_internet",), target_topics=("wifi_drops", "slow_speed")),)
+    """A regional outage explains the Wi-Fi and speed complaints of its region: they wait for it."""
+
+    @model_validator(mode="after")
+    def _catch_all(self) -> PlaybookSettings:
+        last = self.rules[-1] if self.rules else None
+        if last is None or last.severity or last.reach:
+            raise ValueError("playbook.rules must end with a rule for any severity and reach (e.g. "
+                             "{tier: publish}), so every incident gets a tier")
+        if self.widespread_share < self.regional_share:
+            raise ValueError("playbook.widespread_share must be at least playbook.regional_share")
+        return self
 
 
 class KafkaTopics(_Section):
@@ -418,6 +482,7 @@ class Settings(_Section):
     incidents: IncidentSettings = IncidentSettings()
     targeting: TargetingSettings = TargetingSettings()
     outreach: OutreachSettings = OutreachSettings()
+    playbook: PlaybookSettings = PlaybookSettings()
     kafka: KafkaSettings | None = None
     redis: RedisSettings | None = None
     sms: SmsSettings | None = None

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from forewarn.decisions import SeverityLevel, severity_at_least
 from forewarn.envelopes import Envelope, message_id, reference
 from forewarn.interfaces import ContactLog, Outbox, Rendered
 from forewarn.outreach.audience import Recipient
@@ -43,18 +44,45 @@ class DeliveryTally:
 
 @dataclass(frozen=True)
 class ContactCap:
-    """At most `max_messages` warnings per customer within `window`; all-clears are never capped."""
+    """Each customer's budget of warnings across incidents: at most `max_messages` within `window` (a day)
+    and `per_week` within seven days; all-clears are never counted, and incidents of `bypass_from`
+    severity or worse (safety) pass.
+
+    >>> from datetime import UTC
+    >>> from forewarn.connectors.memory import InMemoryContactLog
+    >>> log, at = InMemoryContactLog(), datetime(2026, 11, 20, 14, tzinfo=UTC)
+    >>> for days in (1, 2, 3):
+    ...     log.add("CU-1", at - timedelta(days=days), f"INC-{days}|CU-1|warning")
+    >>> cap = ContactCap(log, max_messages=2, per_week=3, bypass_from="critical")
+    >>> cap.allowed(["CU-1", "CU-2"], at), cap.allowed(["CU-1"], at, severity="critical")
+    ([False, True], [True])
+    """
 
     log: ContactLog
-    max_messages: int
+    max_messages: int | None = None
     window: timedelta = timedelta(days=1)
+    per_week: int | None = None
+    bypass_from: SeverityLevel | None = None
 
-    def allows(self, customer_id: str, at: datetime) -> bool:
-        return self.log.count_since(customer_id, at - self.window) < self.max_messages
+    def allows(self, customer_id: str, at: datetime, severity: SeverityLevel | None = None) -> bool:
+        return self.allowed([customer_id], at, severity)[0]
 
-    def allowed(self, customer_ids: Sequence[str], at: datetime) -> list[bool]:
-        """`allows` for many customers, counted in batches."""
-        return [n < self.max_messages for n in self.log.counts_since(customer_ids, at - self.window)]
+    def allowed(self, customer_ids: Sequence[str], at: datetime, severity: SeverityLevel | None = None) -> list[bool]:
+        """`allows` for many customers, counted in batches (one pass per limit)."""
+        verdicts = [True] * len(customer_ids)
+        if severity is not None and self.bypass_from is not None and severity_at_least(severity, self.bypass_from):
+            return verdicts
+        for most, window in ((self.max_messages, self.window), (self.per_week, timedelta(days=7))):
+            if most is None:
+                continue
+            counts = self.log.counts_since(customer_ids, at - window)
+            verdicts = [ok and n < most for ok, n in zip(verdicts, counts, strict=True)]
+        return verdicts
+
+    @property
+    def limits(self) -> bool:
+        """Whether any limit is set (a cap without one need not count anything)."""
+        return self.max_messages is not None or self.per_week is not None
 
 
 RenderFor = Callable[[Customer, Channel], tuple[Rendered, str | None]]
@@ -93,8 +121,9 @@ class Enqueuer:
     problem is fixed before they could go)."""
 
     def enqueue(self, tally: DeliveryTally, incident_id: str, kind: MessageKind, recipients: Sequence[Recipient[Any]],
-                render: RenderFor, decided_at: datetime, urgent: bool = False) -> None:
-        recipients = self._capped(tally, kind, self._on_channels(tally, recipients), decided_at)
+                render: RenderFor, decided_at: datetime, urgent: bool = False,
+                severity: SeverityLevel | None = None) -> None:
+        recipients = self._capped(tally, kind, self._on_channels(tally, recipients), decided_at, severity)
         now = self.clock()
         envelopes = [self._envelope(incident_id, kind, r, render, decided_at, now, urgent) for r in recipients]
         new = set(self.outbox.enqueue(envelopes, now))
@@ -118,10 +147,10 @@ class Enqueuer:
         return kept
 
     def _capped(self, tally: DeliveryTally, kind: MessageKind, recipients: Sequence[Recipient[Any]],
-                at: datetime) -> Sequence[Recipient[Any]]:
+                at: datetime, severity: SeverityLevel | None) -> Sequence[Recipient[Any]]:
         if self.cap is None or kind != "warning" or not recipients:
             return recipients
-        allowed = self.cap.allowed([r.customer.id for r in recipients], at)
+        allowed = self.cap.allowed([r.customer.id for r in recipients], at, severity)
         for recipient, ok in zip(recipients, allowed, strict=True):
             if not ok:
                 tally.count("capped", recipient.channel)

@@ -15,10 +15,12 @@ from typing import Any
 
 import orjson
 
+from forewarn.decisions import Decision
 from forewarn.interfaces import CustomerIndex, IncidentStore, Rendered, Renderer
 from forewarn.localtime import LocalTime
 from forewarn.outreach.audience import Audience, Recipient, build_audience
 from forewarn.outreach.enqueue import DeliveryTally, Enqueuer
+from forewarn.outreach.gate import ApprovalError, DecisionGate, why_not
 from forewarn.outreach.targeting import TraitRule, isolate_traits, warning_segment
 from forewarn.records import (
     EMERGING_PREFIX,
@@ -38,9 +40,11 @@ class OutreachReport(DeliveryTally):
     """What outreach did for one incident event: the audience and the delivery outcomes."""
 
     incident: Incident
+    decision: Decision | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"incident": self.incident.to_dict(), **self.tally()}
+        decision = {"decision": self.decision.to_dict()} if self.decision is not None else {}
+        return {"incident": self.incident.to_dict(), **self.tally(), **decision}
 
 
 PREVIEW_LABEL = "service"
@@ -53,7 +57,7 @@ class Outreach:
     def __init__(self, index: CustomerIndex, enqueuer: Enqueuer, renderer: Renderer,
                  trait_rule: TraitRule | None = None, max_audience: int = 10_000,
                  store: IncidentStore | None = None, topic_labels: Mapping[str, str] | None = None,
-                 urgent_topics: Sequence[str] = ()):
+                 urgent_topics: Sequence[str] = (), gate: DecisionGate | None = None):
         self.index = index
         self.enqueuer = enqueuer
         self.renderer = renderer
@@ -61,6 +65,7 @@ class Outreach:
         self.max_audience = max_audience
         self.urgent_topics = frozenset(urgent_topics)
         self.store = store
+        self.gate = gate
         # Only the company's words for a topic reach customers; None: the bundled labels.
         self.topic_labels = dict(OutreachSettings().topic_labels if topic_labels is None else topic_labels)
 
@@ -69,6 +74,8 @@ class Outreach:
             report = self._warn(incident)
         elif incident.status == "resolved":
             report = self._all_clear(incident)
+            if self.gate is not None:
+                self.gate.closed(incident.id)
         else:
             report = OutreachReport(incident)
         if self.store is not None:
@@ -77,7 +84,7 @@ class Outreach:
             self.store.save(replace(report.incident, segment=saved.segment) if saved else report.incident)
         return report
 
-    def _warn(self, incident: Incident) -> OutreachReport:
+    def _warn(self, incident: Incident, at: datetime | None = None) -> OutreachReport:
         if incident.topic.startswith(TELEMETRY_PREFIX):
             # A device signal with no customer topic has no words for customers: responders only.
             return OutreachReport(incident, held=f"{incident.topic} is not mapped to a customer topic: add it to "
@@ -102,8 +109,28 @@ class Outreach:
         audience = build_audience(segment, self.index, incident.reporters | incident.earlier_reporters,
                                   self.max_audience)
         report = self._report(incident, audience)
-        self._send(report, incident, "warning", audience.recipients)
+        if self.gate is not None:
+            report.decision = self.gate.judge(incident, audience.recipients, audience.excluded)
+            if audience.held is None and not report.decision.messages_customers:
+                report.held = why_not(report.decision)
+        if report.held is None:
+            self._send(report, incident, "warning", audience.recipients, at)
         return report
+
+    def approve(self, incident_id: str, actor: str, note: str = "") -> OutreachReport:
+        """An operator approves: the audience as it stands now is warned (quiet hours judged now)."""
+        if self.gate is None or self.store is None:
+            raise ApprovalError("approval needs the decision and incident stores (a redis section)")
+        self.gate.act(incident_id, "approve", actor, note)
+        incident = self.store.load(incident_id)
+        if incident is None:
+            raise ApprovalError(f"{incident_id} is no longer in the incident store (kept 30 days)")
+        return self._warn(incident, at=self.gate.clock())
+
+    def hold(self, incident_id: str, actor: str, note: str = "") -> Decision:
+        if self.gate is None:
+            raise ApprovalError("holding needs the decision store (a redis section)")
+        return self.gate.act(incident_id, "hold", actor, note)
 
     def _unlabelled(self, incident: Incident) -> OutreachReport | None:
         """Held when the company has no words for the topic: a case's topic string is nobody's to choose."""
@@ -134,12 +161,13 @@ class Outreach:
                               excluded=dict(audience.excluded), held=audience.held)
 
     def _send(self, report: OutreachReport, incident: Incident, kind: MessageKind,
-              recipients: Sequence[Recipient[Any]]) -> None:
+              recipients: Sequence[Recipient[Any]], at: datetime | None = None) -> None:
         render = _CachedRender(self.renderer, incident, kind, self.topic_labels)
         # an all-clear is decided (and its quiet hours judged) when the incident resolved, not when it opened
-        decided_at = incident.resolved_at if kind == "resolved" and incident.resolved_at else incident.opened_at
+        decided_at = at or (incident.resolved_at if kind == "resolved" and incident.resolved_at else incident.opened_at)
+        severity = report.decision.severity if report.decision is not None else None
         self.enqueuer.enqueue(report, incident.id, kind, recipients, render, decided_at,
-                              urgent=incident.topic in self.urgent_topics)
+                              urgent=incident.topic in self.urgent_topics, severity=severity)
 
 
 class _CachedRender:

@@ -58,7 +58,7 @@ def write_report(path: object, scenario: Scenario, summary: RunSummary, settings
     rows = "".join(
         "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in (
             r.id, f"{r.topic} @ {r.region}", f"{r.first_window_start:%m-%d %H:%M} → {r.last_spike_end:%H:%M}",
-            f"{r.observed} / {r.expected:.1f}", r.segment_text(), r.held or r.audience,
+            f"{r.observed} / {r.expected:.1f}", r.segment_text(), r.tier_text(), r.held or r.audience,
             r.warned.get("sms", 0), r.warned.get("email", 0), sum(r.all_clear.values()), r.status)) + "</tr>"
         for r in summary.rows
     )
@@ -76,8 +76,9 @@ table{{border-collapse:collapse}}img{{display:block;margin:1em 0}}</style>
 <p>{len(scenario.customers)} customers, {len(scenario.events)} case records, {len(scenario.alerts)} hazard alerts,
 {scenario.start:%Y-%m-%d} to {scenario.end:%Y-%m-%d}; window {settings.detection.window},
 slide {settings.detection.slide}; dead letters: {summary.dead_letters}.</p>
-<h2>Incidents</h2><table><tr><th>id</th><th>key</th><th>window (UTC)</th><th>observed / expected</th>
-<th>segment</th><th>audience</th><th>warned sms</th><th>warned email</th><th>all-clear</th><th>status</th></tr>
+<h2>Incidents</h2><table><tr><th>id</th><th>key</th><th>window (UTC)</th>
+<th>observed / expected</th><th>segment</th><th>tier</th><th>audience</th><th>warned sms</th><th>warned email</th>
+<th>all-clear</th><th>status</th></tr>
 {rows}</table><h2>Forecast incidents (hazard alerts)</h2><table><tr><th>id</th><th>event</th><th>alerts</th>
 <th>severity rank</th><th>warned</th><th>all-clear</th><th>held</th></tr>
 {hazards}</table><h2>Against the ground truth</h2><ul>{notes}</ul><h2>Case counts</h2>{figures}"""

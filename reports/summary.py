@@ -31,6 +31,18 @@ class IncidentRow:
     warned: dict[str, int] = field(default_factory=dict)
     all_clear: dict[str, int] = field(default_factory=dict)
     excluded: dict[str, int] = field(default_factory=dict)
+    decision: dict[str, Any] | None = None
+
+    def tier_text(self) -> str:
+        """Tier, with the severity × reach behind it, the approval state and what muted it."""
+        d = self.decision
+        if d is None:
+            return "-"
+        approval = {"not_needed": "", "pending": ", awaiting approval", "approved": ", approved",
+                    "held": ", held by an operator"}[d["approval"]]
+        muted = f", silenced ({d['silenced_by']})" if d.get("silenced_by") else \
+            f", inhibited by {d['inhibited_by']}" if d.get("inhibited_by") else ""
+        return f"{d['tier']} ({d['severity']} × {d['reach']}){approval}{muted}"
 
     def segment_text(self) -> str:
         return " AND ".join(f"{t['attribute']}={t['value']} (lift {t['lift']:.1f})" for t in self.segment) or "-"
@@ -62,6 +74,7 @@ def read_incidents(path: Path) -> list[IncidentRow]:
         if inc["status"] == "opened":
             row.segment, row.audience, row.held = inc["segment"], report["audience_size"], report["held"]
             row.warned, row.excluded = report["enqueued_by_channel"], report["excluded"]
+            row.decision = report.get("decision")
         elif inc["status"] == "resolved":
             row.all_clear = report["enqueued_by_channel"]
     return sorted(rows.values(), key=lambda r: r.opened_at)
@@ -73,13 +86,13 @@ def _fmt(ts: datetime) -> str:
 
 def incidents_table(rows: list[IncidentRow]) -> Table:
     table = Table(title="Incidents found", show_lines=False)
-    for name in ("incident key", "window (UTC)", "observed / expected", "segment", "audience",
+    for name in ("incident key", "window (UTC)", "observed / expected", "segment", "tier", "audience",
                  "warned sms", "warned email", "all-clear", "status"):
         table.add_column(name, overflow="fold")
     for r in rows:
         table.add_row(
             f"{r.topic} @ {r.region}", f"{_fmt(r.first_window_start)} → {_fmt(r.last_spike_end)}",
-            f"{r.observed} / {r.expected:.1f}", r.segment_text(),
+            f"{r.observed} / {r.expected:.1f}", r.segment_text(), r.tier_text(),
             str(r.audience) if not r.held else f"held: {r.held}",
             str(r.warned.get("sms", 0)), str(r.warned.get("email", 0)),
             str(sum(r.all_clear.values())), r.status,

@@ -1,0 +1,98 @@
+"""The decision gate between an incident's audience and its messages: tier, silences, inhibition, approval.
+
+Outreach asks the gate before it warns anyone. The gate judges the incident (`playbook.decide`),
+keeps the verdict in the decision store, and says whether one-to-one messages may go now; when they
+may not, it says why in words an operator can act on. `approve` and `hold` are the operator's verbs:
+each leaves an audit entry, and an approval lets outreach warn the audience as it stands then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from forewarn.decisions import MESSAGING_TIERS, AuditAction, AuditEntry, Decision
+from forewarn.interfaces import CustomerIndex, DecisionStore, SilenceStore
+from forewarn.outreach.playbook import decide
+from forewarn.records import Incident
+from forewarn.settings import PlaybookSettings
+
+
+class ApprovalError(ValueError):
+    """An approve or hold that cannot be done (unknown incident, already resolved, nothing to approve)."""
+
+
+@dataclass
+class DecisionGate:
+    """Judges opened incidents and gates their one-to-one messages.
+
+    Parameters
+    ----------
+    settings
+        The playbook: rules, approval level, criticality, reach thresholds, inhibition rules.
+    decisions
+        Where verdicts and the audit trail are kept (`forewarn incidents` reads them).
+    index
+        The customer index, for the size of the customer base.
+    silences
+        Operators' silences; None: nothing is silenced.
+    clock
+        Wall time for audit entries (decisions take the incident's own time, so replays agree).
+    """
+
+    settings: PlaybookSettings
+    decisions: DecisionStore
+    index: CustomerIndex
+    silences: SilenceStore | None = None
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    def judge(self, incident: Incident, recipients: Sequence[Any], excluded: dict[str, int]) -> Decision:
+        """Decide an opened incident from its audience (recipients plus those held over max_audience, plus
+        those who already called) and keep the verdict; an earlier verdict's approval is kept."""
+        regions = {r.customer.region for r in recipients}
+        touched = len(recipients) + excluded.get("held: over max_audience", 0) + excluded.get("already reported", 0)
+        at = incident.opened_at
+        silences = self.silences.active(at) if self.silences is not None else ()
+        decision = decide(incident, touched=touched, regions=max(len(regions), 1), base=self.index.size(),
+                          settings=self.settings, at=at, silences=silences,
+                          open_decisions=self.decisions.open_decisions())
+        earlier = self.decisions.load(incident.id)
+        if earlier is not None and earlier.approval in ("approved", "held"):
+            decision = decision.with_approval(earlier.approval)  # a replayed event does not undo an operator
+        self.decisions.save(decision)
+        return decision
+
+    def closed(self, incident_id: str) -> None:
+        if (decision := self.decisions.load(incident_id)) is not None and decision.open:
+            self.decisions.save(replace(decision, open=False))
+
+    def act(self, incident_id: str, action: AuditAction, actor: str, note: str = "") -> Decision:
+        """Approve or hold an incident's one-to-one messages, with an audit entry naming the actor."""
+        decision = self.decisions.load(incident_id)
+        if decision is None:
+            raise ApprovalError(f"no decision for {incident_id}: see `forewarn incidents` for the ids")
+        if not decision.open:
+            raise ApprovalError(f"{incident_id} is resolved: there is nothing left to {action}")
+        if decision.tier not in MESSAGING_TIERS:
+            raise ApprovalError(f"{incident_id} is tier {decision.tier}: it messages nobody, so there is nothing to "
+                                f"{action}")
+        self.decisions.add_audit(AuditEntry(incident_id, action, actor, self.clock(), note))
+        decided = decision.with_approval("approved" if action == "approve" else "held")
+        self.decisions.save(decided)
+        return decided
+
+
+def why_not(decision: Decision) -> str:
+    """Why an incident's customers are not messaged, and what an operator can do about it."""
+    if decision.silenced_by:
+        return f"silenced by {decision.silenced_by}: see `forewarn silence list`"
+    if decision.inhibited_by:
+        return f"inhibited by the open incident {decision.inhibited_by}, which explains it"
+    if decision.tier not in MESSAGING_TIERS:
+        return (f"tier {decision.tier} ({decision.severity} severity, {decision.reach} reach): no one-to-one "
+                "message by the playbook")
+    if decision.approval == "pending":
+        return f"tier {decision.tier} waits for approval: forewarn approve {decision.incident_id}"
+    return f"held by an operator: forewarn approve {decision.incident_id} to send"

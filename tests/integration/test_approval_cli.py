@@ -1,0 +1,64 @@
+"""`forewarn approve` and `forewarn hold` against a real Redis: an incident the flow decided waits, then an
+operator's approval queues its audience in the outbox, with an audit entry; `forewarn incidents` shows it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import redis
+from typer.testing import CliRunner
+
+from forewarn.cli import app
+from forewarn.connectors.redis_decisions import RedisDecisionStore
+from forewarn.connectors.redis_index import RedisCustomerIndex
+from forewarn.connectors.redis_outbox import RedisOutbox
+from forewarn.flows.wiring import RedisParts
+from forewarn.settings import Secrets, load_settings
+from tests.unit.test_decision_gate import ELSEWHERE
+from tests.unit.test_outreach import _base, _opened
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def config(redis_url: str, tmp_path: Path) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(f'redis: {{url: "{redis_url}"}}\nplaybook: {{approval_from: notify}}\n')
+    return path
+
+
+def test_an_incident_waits_then_approve_queues_its_audience_and_records_who(
+        config: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = redis.Redis.from_url(redis_url)
+    RedisCustomerIndex(client).upsert(_base() + ELSEWHERE)
+    incident = _opened()
+    report = RedisParts(load_settings(config), Secrets()).outreach().handle(incident)  # what the flow does
+    assert report.held == f"tier notify waits for approval: forewarn approve {incident.id}"
+    outbox = RedisOutbox(client)
+    assert outbox.decided(incident.id, "warning") == set()
+
+    pending = CliRunner().invoke(app, ["incidents", "--pending", "-c", str(config)])
+    assert pending.exit_code == 0, pending.output
+    assert f"forewarn approve {incident.id}" in pending.output
+
+    monkeypatch.delenv("FOREWARN_ACTOR", raising=False)
+    monkeypatch.delenv("USER", raising=False)
+    nobody = CliRunner().invoke(app, ["approve", incident.id, "-c", str(config)])
+    assert nobody.exit_code != 0 and "pass --actor NAME" in nobody.output
+    assert outbox.decided(incident.id, "warning") == set()
+
+    monkeypatch.setenv("FOREWARN_ACTOR", "ana")
+    approved = CliRunner().invoke(app, ["approve", incident.id, "-c", str(config), "--note", "NOC confirmed"])
+    assert approved.exit_code == 0, approved.output
+    assert f"{incident.id} approved by ana: 13 messages queued (email 3, sms 10)" in approved.output
+    assert len(outbox.decided(incident.id, "warning")) == 13
+    assert outbox.backlog("sms") == 10 and outbox.backlog("email") == 3
+    store = RedisDecisionStore(client)
+    assert [(a.action, a.actor, a.note) for a in store.audit(incident.id)] == [("approve", "ana", "NOC confirmed")]
+    decision = store.load(incident.id)
+    assert decision is not None and decision.approval == "approved"
+
+    unknown = CliRunner().invoke(app, ["hold", "INC-404", "--actor", "bo", "-c", str(config)])
+    assert unknown.exit_code == 1 and "no decision for INC-404" in unknown.output
+    client.close()
