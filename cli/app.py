@@ -42,7 +42,7 @@ def demo(
     summary = run_demo(settings, out, seed=seed, customers=customers)
     summary.print(console)
     console.print(f"\nwall time {time.perf_counter() - started:.1f}s; outputs in {out}/ "
-                  f"(incidents.jsonl, outbox_*.jsonl, dead_letters.jsonl, report.html)")
+                  f"(incidents.jsonl, outbox_*.jsonl, dead_letters.jsonl, report.html, status.json, status.atom)")
 
 
 @app.command()
@@ -218,6 +218,7 @@ def audience(
 from forewarn.cli import approval as _approval  # noqa: E402,F401  (registers approve, hold)
 from forewarn.cli import delivery as _delivery  # noqa: E402,F401  (registers deliver, web, message)
 from forewarn.cli import incidents as _incidents  # noqa: E402,F401  (registers incidents)
+from forewarn.cli import lifecycle as _lifecycle  # noqa: E402,F401  (registers incident ack/update/resolve)
 from forewarn.cli import silences as _silences  # noqa: E402,F401  (registers silence add/list/expire)
 
 if __name__ == "__main__":  # pragma: no cover

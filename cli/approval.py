@@ -25,7 +25,7 @@ def approve(incident_id: IncidentArgument, config: ConfigOption = None, actor: A
 
     who = actor_of(actor)
     try:
-        report = _parts(config).outreach().approve(incident_id, who, note)
+        report = outreach_parts(config).outreach().approve(incident_id, who, note)
     except (ApprovalError, ConfigError) as exc:
         raise _fail(str(exc)) from None
     if report.held:
@@ -45,13 +45,13 @@ def hold(incident_id: IncidentArgument, config: ConfigOption = None, actor: Acto
 
     who = actor_of(actor)
     try:
-        _parts(config).outreach().hold(incident_id, who, note)
+        outreach_parts(config).outreach().hold(incident_id, who, note)
     except (ApprovalError, ConfigError) as exc:
         raise _fail(str(exc)) from None
     console.print(f"{incident_id} held by {who}: nobody is messaged until `forewarn approve {incident_id}`")
 
 
-def _parts(config: Path | None) -> RedisParts:
+def outreach_parts(config: Path | None) -> RedisParts:
     from forewarn.flows.wiring import RedisParts
     from forewarn.settings import Secrets
 

@@ -27,7 +27,7 @@ def deliver(config: ConfigRequired) -> None:
     backoff inside each message's deadline, pauses a failing provider (circuit breaker), reclaims what a
     crashed worker left, and looks a message up in Twilio's log before sending it again.
     """
-    from forewarn.flows.delivery_parts import production_worker
+    from forewarn.flows.delivery_parts import production_responder_worker, production_worker
     from forewarn.flows.startup import preflight
     from forewarn.settings import Secrets
 
@@ -37,16 +37,22 @@ def deliver(config: ConfigRequired) -> None:
         preflight(settings, secrets, flow=False)
         metrics, server = _metrics_endpoint(settings)
         worker = production_worker(settings, secrets, metrics)
+        responders = production_responder_worker(settings, secrets)
     except (ConfigError, RuntimeError) as exc:
         raise _fail(str(exc)) from None
     signal.signal(signal.SIGTERM, lambda *_: worker.stop(timeout=0))
     console.print(f"delivering as {worker.consumer}; channels {', '.join(worker.channels)}"
+                  + (f"; responders {', '.join(responders.senders)}" if responders is not None else "")
                   + (f"; metrics at {server.url}/metrics" if server is not None else ""))
+    if responders is not None:
+        responders.start()
     try:
         worker.run()
     except KeyboardInterrupt:
         worker.stop()
     finally:
+        if responders is not None:
+            responders.stop()
         if server is not None:
             server.stop()
 
@@ -68,7 +74,8 @@ def _metrics_endpoint(settings: Settings) -> tuple[DeliveryMetrics, Observabilit
 
 @app.command()
 def web(config: ConfigRequired) -> None:
-    """The web app: Twilio status callbacks and inbound STOP/START/HELP, email unsubscribe links."""
+    """The web app: Twilio status callbacks and inbound STOP/START/HELP, email unsubscribe links, and the public
+    status feed (/status.json, /status.atom) from the Redis decision store."""
     from forewarn.settings import Secrets
     from forewarn.web.app import build_web_app, run_web
 

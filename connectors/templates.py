@@ -23,7 +23,7 @@ import jinja2
 
 from forewarn.interfaces import Rendered
 from forewarn.localtime import LocalTime
-from forewarn.records import Channel, MessageKind
+from forewarn.records import Channel, MessageKind, template_kind
 
 
 class JinjaRenderer:
@@ -57,6 +57,7 @@ class JinjaRenderer:
         """
         # The customer's language comes before the topic: a Spanish speaker is better
         # served by the general Spanish text than by the English topic text.
+        kind = template_kind(kind)  # type: ignore[assignment]  # the file name's kind: every update shares one
         return list(dict.fromkeys([
             f"{topic}.{kind}.{channel}.{language}.j2",
             f"{family}.{kind}.{channel}.{language}.j2",

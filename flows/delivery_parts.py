@@ -12,16 +12,28 @@ from functools import partial
 from urllib.parse import quote
 
 from forewarn.connectors.rate_limit import InMemoryRateLimiter, RedisRateLimiter
+from forewarn.decisions import ResponderTarget
 from forewarn.delivery_metrics import DeliveryMetrics
 from forewarn.envelopes import Envelope
 from forewarn.flows.deliver import DeliveryWorker, Pace, WorkerOptions
-from forewarn.interfaces import ContactLog, DeliveryQueue, Outbox, RateLimiter, Reconciler, Sender, Suppressions
+from forewarn.flows.responder_worker import ResponderWorker
+from forewarn.interfaces import (
+    ContactLog,
+    DeliveryQueue,
+    Outbox,
+    RateLimiter,
+    Reconciler,
+    ResponderOutbox,
+    ResponderSender,
+    Sender,
+    Suppressions,
+)
 from forewarn.outreach.breaker import Backoff, Breaker
 from forewarn.outreach.dispatch import Channels, Dispatcher, OptOutRecorder, SendEnvelope
 from forewarn.outreach.enqueue import ContactCap, Enqueuer
 from forewarn.outreach.policy import QuietHours
 from forewarn.records import Channel, SendResult
-from forewarn.settings import Secrets, Settings
+from forewarn.settings import ConfigError, Secrets, Settings
 
 
 def utc_now() -> datetime:
@@ -115,3 +127,59 @@ def production_worker(settings: Settings, secrets: Secrets, metrics: DeliveryMet
     return build_worker(settings, RedisOutbox(client, prefix, settings.delivery.shards), senders,
                         limiter=RedisRateLimiter(client, prefix), suppressions=RedisSuppressions(client, prefix),
                         opt_outs=index, identities=identities, rates=configured_rates(settings), metrics=metrics)
+
+
+def responder_targets(settings: Settings) -> tuple[ResponderTarget, ...]:
+    """The responders configured (`responders.pagerduty`, `responders.slack`)."""
+    r = settings.responders
+    return (*(("pagerduty",) if r.pagerduty is not None else ()),
+            *(("slack",) if r.slack is not None and r.slack.enabled else ()))
+
+
+def responder_senders(settings: Settings, secrets: Secrets) -> dict[ResponderTarget, ResponderSender]:
+    """PagerDuty and Slack senders from the settings and their secrets; a configured one without its secret is
+    a ConfigError naming the variable to set."""
+    from forewarn.connectors.pagerduty import PagerDutySender
+    from forewarn.connectors.slack import SlackSender
+
+    senders: dict[ResponderTarget, ResponderSender] = {}
+    r = settings.responders
+    problems = []
+    if r.pagerduty is not None:
+        if secrets.forewarn_pagerduty_routing_key is None:
+            problems.append("responders.pagerduty is configured but FOREWARN_PAGERDUTY_ROUTING_KEY is not set: "
+                            "export the integration's routing key (Events API v2)")
+        else:
+            senders["pagerduty"] = PagerDutySender(
+                r.pagerduty.url, routing_key=secrets.forewarn_pagerduty_routing_key.get_secret_value())
+    if r.slack is not None and r.slack.enabled:
+        if secrets.forewarn_slack_webhook_url is None:
+            problems.append("responders.slack is configured but FOREWARN_SLACK_WEBHOOK_URL is not set: export the "
+                            "incoming webhook's URL")
+        else:
+            senders["slack"] = SlackSender(secrets.forewarn_slack_webhook_url.get_secret_value())
+    if problems:
+        raise ConfigError("\n  ".join(problems))
+    return senders
+
+
+def responder_worker(settings: Settings, secrets: Secrets, outbox: ResponderOutbox) -> ResponderWorker | None:
+    """The responder notifications' worker, run beside the customer delivery worker; None when no responder
+    is configured."""
+    senders = responder_senders(settings, secrets)
+    if not senders:
+        return None
+    d = settings.delivery
+    return ResponderWorker(outbox, senders, Backoff(d.backoff, d.max_backoff), clock=utc_now)
+
+
+def production_responder_worker(settings: Settings, secrets: Secrets) -> ResponderWorker | None:
+    """`responder_worker` on the configured Redis responder outbox."""
+    from forewarn.connectors.redis_responder_outbox import RedisResponderOutbox
+    from forewarn.flows.startup import redis_client
+
+    if not responder_targets(settings):
+        return None
+    assert settings.redis is not None
+    return responder_worker(settings, secrets, RedisResponderOutbox(redis_client(settings, secrets),
+                                                                     settings.redis.prefix))

@@ -24,15 +24,26 @@ from forewarn.connectors.redis_decisions import RedisDecisionStore
 from forewarn.connectors.redis_incidents import RedisIncidentStore
 from forewarn.connectors.redis_index import RedisCustomerIndex
 from forewarn.connectors.redis_outbox import RedisOutbox
+from forewarn.connectors.redis_responder_outbox import RedisResponderOutbox
 from forewarn.connectors.redis_silences import RedisSilenceStore
 from forewarn.connectors.templates import JinjaRenderer
 from forewarn.flows.deliver import DeliveryWorker
-from forewarn.flows.delivery_parts import build_enqueuer, memory_worker
+from forewarn.flows.delivery_parts import build_enqueuer, memory_worker, responder_targets
 from forewarn.flows.early_warning import FlowIO
 from forewarn.flows.startup import kafka_inputs, preflight, redis_client
-from forewarn.interfaces import ContactLog, CustomerIndex, DecisionStore, IncidentStore, Outbox, Sender, SilenceStore
+from forewarn.interfaces import (
+    ContactLog,
+    CustomerIndex,
+    DecisionStore,
+    IncidentStore,
+    Outbox,
+    ResponderOutbox,
+    Sender,
+    SilenceStore,
+)
 from forewarn.outreach.gate import DecisionGate
 from forewarn.outreach.hazards import HazardOutreach, HazardReport, HazardRule
+from forewarn.outreach.notifier import ResponderNotifier
 from forewarn.outreach.planner import Outreach, OutreachReport
 from forewarn.outreach.targeting import TraitRule
 from forewarn.records import Channel, DeadLetter, Spike
@@ -50,15 +61,19 @@ def encode_spike(spike: Spike) -> bytes:
 
 def build_outreach(settings: Settings, index: CustomerIndex, outbox: Outbox, store: IncidentStore | None = None,
                    log: ContactLog | None = None, decisions: DecisionStore | None = None,
-                   silences: SilenceStore | None = None) -> Outreach:
+                   silences: SilenceStore | None = None, responders: ResponderOutbox | None = None) -> Outreach:
     """Outreach from settings; with a decision store, every opened incident passes the playbook's gate."""
     renderer = JinjaRenderer(settings.outreach.templates)
     t = settings.targeting
     o = settings.outreach
     gate = DecisionGate(settings.playbook, decisions, index, silences) if decisions is not None else None
+    r = settings.responders
+    targets = responder_targets(settings)
+    notifier = ResponderNotifier(responders, targets, r.deadline, r.config_hint) \
+        if responders is not None and targets else None
     return Outreach(index, build_enqueuer(settings, outbox, log), renderer,
                     TraitRule(t.min_support, t.min_coverage, t.min_lift, t.max_p_value),
-                    o.max_audience, store, o.topic_labels, o.urgent_topics, gate)
+                    o.max_audience, store, o.topic_labels, o.urgent_topics, gate, notifier)
 
 
 def file_io(settings: Settings, inputs: list[Path], out: Path, outreach: Callable[[], Outreach] | None,
@@ -184,7 +199,7 @@ class RedisParts:
         client = self.client()
         return build_outreach(self.settings, self.index(client), self.outbox(), RedisIncidentStore(client, self.prefix),
                               RedisContactLog(client, self.prefix), RedisDecisionStore(client, self.prefix),
-                              RedisSilenceStore(client, self.prefix))
+                              RedisSilenceStore(client, self.prefix), RedisResponderOutbox(client, self.prefix))
 
     def hazards(self) -> HazardOutreach:
         client = self.client()

@@ -29,7 +29,10 @@ SeverityLevel = Literal["low", "moderate", "high", "critical"]
 ReachLevel = Literal["few", "local", "regional", "widespread"]
 Tier = Literal["observe", "publish", "notify", "broadcast"]
 Approval = Literal["not_needed", "pending", "approved", "held"]
-AuditAction = Literal["approve", "hold"]
+AuditAction = Literal["approve", "hold", "ack", "update", "resolve"]
+Stage = Literal["investigating", "identified", "monitoring", "resolved"]
+"""Where an incident stands for the public (Statuspage's words): opened, acknowledged by a responder, fixed
+and watched, over."""
 
 SEVERITY_LEVELS: tuple[SeverityLevel, ...] = get_args(SeverityLevel)
 REACH_LEVELS: tuple[ReachLevel, ...] = get_args(ReachLevel)
@@ -82,6 +85,14 @@ class Decision:
     open: bool = True
     labels: tuple[tuple[str, str], ...] = ()
     """What silences and inhibition rules match on: topic, region and the segment's traits."""
+    stage: Stage = "investigating"
+    eta: datetime | None = None
+    """When responders expect the fix (`forewarn incident update --eta`)."""
+    note: str = ""
+    """The responders' latest public note (shown in the status feed; never sent to customers as typed)."""
+    updated_at: datetime | None = None
+    updates: int = 0
+    """How many `forewarn incident update`s there were."""
 
     @property
     def messages_customers(self) -> bool:
@@ -103,6 +114,8 @@ class Decision:
     def to_dict(self) -> dict[str, Any]:
         doc = asdict(self)
         doc["decided_at"] = self.decided_at.isoformat()
+        doc["eta"] = self.eta.isoformat() if self.eta else None
+        doc["updated_at"] = self.updated_at.isoformat() if self.updated_at else None
         doc["labels"] = [list(pair) for pair in self.labels]
         return doc
 
@@ -113,6 +126,8 @@ class Decision:
     def from_json(cls, raw: bytes | str) -> Decision:
         doc = orjson.loads(raw)
         doc["decided_at"] = datetime.fromisoformat(doc["decided_at"])
+        for name in ("eta", "updated_at"):
+            doc[name] = datetime.fromisoformat(doc[name]) if doc.get(name) else None
         doc["severity_reasons"] = tuple(doc["severity_reasons"])
         doc["reach_reasons"] = tuple(doc["reach_reasons"])
         doc["labels"] = tuple((k, v) for k, v in doc.get("labels", ()))
@@ -180,3 +195,46 @@ class Silence:
                    datetime.fromisoformat(doc["ends_at"]), doc["reason"], doc["created_by"],
                    datetime.fromisoformat(created) if created else None)
 
+
+
+ResponderStage = Literal["trigger", "acknowledge", "update", "resolve"]
+ResponderTarget = Literal["pagerduty", "slack"]
+RESPONDER_TARGETS: tuple[ResponderTarget, ...] = get_args(ResponderTarget)
+
+
+@dataclass(frozen=True)
+class ResponderEvent:
+    """One notification to responders about one stage of an incident, as the responder outbox keeps it.
+
+    `payload` is the provider's own JSON body (a PagerDuty Events API v2 event, a Slack Block Kit message),
+    built by `forewarn.outreach.responders`; `seq` tells the updates of one incident apart.
+
+    >>> from datetime import UTC, datetime, timedelta
+    >>> at = datetime(2026, 11, 20, 14, tzinfo=UTC)
+    >>> e = ResponderEvent("INC-1", "trigger", "pagerduty", {"event_action": "trigger"}, at, at + timedelta(hours=1))
+    >>> e.id, ResponderEvent.from_json(e.to_json()) == e
+    ('INC-1|trigger|0|pagerduty', True)
+    """
+
+    incident_id: str
+    stage: ResponderStage
+    target: ResponderTarget
+    payload: dict[str, Any]
+    decided_at: datetime
+    expires_at: datetime
+    seq: int = 0
+
+    @property
+    def id(self) -> str:
+        return f"{self.incident_id}|{self.stage}|{self.seq}|{self.target}"
+
+    def to_json(self) -> bytes:
+        return orjson.dumps({**asdict(self), "decided_at": self.decided_at.isoformat(),
+                             "expires_at": self.expires_at.isoformat()})
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> ResponderEvent:
+        doc = orjson.loads(raw)
+        return cls(doc["incident_id"], doc["stage"], doc["target"], doc["payload"],
+                   datetime.fromisoformat(doc["decided_at"]), datetime.fromisoformat(doc["expires_at"]),
+                   int(doc.get("seq", 0)))

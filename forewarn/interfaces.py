@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
-from forewarn.decisions import AuditEntry, Decision, Silence
+from forewarn.decisions import AuditEntry, Decision, ResponderEvent, Silence
 from forewarn.envelopes import Begun, Envelope, Lease
 from forewarn.records import Channel, ContactCard, Customer, Incident, Message, MessageKind, SendResult
 
@@ -162,6 +162,45 @@ class SilenceStore(Protocol):
 
     def expire(self, silence_id: str, at: datetime) -> bool:
         """End a silence at `at`; False when there is no such silence or it has already ended."""
+        ...
+
+
+class ResponderSender(Protocol):
+    """Sends one responder notification (PagerDuty, Slack): ok, or a failure saying whether to retry."""
+
+    def send(self, event: ResponderEvent) -> SendResult:
+        ...
+
+
+@runtime_checkable
+class ResponderOutbox(Protocol):
+    """Responder notifications waiting to go, each decided once by its id; any number of workers share it.
+
+    A taken event is leased: until it is settled or retried it is not handed out again, and a lease that
+    runs out (its worker died) makes the event due again.
+    """
+
+    def enqueue(self, events: Sequence[ResponderEvent], now: datetime) -> list[str]:
+        """Decide and queue; the ids of the events that were new."""
+        ...
+
+    def take(self, count: int, now: datetime, lease: float) -> list[ResponderEvent]:
+        """Up to `count` events due at `now`, each leased for `lease` seconds."""
+        ...
+
+    def settle(self, event_id: str, state: str, now: datetime, detail: str = "") -> None:
+        """A final state: sent, failed, expired."""
+        ...
+
+    def retry(self, event_id: str, due: datetime, now: datetime, detail: str = "") -> None:
+        ...
+
+    def state(self, event_id: str) -> dict[str, str]:
+        """state, attempts and the last detail of one event ({} when unknown)."""
+        ...
+
+    def pending(self) -> int:
+        """Events not yet settled (due now or later, or leased)."""
         ...
 
 

@@ -493,7 +493,19 @@ class Incident:
         }
 
 
-MessageKind = Literal["warning", "resolved"]
+MessageKind = Literal["warning", "ack", "update-1", "update-2", "update-3", "update-4", "update-5", "resolved"]
+"""A message's place in its incident's life: the warning, the responders' acknowledgement, up to five updates
+(a sixth goes to responders and the status feed only: noise control), the all-clear."""
+MAX_CUSTOMER_UPDATES = 5
+
+
+def template_kind(kind: MessageKind) -> str:
+    """The templates' name for a kind: every update shares one.
+
+    >>> template_kind("update-3"), template_kind("warning")
+    ('update', 'warning')
+    """
+    return "update" if kind.startswith("update-") else kind
 
 
 @dataclass(frozen=True)

@@ -406,6 +406,33 @@ class WebSettings(_Section):
     _port = field_validator("port")(rules.tcp_port)
 
 
+class PagerDutySettings(_Section):
+    """PagerDuty Events API v2; the routing key (integration key) is the secret FOREWARN_PAGERDUTY_ROUTING_KEY."""
+
+    url: str = "https://events.pagerduty.com/v2/enqueue"
+
+    _url = field_validator("url")(rules.http_url)
+
+
+class SlackSettings(_Section):
+    """A Slack incoming webhook; its URL is the secret FOREWARN_SLACK_WEBHOOK_URL."""
+
+    enabled: bool = True
+
+
+class RespondersSettings(_Section):
+    """Who is told first and at every stage of an incident, through the delivery workers."""
+
+    pagerduty: PagerDutySettings | None = None
+    slack: SlackSettings | None = None
+    deadline: timedelta = timedelta(hours=1)
+    """How long a responder notification is worth retrying."""
+    config_hint: str = "-c CONFIG"
+    """How the approve command in a notification names the config, e.g. "-c /etc/forewarn/production.yaml"."""
+
+    _deadline = field_validator("deadline", mode="before")(_duration)
+
+
 class RecoverySettings(_Section):
     """Bytewax recovery: snapshots of the flow's state and input offsets, so a restart resumes."""
 
@@ -492,6 +519,7 @@ class Settings(_Section):
     observability: ObservabilitySettings = ObservabilitySettings()
     delivery: DeliverySettings = DeliverySettings()
     web: WebSettings = WebSettings()
+    responders: RespondersSettings = RespondersSettings()
     max_record_bytes: int = Field(64 * 1024, ge=256)
 
     def require_production(self, flow: bool = True) -> None:
@@ -521,6 +549,8 @@ class Secrets(BaseSettings):
     forewarn_redis_url: SecretStr | None = None
     forewarn_unsubscribe_secret: SecretStr | None = None
     """Signs email unsubscribe links (any long random string; rotating it voids the links already sent)."""
+    forewarn_pagerduty_routing_key: SecretStr | None = None
+    forewarn_slack_webhook_url: SecretStr | None = None
 
 
 def load_settings(path: Path | None) -> Settings:

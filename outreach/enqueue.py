@@ -133,7 +133,7 @@ class Enqueuer:
                 continue
             deferred = envelope.not_before is not None and envelope.not_before > now and not urgent
             tally.count("deferred" if deferred else "enqueued", envelope.channel)
-            if self.cap is not None and kind == "warning":
+            if self.cap is not None and kind != "resolved":
                 self.cap.log.add(envelope.key.customer_id, decided_at, str(envelope.key))
         if self.after_enqueue is not None:
             self.after_enqueue()
@@ -148,7 +148,7 @@ class Enqueuer:
 
     def _capped(self, tally: DeliveryTally, kind: MessageKind, recipients: Sequence[Recipient[Any]],
                 at: datetime, severity: SeverityLevel | None) -> Sequence[Recipient[Any]]:
-        if self.cap is None or kind != "warning" or not recipients:
+        if self.cap is None or kind == "resolved" or not recipients:
             return recipients
         allowed = self.cap.allowed([r.customer.id for r in recipients], at, severity)
         for recipient, ok in zip(recipients, allowed, strict=True):

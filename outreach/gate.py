@@ -59,14 +59,21 @@ class DecisionGate:
                           settings=self.settings, at=at, silences=silences,
                           open_decisions=self.decisions.open_decisions())
         earlier = self.decisions.load(incident.id)
-        if earlier is not None and earlier.approval in ("approved", "held"):
-            decision = decision.with_approval(earlier.approval)  # a replayed event does not undo an operator
+        if earlier is not None:  # a replayed or re-judged event does not undo what operators did since
+            decision = replace(decision, stage=earlier.stage, eta=earlier.eta, note=earlier.note,
+                               updated_at=earlier.updated_at, updates=earlier.updates, open=earlier.open)
+            if earlier.approval in ("approved", "held"):
+                decision = decision.with_approval(earlier.approval)
         self.decisions.save(decision)
         return decision
 
-    def closed(self, incident_id: str) -> None:
-        if (decision := self.decisions.load(incident_id)) is not None and decision.open:
-            self.decisions.save(replace(decision, open=False))
+    def closed(self, incident_id: str) -> Decision | None:
+        """The incident resolved: its decision is closed (and returned; None when there is none)."""
+        decision = self.decisions.load(incident_id)
+        if decision is not None and decision.open:
+            decision = replace(decision, open=False, stage="resolved")
+            self.decisions.save(decision)
+        return decision
 
     def act(self, incident_id: str, action: AuditAction, actor: str, note: str = "") -> Decision:
         """Approve or hold an incident's one-to-one messages, with an audit entry naming the actor."""
@@ -82,6 +89,26 @@ class DecisionGate:
         decided = decision.with_approval("approved" if action == "approve" else "held")
         self.decisions.save(decided)
         return decided
+
+
+    def advance(self, incident_id: str, action: AuditAction, actor: str, note: str = "",
+                eta: datetime | None = None) -> Decision:
+        """A responder's step in the incident's life (ack, update, resolve), with an audit entry."""
+        decision = self.decisions.load(incident_id)
+        if decision is None:
+            raise ApprovalError(f"no decision for {incident_id}: see `forewarn incidents` for the ids")
+        if not decision.open:
+            raise ApprovalError(f"{incident_id} is resolved already")
+        if eta is not None and eta.tzinfo is None:
+            raise ApprovalError("an ETA needs a time zone")
+        now = self.clock()
+        self.decisions.add_audit(AuditEntry(incident_id, action, actor, now, note))
+        stage = {"ack": "identified", "resolve": "resolved"}.get(action, decision.stage)
+        advanced = replace(decision, stage=stage, eta=eta or decision.eta, note=note or decision.note,  # type: ignore[arg-type]
+                           updated_at=now, updates=decision.updates + (action == "update"),
+                           open=action != "resolve")
+        self.decisions.save(advanced)
+        return advanced
 
 
 def why_not(decision: Decision) -> str:

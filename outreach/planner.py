@@ -15,12 +15,13 @@ from typing import Any
 
 import orjson
 
-from forewarn.decisions import Decision
+from forewarn.decisions import Decision, ResponderStage
 from forewarn.interfaces import CustomerIndex, IncidentStore, Rendered, Renderer
 from forewarn.localtime import LocalTime
 from forewarn.outreach.audience import Audience, Recipient, build_audience
 from forewarn.outreach.enqueue import DeliveryTally, Enqueuer
 from forewarn.outreach.gate import ApprovalError, DecisionGate, why_not
+from forewarn.outreach.notifier import ResponderNotifier
 from forewarn.outreach.targeting import TraitRule, isolate_traits, warning_segment
 from forewarn.records import (
     EMERGING_PREFIX,
@@ -57,7 +58,8 @@ class Outreach:
     def __init__(self, index: CustomerIndex, enqueuer: Enqueuer, renderer: Renderer,
                  trait_rule: TraitRule | None = None, max_audience: int = 10_000,
                  store: IncidentStore | None = None, topic_labels: Mapping[str, str] | None = None,
-                 urgent_topics: Sequence[str] = (), gate: DecisionGate | None = None):
+                 urgent_topics: Sequence[str] = (), gate: DecisionGate | None = None,
+                 notifier: ResponderNotifier | None = None):
         self.index = index
         self.enqueuer = enqueuer
         self.renderer = renderer
@@ -66,6 +68,7 @@ class Outreach:
         self.urgent_topics = frozenset(urgent_topics)
         self.store = store
         self.gate = gate
+        self.notifier = notifier
         # Only the company's words for a topic reach customers; None: the bundled labels.
         self.topic_labels = dict(OutreachSettings().topic_labels if topic_labels is None else topic_labels)
 
@@ -74,8 +77,8 @@ class Outreach:
             report = self._warn(incident)
         elif incident.status == "resolved":
             report = self._all_clear(incident)
-            if self.gate is not None:
-                self.gate.closed(incident.id)
+            if self.gate is not None and (decision := self.gate.closed(incident.id)) is not None:
+                self.tell_responders(decision, incident, "resolve")
         else:
             report = OutreachReport(incident)
         if self.store is not None:
@@ -111,6 +114,7 @@ class Outreach:
         report = self._report(incident, audience)
         if self.gate is not None:
             report.decision = self.gate.judge(incident, audience.recipients, audience.excluded)
+            self.tell_responders(report.decision, incident, "trigger")  # responders first
             if audience.held is None and not report.decision.messages_customers:
                 report.held = why_not(report.decision)
         if report.held is None:
@@ -143,16 +147,37 @@ class Outreach:
         if (unlabelled := self._unlabelled(incident)) is not None:
             return unlabelled
         # Everyone decided a warning: a worker skips those it never reached and drops warnings not yet sent.
-        warned = sorted(self.enqueuer.outbox.decided(incident.id, "warning"))
+        return self._to_the_warned(incident, "resolved", self.enqueuer.outbox.decided(incident.id, "warning"))
+
+    def tell_responders(self, decision: Decision, incident: Incident, stage: ResponderStage) -> None:
+        """Muted incidents (silenced, inhibited) notify nobody, responders included, as in Alertmanager."""
+        if self.notifier is not None and decision.muted is None:
+            self.notifier.notify(decision, incident, stage)
+
+    def warn_newcomers(self, incident: Incident, at: datetime) -> OutreachReport:
+        """The audience as it stands at `at`: those not yet warned are warned now (the others are duplicates)."""
+        return self._warn(incident, at)
+
+    def follow_up(self, incident: Incident, kind: MessageKind, at: datetime, decision: Decision) -> OutreachReport:
+        """A stage message (ack, update) to the customers the warning reached, through their budget."""
+        return self._to_the_warned(incident, kind, self.enqueuer.outbox.accepted(incident.id, "warning"), at,
+                                   decision)
+
+    def _to_the_warned(self, incident: Incident, kind: MessageKind, warned: set[str], at: datetime | None = None,
+                       decision: Decision | None = None) -> OutreachReport:
+        # a customer who opened a case after the warning is linked to the incident: the case is their channel now,
+        # so no acknowledgement or update; the all-clear still goes, as the warning promised it would
+        linked = warned & incident.reporters if kind != "resolved" else set()
         recipients = []
-        for customer in self.index.get_many(warned):
+        for customer in self.index.get_many(sorted(warned - linked)):
             if customer is None:
                 continue
             address = customer.contact(customer.preferred_channel)
             if address is not None:
                 recipients.append(Recipient(customer, customer.preferred_channel, address))
-        report = OutreachReport(incident, audience_size=len(recipients))
-        self._send(report, incident, "resolved", recipients)
+        report = OutreachReport(incident, audience_size=len(recipients), decision=decision,
+                                excluded={"opened a case after the warning": len(linked)} if linked else {})
+        self._send(report, incident, kind, recipients, at, decision.eta if decision else None)
         return report
 
     @staticmethod
@@ -161,8 +186,8 @@ class Outreach:
                               excluded=dict(audience.excluded), held=audience.held)
 
     def _send(self, report: OutreachReport, incident: Incident, kind: MessageKind,
-              recipients: Sequence[Recipient[Any]], at: datetime | None = None) -> None:
-        render = _CachedRender(self.renderer, incident, kind, self.topic_labels)
+              recipients: Sequence[Recipient[Any]], at: datetime | None = None, eta: datetime | None = None) -> None:
+        render = _CachedRender(self.renderer, incident, kind, self.topic_labels, eta)
         # an all-clear is decided (and its quiet hours judged) when the incident resolved, not when it opened
         decided_at = at or (incident.resolved_at if kind == "resolved" and incident.resolved_at else incident.opened_at)
         severity = report.decision.severity if report.decision is not None else None
@@ -173,8 +198,9 @@ class Outreach:
 class _CachedRender:
     """Renders each distinct context once: customers of one incident mostly share region, zone and language."""
 
-    def __init__(self, renderer: Renderer, incident: Incident, kind: MessageKind, labels: Mapping[str, str]):
-        self.renderer, self.incident, self.kind, self.labels = renderer, incident, kind, labels
+    def __init__(self, renderer: Renderer, incident: Incident, kind: MessageKind, labels: Mapping[str, str],
+                 eta: datetime | None = None):
+        self.renderer, self.incident, self.kind, self.labels, self.eta = renderer, incident, kind, labels, eta
         self._seen: dict[tuple[Channel, bytes], tuple[Rendered, str | None]] = {}
         self._by_profile: dict[tuple[object, ...], tuple[Rendered, str | None]] = {}
 
@@ -187,7 +213,7 @@ class _CachedRender:
         return found
 
     def _render(self, customer: Customer, channel: Channel) -> tuple[Rendered, str | None]:
-        context = message_context(self.incident, customer, self.labels)
+        context = message_context(self.incident, customer, self.labels, self.eta)
         frozen = orjson.dumps(context, default=_frozen, option=orjson.OPT_SORT_KEYS)
         if (found := self._seen.get((channel, frozen))) is None:
             text = self.renderer.render(self.incident.topic, self.kind, channel, context)
@@ -202,8 +228,8 @@ def _frozen(value: object) -> object:
     return repr(value)
 
 
-def message_context(incident: Incident, customer: Customer,
-                    topic_labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+def message_context(incident: Incident, customer: Customer, topic_labels: Mapping[str, str] | None = None,
+                    eta: datetime | None = None) -> dict[str, Any]:
     """What templates may use: vetted values only, never a record's free text.
 
     The topic is shown through the company's label, the region and products through the
@@ -223,6 +249,7 @@ def message_context(incident: Incident, customer: Customer,
         "language": customer.language,
         "since_local": local(incident.first_window_start),
         "resolved_local": local(incident.resolved_at),
+        "eta_local": local(eta),
         "opened_at": rfc3339(incident.opened_at),
         "segment": _own_traits(incident, customer),
         "models": sorted({p.model for p in customer.products}),

@@ -11,6 +11,8 @@ pytest_plugins = [
     "tests.servers.kafka_broker",
     "tests.servers.smtp_server",
     "tests.servers.twilio_standin",
+    "tests.servers.pagerduty_standin",
+    "tests.servers.slack_standin",
 ]
 
 # CI replays the same examples every run (a red CI then always names a real, repeatable input);

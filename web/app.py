@@ -1,4 +1,5 @@
-"""The web app: Twilio's status callbacks and inbound messages, email unsubscribe links, a health check.
+"""The web app: Twilio's status callbacks and inbound messages, email unsubscribe links, the public status
+feed, a health check.
 
 - `POST /twilio/status?m=MESSAGE_ID`: Twilio's word on an SMS we sent (queued, sent, delivered,
   undelivered, failed, ...), recorded with `DeliveryQueue.record_status`. 204 when recorded, 200
@@ -11,6 +12,10 @@
 - `GET /unsubscribe?t=TOKEN`: a page with a button; nothing changes on a GET (mail scanners follow links).
   `POST /unsubscribe?t=TOKEN` (the button, or a mail client's RFC 8058 one-click POST): the customer the
   signed token names is opted out of the channel it names, and their address suppressed.
+- `GET /status.json` and `GET /status.atom`: the public status feed (`forewarn.outreach.status_feed`): open
+  and recently resolved incidents that get a status entry, named by the company's topic labels, as
+  Statuspage-style JSON and as Atom. Public (no signature, `Cache-Control: public, max-age=30`, any origin may
+  read it); nothing about customers is in it. 503 when the app has no decision store or the store fails.
 - `GET /healthz`: 200 while the app serves.
 
 Both Twilio endpoints check `X-Twilio-Signature` with the official `RequestValidator` against the
@@ -24,11 +29,12 @@ from __future__ import annotations
 import logging
 import re
 import string
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 from urllib.parse import parse_qsl
 
+import orjson
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import ImmutableMultiDict
@@ -38,10 +44,12 @@ from starlette.routing import Route
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
+from forewarn.decisions import Decision
 from forewarn.envelopes import parse_message_id
-from forewarn.interfaces import Suppressions
+from forewarn.interfaces import DecisionStore, Suppressions
+from forewarn.outreach.status_feed import atom_feed, status_document
 from forewarn.records import Channel, Customer
-from forewarn.settings import ConfigError, RedisSettings, Secrets, Settings
+from forewarn.settings import ConfigError, OutreachSettings, RedisSettings, Secrets, Settings
 from forewarn.unsubscribe import UNSUBSCRIBE_PATH, check_secret, read_token
 from forewarn.web import pages
 from forewarn.web.server import run as run_web
@@ -53,6 +61,13 @@ log = logging.getLogger(__name__)
 STATUS_PATH = "/twilio/status"
 INBOUND_PATH = "/twilio/inbound"
 HEALTH_PATH = "/healthz"
+STATUS_JSON_PATH = "/status.json"
+STATUS_ATOM_PATH = "/status.atom"
+FEED_HEADERS = {"Cache-Control": "public, max-age=30", "Access-Control-Allow-Origin": "*",
+                "X-Content-Type-Options": "nosniff"}
+"""The status feed is public: caches and other origins (the website's banner) may keep and read it."""
+FEED_RECENT = 200
+"""How many of the newest decisions the feed reads besides the open ones (for the recently resolved)."""
 
 STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
 START_WORDS = frozenset({"START", "YES", "UNSTOP"})
@@ -141,7 +156,8 @@ async def _read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
 class _Handlers:
     def __init__(self, queue: StatusRecorder, suppressions: Suppressions, index: OptIndex,
                  twilio_auth_token: str | None, public_url: str, help_text: str, unsubscribe_secret: bytes | None,
-                 clock: Callable[[], datetime]) -> None:
+                 clock: Callable[[], datetime], decisions: DecisionStore | None = None,
+                 topic_labels: Mapping[str, str] | None = None) -> None:
         self.queue = queue
         self.suppressions = suppressions
         self.index = index
@@ -150,6 +166,8 @@ class _Handlers:
         self.help_text = help_text
         self.secret = unsubscribe_secret
         self.clock = clock
+        self.decisions = decisions
+        self.topic_labels = dict(OutreachSettings().topic_labels if topic_labels is None else topic_labels)
 
     # -- Twilio ----------------------------------------------------------------------------------
 
@@ -274,13 +292,44 @@ class _Handlers:
         self.index.record_opt_out(customer_id, channel)
         log.info("customer %s unsubscribed from %s", customer_id, channel)
 
+    # -- the public status feed ------------------------------------------------------------------
+
+    def _read_decisions(self) -> list[Decision]:
+        assert self.decisions is not None
+        return self.decisions.open_decisions() + self.decisions.recent(FEED_RECENT)
+
+    async def _status_document(self) -> dict[str, object] | Response:
+        if self.decisions is None:
+            return PlainTextResponse("the status feed is not configured", status_code=503)
+        try:
+            decisions = await run_in_threadpool(self._read_decisions)
+        except Exception as exc:
+            log.error("status feed not served: the decision store failed (%s)", type(exc).__name__)
+            return PlainTextResponse("status not available, try again", status_code=503,
+                                     headers={"Retry-After": "30"})
+        return status_document(decisions, self.topic_labels, self.clock())
+
+    async def status_json(self, _: Request) -> Response:
+        document = await self._status_document()
+        if isinstance(document, Response):
+            return document
+        return Response(orjson.dumps(document), media_type="application/json", headers=FEED_HEADERS)
+
+    async def status_atom(self, _: Request) -> Response:
+        document = await self._status_document()
+        if isinstance(document, Response):
+            return document
+        feed = atom_feed(document, self.public_url + STATUS_ATOM_PATH, self.public_url + STATUS_JSON_PATH)
+        return Response(feed, media_type="application/atom+xml; charset=utf-8", headers=FEED_HEADERS)
+
     async def healthz(self, _: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
 
 def create_app(*, queue: StatusRecorder, suppressions: Suppressions, index: OptIndex, public_url: str,
                twilio_auth_token: str | None, unsubscribe_secret: bytes | None, help_text: str,
-               clock: Callable[[], datetime] = _utc_now) -> Starlette:
+               clock: Callable[[], datetime] = _utc_now, decisions: DecisionStore | None = None,
+               topic_labels: Mapping[str, str] | None = None) -> Starlette:
     """The web app over the given parts (see the module doc for its routes).
 
     Parameters
@@ -298,26 +347,35 @@ def create_app(*, queue: StatusRecorder, suppressions: Suppressions, index: OptI
     help_text
         The answer to an inbound HELP.
     clock
-        The time status callbacks are recorded at.
+        The time status callbacks are recorded at, and the status feed's "now".
+    decisions
+        Where the status feed reads incidents from; None answers the feed 503.
+    topic_labels
+        The company's words for topics (`outreach.topic_labels`; None: the default labels): an incident
+        whose topic has none stays out of the feed.
     """
     if not public_url.startswith(("https://", "http://")):
         raise ValueError("public_url must be an http(s) URL, e.g. https://forewarn.example.com")
     if unsubscribe_secret is not None:
         check_secret(unsubscribe_secret)
     handlers = _Handlers(queue, suppressions, index, twilio_auth_token, public_url, help_text, unsubscribe_secret,
-                         clock)
+                         clock, decisions, topic_labels)
     return Starlette(routes=[
         Route(STATUS_PATH, handlers.status, methods=["POST"]),
         Route(INBOUND_PATH, handlers.inbound, methods=["POST"]),
         Route(UNSUBSCRIBE_PATH, handlers.unsubscribe_page, methods=["GET"]),
         Route(UNSUBSCRIBE_PATH, handlers.unsubscribe, methods=["POST"]),
+        Route(STATUS_JSON_PATH, handlers.status_json, methods=["GET"]),
+        Route(STATUS_ATOM_PATH, handlers.status_atom, methods=["GET"]),
         Route(HEALTH_PATH, handlers.healthz, methods=["GET"]),
     ])
 
 
 def build_web_app(settings: Settings, secrets: Secrets, *, clock: Callable[[], datetime] = _utc_now) -> Starlette:
     """The web app of `forewarn web`: status callbacks into the Redis outbox, STOP/START and unsubscribe
-    links into the Redis suppressions and customer index. Raises ConfigError naming what to set."""
+    links into the Redis suppressions and customer index, the status feed from the Redis decision store.
+    Raises ConfigError naming what to set."""
+    from forewarn.connectors.redis_decisions import RedisDecisionStore
     from forewarn.connectors.redis_index import RedisCustomerIndex
     from forewarn.connectors.redis_outbox import RedisOutbox
     from forewarn.connectors.redis_suppressions import RedisSuppressions
@@ -350,4 +408,6 @@ def build_web_app(settings: Settings, secrets: Secrets, *, clock: Callable[[], d
         unsubscribe_secret=secret,
         help_text=web.help_text,
         clock=clock,
+        decisions=RedisDecisionStore(client, prefix),
+        topic_labels=settings.outreach.topic_labels,
     )

@@ -62,3 +62,41 @@ def test_an_incident_waits_then_approve_queues_its_audience_and_records_who(
     unknown = CliRunner().invoke(app, ["hold", "INC-404", "--actor", "bo", "-c", str(config)])
     assert unknown.exit_code == 1 and "no decision for INC-404" in unknown.output
     client.close()
+
+
+def test_incident_ack_update_resolve_from_the_command_line(config: Path, redis_url: str) -> None:
+    from datetime import UTC, datetime
+
+    from forewarn.records import SendResult
+
+    client = redis.Redis.from_url(redis_url)
+    RedisCustomerIndex(client).upsert(_base() + ELSEWHERE)
+    config.write_text(f'redis: {{url: "{redis_url}"}}\n')  # the default playbook: this incident notifies at once
+    incident = _opened()
+    RedisParts(load_settings(config), Secrets()).outreach().handle(incident)
+    outbox = RedisOutbox(client)
+    now = datetime.now(UTC)
+    for channel in ("sms", "email"):  # a delivery worker's part: the warnings reached everyone
+        for lease in outbox.take(channel, "w", 100, 0):
+            outbox.begin(lease, now)
+            outbox.settle(lease, "sent", now, SendResult(ok=True, provider_id="P"))
+    assert len(outbox.accepted(incident.id, "warning")) == 13
+
+    def step(*args: str) -> str:
+        result = CliRunner().invoke(app, ["incident", *args, "-c", str(config), "--actor", "ana"])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert "ack by ana; 13 messages queued" in step("ack", incident.id, "--eta", "2h", "--note", "crew on site")
+    assert "update by ana; 13 messages queued" in step("update", incident.id, "--eta", "2026-11-20T18:00Z")
+    assert "resolve by ana; 13 messages queued" in step("resolve", incident.id)
+    assert {k: len(outbox.decided(incident.id, k)) for k in ("ack", "update-1", "resolved")} == \
+        {"ack": 13, "update-1": 13, "resolved": 13}
+    decision = RedisDecisionStore(client).load(incident.id)
+    assert decision is not None and (decision.stage, decision.open, decision.note) == ("resolved", False,
+                                                                                      "crew on site")
+    assert decision.eta == datetime(2026, 11, 20, 18, tzinfo=UTC)
+    bad = CliRunner().invoke(app, ["incident", "update", incident.id, "--eta", "tomorrow", "-c", str(config),
+                                   "--actor", "ana"])
+    assert bad.exit_code == 1 and "neither a duration" in bad.output
+    client.close()
