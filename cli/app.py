@@ -217,6 +217,8 @@ def audience(
 
 from forewarn.cli import approval as _approval  # noqa: E402,F401  (registers approve, hold)
 from forewarn.cli import delivery as _delivery  # noqa: E402,F401  (registers deliver, web, message)
+from forewarn.cli import documents as _documents  # noqa: E402,F401  (registers incident texts)
+from forewarn.cli import effect as _effect  # noqa: E402,F401  (registers effect)
 from forewarn.cli import incidents as _incidents  # noqa: E402,F401  (registers incidents)
 from forewarn.cli import lifecycle as _lifecycle  # noqa: E402,F401  (registers incident ack/update/resolve)
 from forewarn.cli import silences as _silences  # noqa: E402,F401  (registers silence add/list/expire)

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from forewarn.decisions import AuditEntry, Decision
 
@@ -38,6 +39,13 @@ class InMemoryDecisionStore:
     def load(self, incident_id: str) -> Decision | None:
         with self._lock:
             return self._decisions.get(incident_id)
+
+    def change(self, incident_id: str, apply: Callable[[Decision | None], Decision | None]) -> Decision | None:
+        with self._lock:
+            changed = apply(self._decisions.get(incident_id))
+            if changed is not None:
+                self._decisions[incident_id] = changed
+            return changed
 
     def recent(self, limit: int = 100) -> list[Decision]:
         """At most `limit` decisions, newest first (see `newest_first`)."""

@@ -53,6 +53,7 @@ class InMemoryOutbox:
         self._messages: dict[str, _Held] = {}
         self._decided: dict[tuple[str, str], set[str]] = defaultdict(set)
         self._accepted: dict[tuple[str, str], set[str]] = defaultdict(set)
+        self._held_out: dict[str, set[str]] = defaultdict(set)
         self._funnels: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self._history: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         self._queues: dict[str, _Queue] = defaultdict(_Queue)
@@ -101,6 +102,14 @@ class InMemoryOutbox:
             self._count(key.incident_id, "superseded")
             self._event(mid, "superseded", now, "resolved before it was sent")
         return True
+
+    def hold_out(self, incident_id: str, customer_ids: Sequence[str]) -> None:
+        with self._lock:
+            self._held_out[incident_id].update(customer_ids)
+
+    def held_out(self, incident_id: str) -> set[str]:
+        with self._lock:
+            return set(self._held_out.get(incident_id, ()))
 
     def decided(self, incident_id: str, kind: MessageKind) -> set[str]:
         with self._lock:
@@ -186,6 +195,12 @@ class InMemoryOutbox:
                 verdict = self._all_clear_verdict(lease, key, now)
                 if verdict is not None:
                     return verdict
+            elif key.kind != "warning" and any(
+                    message_id(MessageKey(key.incident_id, key.customer_id, "resolved"), c) in self._messages
+                    for c in ("sms", "email")):
+                # the all-clear is decided: an acknowledgement or update still waiting is stale
+                self._finish(lease, "superseded", now, "resolved before it was sent")
+                return Begun("supersede")
             verdict_name: Literal["send", "reconcile"] = \
                 "reconcile" if held.state == "sending" or held.uncertain else "send"
             held.attempts += 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 _FINAL = """
 local FINAL = {sent=true, delivered=true, undelivered=true, failed=true, expired=true, opted_out=true,
-               superseded=true, skipped=true}
+               superseded=true, skipped=true, withheld=true}
 local ACCEPTED = {sent=true, delivered=true, undelivered=true}
 local function event(hkey, id, state, now, detail)
   redis.call('RPUSH', hkey, cjson.encode({id=id, state=state, at=now, detail=detail}))
@@ -106,7 +106,8 @@ return 1
 """
 
 BEGIN = _FINAL + """
--- KEYS: message, history, queue, funnel, warning by sms, warning by email, later
+-- KEYS: message, history, queue, funnel, warning by sms, warning by email, later (for an all-clear; for an
+-- acknowledgement or update the customer's all-clear by sms and by email instead of the warnings)
 -- ARGV: now, id, entry, group, kind
 local now = tonumber(ARGV[1])
 local function ack()
@@ -123,6 +124,13 @@ local state = redis.call('HGET', KEYS[1], 'state')
 if not state or FINAL[state] or state == 'deferred' or state == 'retrying' then
   ack()
   return {'done'}
+end
+if ARGV[5] == 'ack' or string.sub(ARGV[5], 1, 7) == 'update-' then
+  -- the all-clear is decided: an acknowledgement or update still waiting (quiet hours, a retry) is stale
+  if redis.call('EXISTS', KEYS[5]) == 1 or redis.call('EXISTS', KEYS[6]) == 1 then
+    settle('superseded', 'resolved before it was sent')
+    return {'supersede'}
+  end
 end
 if ARGV[5] == 'resolved' then
   local pending, accepted, waiting = {}, false, false

@@ -17,7 +17,10 @@ Trimming goes by the saved decision's own time, not the clock, so a replay of la
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
+
+import redis
 
 from forewarn.connectors.memory_decisions import newest_first
 from forewarn.connectors.redis_keys import RedisClient, mget
@@ -53,9 +56,13 @@ class RedisDecisionStore:
     def save(self, decision: Decision) -> None:
         """Keep `decision` (replacing its incident's), list it by `decided_at`, and add it to or drop it
         from the open set."""
+        self.client.set(self._decision_key(decision.incident_id), decision.to_json(), ex=self.keep)
+        self._list(decision)
+
+    def _list(self, decision: Decision) -> None:
+        """The side keys: the listing by time and the open set (idempotent, so a retry or a race is harmless)."""
         incident_id = decision.incident_id
         pipe = self.client.pipeline(transaction=False)
-        pipe.set(self._decision_key(incident_id), decision.to_json(), ex=self.keep)
         pipe.zadd(self._recent, {incident_id: decision.decided_at.timestamp()})
         pipe.zremrangebyscore(self._recent, "-inf", f"({(decision.decided_at - self.keep).timestamp()}")
         pipe.expire(self._recent, self.keep)
@@ -65,6 +72,27 @@ class RedisDecisionStore:
         else:
             pipe.srem(self._open, incident_id)
         pipe.execute()
+
+    def change(self, incident_id: str, apply: Callable[[Decision | None], Decision | None]) -> Decision | None:
+        """WATCH the decision's one key, apply, and write it back only if nobody wrote it meanwhile (else try
+        again); the listings follow with `save`'s side keys, which are idempotent."""
+        key = self._decision_key(incident_id)
+        while True:
+            with self.client.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    changed = apply(Decision.from_json(raw) if raw is not None else None)  # type: ignore[arg-type]
+                    if changed is None:
+                        pipe.unwatch()
+                        return None
+                    pipe.multi()
+                    pipe.set(key, changed.to_json(), ex=self.keep)
+                    pipe.execute()
+                except redis.WatchError:
+                    continue
+            self._list(changed)
+            return changed
 
     def load(self, incident_id: str) -> Decision | None:
         raw = self.client.get(self._decision_key(incident_id))

@@ -10,6 +10,7 @@ on one node of a Redis Cluster):
 - `{fw:out:s}:m:{INC|CU|KIND|CHANNEL}`: hash, the message and its state (`connectors.outbox_lua`);
 - `{fw:out:s}:h:{INC|CU}`: list, the history of every message of an incident and customer;
 - `{fw:out:s}:decided:{INC}:{kind}`, `...:accepted:{INC}:{kind}`: sets of customer ids;
+- `{fw:out:s}:holdout:{INC}`: set of the customers deliberately not messaged (the effect's control group);
 - `{fw:out:s}:funnel:{INC}`: hash, how many of the incident's messages reached each stage.
 
 Deciding is one script per batch of an incident's messages: the decided mark (SADD) gates the
@@ -113,6 +114,9 @@ class RedisOutbox:
     def _accepted(self, shard: int, incident_id: str, kind: str) -> str:
         return f"{self._tag(shard)}:accepted:{incident_id}:{kind}"
 
+    def _held_out(self, shard: int, incident_id: str) -> str:
+        return f"{self._tag(shard)}:holdout:{incident_id}"
+
     def _funnel(self, shard: int, incident_id: str) -> str:
         return f"{self._tag(shard)}:funnel:{incident_id}"
 
@@ -172,6 +176,18 @@ class RedisOutbox:
             args += [envelope.id, key.customer_id, envelope.to_json(), due, envelope.channel]
         fresh = self._enqueue(keys=keys, args=args)
         return [chunk[int(i)].id for i in fresh]
+
+    def hold_out(self, incident_id: str, customer_ids: Sequence[str]) -> None:
+        if not customer_ids:
+            return
+        key = self._held_out(self.shard_of(incident_id), incident_id)
+        pipe = self.client.pipeline(transaction=False)  # one key: safe on a cluster
+        pipe.sadd(key, *customer_ids)
+        pipe.pexpire(key, self.keep_ms)
+        pipe.execute()
+
+    def held_out(self, incident_id: str) -> set[str]:
+        return self._members(self._held_out(self.shard_of(incident_id), incident_id))
 
     def decided(self, incident_id: str, kind: MessageKind) -> set[str]:
         return self._members(self._decided(self.shard_of(incident_id), incident_id, kind))
@@ -298,7 +314,9 @@ class RedisOutbox:
     def begin(self, lease: Lease, now: datetime) -> Begun:
         key, _ = parse_message_id(lease.message_id)
         s = lease.shard
-        warnings = [self._message(s, message_id(MessageKey(key.incident_id, key.customer_id, "warning"), c))
+        # an all-clear looks at its warnings; an acknowledgement or update at its all-clear
+        other: MessageKind = "warning" if key.kind == "resolved" else "resolved"
+        warnings = [self._message(s, message_id(MessageKey(key.incident_id, key.customer_id, other), c))
                     for c in CHANNELS]
         answer = self._begin(keys=[self._message(s, lease.message_id),
                                    self._history(s, key.incident_id, key.customer_id),

@@ -16,7 +16,9 @@ itself, escaped into paragraphs (`text_to_html`): the two parts of an email alwa
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 
 import jinja2
@@ -110,6 +112,22 @@ class JinjaRenderer:
             text = self.render(topic, kind, "email", context, family).body
         return text_to_html(text, language)
 
+    def render_document(self, topic: str, document: str, context: Mapping[str, object]) -> str:
+        """A document about an incident, e.g. `article.md` (Markdown) or `script.txt`: from
+        `{topic}.{document}.j2`, else `default.{document}.j2`; ends with one newline.
+
+        Whatever a value holds stays inert text (`document_value`): folded onto one line, without
+        control characters, and in Markdown with every character that Markdown, HTML or a site
+        generator's `{{ }}` would read escaped, so a note saying `<script>` shows as those characters.
+        Blocks take their own line (`trim_blocks`, `lstrip_blocks`).
+        """
+        names = list(dict.fromkeys([f"{topic}.{document}.j2", f"default.{document}.j2"]))
+        try:
+            template = _document_env(self.directory, document.endswith(".md")).select_template(names)
+        except jinja2.TemplatesNotFound:
+            raise ValueError(f"no template for the {document} document: add {names[-1]} to {self.directory}") from None
+        return template.render(**_in_language(context, "en")).strip() + "\n"
+
     def check(self, topics: list[str]) -> None:
         """Fail at start-up, not mid-incident, when a default template is missing or broken."""
         for kind in ("warning", "resolved"):
@@ -122,6 +140,41 @@ class JinjaRenderer:
                             self._html_env.get_template(f"{name.removesuffix('.j2')}.html.j2")
                 if not (self.directory / f"default.{kind}.{channel}.j2").exists():
                     raise ValueError(f"template default.{kind}.{channel}.j2 is missing from {self.directory}")
+
+
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]<>()#!|~&$])")
+_BLOCK_START = re.compile(r"^(\d{0,9})([-+=.)])(?=\s|$)")
+
+
+def document_value(value: object, markdown: bool) -> str:
+    r"""`value` as inert text for a document: on one line, without control characters; for Markdown, with
+    a backslash before every character that could start emphasis, code, a link, an image, raw HTML, an
+    entity, a table cell or a site generator's `{{ }}` (CommonMark shows `\<` as `<`), and before a
+    leading list or heading marker.
+
+    >>> document_value("crews on site\n- call 555", markdown=False)
+    'crews on site - call 555'
+    >>> print(document_value("1. [win](https://evil.example) & <script>{{ 7*7 }}", markdown=True))
+    1\. \[win\]\(https://evil.example\) \& \<script\>\{\{ 7\*7 \}\}
+    """
+    text = " ".join(_CONTROL.sub(" ", str(value)).split())
+    if not markdown:
+        return text
+    return _BLOCK_START.sub(r"\1\\\2", _MARKDOWN.sub(r"\\\1", text))
+
+
+@lru_cache(maxsize=16)
+def _document_env(directory: Path, markdown: bool) -> jinja2.Environment:
+    """The environment for documents of one format: every `{{ value }}` passes `document_value`."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(directory)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        finalize=lambda value: document_value(value, markdown),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 def text_to_html(text: str, language: str = "en") -> str:

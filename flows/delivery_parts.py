@@ -32,6 +32,7 @@ from forewarn.outreach.breaker import Backoff, Breaker
 from forewarn.outreach.dispatch import Channels, Dispatcher, OptOutRecorder, SendEnvelope
 from forewarn.outreach.enqueue import ContactCap, Enqueuer
 from forewarn.outreach.policy import QuietHours
+from forewarn.outreach.withhold import Withholding
 from forewarn.records import Channel, SendResult
 from forewarn.settings import ConfigError, Secrets, Settings
 
@@ -81,14 +82,15 @@ def build_worker(settings: Settings, queue: DeliveryQueue, senders: Mapping[Chan
                  limiter: RateLimiter, suppressions: Suppressions | None = None,
                  opt_outs: OptOutRecorder | None = None, identities: Mapping[Channel, str] | None = None,
                  rates: Mapping[Channel, float | None] | None = None,
-                 metrics: DeliveryMetrics | None = None) -> DeliveryWorker:
+                 metrics: DeliveryMetrics | None = None, withholding: Withholding | None = None) -> DeliveryWorker:
     """A delivery worker over `queue` with the configured concurrency, backoff, breakers and paces."""
     d = settings.delivery
     reconcilers = {c: s for c, s in senders.items() if isinstance(s, Reconciler)}
     breakers = {c: Breaker(d.breaker_failures, d.breaker_cooldown) for c in senders}
     dispatcher = Dispatcher(queue, Channels(send_functions(senders, metrics), reconcilers, breakers),
                             Backoff(d.backoff, d.max_backoff), suppressions=suppressions, opt_outs=opt_outs,
-                            status_callback=status_callback_url(settings.web.public_url), clock=utc_now)
+                            status_callback=status_callback_url(settings.web.public_url), withholding=withholding,
+                            clock=utc_now)
     if metrics is not None:
         dispatcher.on_outcome = metrics.outcome
         metrics.watch(senders, lambda c: breakers[c].state(utc_now()) == "open",  # type: ignore[index]
@@ -105,16 +107,19 @@ def configured_rates(settings: Settings) -> dict[Channel, float | None]:
 
 
 def memory_worker(settings: Settings, queue: DeliveryQueue, senders: Mapping[Channel, Sender],
-                  opt_outs: OptOutRecorder | None = None) -> DeliveryWorker:
+                  opt_outs: OptOutRecorder | None = None, withholding: Withholding | None = None) -> DeliveryWorker:
     """The in-process worker of the demo and dry runs (no shared pace: one process)."""
-    return build_worker(settings, queue, senders, limiter=InMemoryRateLimiter(), opt_outs=opt_outs)
+    return build_worker(settings, queue, senders, limiter=InMemoryRateLimiter(), opt_outs=opt_outs,
+                        withholding=withholding)
 
 
 def production_worker(settings: Settings, secrets: Secrets, metrics: DeliveryMetrics | None = None) -> DeliveryWorker:
     """A worker on the configured Redis outbox, sending through Twilio and SMTP, paced per sender identity,
     honouring STOP and unsubscribes (checked first: `flows.startup.preflight(..., flow=False)`)."""
+    from forewarn.connectors.redis_decisions import RedisDecisionStore
     from forewarn.connectors.redis_index import RedisCustomerIndex
     from forewarn.connectors.redis_outbox import RedisOutbox
+    from forewarn.connectors.redis_silences import RedisSilenceStore
     from forewarn.connectors.redis_suppressions import RedisSuppressions
     from forewarn.flows.startup import production_senders, redis_client
 
@@ -124,9 +129,11 @@ def production_worker(settings: Settings, secrets: Secrets, metrics: DeliveryMet
     senders = production_senders(settings, secrets)
     identities = {c: str(getattr(s, "identity", c)) for c, s in senders.items()}
     index = RedisCustomerIndex(client, prefix, extra_traits=settings.targeting.extra_traits)
+    withholding = Withholding(RedisDecisionStore(client, prefix), RedisSilenceStore(client, prefix))
     return build_worker(settings, RedisOutbox(client, prefix, settings.delivery.shards), senders,
                         limiter=RedisRateLimiter(client, prefix), suppressions=RedisSuppressions(client, prefix),
-                        opt_outs=index, identities=identities, rates=configured_rates(settings), metrics=metrics)
+                        opt_outs=index, identities=identities, rates=configured_rates(settings), metrics=metrics,
+                        withholding=withholding)
 
 
 def responder_targets(settings: Settings) -> tuple[ResponderTarget, ...]:

@@ -46,6 +46,7 @@ from forewarn.outreach.hazards import HazardOutreach, HazardReport, HazardRule
 from forewarn.outreach.notifier import ResponderNotifier
 from forewarn.outreach.planner import Outreach, OutreachReport
 from forewarn.outreach.targeting import TraitRule
+from forewarn.outreach.withhold import Withholding
 from forewarn.records import Channel, DeadLetter, Spike
 from forewarn.settings import ConfigError, HazardSettings, RedisSettings, Secrets, Settings
 from forewarn.sources import RecordKind, SourceKinds
@@ -130,7 +131,9 @@ class MemoryParts:
     def worker(self) -> DeliveryWorker:
         """The in-process delivery worker, started on first use."""
         if self._worker is None:
-            self._worker = memory_worker(self.settings, self.outbox, self.senders(), opt_outs=self.index).start()
+            withholding = Withholding(self.decisions, self.silences)
+            self._worker = memory_worker(self.settings, self.outbox, self.senders(), opt_outs=self.index,
+                                         withholding=withholding).start()
         return self._worker
 
     def outreach(self) -> Outreach:

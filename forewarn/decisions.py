@@ -96,8 +96,8 @@ class Decision:
 
     @property
     def messages_customers(self) -> bool:
-        """One-to-one messages may go now: a messaging tier, approved or not needing it, neither muted."""
-        return (self.tier in MESSAGING_TIERS and self.approval in ("not_needed", "approved")
+        """One-to-one messages may go now: open, a messaging tier, approved or not needing it, neither muted."""
+        return (self.open and self.tier in MESSAGING_TIERS and self.approval in ("not_needed", "approved")
                 and self.silenced_by is None and self.inhibited_by is None)
 
     @property

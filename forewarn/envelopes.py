@@ -41,16 +41,17 @@ MessageState = Literal[
     "opted_out",  # the recipient opted out before it went
     "superseded",  # an all-clear came before the warning went: neither is sent
     "skipped",  # an all-clear for a warning that never reached the customer
+    "withheld",  # the incident stopped messaging customers (held, silenced) after it was queued
 ]
 FINAL_STATES: frozenset[str] = frozenset({"sent", "delivered", "undelivered", "failed", "expired", "opted_out",
-                                          "superseded", "skipped"})
+                                          "superseded", "skipped", "withheld"})
 """States after which a worker never sends the message again (a status callback may still move
 sent → delivered/undelivered/failed)."""
 ACCEPTED_STATES: frozenset[str] = frozenset({"sent", "delivered", "undelivered"})
 """The provider took the message."""
 
 FUNNEL = ("decided", "enqueued", "deferred", "sent", "delivered", "undelivered", "failed", "fallback", "expired",
-          "opted_out", "superseded", "skipped")
+          "opted_out", "superseded", "skipped", "withheld")
 """The incident report's funnel of its messages, in order."""
 
 

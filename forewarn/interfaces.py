@@ -7,7 +7,7 @@ real connectors rather than patched ones.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
@@ -131,6 +131,11 @@ class DecisionStore(Protocol):
     def load(self, incident_id: str) -> Decision | None:
         ...
 
+    def change(self, incident_id: str, apply: Callable[[Decision | None], Decision | None]) -> Decision | None:
+        """Read, change and save one decision atomically (the flow and an operator may act at once); `apply`
+        may run more than once and may raise to change nothing; None from it saves nothing."""
+        ...
+
     def recent(self, limit: int = 100) -> list[Decision]:
         """The newest decisions first, by when they were decided."""
         ...
@@ -230,6 +235,13 @@ class Outbox(Protocol):
     def enqueue(self, envelopes: Sequence[Envelope], now: datetime) -> list[str]:
         """Decide and queue `envelopes` (deferred ones wait for their `not_before`); return the ids of
         those that were new (a key decided before is skipped)."""
+        ...
+
+    def hold_out(self, incident_id: str, customer_ids: Sequence[str]) -> None:
+        """Record customers of the incident's audience who are deliberately not messaged (the holdout)."""
+        ...
+
+    def held_out(self, incident_id: str) -> set[str]:
         ...
 
     def decided(self, incident_id: str, kind: MessageKind) -> set[str]:

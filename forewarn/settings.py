@@ -254,6 +254,10 @@ class PlaybookSettings(_Section):
     widespread_share: float = Field(0.15, gt=0, le=1)
     """At least this share of the base is `widespread` (a narrow segment spread over many regions is not:
     it is `regional`)."""
+    holdout_share: float = Field(0.1, ge=0, le=0.5)
+    """This share of each messaging incident's audience (deterministic by customer and incident) is recorded but
+    not messaged, to measure the calls warnings save (`forewarn effect`); never for critical severity or urgent
+    topics. 0: nobody is held out."""
     inhibit: tuple[InhibitRule, ...] = (
         InhibitRule(source_topics=("no_internet",), target_topics=("wifi_drops", "slow_speed")),)
     """A regional outage explains the Wi-Fi and speed complaints of its region: they wait for it."""

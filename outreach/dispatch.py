@@ -11,7 +11,8 @@ a crash. The stages, in order:
 3. reconcile: the provider's own log has it → sent, without sending again (first: a message the
    provider took is recorded sent even when its deadline or an opt-out came after that try);
 4. past its deadline → expired;
-5. the address said STOP (or unsubscribed), or the customer opted out in the index since → opted out;
+5. the incident no longer messages customers (held or silenced since it was queued) → withheld;
+   the address said STOP (or unsubscribed), or the customer opted out in the index since → opted out;
 6. send, then: accepted → sent; final error → failed (an opt-out is written back); retryable → retry
    at backoff, or expired when the backoff passes the deadline; refused credentials → the breaker
    holds the channel, the message goes back untried.
@@ -29,12 +30,13 @@ from typing import Literal, Protocol
 from forewarn.envelopes import Envelope, Lease
 from forewarn.interfaces import DeliveryQueue, Reconciler, Suppressions
 from forewarn.outreach.breaker import Backoff, Breaker
+from forewarn.outreach.withhold import Withholding
 from forewarn.records import Channel, Customer, SendResult
 
 log = logging.getLogger(__name__)
 
 Outcome = Literal["sent", "reconciled", "failed", "retrying", "expired", "opted_out", "paused", "done", "waiting",
-                  "superseded", "skipped"]
+                  "superseded", "skipped", "withheld"]
 
 CHANNEL_HOLD = timedelta(minutes=5)
 """How long refused credentials pause a channel before one probe tries again."""
@@ -93,6 +95,7 @@ class Dispatcher:
     def __init__(self, queue: DeliveryQueue, channels: Channels, backoff: Backoff | None = None, *,
                  suppressions: Suppressions | None = None, opt_outs: OptOutRecorder | None = None,
                  status_callback: Callable[[str], str | None] | None = None,
+                 withholding: Withholding | None = None,
                  clock: Callable[[], datetime], rand: Callable[[], float] = random.random) -> None:
         self.queue = queue
         self.channels = channels
@@ -100,6 +103,7 @@ class Dispatcher:
         self.suppressions = suppressions
         self.opt_outs = opt_outs
         self.status_callback = status_callback
+        self.withholding = withholding
         self.clock = clock
         self.rand = rand
         self.on_outcome: Callable[[Channel, Outcome], None] = lambda channel, outcome: None
@@ -142,6 +146,10 @@ class Dispatcher:
         if now >= envelope.expires_at:
             self.queue.settle(lease, "expired", now, SendResult(ok=False, reason="deadline passed before it went"))
             return "expired"
+        if self.withholding is not None and (why := self.withholding.reason(envelope.key.incident_id,
+                                                                             envelope.key.kind)) is not None:
+            self.queue.settle(lease, "withheld", now, SendResult(ok=False, reason=why))
+            return "withheld"
         if self._opted_out(envelope):
             self.queue.settle(lease, "opted_out", now, SendResult(ok=False, reason="the recipient opted out"))
             return "opted_out"

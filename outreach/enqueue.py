@@ -19,7 +19,7 @@ from forewarn.outreach.audience import Recipient
 from forewarn.outreach.policy import QuietHours
 from forewarn.records import Channel, Customer, Message, MessageKey, MessageKind
 
-Outcome = Literal["enqueued", "deferred", "duplicate", "capped"]
+Outcome = Literal["enqueued", "deferred", "duplicate", "capped", "held_out"]
 
 
 @dataclass(kw_only=True)

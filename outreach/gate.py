@@ -16,6 +16,7 @@ from typing import Any
 from forewarn.decisions import MESSAGING_TIERS, AuditAction, AuditEntry, Decision
 from forewarn.interfaces import CustomerIndex, DecisionStore, SilenceStore
 from forewarn.outreach.playbook import decide
+from forewarn.outreach.silencing import silencing
 from forewarn.records import Incident
 from forewarn.settings import PlaybookSettings
 
@@ -48,67 +49,94 @@ class DecisionGate:
     silences: SilenceStore | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
-    def judge(self, incident: Incident, recipients: Sequence[Any], excluded: dict[str, int]) -> Decision:
+    def judge(self, incident: Incident, recipients: Sequence[Any], excluded: dict[str, int],
+              keep: bool = True) -> Decision:
         """Decide an opened incident from its audience (recipients plus those held over max_audience, plus
         those who already called) and keep the verdict; an earlier verdict's approval is kept."""
         regions = {r.customer.region for r in recipients}
         touched = len(recipients) + excluded.get("held: over max_audience", 0) + excluded.get("already reported", 0)
         at = incident.opened_at
-        silences = self.silences.active(at) if self.silences is not None else ()
+        # a silence added since the incident opened counts when it is judged again (an approval, a stage)
+        now = max(at, self.clock())
+        silences = self.silences.active(now) if self.silences is not None else ()
         decision = decide(incident, touched=touched, regions=max(len(regions), 1), base=self.index.size(),
-                          settings=self.settings, at=at, silences=silences,
+                          settings=self.settings, at=at, silences=silences, silence_at=now,
                           open_decisions=self.decisions.open_decisions())
-        earlier = self.decisions.load(incident.id)
-        if earlier is not None:  # a replayed or re-judged event does not undo what operators did since
-            decision = replace(decision, stage=earlier.stage, eta=earlier.eta, note=earlier.note,
-                               updated_at=earlier.updated_at, updates=earlier.updates, open=earlier.open)
-            if earlier.approval in ("approved", "held"):
-                decision = decision.with_approval(earlier.approval)
-        self.decisions.save(decision)
-        return decision
+        return self._keep(decision) if keep else decision
+
+    def _keep(self, fresh: Decision) -> Decision:
+        """Save a fresh verdict atomically, keeping what operators and responders did since (approval, stage,
+        ETA, note, updates, closure): a replayed or re-judged event undoes none of it."""
+        def merge(earlier: Decision | None) -> Decision:
+            if earlier is None:
+                return fresh
+            merged = replace(fresh, stage=earlier.stage, eta=earlier.eta, note=earlier.note,
+                             updated_at=earlier.updated_at, updates=earlier.updates, open=earlier.open)
+            return merged.with_approval(earlier.approval) if earlier.approval in ("approved", "held") else merged
+
+        kept = self.decisions.change(fresh.incident_id, merge)
+        assert kept is not None  # merge always gives one
+        return kept
 
     def closed(self, incident_id: str) -> Decision | None:
         """The incident resolved: its decision is closed (and returned; None when there is none)."""
-        decision = self.decisions.load(incident_id)
-        if decision is not None and decision.open:
-            decision = replace(decision, open=False, stage="resolved")
-            self.decisions.save(decision)
-        return decision
+        return self.decisions.change(
+            incident_id, lambda d: replace(d, open=False, stage="resolved") if d is not None and d.open else d)
 
     def act(self, incident_id: str, action: AuditAction, actor: str, note: str = "") -> Decision:
         """Approve or hold an incident's one-to-one messages, with an audit entry naming the actor."""
-        decision = self.decisions.load(incident_id)
-        if decision is None:
-            raise ApprovalError(f"no decision for {incident_id}: see `forewarn incidents` for the ids")
-        if not decision.open:
-            raise ApprovalError(f"{incident_id} is resolved: there is nothing left to {action}")
-        if decision.tier not in MESSAGING_TIERS:
-            raise ApprovalError(f"{incident_id} is tier {decision.tier}: it messages nobody, so there is nothing to "
-                                f"{action}")
-        self.decisions.add_audit(AuditEntry(incident_id, action, actor, self.clock(), note))
-        decided = decision.with_approval("approved" if action == "approve" else "held")
-        self.decisions.save(decided)
-        return decided
+        def approve_or_hold(decision: Decision | None) -> Decision:
+            decision = self._open_one(incident_id, decision, action)
+            if decision.tier == "observe":
+                raise ApprovalError(f"{incident_id} is tier observe: it tells responders only, so there is nothing "
+                                    f"to {action}")
+            return decision.with_approval("approved" if action == "approve" else "held")
 
+        decided = self.decisions.change(incident_id, approve_or_hold)
+        assert decided is not None
+        self.decisions.add_audit(AuditEntry(incident_id, action, actor, self.clock(), note))
+        return decided
 
     def advance(self, incident_id: str, action: AuditAction, actor: str, note: str = "",
                 eta: datetime | None = None) -> Decision:
-        """A responder's step in the incident's life (ack, update, resolve), with an audit entry."""
-        decision = self.decisions.load(incident_id)
-        if decision is None:
-            raise ApprovalError(f"no decision for {incident_id}: see `forewarn incidents` for the ids")
-        if not decision.open:
-            raise ApprovalError(f"{incident_id} is resolved already")
+        """A responder's step in the incident's life (ack, update, resolve), with an audit entry; the update
+        count is taken in the same atomic step, so two updates at once are two updates."""
         if eta is not None and eta.tzinfo is None:
             raise ApprovalError("an ETA needs a time zone")
         now = self.clock()
+
+        def step(decision: Decision | None) -> Decision:
+            decision = self._open_one(incident_id, decision, action)
+            stage = {"ack": "identified", "resolve": "resolved"}.get(action, decision.stage)
+            return replace(decision, stage=stage, eta=eta or decision.eta, note=note or decision.note,  # type: ignore[arg-type]
+                           updated_at=now, updates=decision.updates + (action == "update"), open=action != "resolve")
+
+        advanced = self.decisions.change(incident_id, step)
+        assert advanced is not None
         self.decisions.add_audit(AuditEntry(incident_id, action, actor, now, note))
-        stage = {"ack": "identified", "resolve": "resolved"}.get(action, decision.stage)
-        advanced = replace(decision, stage=stage, eta=eta or decision.eta, note=note or decision.note,  # type: ignore[arg-type]
-                           updated_at=now, updates=decision.updates + (action == "update"),
-                           open=action != "resolve")
-        self.decisions.save(advanced)
         return advanced
+
+    @staticmethod
+    def _open_one(incident_id: str, decision: Decision | None, action: str) -> Decision:
+        if decision is None:
+            raise ApprovalError(f"no decision for {incident_id}: see `forewarn incidents` for the ids")
+        if not decision.open:
+            raise ApprovalError(f"{incident_id} is resolved already: there is nothing left to {action}")
+        return decision
+
+    def silenced_now(self, decision: Decision) -> str | None:
+        """The id of a silence active now that matches the incident (one added after it opened counts)."""
+        if self.silences is None:
+            return None
+        found = silencing(self.silences.active(self.clock()), dict(decision.labels), self.clock())
+        return found.id if found is not None else None
+
+    def responders_only(self, incident: Incident, why: str) -> Decision:
+        """An incident customers are not told about (no words for it, or no place): decided as `observe`, so
+        the responders still hear of it, and kept."""
+        fresh = self.judge(incident, [], {"already reported": len(incident.reporters)}, keep=False)
+        return self._keep(replace(fresh, tier="observe", approval="not_needed",
+                                  severity_reasons=(*fresh.severity_reasons, why)))
 
 
 def why_not(decision: Decision) -> str:
@@ -117,6 +145,8 @@ def why_not(decision: Decision) -> str:
         return f"silenced by {decision.silenced_by}: see `forewarn silence list`"
     if decision.inhibited_by:
         return f"inhibited by the open incident {decision.inhibited_by}, which explains it"
+    if not decision.open:
+        return "resolved already: nobody is warned about it any more"
     if decision.tier not in MESSAGING_TIERS:
         return (f"tier {decision.tier} ({decision.severity} severity, {decision.reach} reach): no one-to-one "
                 "message by the playbook")

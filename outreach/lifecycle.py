@@ -54,6 +54,8 @@ class Lifecycle:
 
     def _stage(self, decision: Decision, kind: MessageKind) -> OutreachReport:
         incident = self._incident(decision.incident_id)
+        if (silence := self.gate.silenced_now(decision)) is not None:
+            return OutreachReport(incident, decision=decision, held=f"silenced by {silence}: nobody is messaged")
         if not decision.messages_customers:
             report = OutreachReport(incident, decision=decision)
             report.held = "no customer was messaged about this incident: responders only"

@@ -19,6 +19,7 @@ from forewarn.decisions import Decision, ResponderStage
 from forewarn.interfaces import CustomerIndex, IncidentStore, Rendered, Renderer
 from forewarn.localtime import LocalTime
 from forewarn.outreach.audience import Audience, Recipient, build_audience
+from forewarn.outreach.effect import in_holdout
 from forewarn.outreach.enqueue import DeliveryTally, Enqueuer
 from forewarn.outreach.gate import ApprovalError, DecisionGate, why_not
 from forewarn.outreach.notifier import ResponderNotifier
@@ -88,6 +89,14 @@ class Outreach:
         return report
 
     def _warn(self, incident: Incident, at: datetime | None = None) -> OutreachReport:
+        report = self._warn_customers(incident, at)
+        if report.decision is None and report.held is not None and self.gate is not None:
+            # customers are not told (no words, no place): responders still are
+            report.decision = self.gate.responders_only(report.incident, report.held)
+            self.tell_responders(report.decision, report.incident, "trigger")
+        return report
+
+    def _warn_customers(self, incident: Incident, at: datetime | None) -> OutreachReport:
         if incident.topic.startswith(TELEMETRY_PREFIX):
             # A device signal with no customer topic has no words for customers: responders only.
             return OutreachReport(incident, held=f"{incident.topic} is not mapped to a customer topic: add it to "
@@ -118,8 +127,24 @@ class Outreach:
             if audience.held is None and not report.decision.messages_customers:
                 report.held = why_not(report.decision)
         if report.held is None:
-            self._send(report, incident, "warning", audience.recipients, at)
+            self._send(report, incident, "warning", self._without_holdout(report, incident, audience.recipients), at)
         return report
+
+    def _without_holdout(self, report: OutreachReport, incident: Incident,
+                         recipients: Sequence[Recipient[Any]]) -> Sequence[Recipient[Any]]:
+        """The audience less its holdout, which is recorded (the effect's control group); never for a critical
+        incident or an urgent topic: safety messages reach everyone."""
+        share = self.gate.settings.holdout_share if self.gate is not None else 0.0
+        decision = report.decision
+        if share <= 0 or decision is None or decision.severity == "critical" or incident.topic in self.urgent_topics:
+            return recipients
+        held = [r for r in recipients if in_holdout(incident.id, r.customer.id, share)]
+        if not held:
+            return recipients
+        self.enqueuer.outbox.hold_out(incident.id, [r.customer.id for r in held])
+        for recipient in held:
+            report.count("held_out", recipient.channel)
+        return [r for r in recipients if not in_holdout(incident.id, r.customer.id, share)]
 
     def approve(self, incident_id: str, actor: str, note: str = "") -> OutreachReport:
         """An operator approves: the audience as it stands now is warned (quiet hours judged now)."""
@@ -150,9 +175,15 @@ class Outreach:
         return self._to_the_warned(incident, "resolved", self.enqueuer.outbox.decided(incident.id, "warning"))
 
     def tell_responders(self, decision: Decision, incident: Incident, stage: ResponderStage) -> None:
-        """Muted incidents (silenced, inhibited) notify nobody, responders included, as in Alertmanager."""
-        if self.notifier is not None and decision.muted is None:
-            self.notifier.notify(decision, incident, stage)
+        """Muted incidents (silenced, inhibited) notify nobody, responders included, as in Alertmanager; a
+        silence added since mutes the acknowledgement and updates (a resolve still closes the alert)."""
+        if self.notifier is None or decision.muted is not None:
+            return
+        if stage != "resolve" and not decision.open:
+            return  # a replayed event of a resolved incident: the alert is closed and stays so
+        if stage in ("acknowledge", "update") and self.gate is not None and self.gate.silenced_now(decision):
+            return
+        self.notifier.notify(decision, incident, stage)
 
     def warn_newcomers(self, incident: Incident, at: datetime) -> OutreachReport:
         """The audience as it stands at `at`: those not yet warned are warned now (the others are duplicates)."""

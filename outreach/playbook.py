@@ -134,13 +134,14 @@ def inhibitor(labels: Mapping[str, str], open_decisions: Sequence[Decision],
 
 
 def decide(incident: Incident, *, touched: int, regions: int, base: int, settings: PlaybookSettings,
-           at: datetime, silences: Sequence[Silence] = (), open_decisions: Sequence[Decision] = ()) -> Decision:
+           at: datetime, silences: Sequence[Silence] = (), open_decisions: Sequence[Decision] = (),
+           silence_at: datetime | None = None) -> Decision:
     """The whole verdict for an opened incident: severity, reach, tier, approval, silence, inhibition."""
     severity = assess_severity(incident, settings)
     reach = assess_reach(touched, regions, base, settings)
     tier = tier_for(severity.level, reach.level, settings)
     labels = labels_of(incident)
-    silence = silencing(silences, labels, at)
+    silence = silencing(silences, labels, silence_at or at)
     source = inhibitor(labels, open_decisions, settings.inhibit)
     return Decision(incident.id, incident.topic, incident.region, cast(SeverityLevel, severity.level),
                     severity.reasons, cast(ReachLevel, reach.level), reach.reasons, tier,

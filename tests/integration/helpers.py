@@ -35,6 +35,13 @@ def topic_names(prefix: str) -> dict[str, str]:
     return {kind: f"{prefix}-{kind}-{suffix}" for kind in kinds}
 
 
+FLOW_TEST_PLAYBOOK: dict[str, Any] = {"rules": [{"tier": "notify"}], "approval_from": None, "holdout_share": 0}
+"""These flows test detection and delivery, so every incident notifies at once and nobody is held out: with a
+test's small customer base the default playbook would find most incidents widespread and publish them or wait
+for an operator (the playbook's own tests: tests/unit/test_playbook.py, test_decision_gate.py, test_effect.py,
+tests/integration/test_approval_cli.py)."""
+
+
 def make_settings(topics: dict[str, str], kafka_broker: str, redis_url: str, twilio: TwilioStandin,
                   smtp: SmtpServer, prefix: str = "fw") -> Settings:
     return Settings.model_validate({
@@ -43,10 +50,7 @@ def make_settings(topics: dict[str, str], kafka_broker: str, redis_url: str, twi
         "sms": {"from_number": SMS_FROM, "base_url": twilio.base_url},
         "email": {"host": smtp.host, "port": smtp.port, "from_addr": EMAIL_FROM, "starttls": False},
         "outreach": {"templates": str(TEMPLATES)},
-        # These flows test detection and delivery, so every incident notifies: with a test's small customer base
-        # the default playbook would find most incidents widespread and publish them or wait for an operator
-        # (the playbook's own tests: tests/unit/test_playbook.py, test_decision_gate.py, test_approval_cli.py).
-        "playbook": {"rules": [{"tier": "notify"}], "approval_from": None},
+        "playbook": FLOW_TEST_PLAYBOOK,
     })
 
 
@@ -144,6 +148,7 @@ def write_run_config(path: Path, topics: dict[str, str], kafka_broker: str, redi
         "sms": {"from_number": SMS_FROM, "base_url": twilio.base_url},
         "email": {"host": smtp.host, "port": smtp.port, "from_addr": EMAIL_FROM, "starttls": False},
         "outreach": {"templates": str(TEMPLATES)},
+        "playbook": FLOW_TEST_PLAYBOOK,
     }
     if recovery is not None:
         data["recovery"] = {"directory": str(recovery), "snapshot_interval": snapshot_interval}

@@ -24,7 +24,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def config(redis_url: str, tmp_path: Path) -> Path:
     path = tmp_path / "config.yaml"
-    path.write_text(f'redis: {{url: "{redis_url}"}}\nplaybook: {{approval_from: notify}}\n')
+    # nobody held out: the counts below are the whole audience (the holdout has its own tests)
+    path.write_text(f'redis: {{url: "{redis_url}"}}\nplaybook: {{approval_from: notify, holdout_share: 0}}\n')
     return path
 
 
@@ -71,7 +72,8 @@ def test_incident_ack_update_resolve_from_the_command_line(config: Path, redis_u
 
     client = redis.Redis.from_url(redis_url)
     RedisCustomerIndex(client).upsert(_base() + ELSEWHERE)
-    config.write_text(f'redis: {{url: "{redis_url}"}}\n')  # the default playbook: this incident notifies at once
+    # the default playbook (nobody held out): this incident notifies at once
+    config.write_text(f'redis: {{url: "{redis_url}"}}\nplaybook: {{holdout_share: 0}}\n')
     incident = _opened()
     RedisParts(load_settings(config), Secrets()).outreach().handle(incident)
     outbox = RedisOutbox(client)
@@ -99,4 +101,36 @@ def test_incident_ack_update_resolve_from_the_command_line(config: Path, redis_u
     bad = CliRunner().invoke(app, ["incident", "update", incident.id, "--eta", "tomorrow", "-c", str(config),
                                    "--actor", "ana"])
     assert bad.exit_code == 1 and "neither a duration" in bad.output
+    client.close()
+
+
+def test_effect_reports_warned_and_held_out_call_rates_from_redis(config: Path, redis_url: str) -> None:
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from forewarn.connectors.redis_incidents import RedisIncidentStore
+    from forewarn.records import SendResult
+
+    client = redis.Redis.from_url(redis_url)
+    RedisCustomerIndex(client).upsert(_base() + ELSEWHERE)
+    config.write_text(f'redis: {{url: "{redis_url}"}}\nplaybook: {{holdout_share: 0.3}}\n')
+    incident = replace(_opened(), opened_at=datetime.now(UTC))  # within --since
+    RedisParts(load_settings(config), Secrets()).outreach().handle(incident)
+    outbox = RedisOutbox(client)
+    now = datetime.now(UTC)
+    for channel in ("sms", "email"):
+        for lease in outbox.take(channel, "w", 100, 0):
+            outbox.begin(lease, now)
+            outbox.settle(lease, "sent", now, SendResult(ok=True, provider_id="P"))
+    warned, held = outbox.accepted(incident.id, "warning"), outbox.held_out(incident.id)
+    assert warned and held and not warned & held
+    callers = {sorted(warned)[0], *held}  # one warned customer called, and every held-out one
+    RedisIncidentStore(client).save(replace(incident, reporters=incident.reporters | callers))
+
+    result = CliRunner().invoke(app, ["effect", "--since", "1d", "-c", str(config)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert f"{len(warned)} (1)" in text and f"{len(held)} ({len(held)})" in text
+    assert f"warned customers called {1 / len(warned):.1%} (1/{len(warned)}), held-out 100.0% " \
+           f"({len(held)}/{len(held)})" in text
     client.close()

@@ -72,10 +72,17 @@ def test_demo_storm_warns_only_the_customers_in_its_path_then_gives_the_all_clea
         assert m["channel"] == customer.preferred_channel and m["to"] == customer.contact(m["channel"])
         assert "{{" not in m["body"] and ("Severe Thunderstorm Warning" in m["body"] or m["subject"])
     # The storm left the incidents' outreach as it was before the storm was added to the scenario:
-    # the outage and the defect warned 370 and 1,670 customers (seed 7), and nobody was capped.
+    # the outage and the defect reached audiences of 373 and 1,674 customers (seed 7), nobody was capped,
+    # and each warned its audience less its holdout (about a tenth, never messaged).
     per_incident = Counter(m["incident_id"].split("-")[2] for m in _outbox(out)
                            if m["incident_id"].startswith("INC-") and m["kind"] == "warning")
-    assert per_incident == {"no_internet": 370, "wifi_drops": 1670}
+    opened = {r["incident"]["key"]["topic"]: r for line in (out / "incidents.jsonl").read_bytes().splitlines()
+              if "incident" in (r := orjson.loads(line)) and r["incident"]["status"] == "opened"}
+    assert {topic: r["audience_size"] for topic, r in opened.items()} == {"no_internet": 373, "wifi_drops": 1674}
+    held = {topic: r["outcomes"].get("held_out", 0) for topic, r in opened.items()}
+    assert all(0.05 * opened[t]["audience_size"] < held[t] < 0.15 * opened[t]["audience_size"] for t in held), held
+    assert per_incident == {topic: opened[topic]["audience_size"] - held[topic] for topic in opened}
+    assert "capped" not in str([r["outcomes"] for r in opened.values()])
 
 
 @pytest.mark.integration
@@ -286,3 +293,18 @@ def test_message_prints_one_customers_history_or_the_incidents_funnel(redis_url:
 
     missing = CliRunner().invoke(app, ["message", "INC-404", "-c", str(config)])
     assert missing.exit_code != 0 and "no message of INC-404" in missing.output
+
+
+def test_demo_estimates_the_calls_warnings_saved_and_its_interval_covers_the_truth(
+        demo_run: tuple[Path, str]) -> None:
+    _, output = demo_run
+    text = " ".join(output.split())
+    pooled = re.search(r"effect of all incidents pooled: warned customers called [\d.]+% \((\d+)/(\d+)\), held-out "
+                       r"[\d.]+% \((\d+)/(\d+)\): (-?\d+)% fewer calls \(95% CI (-?\d+)% to (-?\d+)%\).*?truth: "
+                       r"warned customers skip (\d+)% of their calls", text)
+    assert pooled is not None, output
+    warned, held = int(pooled.group(2)), int(pooled.group(4))
+    assert held > 0.05 * (warned + held)  # a tenth held out, give or take
+    low, high, truth = int(pooled.group(6)), int(pooled.group(7)), int(pooled.group(8))
+    assert low <= truth <= high, (low, truth, high)
+    assert low > 0  # and it is measurably above nothing

@@ -176,3 +176,25 @@ def test_a_save_trims_entries_decided_more_than_keep_before_it(client: redis.Red
     store.save(decision("INC-now", 60 * 24 * 31))
     assert ids(store.recent()) == ["INC-now", "INC-edge"]
     assert store.load("INC-last-month") is not None, "its key lives out its own expiry; only the listing drops it"
+
+
+def test_change_is_atomic_when_the_flow_and_operators_act_at_once(store: DecisionStore) -> None:
+    import threading
+    from dataclasses import replace
+
+    store.save(decision("INC-race", updates=0))
+
+    def bump() -> None:
+        for _ in range(25):
+            store.change("INC-race", lambda d: replace(d, updates=d.updates + 1) if d is not None else None)
+
+    threads = [threading.Thread(target=bump) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    final = store.load("INC-race")
+    assert final is not None and final.updates == 100  # no step lost to another's read-modify-write
+    assert store.change("INC-none", lambda d: None) is None and store.load("INC-none") is None
+    closed = store.change("INC-race", lambda d: replace(d, open=False) if d is not None else None)
+    assert closed is not None and "INC-race" not in [d.incident_id for d in store.open_decisions()]

@@ -633,3 +633,15 @@ def test_a_redis_outbox_makes_a_lost_stream_group_again(redis_url: str) -> None:
     outbox.enqueue([envelope("CU-2")], T0)
     assert [lease.message_id for lease in outbox.take("sms", "w1", 10, 0)] == ["INC-1|CU-2|warning|sms"]
     client.close()
+
+
+def test_an_update_still_waiting_when_the_all_clear_is_decided_is_superseded(outbox: AnyOutbox) -> None:
+    deliver(outbox, envelope())
+    update = envelope(kind="update-1", not_before=at(3_600))  # waits for the customer's morning
+    outbox.enqueue([update], at(10))
+    outbox.enqueue([envelope(kind="resolved")], at(20))
+    assert outbox.promote_due(at(3_600)) == 1
+    leases = take_all(outbox, "sms")
+    assert outbox.begin(leases[update.id], at(3_601)).verdict == "supersede"
+    assert outbox.state(update.id)["state"] == "superseded"
+    assert outbox.begin(leases[envelope(kind="resolved").id], at(3_602)).verdict == "send"  # the all-clear goes

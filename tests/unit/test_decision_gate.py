@@ -35,12 +35,14 @@ class Parts(NamedTuple):
     clock: Clock
 
 
-def parts(playbook: PlaybookSettings | None = None, cap: ContactCap | None = None) -> Parts:
+def parts(playbook: PlaybookSettings | None = None, cap: ContactCap | None = None, holdout: float = 0.0) -> Parts:
+    """Outreach with a gate; nobody held out unless `holdout` says so (the holdout has its own tests)."""
     index = InMemoryCustomerIndex()
     index.upsert(_base() + ELSEWHERE)  # a base of 1,060: the incident's 19 are a local reach
     outbox, decisions, silences = InMemoryOutbox(), InMemoryDecisionStore(), InMemorySilenceStore()
     clock = Clock(_opened().opened_at + timedelta(minutes=5))
-    gate = DecisionGate(playbook or PlaybookSettings(), decisions, index, silences, clock=clock)
+    settings = (playbook or PlaybookSettings()).model_copy(update={"holdout_share": holdout})
+    gate = DecisionGate(settings, decisions, index, silences, clock=clock)
     outreach = Outreach(index, Enqueuer(outbox, cap=cap, clock=clock), JinjaRenderer(TEMPLATES), max_audience=100,
                         store=InMemoryIncidentStore(), gate=gate)
     return Parts(outreach, outbox, decisions, silences, index, clock)
@@ -100,7 +102,7 @@ def test_approval_is_refused_for_unknown_resolved_or_silent_incidents() -> None:
 
     observer = parts(PlaybookSettings(rules=({"tier": "observe"},)))  # type: ignore[arg-type]
     observer.outreach.handle(incident)
-    with pytest.raises(ApprovalError, match="tier observe: it messages nobody"):
+    with pytest.raises(ApprovalError, match="tier observe: it tells responders only"):
         observer.outreach.approve(incident.id, "ana")
 
 
@@ -159,3 +161,54 @@ def test_the_weekly_budget_holds_across_incidents_and_safety_passes() -> None:
     p.outreach.topic_labels = labels
     safety = replace(first, id="INC-gas", topic="gas_leak", opened_at=first.opened_at + timedelta(days=3))
     assert dict(p.outreach.handle(safety).outcomes) == {"enqueued": 13}
+
+
+def test_a_silence_added_after_the_incident_opened_mutes_its_approval_and_its_stages() -> None:
+    from forewarn.outreach.lifecycle import Lifecycle
+
+    p = parts(PlaybookSettings(approval_from="notify"))
+    incident = _opened()
+    p.outreach.handle(incident)
+    now = p.clock()
+    p.silences.add(Silence("S-late", (("region", REGION),), now, now + timedelta(hours=4), "maintenance", "ana", now))
+    p.clock.advance(timedelta(minutes=10))
+    report = p.outreach.approve(incident.id, "ana")
+    assert report.held == "silenced by S-late: see `forewarn silence list`"
+    assert queued(p.outbox, incident) == set()
+    acked = Lifecycle(p.outreach).ack(incident.id, "bo")
+    assert acked.held == "silenced by S-late: nobody is messaged"
+    assert p.outbox.decided(incident.id, "ack") == set()
+
+
+def test_a_replayed_opening_of_a_resolved_incident_warns_nobody() -> None:
+    p = parts()
+    incident = _opened()
+    p.outreach.handle(incident)
+    p.outreach.handle(replace(incident, status="resolved", resolved_at=incident.opened_at + timedelta(hours=1)))
+    p.customers.upsert([_customer(98, timezone="America/Chicago")])  # joined since: must not hear of a fixed problem
+    replayed = p.outreach.handle(incident)
+    assert replayed.held == "resolved already: nobody is warned about it any more"
+    assert "CU-098" not in queued(p.outbox, incident)
+    decision = p.decisions.load(incident.id)
+    assert decision is not None and not decision.open
+
+
+def test_an_incident_customers_cannot_be_told_about_is_still_decided_for_the_responders() -> None:
+    p = parts()
+    unlabelled = replace(_opened(), id="INC-odd", topic="odd_topic")
+    report = p.outreach.handle(unlabelled)
+    assert report.held is not None and "has no label" in report.held
+    decision = p.decisions.load("INC-odd")
+    assert decision is not None and decision.tier == "observe" and "has no label" in decision.severity_reasons[-1]
+    with pytest.raises(ApprovalError, match="tells responders only"):
+        p.outreach.approve("INC-odd", "ana")
+
+
+def test_a_publish_tier_can_wait_for_approval_too() -> None:
+    p = parts(PlaybookSettings(rules=({"tier": "publish"},), approval_from="publish"))  # type: ignore[arg-type]
+    incident = _opened()
+    assert p.outreach.handle(incident).decision.approval == "pending"  # type: ignore[union-attr]
+    p.outreach.approve(incident.id, "ana")
+    decision = p.decisions.load(incident.id)
+    assert decision is not None and decision.approval == "approved"
+    assert queued(p.outbox, incident) == set()  # approved for the status feed; publish messages nobody

@@ -1,0 +1,63 @@
+"""At send time, the decision layer's word again: a message queued before an operator held the incident, or
+before a silence or its resolution, is withheld instead of sent.
+
+The dispatcher asks `Withholding.reason(incident_id, kind)` after `begin`, as it asks about opt-outs (a
+resolution withholds nothing: the all-clear logic orders those messages); the
+decision is read at most once a second per incident, so a burst of one incident's messages costs one read.
+An all-clear is never withheld: it goes to whoever the warning reached.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from forewarn.decisions import Decision
+from forewarn.interfaces import DecisionStore, SilenceStore
+from forewarn.outreach.gate import why_not
+from forewarn.outreach.silencing import silencing
+from forewarn.records import MessageKind
+
+
+@dataclass
+class Withholding:
+    decisions: DecisionStore
+    silences: SilenceStore | None = None
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    ttl: float = 1.0
+    _cache: dict[str, tuple[float, Decision | None]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def reason(self, incident_id: str, kind: MessageKind) -> str | None:
+        """Why the message must not go now; None when it may."""
+        if kind == "resolved":
+            return None
+        decision = self._decision(incident_id)
+        if decision is None:
+            return None  # decided without a gate (hazards, a flow without the playbook)
+        # a resolution is not a reason: warnings already queued go, and the all-clear follows them (or supersedes
+        # the ones still waiting for a morning), as `DeliveryQueue.begin` orders it
+        still = replace(decision, open=True)
+        if not still.messages_customers:
+            return why_not(still)
+        if self.silences is not None:
+            now = self.clock()
+            if (silence := silencing(self.silences.active(now), dict(decision.labels), now)) is not None:
+                return f"silenced by {silence.id}"
+        return None
+
+    def _decision(self, incident_id: str) -> Decision | None:
+        now = time.monotonic()
+        with self._lock:
+            cached = self._cache.get(incident_id)
+            if cached is not None and now - cached[0] < self.ttl:
+                return cached[1]
+        decision = self.decisions.load(incident_id)
+        with self._lock:
+            self._cache[incident_id] = (now, decision)
+            if len(self._cache) > 10_000:
+                self._cache.clear()  # a bound, not a policy: the next reads refill it
+        return decision
