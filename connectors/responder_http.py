@@ -1,5 +1,5 @@
 """What the responder senders (PagerDuty, Slack) share: one pooled `requests` session posting JSON, and the
-classification of an error below HTTP.
+classification of an error below HTTP (`never_sent` also serves the Twilio sender).
 
 A transport error is retryable (an unusable URL excepted: that is final), and `uncertain` unless the
 request never left: a connection that could not be opened (refused, unreachable, a name that does not

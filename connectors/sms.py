@@ -51,8 +51,8 @@ from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioS
 from twilio.http import HttpClient
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
-from urllib3.exceptions import ConnectTimeoutError
 
+from forewarn.connectors.responder_http import never_sent
 from forewarn.records import Channel, Message, SendResult
 from forewarn.settings import ConfigError
 
@@ -137,26 +137,6 @@ def classify_twilio_error(status: int, code: int | None, retry_after: float | No
     return SendResult(ok=False, retryable=False, reason=f"{label}: {known or f'rejected (HTTP {status})'}")
 
 
-def _never_sent(exc: BaseException) -> bool:
-    """Whether a transport error happened before any byte of the request left: the connection could not
-    be opened (refused, unreachable, a name that does not resolve, a connect timeout)."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    seen: set[int] = set()
-    stack: list[BaseException] = [exc]
-    while stack:
-        error = stack.pop()
-        if id(error) in seen:
-            continue
-        seen.add(id(error))
-        # urllib3's NewConnectionError (and NameResolutionError) are ConnectTimeoutErrors.
-        if isinstance(error, ConnectTimeoutError | ConnectionRefusedError):
-            return True
-        linked = (getattr(error, "reason", None), error.__cause__, error.__context__, *error.args)
-        stack.extend(e for e in linked if isinstance(e, BaseException))
-    return False
-
-
 def classify_transport_error(exc: BaseException) -> SendResult:
     """Map an error below HTTP (or an unreadable answer) to a SendResult: retryable, and uncertain unless
     the request never left.
@@ -173,7 +153,7 @@ halts_channel=False, uncertain=False, retry_after=None)
     >>> classify_transport_error(requests.ConnectTimeout("connect timed out")).uncertain
     False
     """
-    if _never_sent(exc):
+    if never_sent(exc):
         reason = "twilio: connect timeout" if isinstance(exc, requests.ConnectTimeout) else "twilio: connection failed"
         return SendResult(ok=False, retryable=True, reason=reason)
     if isinstance(exc, requests.Timeout | TimeoutError):

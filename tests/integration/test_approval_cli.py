@@ -3,6 +3,7 @@ operator's approval queues its audience in the outbox, with an audit entry; `for
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,11 +15,21 @@ from forewarn.connectors.redis_decisions import RedisDecisionStore
 from forewarn.connectors.redis_index import RedisCustomerIndex
 from forewarn.connectors.redis_outbox import RedisOutbox
 from forewarn.flows.wiring import RedisParts
+from forewarn.records import SendResult
 from forewarn.settings import Secrets, load_settings
 from tests.unit.test_decision_gate import ELSEWHERE
 from tests.unit.test_outreach import _base, _opened
 
 pytestmark = pytest.mark.integration
+
+
+def accept_all(outbox: RedisOutbox) -> None:
+    """What a delivery worker does when the provider takes every message: each queued one settled sent."""
+    now = datetime.now(UTC)
+    for channel in ("sms", "email"):
+        for lease in outbox.take(channel, "w", 100, 0):
+            outbox.begin(lease, now)
+            outbox.settle(lease, "sent", now, SendResult(ok=True, provider_id="P"))
 
 
 @pytest.fixture
@@ -68,7 +79,6 @@ def test_an_incident_waits_then_approve_queues_its_audience_and_records_who(
 def test_incident_ack_update_resolve_from_the_command_line(config: Path, redis_url: str) -> None:
     from datetime import UTC, datetime
 
-    from forewarn.records import SendResult
 
     client = redis.Redis.from_url(redis_url)
     RedisCustomerIndex(client).upsert(_base() + ELSEWHERE)
@@ -77,11 +87,7 @@ def test_incident_ack_update_resolve_from_the_command_line(config: Path, redis_u
     incident = _opened()
     RedisParts(load_settings(config), Secrets()).outreach().handle(incident)
     outbox = RedisOutbox(client)
-    now = datetime.now(UTC)
-    for channel in ("sms", "email"):  # a delivery worker's part: the warnings reached everyone
-        for lease in outbox.take(channel, "w", 100, 0):
-            outbox.begin(lease, now)
-            outbox.settle(lease, "sent", now, SendResult(ok=True, provider_id="P"))
+    accept_all(outbox)  # a delivery worker's part: the warnings reached everyone
     assert len(outbox.accepted(incident.id, "warning")) == 13
 
     def step(*args: str) -> str:
@@ -109,7 +115,6 @@ def test_effect_reports_warned_and_held_out_call_rates_from_redis(config: Path, 
     from datetime import UTC, datetime
 
     from forewarn.connectors.redis_incidents import RedisIncidentStore
-    from forewarn.records import SendResult
 
     client = redis.Redis.from_url(redis_url)
     RedisCustomerIndex(client).upsert(_base() + ELSEWHERE)
@@ -117,11 +122,7 @@ def test_effect_reports_warned_and_held_out_call_rates_from_redis(config: Path, 
     incident = replace(_opened(), opened_at=datetime.now(UTC))  # within --since
     RedisParts(load_settings(config), Secrets()).outreach().handle(incident)
     outbox = RedisOutbox(client)
-    now = datetime.now(UTC)
-    for channel in ("sms", "email"):
-        for lease in outbox.take(channel, "w", 100, 0):
-            outbox.begin(lease, now)
-            outbox.settle(lease, "sent", now, SendResult(ok=True, provider_id="P"))
+    accept_all(outbox)
     warned, held = outbox.accepted(incident.id, "warning"), outbox.held_out(incident.id)
     assert warned and held and not warned & held
     callers = {sorted(warned)[0], *held}  # one warned customer called, and every held-out one
