@@ -367,6 +367,8 @@ def supervise(commands: Sequence[Sequence[str]], grace: float = 10.0) -> int:
             codes = [proc.poll() for proc in procs]
             failed = next((c for c in codes if c not in (None, 0)), None)
             if failed is not None:
+                # the others are most likely failing the same start-up check: let them say so before they stop
+                _settle(procs, REPORT_WINDOW)
                 _stop(procs, grace)
                 return failed if failed > 0 else 128 - failed  # -N: ended by signal N, as a shell says it
             if all(c == 0 for c in codes):
@@ -376,6 +378,17 @@ def supervise(commands: Sequence[Sequence[str]], grace: float = 10.0) -> int:
         _stop(procs, grace)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+REPORT_WINDOW = 3.0
+"""How long, after the first process fails, the others may end by themselves (and print why) before they are
+stopped."""
+
+
+def _settle(procs: Sequence[subprocess.Popen[bytes]], window: float) -> None:
+    deadline = time.monotonic() + window
+    while time.monotonic() < deadline and any(proc.poll() is None for proc in procs):
+        time.sleep(0.05)
 
 
 def _stop(procs: Sequence[subprocess.Popen[bytes]], grace: float) -> None:
