@@ -128,7 +128,8 @@ class DecisionGate:
         """The id of a silence active now that matches the incident (one added after it opened counts)."""
         if self.silences is None:
             return None
-        found = silencing(self.silences.active(self.clock()), dict(decision.labels), self.clock())
+        now = self.clock()
+        found = silencing(self.silences.active(now), dict(decision.labels), now)
         return found.id if found is not None else None
 
     def responders_only(self, incident: Incident, why: str) -> Decision:

@@ -138,13 +138,15 @@ class Outreach:
         decision = report.decision
         if share <= 0 or decision is None or decision.severity == "critical" or incident.topic in self.urgent_topics:
             return recipients
-        held = [r for r in recipients if in_holdout(incident.id, r.customer.id, share)]
-        if not held:
-            return recipients
-        self.enqueuer.outbox.hold_out(incident.id, [r.customer.id for r in held])
+        kept: list[Recipient[Any]] = []
+        held: list[Recipient[Any]] = []
+        for recipient in recipients:
+            (held if in_holdout(incident.id, recipient.customer.id, share) else kept).append(recipient)
+        if held:
+            self.enqueuer.outbox.hold_out(incident.id, [r.customer.id for r in held])
         for recipient in held:
             report.count("held_out", recipient.channel)
-        return [r for r in recipients if not in_holdout(incident.id, r.customer.id, share)]
+        return kept
 
     def approve(self, incident_id: str, actor: str, note: str = "") -> OutreachReport:
         """An operator approves: the audience as it stands now is warned (quiet hours judged now)."""

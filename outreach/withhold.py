@@ -3,7 +3,7 @@ before a silence or its resolution, is withheld instead of sent.
 
 The dispatcher asks `Withholding.reason(incident_id, kind)` after `begin`, as it asks about opt-outs (a
 resolution withholds nothing: the all-clear logic orders those messages); the
-decision is read at most once a second per incident, so a burst of one incident's messages costs one read.
+decision (and the silences) are read at most once a second, so a burst of one incident's messages costs one read.
 An all-clear is never withheld: it goes to whoever the warning reached.
 """
 
@@ -14,8 +14,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
-from forewarn.decisions import Decision
+from forewarn.decisions import Decision, Silence
 from forewarn.interfaces import DecisionStore, SilenceStore
 from forewarn.outreach.gate import why_not
 from forewarn.outreach.silencing import silencing
@@ -28,14 +29,15 @@ class Withholding:
     silences: SilenceStore | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     ttl: float = 1.0
-    _cache: dict[str, tuple[float, Decision | None]] = field(default_factory=dict)
+    _cache: dict[str, tuple[float, Any]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reason(self, incident_id: str, kind: MessageKind) -> str | None:
         """Why the message must not go now; None when it may."""
         if kind == "resolved":
             return None
-        decision = self._decision(incident_id)
+        decision: Decision | None = self._cached(f"decision:{incident_id}",
+                                                 lambda: self.decisions.load(incident_id))
         if decision is None:
             return None  # decided without a gate (hazards, a flow without the playbook)
         # a resolution is not a reason: warnings already queued go, and the all-clear follows them (or supersedes
@@ -44,20 +46,23 @@ class Withholding:
         if not still.messages_customers:
             return why_not(still)
         if self.silences is not None:
+            store = self.silences
             now = self.clock()
-            if (silence := silencing(self.silences.active(now), dict(decision.labels), now)) is not None:
+            silences: list[Silence] = self._cached("silences", lambda: store.active(now))
+            if (silence := silencing(silences, dict(decision.labels), now)) is not None:
                 return f"silenced by {silence.id}"
         return None
 
-    def _decision(self, incident_id: str) -> Decision | None:
+    def _cached(self, key: str, load: Callable[[], Any]) -> Any:
+        """`load()`, read again at most once per `ttl` seconds: a burst of messages costs one read, not one each."""
         now = time.monotonic()
         with self._lock:
-            cached = self._cache.get(incident_id)
+            cached = self._cache.get(key)
             if cached is not None and now - cached[0] < self.ttl:
                 return cached[1]
-        decision = self.decisions.load(incident_id)
+        value = load()
         with self._lock:
-            self._cache[incident_id] = (now, decision)
+            self._cache[key] = (now, value)
             if len(self._cache) > 10_000:
                 self._cache.clear()  # a bound, not a policy: the next reads refill it
-        return decision
+        return value

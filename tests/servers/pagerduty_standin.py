@@ -28,18 +28,18 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
 import pytest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from tests.servers.http_standin import StandinServer, handler_for, serve, stop
 
 ENQUEUE_PATH = "/v2/enqueue"
 MAX_EVENT_BYTES = 512 * 1024
@@ -289,47 +289,11 @@ class PagerDutyStandin:
         return key
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
-            return  # the client went away (it timed out waiting): nothing to report
-        super().handle_error(request, client_address)
-
-
-def _handler_for(state: PagerDutyStandin) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            status, body, headers = state.handle(self.command, self.path, self.headers.get("Content-Type", ""), raw)
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in headers:
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_POST = do_GET = do_PUT = _serve
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    return Handler
-
-
-def start_standin() -> tuple[PagerDutyStandin, _Server, threading.Thread]:
+def start_standin() -> tuple[PagerDutyStandin, StandinServer, threading.Thread]:
     """A stand-in on a free loopback port, with its own 32-character routing key."""
     state = PagerDutyStandin(base_url="", routing_key=secrets.token_hex(16))
-    server = _Server(("127.0.0.1", 0), _handler_for(state))
-    state.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, name="pagerduty-standin", daemon=True)
-    thread.start()
+    handler = handler_for(state.handle, "application/json", lambda body: json.dumps(body).encode())
+    server, thread, state.base_url = serve(handler, "pagerduty-standin")
     return state, server, thread
 
 
@@ -340,9 +304,7 @@ def _pagerduty_session() -> Iterator[PagerDutyStandin]:
         yield state
     finally:
         state.reset()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+        stop(server, thread)
 
 
 @pytest.fixture

@@ -24,16 +24,16 @@ from __future__ import annotations
 import json
 import secrets
 import string
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Annotated, Any, Literal
 
 import pytest
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+from tests.servers.http_standin import StandinServer, handler_for, serve, stop
 
 
 class _Strict(BaseModel):
@@ -257,48 +257,13 @@ class SlackStandin:
         return (400, error, []) if error is not None else (200, "ok", [])
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
-            return  # the client went away (it timed out waiting): nothing to report
-        super().handle_error(request, client_address)
-
-
-def _handler_for(state: SlackStandin) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            status, body, headers = state.handle(self.command, self.path, self.headers.get("Content-Type", ""), raw)
-            data = body.encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "text/html")  # as Slack labels its one-word answers
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in headers:
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_POST = do_GET = do_PUT = _serve
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # request lines carry the webhook's secret path
-
-    return Handler
-
-
-def start_standin() -> tuple[SlackStandin, _Server, threading.Thread]:
+def start_standin() -> tuple[SlackStandin, StandinServer, threading.Thread]:
     """A stand-in on a free loopback port, with its own webhook path."""
     path = f"/services/{_token('T', 10)}/{_token('B', 10)}/{_token('', 24)}"
     state = SlackStandin(base_url="", path=path)
-    server = _Server(("127.0.0.1", 0), _handler_for(state))
-    state.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, name="slack-standin", daemon=True)
-    thread.start()
+    # text/html, as Slack labels its one-word answers
+    server, thread, state.base_url = serve(handler_for(state.handle, "text/html", lambda body: body.encode()),
+                                           "slack-standin")
     return state, server, thread
 
 
@@ -309,9 +274,7 @@ def _slack_session() -> Iterator[SlackStandin]:
         yield state
     finally:
         state.reset()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+        stop(server, thread)
 
 
 @pytest.fixture
