@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict, deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import count
@@ -18,12 +18,15 @@ from typing import Any, Literal
 from forewarn.envelopes import (
     ACCEPTED_STATES,
     FINAL_STATES,
+    TOLD_STATES,
+    WAITING_STATES,
     Begun,
     Envelope,
     Lease,
     falls_back,
     message_id,
     parse_message_id,
+    warning_ids,
 )
 from forewarn.records import Channel, MessageKey, MessageKind, SendResult
 
@@ -54,6 +57,7 @@ class InMemoryOutbox:
         self._decided: dict[tuple[str, str], set[str]] = defaultdict(set)
         self._accepted: dict[tuple[str, str], set[str]] = defaultdict(set)
         self._held_out: dict[str, set[str]] = defaultdict(set)
+        self._covered: dict[str, dict[str, str]] = defaultdict(dict)
         self._funnels: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self._history: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         self._queues: dict[str, _Queue] = defaultdict(_Queue)
@@ -110,6 +114,19 @@ class InMemoryOutbox:
     def held_out(self, incident_id: str) -> set[str]:
         with self._lock:
             return set(self._held_out.get(incident_id, ()))
+
+    def waiting(self, incident_id: str, customer_ids: Sequence[str]) -> set[str]:
+        with self._lock:
+            return {c for c in customer_ids for mid in warning_ids(incident_id, c)
+                    if (held := self._messages.get(mid)) is not None and held.state in WAITING_STATES}
+
+    def cover(self, incident_id: str, covered_by: Mapping[str, str]) -> None:
+        with self._lock:
+            self._covered[incident_id].update(covered_by)
+
+    def covered(self, incident_id: str) -> dict[str, str]:
+        with self._lock:
+            return dict(self._covered.get(incident_id, {}))
 
     def decided(self, incident_id: str, kind: MessageKind) -> set[str]:
         with self._lock:
@@ -215,7 +232,7 @@ class InMemoryOutbox:
                   if (mid := message_id(warning, c)) in self._messages}
         if any(h.state in ("sending", "enqueued", "retrying") for h in states.values()):
             return Begun("wait")  # it (or an SMS's email fallback) goes out or fails soon, and the all-clear after it
-        if any(h.state in ACCEPTED_STATES for h in states.values()):
+        if any(h.state in TOLD_STATES for h in states.values()):
             return None
         # waiting for the customer's morning: by then the problem is fixed, so neither is sent
         pending = [mid for mid, h in states.items() if h.state == "deferred"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 _FINAL = """
 local FINAL = {sent=true, delivered=true, undelivered=true, failed=true, expired=true, opted_out=true,
-               superseded=true, skipped=true, withheld=true}
+               superseded=true, skipped=true, withheld=true, covered=true}
 local ACCEPTED = {sent=true, delivered=true, undelivered=true}
 local function event(hkey, id, state, now, detail)
   redis.call('RPUSH', hkey, cjson.encode({id=id, state=state, at=now, detail=detail}))
@@ -136,7 +136,8 @@ if ARGV[5] == 'resolved' then
   local pending, accepted, waiting = {}, false, false
   for _, wkey in ipairs({KEYS[5], KEYS[6]}) do
     local w = redis.call('HGET', wkey, 'state')
-    if w and ACCEPTED[w] then accepted = true end
+    -- told: it went, or an overlapping incident's warning carried it
+    if w and (ACCEPTED[w] or w == 'covered') then accepted = true end
     -- queued, retrying or being sent (an SMS's email fallback too): it goes out (or fails) soon, and
     -- the all-clear after it
     if w == 'sending' or w == 'enqueued' or w == 'retrying' then waiting = true end

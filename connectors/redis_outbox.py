@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import zlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,6 +33,7 @@ import redis
 from forewarn.connectors import outbox_lua
 from forewarn.connectors.redis_keys import RedisClient
 from forewarn.envelopes import (
+    WAITING_STATES,
     Begun,
     Envelope,
     Lease,
@@ -42,6 +43,7 @@ from forewarn.envelopes import (
     id_part,
     message_id,
     parse_message_id,
+    warning_ids,
 )
 from forewarn.records import Channel, MessageKey, MessageKind, SendResult
 from forewarn.settings import ConfigError
@@ -117,6 +119,9 @@ class RedisOutbox:
     def _held_out(self, shard: int, incident_id: str) -> str:
         return f"{self._tag(shard)}:holdout:{incident_id}"
 
+    def _covered(self, shard: int, incident_id: str) -> str:
+        return f"{self._tag(shard)}:covered:{incident_id}"
+
     def _funnel(self, shard: int, incident_id: str) -> str:
         return f"{self._tag(shard)}:funnel:{incident_id}"
 
@@ -188,6 +193,29 @@ class RedisOutbox:
 
     def held_out(self, incident_id: str) -> set[str]:
         return self._members(self._held_out(self.shard_of(incident_id), incident_id))
+
+    def waiting(self, incident_id: str, customer_ids: Sequence[str]) -> set[str]:
+        shard = self.shard_of(incident_id)
+        pairs = [(c, mid) for c in customer_ids for mid in warning_ids(incident_id, c)]
+        pipe = self.client.pipeline(transaction=False)  # one shard's keys: one node of a cluster
+        for _, mid in pairs:
+            pipe.hget(self._message(shard, mid), "state")
+        states = pipe.execute() if pairs else []
+        return {c for (c, _), state in zip(pairs, states, strict=True)
+                if state is not None and _text(state) in WAITING_STATES}
+
+    def cover(self, incident_id: str, covered_by: Mapping[str, str]) -> None:
+        if not covered_by:
+            return
+        key = self._covered(self.shard_of(incident_id), incident_id)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hset(key, mapping=dict(covered_by))
+        pipe.pexpire(key, self.keep_ms)
+        pipe.execute()
+
+    def covered(self, incident_id: str) -> dict[str, str]:
+        raw = self.client.hgetall(self._covered(self.shard_of(incident_id), incident_id))
+        return {_text(k): _text(v) for k, v in raw.items()}  # type: ignore[union-attr]
 
     def decided(self, incident_id: str, kind: MessageKind) -> set[str]:
         return self._members(self._decided(self.shard_of(incident_id), incident_id, kind))

@@ -129,8 +129,9 @@ def production_worker(settings: Settings, secrets: Secrets, metrics: DeliveryMet
     senders = production_senders(settings, secrets)
     identities = {c: str(getattr(s, "identity", c)) for c, s in senders.items()}
     index = RedisCustomerIndex(client, prefix, extra_traits=settings.targeting.extra_traits)
-    withholding = Withholding(RedisDecisionStore(client, prefix), RedisSilenceStore(client, prefix))
-    return build_worker(settings, RedisOutbox(client, prefix, settings.delivery.shards), senders,
+    outbox = RedisOutbox(client, prefix, settings.delivery.shards)
+    withholding = Withholding(RedisDecisionStore(client, prefix), RedisSilenceStore(client, prefix), outbox.covered)
+    return build_worker(settings, outbox, senders,
                         limiter=RedisRateLimiter(client, prefix), suppressions=RedisSuppressions(client, prefix),
                         opt_outs=index, identities=identities, rates=configured_rates(settings), metrics=metrics,
                         withholding=withholding)

@@ -41,6 +41,7 @@ from forewarn.interfaces import (
     Sender,
     SilenceStore,
 )
+from forewarn.outreach.covering import Covering
 from forewarn.outreach.gate import DecisionGate
 from forewarn.outreach.hazards import HazardOutreach, HazardReport, HazardRule
 from forewarn.outreach.notifier import ResponderNotifier
@@ -72,9 +73,10 @@ def build_outreach(settings: Settings, index: CustomerIndex, outbox: Outbox, sto
     targets = responder_targets(settings)
     notifier = ResponderNotifier(responders, targets, r.deadline, r.config_hint) \
         if responders is not None and targets else None
+    covering = Covering(outbox, decisions.open_decisions) if decisions is not None else None
     return Outreach(index, build_enqueuer(settings, outbox, log), renderer,
                     TraitRule(t.min_support, t.min_coverage, t.min_lift, t.max_p_value),
-                    o.max_audience, store, o.topic_labels, o.urgent_topics, gate, notifier)
+                    o.max_audience, store, o.topic_labels, o.urgent_topics, gate, notifier, covering)
 
 
 def file_io(settings: Settings, inputs: list[Path], out: Path, outreach: Callable[[], Outreach] | None,
@@ -131,7 +133,7 @@ class MemoryParts:
     def worker(self) -> DeliveryWorker:
         """The in-process delivery worker, started on first use."""
         if self._worker is None:
-            withholding = Withholding(self.decisions, self.silences)
+            withholding = Withholding(self.decisions, self.silences, self.outbox.covered)
             self._worker = memory_worker(self.settings, self.outbox, self.senders(), opt_outs=self.index,
                                          withholding=withholding).start()
         return self._worker

@@ -42,16 +42,20 @@ MessageState = Literal[
     "superseded",  # an all-clear came before the warning went: neither is sent
     "skipped",  # an all-clear for a warning that never reached the customer
     "withheld",  # the incident stopped messaging customers (held, silenced) after it was queued
+    "covered",  # a warning of an overlapping incident carried this one's news to the customer
 ]
 FINAL_STATES: frozenset[str] = frozenset({"sent", "delivered", "undelivered", "failed", "expired", "opted_out",
-                                          "superseded", "skipped", "withheld"})
+                                          "superseded", "skipped", "withheld", "covered"})
 """States after which a worker never sends the message again (a status callback may still move
 sent → delivered/undelivered/failed)."""
 ACCEPTED_STATES: frozenset[str] = frozenset({"sent", "delivered", "undelivered"})
 """The provider took the message."""
+TOLD_STATES: frozenset[str] = ACCEPTED_STATES | {"covered"}
+"""The customer heard the news: their warning went, or another incident's warning carried it (the all-clear
+follows either)."""
 
 FUNNEL = ("decided", "enqueued", "deferred", "sent", "delivered", "undelivered", "failed", "fallback", "expired",
-          "opted_out", "superseded", "skipped", "withheld")
+          "opted_out", "superseded", "skipped", "withheld", "covered")
 """The incident report's funnel of its messages, in order."""
 
 
@@ -66,6 +70,16 @@ def id_part(text: str) -> str:
 
 def _unescape(part: str) -> str:
     return part.replace("%7C", "|").replace("%25", "%")
+
+
+WAITING_STATES = frozenset({"enqueued", "deferred"})
+"""A message decided and not yet begun: nothing has gone to a provider."""
+
+
+def warning_ids(incident_id: str, customer_id: str) -> tuple[str, str]:
+    """The ids of the customer's warning of the incident, by SMS and by email (it has at most one of them)."""
+    key = MessageKey(incident_id, customer_id, "warning")
+    return message_id(key, "sms"), message_id(key, "email")
 
 
 def message_id(key: MessageKey, channel: Channel) -> str:

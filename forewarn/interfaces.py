@@ -244,6 +244,19 @@ class Outbox(Protocol):
     def held_out(self, incident_id: str) -> set[str]:
         ...
 
+    def waiting(self, incident_id: str, customer_ids: Sequence[str]) -> set[str]:
+        """Those of `customer_ids` whose warning of the incident is decided but not begun (queued, or deferred
+        to their morning): another incident's warning can still carry it."""
+        ...
+
+    def cover(self, incident_id: str, covered_by: Mapping[str, str]) -> None:
+        """Record customers (→ the incident whose warning carries this one's) not to be warned separately."""
+        ...
+
+    def covered(self, incident_id: str) -> dict[str, str]:
+        """Customers whose warning of the incident another incident's warning carries, with that incident."""
+        ...
+
     def decided(self, incident_id: str, kind: MessageKind) -> set[str]:
         """Customers decided a message of `kind` for the incident (whatever became of it)."""
         ...

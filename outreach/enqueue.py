@@ -7,7 +7,7 @@ message until a delivery worker sends it, and the report says how many were queu
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -122,21 +122,26 @@ class Enqueuer:
 
     def enqueue(self, tally: DeliveryTally, incident_id: str, kind: MessageKind, recipients: Sequence[Recipient[Any]],
                 render: RenderFor, decided_at: datetime, urgent: bool = False,
-                severity: SeverityLevel | None = None) -> None:
-        recipients = self._capped(tally, kind, self._on_channels(tally, recipients), decided_at, severity)
+                severity: SeverityLevel | None = None, uncapped: Collection[str] = ()) -> set[str]:
+        """Decide the recipients' messages; return the customers whose message was new (not decided before).
+        `uncapped` customers pass the budget: their message replaces one it already counted."""
+        recipients = self._capped(tally, kind, self._on_channels(tally, recipients), decided_at, severity, uncapped)
         now = self.clock()
         envelopes = [self._envelope(incident_id, kind, r, render, decided_at, now, urgent) for r in recipients]
         new = set(self.outbox.enqueue(envelopes, now))
+        fresh: set[str] = set()
         for envelope in envelopes:
             if envelope.id not in new:
                 tally.count("duplicate", envelope.channel)
                 continue
+            fresh.add(envelope.key.customer_id)
             deferred = envelope.not_before is not None and envelope.not_before > now and not urgent
             tally.count("deferred" if deferred else "enqueued", envelope.channel)
-            if self.cap is not None and kind != "resolved":
+            if self.cap is not None and kind != "resolved" and envelope.key.customer_id not in uncapped:
                 self.cap.log.add(envelope.key.customer_id, decided_at, str(envelope.key))
         if self.after_enqueue is not None:
             self.after_enqueue()
+        return fresh
 
     def _on_channels(self, tally: DeliveryTally, recipients: Sequence[Recipient[Any]]) -> Sequence[Recipient[Any]]:
         kept = [r for r in recipients if r.channel in self.channels]
@@ -147,10 +152,11 @@ class Enqueuer:
         return kept
 
     def _capped(self, tally: DeliveryTally, kind: MessageKind, recipients: Sequence[Recipient[Any]],
-                at: datetime, severity: SeverityLevel | None) -> Sequence[Recipient[Any]]:
+                at: datetime, severity: SeverityLevel | None, uncapped: Collection[str]) -> Sequence[Recipient[Any]]:
         if self.cap is None or kind == "resolved" or not recipients:
             return recipients
         allowed = self.cap.allowed([r.customer.id for r in recipients], at, severity)
+        allowed = [ok or r.customer.id in uncapped for r, ok in zip(recipients, allowed, strict=True)]
         for recipient, ok in zip(recipients, allowed, strict=True):
             if not ok:
                 tally.count("capped", recipient.channel)

@@ -19,6 +19,7 @@ from forewarn.decisions import Decision, ResponderStage
 from forewarn.interfaces import CustomerIndex, IncidentStore, Rendered, Renderer
 from forewarn.localtime import LocalTime
 from forewarn.outreach.audience import Audience, Recipient, build_audience
+from forewarn.outreach.covering import Carried, Covering
 from forewarn.outreach.effect import in_holdout
 from forewarn.outreach.enqueue import DeliveryTally, Enqueuer
 from forewarn.outreach.gate import ApprovalError, DecisionGate, why_not
@@ -60,7 +61,7 @@ class Outreach:
                  trait_rule: TraitRule | None = None, max_audience: int = 10_000,
                  store: IncidentStore | None = None, topic_labels: Mapping[str, str] | None = None,
                  urgent_topics: Sequence[str] = (), gate: DecisionGate | None = None,
-                 notifier: ResponderNotifier | None = None):
+                 notifier: ResponderNotifier | None = None, covering: Covering | None = None):
         self.index = index
         self.enqueuer = enqueuer
         self.renderer = renderer
@@ -70,6 +71,7 @@ class Outreach:
         self.store = store
         self.gate = gate
         self.notifier = notifier
+        self.covering = covering
         # Only the company's words for a topic reach customers; None: the bundled labels.
         self.topic_labels = dict(OutreachSettings().topic_labels if topic_labels is None else topic_labels)
 
@@ -127,8 +129,18 @@ class Outreach:
             if audience.held is None and not report.decision.messages_customers:
                 report.held = why_not(report.decision)
         if report.held is None:
-            self._send(report, incident, "warning", self._without_holdout(report, incident, audience.recipients), at)
+            self._send_warning(report, incident, self._without_holdout(report, incident, audience.recipients), at)
         return report
+
+    def _send_warning(self, report: OutreachReport, incident: Incident, recipients: Sequence[Recipient[Any]],
+                      at: datetime | None) -> None:
+        """The warning, carrying the news of overlapping incidents whose warnings to the same customers wait."""
+        if self.covering is None:
+            self._send(report, incident, "warning", recipients, at)
+            return
+        carried = self.covering.carried(incident.id, [r.customer.id for r in recipients])
+        fresh = self._send(report, incident, "warning", recipients, at, carried=carried)
+        carried.record(self.enqueuer.outbox, fresh)
 
     def _without_holdout(self, report: OutreachReport, incident: Incident,
                          recipients: Sequence[Recipient[Any]]) -> Sequence[Recipient[Any]]:
@@ -193,8 +205,9 @@ class Outreach:
 
     def follow_up(self, incident: Incident, kind: MessageKind, at: datetime, decision: Decision) -> OutreachReport:
         """A stage message (ack, update) to the customers the warning reached, through their budget."""
-        return self._to_the_warned(incident, kind, self.enqueuer.outbox.accepted(incident.id, "warning"), at,
-                                   decision)
+        outbox = self.enqueuer.outbox  # the warned: their warning went, or an overlapping one carried it
+        told = outbox.accepted(incident.id, "warning") | outbox.covered(incident.id).keys()
+        return self._to_the_warned(incident, kind, told, at, decision)
 
     def _to_the_warned(self, incident: Incident, kind: MessageKind, warned: set[str], at: datetime | None = None,
                        decision: Decision | None = None) -> OutreachReport:
@@ -219,34 +232,38 @@ class Outreach:
                               excluded=dict(audience.excluded), held=audience.held)
 
     def _send(self, report: OutreachReport, incident: Incident, kind: MessageKind,
-              recipients: Sequence[Recipient[Any]], at: datetime | None = None, eta: datetime | None = None) -> None:
-        render = _CachedRender(self.renderer, incident, kind, self.topic_labels, eta)
+              recipients: Sequence[Recipient[Any]], at: datetime | None = None, eta: datetime | None = None,
+              carried: Carried | None = None) -> set[str]:
+        render = _CachedRender(self.renderer, incident, kind, self.topic_labels, eta, carried)
         # an all-clear is decided (and its quiet hours judged) when the incident resolved, not when it opened
         decided_at = at or (incident.resolved_at if kind == "resolved" and incident.resolved_at else incident.opened_at)
         severity = report.decision.severity if report.decision is not None else None
-        self.enqueuer.enqueue(report, incident.id, kind, recipients, render, decided_at,
-                              urgent=incident.topic in self.urgent_topics, severity=severity)
+        return self.enqueuer.enqueue(report, incident.id, kind, recipients, render, decided_at,
+                                     urgent=incident.topic in self.urgent_topics, severity=severity,
+                                     uncapped=carried.others.keys() if carried is not None else ())
 
 
 class _CachedRender:
     """Renders each distinct context once: customers of one incident mostly share region, zone and language."""
 
     def __init__(self, renderer: Renderer, incident: Incident, kind: MessageKind, labels: Mapping[str, str],
-                 eta: datetime | None = None):
+                 eta: datetime | None = None, carried: Carried | None = None):
         self.renderer, self.incident, self.kind, self.labels, self.eta = renderer, incident, kind, labels, eta
+        self.carried = carried
         self._seen: dict[tuple[Channel, bytes], tuple[Rendered, str | None]] = {}
         self._by_profile: dict[tuple[object, ...], tuple[Rendered, str | None]] = {}
 
     def __call__(self, customer: Customer, channel: Channel) -> tuple[Rendered, str | None]:
         # every customer field `message_context` reads: equal profiles render alike, without building a context
-        profile = (channel, customer.region, customer.language, customer.timezone,
+        also = self.carried.topics(customer.id) if self.carried is not None else ()
+        profile = (channel, customer.region, customer.language, customer.timezone, also,
                    tuple((p.model, p.firmware, p.lot, p.installed) for p in customer.products))
         if (found := self._by_profile.get(profile)) is None:
-            found = self._by_profile[profile] = self._render(customer, channel)
+            found = self._by_profile[profile] = self._render(customer, channel, also)
         return found
 
-    def _render(self, customer: Customer, channel: Channel) -> tuple[Rendered, str | None]:
-        context = message_context(self.incident, customer, self.labels, self.eta)
+    def _render(self, customer: Customer, channel: Channel, also: Sequence[str]) -> tuple[Rendered, str | None]:
+        context = message_context(self.incident, customer, self.labels, self.eta, also)
         frozen = orjson.dumps(context, default=_frozen, option=orjson.OPT_SORT_KEYS)
         if (found := self._seen.get((channel, frozen))) is None:
             text = self.renderer.render(self.incident.topic, self.kind, channel, context)
@@ -262,7 +279,7 @@ def _frozen(value: object) -> object:
 
 
 def message_context(incident: Incident, customer: Customer, topic_labels: Mapping[str, str] | None = None,
-                    eta: datetime | None = None) -> dict[str, Any]:
+                    eta: datetime | None = None, also: Sequence[str] = ()) -> dict[str, Any]:
     """What templates may use: vetted values only, never a record's free text.
 
     The topic is shown through the company's label, the region and products through the
@@ -286,6 +303,8 @@ def message_context(incident: Incident, customer: Customer, topic_labels: Mappin
         "opened_at": rfc3339(incident.opened_at),
         "segment": _own_traits(incident, customer),
         "models": sorted({p.model for p in customer.products}),
+        # overlapping incidents this warning carries (`covering`): the company's labels of their topics
+        "also_labels": sorted({labels[t] for t in also if t in labels} - {labels.get(incident.topic)}),
     }
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -20,13 +20,15 @@ from forewarn.decisions import Decision, Silence
 from forewarn.interfaces import DecisionStore, SilenceStore
 from forewarn.outreach.gate import why_not
 from forewarn.outreach.silencing import silencing
-from forewarn.records import MessageKind
+from forewarn.records import MessageKey, MessageKind
 
 
 @dataclass
 class Withholding:
     decisions: DecisionStore
     silences: SilenceStore | None = None
+    covered: Callable[[str], Mapping[str, str]] | None = None
+    """`Outbox.covered`: customers whose warning of an incident another incident's warning carries."""
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     ttl: float = 1.0
     _cache: dict[str, tuple[float, Any]] = field(default_factory=dict)
@@ -52,6 +54,14 @@ class Withholding:
             if (silence := silencing(silences, dict(decision.labels), now)) is not None:
                 return f"silenced by {silence.id}"
         return None
+
+    def covered_by(self, key: MessageKey) -> str | None:
+        """The incident whose warning carries this warning's news to the customer (so this one is not sent)."""
+        if key.kind != "warning" or self.covered is None:
+            return None
+        covered = self.covered
+        found: Mapping[str, str] = self._cached(f"covered:{key.incident_id}", lambda: covered(key.incident_id))
+        return found.get(key.customer_id)
 
     def _cached(self, key: str, load: Callable[[], Any]) -> Any:
         """`load()`, read again at most once per `ttl` seconds: a burst of messages costs one read, not one each."""

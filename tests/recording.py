@@ -18,6 +18,7 @@ from forewarn.flows.delivery_parts import send_functions
 from forewarn.interfaces import DeliveryQueue, Reconciler, Sender, Suppressions
 from forewarn.outreach.breaker import Backoff, Breaker
 from forewarn.outreach.dispatch import Channels, Dispatcher, OptOutRecorder
+from forewarn.outreach.withhold import Withholding
 from forewarn.records import Channel, Message, SendResult
 
 T0 = datetime(2026, 11, 17, 14, 15, tzinfo=UTC)
@@ -60,14 +61,14 @@ class Courier:
     def __init__(self, queue: DeliveryQueue, senders: Mapping[Channel, Sender], clock: Clock, *,
                  backoff: Backoff | None = None, breakers: dict[Channel, Breaker] | None = None,
                  reconcilers: Mapping[Channel, Reconciler] | None = None, suppressions: Suppressions | None = None,
-                 opt_outs: OptOutRecorder | None = None) -> None:
+                 opt_outs: OptOutRecorder | None = None, withholding: Withholding | None = None) -> None:
         self.queue = queue
         self.clock = clock
         self.channels: tuple[Channel, ...] = tuple(senders)
         self.dispatcher = Dispatcher(queue, Channels(send_functions(senders), dict(reconcilers or {}),
                                                      breakers if breakers is not None else {}),
                                      backoff, suppressions=suppressions, opt_outs=opt_outs, clock=clock,
-                                     rand=lambda: 1.0)
+                                     rand=lambda: 1.0, withholding=withholding)
 
     def run(self, rounds: int = 100) -> Counter[str]:
         """Move what is due into the queues, then hand every queued message to the dispatcher, until none is

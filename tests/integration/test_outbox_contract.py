@@ -645,3 +645,38 @@ def test_an_update_still_waiting_when_the_all_clear_is_decided_is_superseded(out
     assert outbox.begin(leases[update.id], at(3_601)).verdict == "supersede"
     assert outbox.state(update.id)["state"] == "superseded"
     assert outbox.begin(leases[envelope(kind="resolved").id], at(3_602)).verdict == "send"  # the all-clear goes
+
+
+# -- overlapping incidents: one warning carries another's -------------------------------------------
+
+
+def test_waiting_names_the_customers_whose_warning_has_not_begun(outbox: AnyOutbox) -> None:
+    queued, deferred, going = envelope("CU-1"), envelope("CU-2", not_before=at(3_600)), envelope("CU-3")
+    outbox.enqueue([queued, deferred], T0)
+    deliver(outbox, going)
+    assert outbox.waiting("INC-1", ["CU-1", "CU-2", "CU-3", "CU-9"]) == {"CU-1", "CU-2"}
+    assert outbox.waiting("INC-2", ["CU-1"]) == set()
+
+
+def test_cover_records_who_carries_each_customers_warning(outbox: AnyOutbox) -> None:
+    assert outbox.covered("INC-1") == {}
+    outbox.cover("INC-1", {"CU-1": "INC-2"})
+    outbox.cover("INC-1", {"CU-2": "INC-3"})
+    outbox.cover("INC-1", {})
+    assert outbox.covered("INC-1") == {"CU-1": "INC-2", "CU-2": "INC-3"}
+    assert outbox.covered("INC-2") == {}
+
+
+def test_an_all_clear_after_a_covered_warning_is_sent(outbox: AnyOutbox) -> None:
+    """The customer heard the news through the overlapping incident's warning: the all-clear follows it."""
+    warning = envelope()
+    outbox.enqueue([warning], T0)
+    lease = take_one(outbox)
+    assert outbox.begin(lease, at(1)).verdict == "send"
+    outbox.settle(lease, "covered", at(1), SendResult(ok=False, reason="carried by the warning of INC-2"))
+    assert outbox.waiting("INC-1", ["CU-1"]) == set()
+    clear = envelope(kind="resolved")
+    outbox.enqueue([clear], at(60))
+    begun = outbox.begin(take_one(outbox), at(61))
+    assert (begun.verdict, begun.envelope) == ("send", clear)
+    assert outbox.funnel("INC-1")["covered"] == 1

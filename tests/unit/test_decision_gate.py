@@ -15,13 +15,15 @@ from forewarn.connectors.memory_outbox import InMemoryOutbox
 from forewarn.connectors.memory_silences import InMemorySilenceStore
 from forewarn.connectors.templates import JinjaRenderer
 from forewarn.decisions import Silence
+from forewarn.outreach.covering import Covering
 from forewarn.outreach.enqueue import ContactCap, Enqueuer
 from forewarn.outreach.gate import ApprovalError, DecisionGate
 from forewarn.outreach.planner import Outreach
+from forewarn.outreach.withhold import Withholding
 from forewarn.records import Incident
 from forewarn.settings import InhibitRule, PlaybookSettings
-from tests.recording import Clock
-from tests.unit.test_outreach import REGION, TEMPLATES, _base, _customer, _opened
+from tests.recording import Clock, Courier
+from tests.unit.test_outreach import REGION, TEMPLATES, ScriptedSender, _base, _customer, _opened
 
 ELSEWHERE = [_customer(i, region="WA-033") for i in range(1_000, 2_000)]
 
@@ -44,8 +46,16 @@ def parts(playbook: PlaybookSettings | None = None, cap: ContactCap | None = Non
     settings = (playbook or PlaybookSettings()).model_copy(update={"holdout_share": holdout})
     gate = DecisionGate(settings, decisions, index, silences, clock=clock)
     outreach = Outreach(index, Enqueuer(outbox, cap=cap, clock=clock), JinjaRenderer(TEMPLATES), max_audience=100,
-                        store=InMemoryIncidentStore(), gate=gate)
+                        store=InMemoryIncidentStore(), gate=gate, covering=Covering(outbox, decisions.open_decisions))
     return Parts(outreach, outbox, decisions, silences, index, clock)
+
+
+def delivered(p: Parts) -> tuple[Courier, dict[str, ScriptedSender]]:
+    senders = {"sms": ScriptedSender("sms"), "email": ScriptedSender("email")}
+    withholding = Withholding(p.decisions, p.silences, p.outbox.covered, clock=p.clock, ttl=0)
+    courier = Courier(p.outbox, senders, p.clock, withholding=withholding)  # type: ignore[arg-type]
+    courier.run()
+    return courier, senders
 
 
 def queued(outbox: InMemoryOutbox, incident: Incident) -> set[str]:
@@ -156,6 +166,7 @@ def test_the_weekly_budget_holds_across_incidents_and_safety_passes() -> None:
     for day in range(3):  # three incidents on three days: the third is over the weekly budget
         incident = replace(first, id=f"INC-{day}", opened_at=first.opened_at + timedelta(days=day))
         report = p.outreach.handle(incident)
+        delivered(p)  # each day's warnings went (else the next day's would carry them: test_covering)
     assert dict(report.outcomes) == {"capped": 13}
     labels = dict(p.outreach.topic_labels, gas_leak="gas")
     p.outreach.topic_labels = labels

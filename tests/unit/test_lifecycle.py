@@ -13,16 +13,8 @@ from forewarn.outreach.enqueue import ContactCap
 from forewarn.outreach.gate import ApprovalError
 from forewarn.outreach.lifecycle import Lifecycle
 from forewarn.settings import PlaybookSettings
-from tests.recording import Courier
-from tests.unit.test_decision_gate import Parts, parts
+from tests.unit.test_decision_gate import delivered, parts
 from tests.unit.test_outreach import ScriptedSender, _customer, _opened
-
-
-def delivered(p: Parts) -> tuple[Courier, dict[str, ScriptedSender]]:
-    senders = {"sms": ScriptedSender("sms"), "email": ScriptedSender("email")}
-    courier = Courier(p.outbox, senders, p.clock)  # type: ignore[arg-type]
-    courier.run()
-    return courier, senders
 
 
 def kinds_sent(senders: dict[str, ScriptedSender]) -> dict[str, set[str]]:
