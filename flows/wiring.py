@@ -68,11 +68,7 @@ def build_outreach(settings: Settings, index: CustomerIndex, outbox: Outbox, sto
     renderer = JinjaRenderer(settings.outreach.templates)
     t = settings.targeting
     o = settings.outreach
-    gate = DecisionGate(settings.playbook, decisions, index, silences) if decisions is not None else None
-    r = settings.responders
-    targets = responder_targets(settings)
-    notifier = ResponderNotifier(responders, targets, r.deadline, r.config_hint) \
-        if responders is not None and targets else None
+    gate, notifier = _decision_parts(settings, index, decisions, silences, responders)
     covering = Covering(outbox, decisions.open_decisions) if decisions is not None else None
     return Outreach(index, build_enqueuer(settings, outbox, log), renderer,
                     TraitRule(t.min_support, t.min_coverage, t.min_lift, t.max_p_value),
@@ -145,7 +141,7 @@ class MemoryParts:
         return outreach
 
     def hazards(self) -> HazardOutreach:
-        hazards = build_hazards(self.settings, self.index, self.outbox, self.log)
+        hazards = build_hazards(self.settings, self.index, self.outbox, self.log, self.decisions, self.silences)
         hazards.enqueuer.after_enqueue = self._delivered
         return hazards
 
@@ -163,14 +159,29 @@ class MemoryParts:
         return done
 
 
-def build_hazards(settings: Settings, index: CustomerIndex, outbox: Outbox,
-                  log: ContactLog | None = None) -> HazardOutreach:
-    """Forecast-incident outreach: the configured rules; polygons and circles are searched on the index."""
+def _decision_parts(settings: Settings, index: CustomerIndex, decisions: DecisionStore | None,
+                    silences: SilenceStore | None, responders: ResponderOutbox | None,
+                    ) -> tuple[DecisionGate | None, ResponderNotifier | None]:
+    """The playbook's gate (with a decision store) and the responders' notifier (with targets configured)."""
+    gate = DecisionGate(settings.playbook, decisions, index, silences) if decisions is not None else None
+    r = settings.responders
+    targets = responder_targets(settings)
+    notifier = ResponderNotifier(responders, targets, r.deadline, r.config_hint) \
+        if responders is not None and targets else None
+    return gate, notifier
+
+
+def build_hazards(settings: Settings, index: CustomerIndex, outbox: Outbox, log: ContactLog | None = None,
+                  decisions: DecisionStore | None = None, silences: SilenceStore | None = None,
+                  responders: ResponderOutbox | None = None) -> HazardOutreach:
+    """Forecast-incident outreach: the configured rules; polygons and circles are searched on the index; with a
+    decision store, each hazard passes the playbook's gate."""
     hazards = settings.hazards or HazardSettings()
     rules = [HazardRule(tuple(r.events), r.min_rank, tuple(sorted(r.require.items()))) for r in hazards.rules]
+    gate, notifier = _decision_parts(settings, index, decisions, silences, responders)
     return HazardOutreach(index, build_enqueuer(settings, outbox, log), JinjaRenderer(settings.outreach.templates),
                           rules, hazards.region_format, settings.outreach.max_audience,
-                          settings.outreach.urgent_hazard_rank)
+                          settings.outreach.urgent_hazard_rank, gate, notifier)
 
 
 @dataclass
@@ -208,7 +219,9 @@ class RedisParts:
 
     def hazards(self) -> HazardOutreach:
         client = self.client()
-        return build_hazards(self.settings, self.index(client), self.outbox(), RedisContactLog(client, self.prefix))
+        return build_hazards(self.settings, self.index(client), self.outbox(), RedisContactLog(client, self.prefix),
+                             RedisDecisionStore(client, self.prefix), RedisSilenceStore(client, self.prefix),
+                             RedisResponderOutbox(client, self.prefix))
 
 
 def nws_sources(settings: Settings) -> list[Source[Any]]:

@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from forewarn.decisions import MESSAGING_TIERS, AuditAction, AuditEntry, Decision
+from forewarn.hazards import HazardIncident
 from forewarn.interfaces import CustomerIndex, DecisionStore, SilenceStore
-from forewarn.outreach.playbook import decide
+from forewarn.outreach.playbook import decide, decide_hazard
 from forewarn.outreach.silencing import silencing
 from forewarn.records import Incident
 from forewarn.settings import PlaybookSettings
@@ -63,6 +64,15 @@ class DecisionGate:
                           settings=self.settings, at=at, silences=silences, silence_at=now,
                           open_decisions=self.decisions.open_decisions())
         return self._keep(decision) if keep else decision
+
+    def judge_hazard(self, incident: HazardIncident, recipients: Sequence[Any]) -> Decision:
+        """Decide a hazard (opened or updated: a wider area may change its reach) and keep the verdict."""
+        regions = sorted({r.customer.region for r in recipients})
+        now = max(incident.first_sent, self.clock())
+        silences = self.silences.active(now) if self.silences is not None else ()
+        return self._keep(decide_hazard(incident, touched=len(recipients), regions=regions, base=self.index.size(),
+                                        settings=self.settings, at=incident.first_sent, silences=silences,
+                                        silence_at=now))
 
     def _keep(self, fresh: Decision) -> Decision:
         """Save a fresh verdict atomically, keeping what operators and responders did since (approval, stage,

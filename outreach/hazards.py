@@ -15,12 +15,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from forewarn.decisions import Decision, ResponderStage
 from forewarn.geo import Area
 from forewarn.hazards import HazardAlert, HazardIncident, RegionFormat, county_regions
 from forewarn.interfaces import CustomerIndex, Rendered, Renderer
 from forewarn.localtime import LocalTime
 from forewarn.outreach.audience import Audience, Recipient, audience_of
 from forewarn.outreach.enqueue import DeliveryTally, Enqueuer
+from forewarn.outreach.gate import DecisionGate, why_not
+from forewarn.outreach.notifier import ResponderNotifier
 from forewarn.records import INDEXED_ATTRIBUTES, Channel, Customer, MessageKind, rfc3339
 
 
@@ -148,20 +151,23 @@ class HazardReport(DeliveryTally):
     """What outreach did for one hazard incident event."""
 
     incident: HazardIncident
+    decision: Decision | None = None
 
     def to_dict(self) -> dict[str, Any]:
         alert = self.incident.alert
+        decision = {"decision": self.decision.to_dict()} if self.decision is not None else {}
         return {"hazard": {"id": self.incident.id, "status": self.incident.status, "event": alert.event,
                            "identifier": alert.identifier, "severity_rank": alert.severity_rank(),
                            "expires": rfc3339(alert.expires) if alert.expires else None},
-                **self.tally()}
+                **self.tally(), **decision}
 
 
 class HazardOutreach:
     """Warns the customers in a hazard's path once, and tells them when it is withdrawn."""
 
     def __init__(self, index: CustomerIndex, enqueuer: Enqueuer, renderer: Renderer, rules: Sequence[HazardRule],
-                 region_format: RegionFormat = "state-county", max_audience: int = 10_000, urgent_rank: int = 3):
+                 region_format: RegionFormat = "state-county", max_audience: int = 10_000, urgent_rank: int = 3,
+                 gate: DecisionGate | None = None, notifier: ResponderNotifier | None = None):
         self.index = index
         self.enqueuer = enqueuer
         self.renderer = renderer
@@ -172,6 +178,9 @@ class HazardOutreach:
         """A hazard at or above this severity rank does not wait for anyone's morning."""
         # The closed list of event names customers may read: the ones the company chose to warn about.
         self._events = frozenset(e for r in self.rules for e in r.events)
+        self.gate = gate
+        """The playbook: the tier decides whether customers are messaged; silences and holds apply."""
+        self.notifier = notifier
 
     def handle(self, incident: HazardIncident) -> HazardReport:
         if incident.status in ("opened", "updated"):
@@ -179,8 +188,17 @@ class HazardOutreach:
             audience = hazard_audience(incident, self.rules, self.index, self.region_format, self.max_audience)
             report = HazardReport(incident=incident, audience_size=len(audience.recipients),
                                   excluded=dict(audience.excluded), held=audience.held)
-            self._send(report, "warning", audience.recipients)
+            if audience.held is None and self.gate is not None:
+                report.decision = self.gate.judge_hazard(incident, audience.recipients)
+                self._tell_responders(report.decision, "trigger")
+                if not report.decision.messages_customers:
+                    report.held = why_not(report.decision)
+            if report.held is None:
+                self._send(report, "warning", audience.recipients)
             return report
+        if incident.status in ("cancelled", "expired") and self.gate is not None \
+                and (closed := self.gate.closed(incident.id)) is not None:
+            self._tell_responders(closed, "resolve")
         if incident.status == "cancelled":
             warned = self.index.get_many(sorted(self.enqueuer.outbox.decided(incident.id, "warning")))
             recipients = [Recipient(c, c.preferred_channel, address) for c in warned if c is not None
@@ -189,6 +207,10 @@ class HazardOutreach:
             self._send(report, "resolved", recipients)
             return report
         return HazardReport(incident=incident)
+
+    def _tell_responders(self, decision: Decision, stage: ResponderStage) -> None:
+        if self.notifier is not None and decision.muted is None and (stage == "resolve" or decision.open):
+            self.notifier.notify(decision, None, stage)
 
     def _send(self, report: HazardReport, kind: MessageKind, recipients: Sequence[Recipient]) -> None:
         def render(customer: Customer, channel: Channel) -> tuple[Rendered, str | None]:

@@ -22,7 +22,7 @@ so an operator sees why. The playbook's rules (first match wins) turn the pair i
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import cast
 
@@ -36,6 +36,7 @@ from forewarn.decisions import (
     Tier,
     at_least,
 )
+from forewarn.hazards import HazardAlert, HazardIncident
 from forewarn.outreach.silencing import silencing
 from forewarn.records import TELEMETRY_PREFIX, Incident
 from forewarn.settings import InhibitRule, PlaybookSettings
@@ -139,13 +140,45 @@ def decide(incident: Incident, *, touched: int, regions: int, base: int, setting
     """The whole verdict for an opened incident: severity, reach, tier, approval, silence, inhibition."""
     severity = assess_severity(incident, settings)
     reach = assess_reach(touched, regions, base, settings)
-    tier = tier_for(severity.level, reach.level, settings)
     labels = labels_of(incident)
-    silence = silencing(silences, labels, silence_at or at)
+    decision = _verdict(incident.id, incident.topic, incident.region, severity, reach, labels, settings, at,
+                        touched, silencing(silences, labels, silence_at or at))
     source = inhibitor(labels, open_decisions, settings.inhibit)
-    return Decision(incident.id, incident.topic, incident.region, cast(SeverityLevel, severity.level),
-                    severity.reasons, cast(ReachLevel, reach.level), reach.reasons, tier,
-                    approval_for(tier, settings), at, audience=touched,
-                    silenced_by=silence.id if silence else None,
-                    inhibited_by=source.incident_id if source else None, labels=tuple(sorted(labels.items())))
+    return replace(decision, inhibited_by=source.incident_id if source else None)
 
+
+HAZARD_TOPIC = "hazard"
+"""The topic of every hazard's decision (its `event` label names the kind): what silences match on."""
+_RANK_LEVELS: tuple[SeverityLevel, ...] = ("low", "low", "moderate", "high", "critical")
+
+
+def assess_hazard(alert: HazardAlert) -> Assessment:
+    """A hazard's severity from its CAP severity, urgency and certainty (`HazardAlert.severity_rank`)."""
+    rank = alert.severity_rank()
+    return Assessment(_RANK_LEVELS[rank], (f"CAP {alert.event or 'alert'}: severity {alert.severity}, urgency "
+                                           f"{alert.urgency}, certainty {alert.certainty} (rank {rank} of 4)",))
+
+
+def decide_hazard(incident: HazardIncident, *, touched: int, regions: Sequence[str], base: int,
+                  settings: PlaybookSettings, at: datetime, silences: Sequence[Silence] = (),
+                  silence_at: datetime | None = None) -> Decision:
+    """The verdict for a hazard: the playbook's tier from its CAP severity and its reach. A hazard warning is a
+    safety message: it never waits for approval (an operator can still hold it), and nobody is held out."""
+    reach = assess_reach(touched, max(len(regions), 1), base, settings)
+    labels = {"incident": incident.id, "topic": HAZARD_TOPIC, "event": incident.alert.event or ""}
+    if len(regions) == 1:
+        labels["region"] = regions[0]
+    region = regions[0] if len(regions) == 1 else f"{len(regions)} regions"
+    decision = _verdict(incident.id, HAZARD_TOPIC, region, assess_hazard(incident.alert), reach, labels, settings,
+                        at, touched, silencing(silences, labels, silence_at or at))
+    return replace(decision, approval="not_needed")
+
+
+def _verdict(incident_id: str, topic: str, region: str, severity: Assessment, reach: Assessment,
+             labels: Mapping[str, str], settings: PlaybookSettings, at: datetime, touched: int,
+             silence: Silence | None) -> Decision:
+    tier = tier_for(severity.level, reach.level, settings)
+    return Decision(incident_id, topic, region, cast(SeverityLevel, severity.level), severity.reasons,
+                    cast(ReachLevel, reach.level), reach.reasons, tier, approval_for(tier, settings), at,
+                    audience=touched, silenced_by=silence.id if silence else None,
+                    labels=tuple(sorted(labels.items())))

@@ -34,8 +34,16 @@ def _customer(i: int, lat: float, lon: float, region: str = "MD-031", **extra: o
                                     "lat": lat, "lon": lon, "timezone": "America/New_York", **extra})
 
 
+World = tuple[HazardAlert, InMemoryCustomerIndex, list[Customer], list[Customer]]
+
+
 @pytest.fixture
-def world() -> tuple[HazardAlert, InMemoryCustomerIndex, list[Customer], list[Customer]]:
+def world() -> World:
+    return make_world()
+
+
+def make_world() -> World:
+    """A real alert with one polygon, customers inside it and customers outside."""
     alert = _alert("cap12_xml/ipaws-5e7e0fc5023f1930efcf3deb.xml")  # Local Area Emergency, one polygon
     ring = alert.areas[0].polygons[0]
     polygon = shapely.Polygon([(lon, lat) for lat, lon in ring])
