@@ -16,6 +16,7 @@ from forewarn.settings import ConfigError, Settings
 if TYPE_CHECKING:
     from forewarn.flows.cluster import Cluster
     from forewarn.flows.deliver import DeliveryWorker
+    from forewarn.flows.responder_worker import ResponderWorker
 
 from forewarn.cli.common import ConfigOption, _default_config, _fail, _settings, app, console, customers_app, err
 
@@ -92,23 +93,29 @@ def run(
         raise _fail(str(exc)) from None
     from forewarn.flows.live import run_live
 
-    worker = _start_worker(settings) if deliver else None
+    worker, responders = _start_workers(settings) if deliver else (None, None)
     try:
         run_live(settings, cluster, checked=True)
         if worker is not None:  # the flow reached the end of its input (kafka.tail: false): send what it decided
             worker.drain(timeout=settings.delivery.deadline.total_seconds())
+        if responders is not None:
+            responders.drain(timeout=settings.responders.deadline.total_seconds())
     except (ConfigError, RuntimeError) as exc:
         raise _fail(str(exc)) from None
     finally:
-        if worker is not None:
-            worker.stop()
+        for running in (worker, responders):
+            if running is not None:
+                running.stop()
 
 
-def _start_worker(settings: Settings) -> DeliveryWorker:
-    from forewarn.flows.delivery_parts import production_worker
+def _start_workers(settings: Settings) -> tuple[DeliveryWorker, ResponderWorker | None]:
+    """The delivery worker and, when responders are configured, the responder worker, as `forewarn deliver`."""
+    from forewarn.flows.delivery_parts import production_responder_worker, production_worker
     from forewarn.settings import Secrets
 
-    return production_worker(settings, Secrets()).start()
+    secrets = Secrets()
+    responders = production_responder_worker(settings, secrets)
+    return production_worker(settings, secrets).start(), responders.start() if responders is not None else None
 
 
 def _launch(config: Path, settings: Settings, cluster: Cluster) -> None:

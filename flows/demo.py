@@ -11,6 +11,7 @@ makes them).
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from bytewax.testing import run_main
 
 from forewarn.connectors.memory import InMemoryCustomerIndex
 from forewarn.connectors.templates import JinjaRenderer
+from forewarn.decisions import AuditEntry, Decision
 from forewarn.demo.scenario import generate
 from forewarn.flows.demo_feedback import CALLS_AVOIDED, WarnedCustomers, feedback_source
 from forewarn.flows.early_warning import build_flow
@@ -57,6 +59,7 @@ def run_demo(settings: Settings, out: Path, seed: int = 7, customers: int = 20_0
     summary = RunSummary.from_dir(out)
     summary.notes = judge_run(scenario, summary, out, hazards_enabled=settings.hazards is not None)
     summary.notes += effect_notes(parts, warned)
+    add_stages_and_effects(summary, parts)
     write_report(out / "report.html", scenario, summary, settings)
     write_status_feed(out, parts, scenario.end)
     write_documents(out, parts, scenario.end)
@@ -73,6 +76,29 @@ def effect_notes(parts: MemoryParts, warned: WarnedCustomers) -> list[str]:
         notes.append(f"effect of all incidents pooled: {describe(pooled(effects))}; truth: warned customers skip "
                      f"{CALLS_AVOIDED:.0%} of their calls ({warned.dropped} calls skipped in this run)")
     return notes
+
+
+def add_stages_and_effects(summary: RunSummary, parts: MemoryParts) -> None:
+    """Each incident's life (the stages its decision went through, from the audit trail) and its measured effect,
+    on the summary's rows."""
+    decisions = {d.incident_id: d for d in parts.decisions.recent(1_000)}
+    effects = {e.incident_id: e for e in measured(decisions.values(), parts.outbox, parts.store)}
+    for row in summary.rows:
+        if (decision := decisions.get(row.id)) is not None:
+            row.stages = stages_text(decision, parts.decisions.audit(row.id))
+        if (effect := effects.get(row.id)) is not None:
+            low, high = effect.relative_interval
+            row.effect = f"{effect.relative_reduction:.0%} fewer calls (95% CI {max(low, -9.99):.0%} to {high:.0%})"
+
+
+def stages_text(decision: Decision, audit: Sequence[AuditEntry]) -> str:
+    """`investigating → approve → ack → update → resolved (quiet)`: what happened to the incident, in order."""
+    steps = ["investigating", *(a.action for a in audit)]
+    if not decision.open and "resolve" not in steps:
+        steps.append("resolved (quiet windows)")
+    elif not decision.open:
+        steps[steps.index("resolve")] = "resolved"
+    return " → ".join(steps)
 
 
 def write_status_feed(out: Path, parts: MemoryParts, now: datetime) -> None:

@@ -61,7 +61,9 @@ class Withholding:
             return None
         covered = self.covered
         found: Mapping[str, str] = self._cached(f"covered:{key.incident_id}", lambda: covered(key.incident_id))
-        return found.get(key.customer_id)
+        by = found.get(key.customer_id)
+        # a carrying incident held or silenced since: its warning will not go, so this one must
+        return by if by is not None and self.reason(by, "warning") is None else None
 
     def _cached(self, key: str, load: Callable[[], Any]) -> Any:
         """`load()`, read again at most once per `ttl` seconds: a burst of messages costs one read, not one each."""

@@ -32,20 +32,25 @@ class IncidentRow:
     all_clear: dict[str, int] = field(default_factory=dict)
     excluded: dict[str, int] = field(default_factory=dict)
     decision: dict[str, Any] | None = None
+    stages: str = ""
+    """The incident's life as the decision store ended it (`forewarn demo` fills it in)."""
+    effect: str = ""
+    """The holdout's estimate of the calls its warning saved (`forewarn demo` fills it in)."""
 
     def tier_text(self) -> str:
-        """Tier, with the severity × reach behind it, the approval state and what muted it."""
-        d = self.decision
-        if d is None:
-            return "-"
-        approval = {"not_needed": "", "pending": ", awaiting approval", "approved": ", approved",
-                    "held": ", held by an operator"}[d["approval"]]
-        muted = f", silenced ({d['silenced_by']})" if d.get("silenced_by") else \
-            f", inhibited by {d['inhibited_by']}" if d.get("inhibited_by") else ""
-        return f"{d['tier']} ({d['severity']} × {d['reach']}){approval}{muted}"
+        return _tier(self.decision) if self.decision is not None else "-"
 
     def segment_text(self) -> str:
         return " AND ".join(f"{t['attribute']}={t['value']} (lift {t['lift']:.1f})" for t in self.segment) or "-"
+
+
+def _tier(d: dict[str, Any]) -> str:
+    """Tier, with the severity × reach behind it, the approval state and what muted it."""
+    approval = {"not_needed": "", "pending": ", awaiting approval", "approved": ", approved",
+                "held": ", held by an operator"}[d["approval"]]
+    muted = f", silenced ({d['silenced_by']})" if d.get("silenced_by") else \
+        f", inhibited by {d['inhibited_by']}" if d.get("inhibited_by") else ""
+    return f"{d['tier']} ({d['severity']} × {d['reach']}){approval}{muted}"
 
 
 def _ts(text: str) -> datetime:
@@ -86,8 +91,9 @@ def _fmt(ts: datetime) -> str:
 
 def incidents_table(rows: list[IncidentRow]) -> Table:
     table = Table(title="Incidents found", show_lines=False)
+    lived = any(r.stages or r.effect for r in rows)
     for name in ("incident key", "window (UTC)", "observed / expected", "segment", "tier", "audience",
-                 "warned sms", "warned email", "all-clear", "status"):
+                 "warned sms", "warned email", "all-clear", "status", *(("stages", "effect") if lived else ())):
         table.add_column(name, overflow="fold")
     for r in rows:
         table.add_row(
@@ -95,7 +101,7 @@ def incidents_table(rows: list[IncidentRow]) -> Table:
             f"{r.observed} / {r.expected:.1f}", r.segment_text(), r.tier_text(),
             str(r.audience) if not r.held else f"held: {r.held}",
             str(r.warned.get("sms", 0)), str(r.warned.get("email", 0)),
-            str(sum(r.all_clear.values())), r.status,
+            str(sum(r.all_clear.values())), r.status, *((r.stages or "-", r.effect or "-") if lived else ()),
         )
     return table
 
@@ -105,7 +111,7 @@ def read_hazards(path: Path) -> list[dict[str, Any]]:
 
     Added keys: `statuses` (in order), `sent_total` (every message by channel), `warned_total`
     (warnings: opened and updated reports), `all_clear_total` (the cancel's messages) and
-    `max_severity_rank` (a cancel's own rank is 0: the threat is past).
+    `max_severity_rank` (a cancel's own rank is 0: the threat is past) and `tier` (the playbook's, when decided).
     """
     last: dict[str, dict[str, Any]] = {}
     history: dict[str, dict[str, Any]] = {}
@@ -120,6 +126,8 @@ def read_hazards(path: Path) -> list[dict[str, Any]]:
                                          "all_clear_total": {}, "max_severity_rank": 0})
             h["statuses"].append(status)
             h["max_severity_rank"] = max(h["max_severity_rank"], report["hazard"]["severity_rank"])
+            if report.get("decision"):
+                h["tier"] = _tier(report["decision"])
             kind = "all_clear_total" if status == "cancelled" else "warned_total"
             for channel, n in report["enqueued_by_channel"].items():
                 for total in (h["sent_total"], h[kind]):
@@ -133,11 +141,11 @@ def _by_channel(counts: dict[str, int]) -> str:
 
 def hazards_table(hazards: list[dict[str, Any]]) -> Table:
     table = Table(title="Forecast incidents (hazard alerts)")
-    for name in ("hazard", "event", "alerts", "severity rank", "warned", "all-clear", "held"):
+    for name in ("hazard", "event", "alerts", "severity rank", "tier", "warned", "all-clear", "held"):
         table.add_column(name, overflow="fold")
     for h in hazards:
         table.add_row(h["hazard"]["id"], str(h["hazard"]["event"]), " → ".join(h["statuses"]),
-                      str(h["max_severity_rank"]), _by_channel(h["warned_total"]),
+                      str(h["max_severity_rank"]), h.get("tier", "-"), _by_channel(h["warned_total"]),
                       _by_channel(h["all_clear_total"]), h["held"] or "")
     return table
 

@@ -103,3 +103,28 @@ def test_a_configured_responder_without_its_secret_is_refused_at_start(redis_url
                                                                        pagerduty_standin: PagerDutyStandin) -> None:
     with pytest.raises(ConfigError, match="FOREWARN_PAGERDUTY_ROUTING_KEY is not set"):
         production_responder_worker(settings_for(redis_url, pagerduty_standin), Secrets(_env_file=None))
+
+
+def test_run_deliver_starts_the_responder_worker_beside_the_delivery_worker(
+        redis_url: str, pagerduty_standin: PagerDutyStandin, slack_standin: SlackStandin,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`forewarn run --deliver` on one machine tells responders as `forewarn deliver` does."""
+    from forewarn.cli.app import _start_workers
+
+    monkeypatch.setenv("FOREWARN_PAGERDUTY_ROUTING_KEY", pagerduty_standin.routing_key)
+    monkeypatch.setenv("FOREWARN_SLACK_WEBHOOK_URL", slack_standin.webhook_url)
+    settings = settings_for(redis_url, pagerduty_standin)
+    client = redis.Redis.from_url(redis_url)
+    RedisCustomerIndex(client).upsert(_base() + ELSEWHERE)
+    incident = _opened()
+    RedisParts(settings, Secrets()).outreach().handle(incident)
+    worker, responders = _start_workers(settings)
+    try:
+        assert responders is not None and responders.running
+        wait_for(lambda: pagerduty_standin.state_of(incident.id) == "triggered" and len(slack_standin.posted) == 1,
+                 "the trigger")
+    finally:
+        worker.stop()
+        if responders is not None:
+            responders.stop()
+    client.close()

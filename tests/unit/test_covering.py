@@ -94,3 +94,13 @@ def test_a_customer_held_out_of_the_later_incident_keeps_the_earlier_warning() -
     assert not held & set(p.outbox.covered(internet.id))
     _, senders = delivered(p)
     assert held <= {m.key.customer_id for m in _sent(senders, internet.id, "warning")}
+
+
+def test_a_carried_warning_goes_after_all_when_the_carrying_incident_is_held() -> None:
+    p = parts()
+    internet, tv = _opened(), _tv()
+    p.outreach.handle(internet)
+    p.outreach.handle(tv)
+    p.outreach.hold(tv.id, "ana", "not us")  # the TV warning will be withheld: the internet one must go
+    _, senders = delivered(p)
+    assert len(_sent(senders, internet.id, "warning")) == 13 and not _sent(senders, tv.id, "warning")
