@@ -93,8 +93,10 @@ def run(
         raise _fail(str(exc)) from None
     from forewarn.flows.live import run_live
 
-    worker, responders = _start_workers(settings) if deliver else (None, None)
+    worker = responders = None
     try:
+        if deliver:
+            worker, responders = _start_workers(settings)
         run_live(settings, cluster, checked=True)
         if worker is not None:  # the flow reached the end of its input (kafka.tail: false): send what it decided
             worker.drain(timeout=settings.delivery.deadline.total_seconds())

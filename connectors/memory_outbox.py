@@ -22,8 +22,10 @@ from forewarn.envelopes import (
     WAITING_STATES,
     Begun,
     Envelope,
+    Fate,
     Lease,
     falls_back,
+    fate_of,
     message_id,
     parse_message_id,
     warning_ids,
@@ -119,6 +121,9 @@ class InMemoryOutbox:
         with self._lock:
             return {c for c in customer_ids for mid in warning_ids(incident_id, c)
                     if (held := self._messages.get(mid)) is not None and held.state in WAITING_STATES}
+
+    def warning_fate(self, incident_id: str, customer_id: str) -> Fate | None:
+        return fate_of([s for mid in warning_ids(incident_id, customer_id) if (s := self.state(mid).get("state"))])
 
     def cover(self, incident_id: str, covered_by: Mapping[str, str]) -> None:
         with self._lock:

@@ -36,9 +36,11 @@ from forewarn.envelopes import (
     WAITING_STATES,
     Begun,
     Envelope,
+    Fate,
     Lease,
     epoch_ms,
     falls_back,
+    fate_of,
     from_epoch_ms,
     id_part,
     message_id,
@@ -203,6 +205,9 @@ class RedisOutbox:
         states = pipe.execute() if pairs else []
         return {c for (c, _), state in zip(pairs, states, strict=True)
                 if state is not None and _text(state) in WAITING_STATES}
+
+    def warning_fate(self, incident_id: str, customer_id: str) -> Fate | None:
+        return fate_of([s for mid in warning_ids(incident_id, customer_id) if (s := self.state(mid).get("state"))])
 
     def cover(self, incident_id: str, covered_by: Mapping[str, str]) -> None:
         if not covered_by:

@@ -22,6 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import jinja2
+from jinja2 import meta
 
 from forewarn.interfaces import Rendered
 from forewarn.localtime import LocalTime
@@ -66,6 +67,21 @@ class JinjaRenderer:
             f"{topic}.{kind}.{channel}.j2",
             f"{family}.{kind}.{channel}.j2",
         ]))
+
+    def names_others(self, topic: str) -> bool:
+        """Whether every warning template `topic` may use names the overlapping incidents its warning carries
+        (`also_labels`): only then may its warning carry them (`outreach.covering`).
+
+        >>> from forewarn.settings import BUNDLED_CONFIG
+        >>> JinjaRenderer(BUNDLED_CONFIG / "templates").names_others("no_internet")
+        True
+        """
+        names = [n for n in self._env.list_templates() if n.startswith((f"{topic}.warning.", "default.warning."))]
+        loader = self._env.loader
+        assert loader is not None
+        return bool(names) and all(
+            "also_labels" in meta.find_undeclared_variables(self._env.parse(loader.get_source(self._env, n)[0]))
+            for n in names)
 
     def _select(self, topic: str, kind: MessageKind, channel: Channel, context: Mapping[str, object],
                 family: str) -> jinja2.Template:

@@ -130,7 +130,7 @@ def production_worker(settings: Settings, secrets: Secrets, metrics: DeliveryMet
     identities = {c: str(getattr(s, "identity", c)) for c, s in senders.items()}
     index = RedisCustomerIndex(client, prefix, extra_traits=settings.targeting.extra_traits)
     outbox = RedisOutbox(client, prefix, settings.delivery.shards)
-    withholding = Withholding(RedisDecisionStore(client, prefix), RedisSilenceStore(client, prefix), outbox.covered)
+    withholding = Withholding(RedisDecisionStore(client, prefix), RedisSilenceStore(client, prefix), outbox)
     return build_worker(settings, outbox, senders,
                         limiter=RedisRateLimiter(client, prefix), suppressions=RedisSuppressions(client, prefix),
                         opt_outs=index, identities=identities, rates=configured_rates(settings), metrics=metrics,

@@ -69,7 +69,8 @@ def build_outreach(settings: Settings, index: CustomerIndex, outbox: Outbox, sto
     t = settings.targeting
     o = settings.outreach
     gate, notifier = _decision_parts(settings, index, decisions, silences, responders)
-    covering = Covering(outbox, decisions.open_decisions) if decisions is not None else None
+    covering = Covering(outbox, decisions.open_decisions, o.topic_labels, frozenset(o.urgent_topics),
+                        gate.silenced_now, renderer.names_others) if decisions is not None and gate else None
     return Outreach(index, build_enqueuer(settings, outbox, log), renderer,
                     TraitRule(t.min_support, t.min_coverage, t.min_lift, t.max_p_value),
                     o.max_audience, store, o.topic_labels, o.urgent_topics, gate, notifier, covering)
@@ -129,7 +130,7 @@ class MemoryParts:
     def worker(self) -> DeliveryWorker:
         """The in-process delivery worker, started on first use."""
         if self._worker is None:
-            withholding = Withholding(self.decisions, self.silences, self.outbox.covered)
+            withholding = Withholding(self.decisions, self.silences, self.outbox)
             self._worker = memory_worker(self.settings, self.outbox, self.senders(), opt_outs=self.index,
                                          withholding=withholding).start()
         return self._worker

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, cast, get_args
@@ -72,8 +73,26 @@ def _unescape(part: str) -> str:
     return part.replace("%7C", "|").replace("%25", "%")
 
 
-WAITING_STATES = frozenset({"enqueued", "deferred"})
-"""A message decided and not yet begun: nothing has gone to a provider."""
+WAITING_STATES = frozenset({"deferred"})
+"""A message waiting for the customer's morning: another incident's warning may carry its news."""
+PENDING_STATES = frozenset({"enqueued", "deferred", "sending", "retrying"})
+"""A message that may still go (or be going)."""
+
+Fate = Literal["told", "pending", "not told"]
+
+
+def fate_of(states: Sequence[str]) -> Fate | None:
+    """What became of a customer's warning, from the states of its SMS and email messages (an SMS's fallback
+    is its email): told when either went, pending while either may still go; None when none was decided.
+
+    >>> fate_of(["failed", "sent"]), fate_of(["failed", "enqueued"]), fate_of(["withheld"]), fate_of([])
+    ('told', 'pending', 'not told', None)
+    """
+    if not states:
+        return None
+    if any(s in ACCEPTED_STATES for s in states):
+        return "told"
+    return "pending" if any(s in PENDING_STATES for s in states) else "not told"
 
 
 def warning_ids(incident_id: str, customer_id: str) -> tuple[str, str]:

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 from forewarn.decisions import AuditEntry, Decision, ResponderEvent, Silence
-from forewarn.envelopes import Begun, Envelope, Lease
+from forewarn.envelopes import Begun, Envelope, Fate, Lease
 from forewarn.records import Channel, ContactCard, Customer, Incident, Message, MessageKind, SendResult
 
 if TYPE_CHECKING:  # shapely and numpy load only where areas are searched
@@ -245,8 +245,12 @@ class Outbox(Protocol):
         ...
 
     def waiting(self, incident_id: str, customer_ids: Sequence[str]) -> set[str]:
-        """Those of `customer_ids` whose warning of the incident is decided but not begun (queued, or deferred
-        to their morning): another incident's warning can still carry it."""
+        """Those of `customer_ids` whose warning of the incident waits for their morning: another incident's
+        warning can still carry it."""
+        ...
+
+    def warning_fate(self, incident_id: str, customer_id: str) -> Fate | None:
+        """Whether the customer's warning of the incident went, may still go, or will not (`fate_of`)."""
         ...
 
     def cover(self, incident_id: str, covered_by: Mapping[str, str]) -> None:

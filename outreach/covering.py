@@ -1,24 +1,25 @@
 """One message for a customer in two overlapping incidents, not two.
 
-A customer in a new incident's audience whose warning of another open incident has not gone yet (it waits for
-their morning, for a worker, or was decided moments ago) gets one warning that carries both: the new warning
-names the other incident's topic too, and the waiting one is not sent (at send time it is settled `covered`,
-pointing to the incident that carried it). The covered incident's acknowledgement, updates and all-clear still
-reach the customer, as they would have after its own warning. A warning that already went is not taken back:
-the new one then goes through the customer's budget like any other.
-
-A waiting warning that a worker begins in the second before it is covered still goes (the worker reads the
-covering at most once a second): the customer then gets both, the second naming both topics; never none.
+A customer in a new incident's audience whose warning of another open incident waits for their morning (quiet
+hours) gets one warning that carries both: the new warning names the other incident's topic too, and the
+waiting one is not sent. At send time the waiting one checks the warning that carries it: once that went, it is
+settled `covered` (pointing to the incident that carried it); while that may still go, it waits; when that will
+not go (held, silenced, expired, failed), it goes itself. So a customer gets one message, or at worst both,
+never none. The covered incident's acknowledgement, updates and all-clear still reach the customer, as they
+would have after its own warning. A warning that already went, or is about to, is not taken back: the new one
+then goes through the customer's budget like any other. Safety news is never carried (critical incidents,
+urgent topics, hazards), nor an incident silenced since, nor by a topic whose templates do not name it.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from forewarn.decisions import Decision
 from forewarn.interfaces import Outbox
+from forewarn.settings import OutreachSettings
 
 
 @dataclass(frozen=True)
@@ -53,17 +54,38 @@ class Covering:
         Where the other incidents' warnings wait.
     open_decisions
         The open incidents (`DecisionStore.open_decisions`); only those that message customers are looked at.
+    topic_labels
+        The company's words for topics: an incident on a topic without them (a hazard, an unlabelled topic) is
+        never carried (the carrying warning could not name it).
+    urgent_topics
+        Topics whose news goes on its own, as critical incidents' does (safety).
+    silenced
+        The silence muting a decision now (`DecisionGate.silenced_now`): a silenced incident is not carried.
+    carrier
+        Whether a topic's warning templates name the incidents they carry (`also_labels`); a topic whose
+        templates do not carries nothing.
     """
 
     outbox: Outbox
     open_decisions: Callable[[], Sequence[Decision]]
+    topic_labels: Mapping[str, str] = field(default_factory=lambda: dict(OutreachSettings().topic_labels))
+    urgent_topics: frozenset[str] = frozenset()
+    silenced: Callable[[Decision], str | None] = lambda decision: None
+    carrier: Callable[[str], bool] = lambda topic: True
 
-    def carried(self, incident_id: str, customer_ids: Sequence[str]) -> Carried:
+    def carryable(self, decision: Decision) -> bool:
+        return (decision.messages_customers and decision.topic in self.topic_labels
+                and decision.topic not in self.urgent_topics and decision.severity != "critical"
+                and self.silenced(decision) is None)
+
+    def carried(self, incident_id: str, topic: str, customer_ids: Sequence[str]) -> Carried:
+        if not self.carrier(topic):
+            return Carried(incident_id, {})
         # a customer already decided this incident's warning (an earlier pass) got it without the others
         wanted = set(customer_ids) - self.outbox.decided(incident_id, "warning")
         found: dict[str, list[Decision]] = defaultdict(list)
         for decision in self.open_decisions():
-            if decision.incident_id == incident_id or not decision.messages_customers:
+            if decision.incident_id == incident_id or not self.carryable(decision):
                 continue
             candidates = sorted(wanted & self.outbox.decided(decision.incident_id, "warning"))
             if not candidates:

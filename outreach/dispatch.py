@@ -11,8 +11,8 @@ a crash. The stages, in order:
 3. reconcile: the provider's own log has it → sent, without sending again (first: a message the
    provider took is recorded sent even when its deadline or an opt-out came after that try);
 4. past its deadline → expired;
-5. a warning an overlapping incident's warning carries → covered; the incident no longer messages customers
-   (held or silenced since it was queued) → withheld;
+5. the incident no longer messages customers (held or silenced since it was queued) → withheld; a warning an
+   overlapping incident's warning carries → covered once that one went (waiting while it may still go);
    the address said STOP (or unsubscribed), or the customer opted out in the index since → opted out;
 6. send, then: accepted → sent; final error → failed (an opt-out is written back); retryable → retry
    at backoff, or expired when the backoff passes the deadline; refused credentials → the breaker
@@ -147,13 +147,18 @@ class Dispatcher:
         if now >= envelope.expires_at:
             self.queue.settle(lease, "expired", now, SendResult(ok=False, reason="deadline passed before it went"))
             return "expired"
-        if self.withholding is not None and (by := self.withholding.covered_by(envelope.key)) is not None:
-            self.queue.settle(lease, "covered", now, SendResult(ok=False, reason=f"carried by the warning of {by}"))
-            return "covered"
         if self.withholding is not None and (why := self.withholding.reason(envelope.key.incident_id,
                                                                              envelope.key.kind)) is not None:
             self.queue.settle(lease, "withheld", now, SendResult(ok=False, reason=why))
             return "withheld"
+        if self.withholding is not None and (carried := self.withholding.carried_by(envelope.key)) is not None:
+            verdict, by = carried
+            if verdict == "wait":
+                self.queue.release(lease, now + WAIT_FOR_WARNING, now, f"waiting for the warning of {by} carrying it",
+                                   quiet=True)
+                return "waiting"
+            self.queue.settle(lease, "covered", now, SendResult(ok=False, reason=f"carried by the warning of {by}"))
+            return "covered"
         if self._opted_out(envelope):
             self.queue.settle(lease, "opted_out", now, SendResult(ok=False, reason="the recipient opted out"))
             return "opted_out"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from forewarn.decisions import MESSAGING_TIERS, AuditAction, AuditEntry, Decision
+from forewarn.decisions import MESSAGING_TIERS, AuditAction, AuditEntry, Decision, at_least
 from forewarn.hazards import HazardIncident
 from forewarn.interfaces import CustomerIndex, DecisionStore, SilenceStore
 from forewarn.outreach.playbook import decide, decide_hazard
@@ -70,9 +70,13 @@ class DecisionGate:
         regions = sorted({r.customer.region for r in recipients})
         now = max(incident.first_sent, self.clock())
         silences = self.silences.active(now) if self.silences is not None else ()
-        return self._keep(decide_hazard(incident, touched=len(recipients), regions=regions, base=self.index.size(),
-                                        settings=self.settings, at=incident.first_sent, silences=silences,
-                                        silence_at=now))
+        fresh = decide_hazard(incident, touched=len(recipients), regions=regions, base=self.index.size(),
+                              settings=self.settings, at=incident.first_sent, silences=silences, silence_at=now)
+        earlier = self.decisions.load(incident.id)
+        if earlier is not None and not at_least(fresh.tier, earlier.tier):
+            # a wider path is no reason to say less: warnings queued under the louder tier still go
+            fresh = replace(fresh, tier=earlier.tier)
+        return self._keep(fresh)
 
     def _keep(self, fresh: Decision) -> Decision:
         """Save a fresh verdict atomically, keeping what operators and responders did since (approval, stage,

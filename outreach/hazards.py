@@ -220,8 +220,9 @@ class HazardOutreach:
             return text, html
 
         alert = report.incident.alert
+        severity = report.decision.severity if report.decision is not None else None  # critical passes the budget
         self.enqueuer.enqueue(report, report.incident.id, kind, recipients, render, alert.sent,
-                              urgent=alert.severity_rank() >= self.urgent_rank)
+                              urgent=alert.severity_rank() >= self.urgent_rank, severity=severity)
 
 
 GENERIC_EVENT = "weather alert"

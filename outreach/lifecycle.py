@@ -30,11 +30,13 @@ class Lifecycle:
         self.store = outreach.store
 
     def ack(self, incident_id: str, actor: str, note: str = "", eta: datetime | None = None) -> OutreachReport:
+        self._incident(incident_id)  # an unknown id (a hazard's, say) changes nothing
         decision = self.gate.advance(incident_id, "ack", actor, note, eta)
         self.outreach.tell_responders(decision, self._incident(incident_id), "acknowledge")
         return self._stage(decision, "ack")
 
     def update(self, incident_id: str, actor: str, note: str = "", eta: datetime | None = None) -> OutreachReport:
+        self._incident(incident_id)
         decision = self.gate.advance(incident_id, "update", actor, note, eta)
         self.outreach.tell_responders(decision, self._incident(incident_id), "update")
         if decision.updates > MAX_CUSTOMER_UPDATES:
@@ -69,5 +71,6 @@ class Lifecycle:
     def _incident(self, incident_id: str) -> Incident:
         incident = self.store.load(incident_id)
         if incident is None:
-            raise ApprovalError(f"{incident_id} is not in the incident store (kept 30 days)")
+            raise ApprovalError(f"{incident_id} is not in the incident store (kept 30 days; a hazard's stages follow "
+                                "its alerts)")
         return incident

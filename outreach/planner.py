@@ -138,7 +138,7 @@ class Outreach:
         if self.covering is None:
             self._send(report, incident, "warning", recipients, at)
             return
-        carried = self.covering.carried(incident.id, [r.customer.id for r in recipients])
+        carried = self.covering.carried(incident.id, incident.topic, [r.customer.id for r in recipients])
         fresh = self._send(report, incident, "warning", recipients, at, carried=carried)
         carried.record(self.enqueuer.outbox, fresh)
 
@@ -164,10 +164,11 @@ class Outreach:
         """An operator approves: the audience as it stands now is warned (quiet hours judged now)."""
         if self.gate is None or self.store is None:
             raise ApprovalError("approval needs the decision and incident stores (a redis section)")
-        self.gate.act(incident_id, "approve", actor, note)
-        incident = self.store.load(incident_id)
+        incident = self.store.load(incident_id)  # first: an unknown id (a hazard's, say) changes nothing
         if incident is None:
-            raise ApprovalError(f"{incident_id} is no longer in the incident store (kept 30 days)")
+            raise ApprovalError(f"{incident_id} is not in the incident store (kept 30 days; a hazard never waits "
+                                "for approval)")
+        self.gate.act(incident_id, "approve", actor, note)
         return self._warn(incident, at=self.gate.clock())
 
     def hold(self, incident_id: str, actor: str, note: str = "") -> Decision:

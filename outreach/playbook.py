@@ -162,8 +162,10 @@ def assess_hazard(alert: HazardAlert) -> Assessment:
 def decide_hazard(incident: HazardIncident, *, touched: int, regions: Sequence[str], base: int,
                   settings: PlaybookSettings, at: datetime, silences: Sequence[Silence] = (),
                   silence_at: datetime | None = None) -> Decision:
-    """The verdict for a hazard: the playbook's tier from its CAP severity and its reach. A hazard warning is a
-    safety message: it never waits for approval (an operator can still hold it), and nobody is held out."""
+    """The verdict for a hazard: the playbook's tier from its CAP severity and its reach, at least `notify` (a
+    hazard rule chose to warn the customers in its path: the playbook can add a status entry, not take the
+    warning away). A hazard warning is a safety message: it never waits for approval (an operator can still hold
+    it or silence it), and nobody is held out."""
     reach = assess_reach(touched, max(len(regions), 1), base, settings)
     labels = {"incident": incident.id, "topic": HAZARD_TOPIC, "event": incident.alert.event or ""}
     if len(regions) == 1:
@@ -171,7 +173,8 @@ def decide_hazard(incident: HazardIncident, *, touched: int, regions: Sequence[s
     region = regions[0] if len(regions) == 1 else f"{len(regions)} regions"
     decision = _verdict(incident.id, HAZARD_TOPIC, region, assess_hazard(incident.alert), reach, labels, settings,
                         at, touched, silencing(silences, labels, silence_at or at))
-    return replace(decision, approval="not_needed")
+    return replace(decision, tier=decision.tier if at_least(decision.tier, "notify") else "notify",
+                   approval="not_needed")
 
 
 def _verdict(incident_id: str, topic: str, region: str, severity: Assessment, reach: Assessment,

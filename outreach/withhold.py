@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from forewarn.decisions import Decision, Silence
-from forewarn.interfaces import DecisionStore, SilenceStore
+from forewarn.interfaces import DecisionStore, Outbox, SilenceStore
 from forewarn.outreach.gate import why_not
 from forewarn.outreach.silencing import silencing
 from forewarn.records import MessageKey, MessageKind
@@ -27,8 +27,8 @@ from forewarn.records import MessageKey, MessageKind
 class Withholding:
     decisions: DecisionStore
     silences: SilenceStore | None = None
-    covered: Callable[[str], Mapping[str, str]] | None = None
-    """`Outbox.covered`: customers whose warning of an incident another incident's warning carries."""
+    outbox: Outbox | None = None
+    """Where the covering of overlapping incidents is recorded (`Outbox.covered`, `Outbox.warning_fate`)."""
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     ttl: float = 1.0
     _cache: dict[str, tuple[float, Any]] = field(default_factory=dict)
@@ -41,7 +41,7 @@ class Withholding:
         decision: Decision | None = self._cached(f"decision:{incident_id}",
                                                  lambda: self.decisions.load(incident_id))
         if decision is None:
-            return None  # decided without a gate (hazards, a flow without the playbook)
+            return None  # decided without a gate (a flow without the playbook)
         # a resolution is not a reason: warnings already queued go, and the all-clear follows them (or supersedes
         # the ones still waiting for a morning), as `DeliveryQueue.begin` orders it
         still = replace(decision, open=True)
@@ -55,15 +55,21 @@ class Withholding:
                 return f"silenced by {silence.id}"
         return None
 
-    def covered_by(self, key: MessageKey) -> str | None:
-        """The incident whose warning carries this warning's news to the customer (so this one is not sent)."""
-        if key.kind != "warning" or self.covered is None:
+    def carried_by(self, key: MessageKey) -> tuple[Literal["covered", "wait"], str] | None:
+        """For a warning an overlapping incident's warning carries: "covered" once that warning went (this one
+        is not sent), "wait" while it may still go; None when this one must go itself (nothing carries it, or
+        the carrying warning will not go: held, silenced, expired, failed, opted out)."""
+        if key.kind != "warning" or self.outbox is None:
             return None
-        covered = self.covered
-        found: Mapping[str, str] = self._cached(f"covered:{key.incident_id}", lambda: covered(key.incident_id))
+        outbox = self.outbox
+        found: Mapping[str, str] = self._cached(f"covered:{key.incident_id}", lambda: outbox.covered(key.incident_id))
         by = found.get(key.customer_id)
-        # a carrying incident held or silenced since: its warning will not go, so this one must
-        return by if by is not None and self.reason(by, "warning") is None else None
+        if by is None:
+            return None
+        fate = outbox.warning_fate(by, key.customer_id)
+        if fate == "told":
+            return "covered", by
+        return ("wait", by) if fate == "pending" else None
 
     def _cached(self, key: str, load: Callable[[], Any]) -> Any:
         """`load()`, read again at most once per `ttl` seconds: a burst of messages costs one read, not one each."""

@@ -80,6 +80,7 @@ class Received:
     kind: str  # "warning" or "resolved", from the text itself
     incident_id: str | None  # emails carry a reference; texts do not
     body: str
+    message_id: str | None = None  # an email's Message-ID: a re-send after a crash carries the same one
 
 
 def _sms_kind(body: str) -> str:
@@ -118,7 +119,7 @@ def received_messages(scenario_customers: Iterable[Customer], twilio: TwilioStan
         reference = next((line.removeprefix("Reference:").strip() for line in text.splitlines()
                           if line.startswith("Reference:")), None)
         out.append(Received(by_email[to], "email", to, _email_kind(str(mail.message["Subject"])),
-                            reference, text))
+                            reference, text, str(mail.message["Message-ID"])))
     return out
 
 

@@ -9,11 +9,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from forewarn.connectors.memory import InMemoryContactLog
 from forewarn.connectors.memory_decisions import InMemoryDecisionStore
 from forewarn.connectors.memory_responder_outbox import InMemoryResponderOutbox
 from forewarn.connectors.memory_silences import InMemorySilenceStore
 from forewarn.decisions import Silence
 from forewarn.hazards import Reference
+from forewarn.outreach.enqueue import ContactCap
 from forewarn.outreach.gate import DecisionGate
 from forewarn.outreach.hazards import HazardRule, HazardTracker
 from forewarn.outreach.notifier import ResponderNotifier
@@ -41,7 +43,7 @@ class Gated(Delivering):
         self.responders = InMemoryResponderOutbox()
         self.outreach.gate = DecisionGate(playbook, self.decisions, index, self.silences, clock=self.clock)
         self.outreach.notifier = ResponderNotifier(self.responders, ("pagerduty", "slack"), clock=self.clock)
-        withholding = Withholding(self.decisions, self.silences, self.outbox.covered, clock=self.clock, ttl=0)
+        withholding = Withholding(self.decisions, self.silences, self.outbox, clock=self.clock, ttl=0)
         self.courier = Courier(self.outbox, self.senders, self.clock, withholding=withholding)  # type: ignore[arg-type]
 
     def responder_stages(self) -> list[tuple[str, str]]:
@@ -79,18 +81,52 @@ def test_an_extreme_observed_hazard_is_critical_and_warns_at_once_even_where_bro
     assert closed is not None and not closed.open
 
 
-def test_a_hazard_below_the_playbooks_notify_rules_tells_responders_only(scene: World) -> None:
-    alert, _, _, _ = scene
+def test_a_hazard_the_rules_warn_about_is_notified_whatever_the_playbook_says(scene: World) -> None:
+    """The playbook's tier for a low hazard is observe; a hazard rule chose to warn: notify, and responders."""
+    alert, _, inside, _ = scene
     watch = dataclasses.replace(alert, severity="Moderate", urgency="Future", certainty="Possible")  # rank 1
-    parts = Gated(scene, PlaybookSettings(rules=(PlaybookRule(severity=("critical", "high"), tier="notify"),
+    parts = Gated(scene, PlaybookSettings(rules=(PlaybookRule(severity=("critical", "high"), tier="broadcast"),
                                                  PlaybookRule(tier="observe"))))
     parts.outreach.rules = (HazardRule(events=(alert.event or "",), min_rank=1),)
     [opened] = HazardTracker().observe(watch)
     report = parts.outreach.handle(opened)
-    assert report.decision is not None and (report.decision.severity, report.decision.tier) == ("low", "observe")
-    assert report.held is not None and report.held.startswith("tier observe")
-    assert parts.deliver() == {} and parts.sms.sent == []
+    assert report.decision is not None and (report.decision.severity, report.decision.tier) == ("low", "notify")
+    assert report.held is None and parts.deliver() == {"sent": len(inside)}
     assert sorted(parts.responder_stages()) == [("trigger", "pagerduty"), ("trigger", "slack")]
+
+
+def test_an_update_never_lowers_the_tier(scene: World) -> None:
+    """The base grew between the alert and its update, so the same path is no longer widespread; what was queued
+    under the louder tier still goes, and the tier stays."""
+    alert, index, inside, outside = scene
+    parts = Gated(scene, PlaybookSettings(rules=(PlaybookRule(severity=("critical",), reach=("widespread",),
+                                                              tier="broadcast"),
+                                                 PlaybookRule(tier="notify"))))
+    tracker = HazardTracker()
+    [opened] = tracker.observe(alert)
+    first = parts.outreach.handle(opened)
+    assert first.decision is not None and (first.decision.reach, first.decision.tier) == ("widespread", "broadcast")
+    index.upsert([outside[0].model_copy(update={"id": f"CU-{900 + i}"}) for i in range(100)])  # far away
+    update = dataclasses.replace(alert, identifier=alert.identifier + "-u", msg_type="Update",
+                                 references=(Reference(alert.sender, alert.identifier, alert.sent),))
+    [updated] = tracker.observe(update)
+    again = parts.outreach.handle(updated)
+    assert again.decision is not None and again.decision.reach != "widespread"
+    assert again.decision.tier == "broadcast"
+    assert parts.deliver() == {"sent": len(inside)}
+
+
+def test_a_critical_hazard_passes_the_budget(scene: World) -> None:
+    alert, _, inside, _ = scene
+    parts = Gated(scene, PlaybookSettings())
+    log = InMemoryContactLog()
+    for c in inside:
+        log.add(c.id, alert.sent, f"INC-X|{c.id}|warning")  # each already had today's one warning
+    parts.outreach.enqueuer.cap = ContactCap(log, max_messages=1, bypass_from="critical")
+    [opened] = HazardTracker().observe(alert)
+    report = parts.outreach.handle(opened)
+    assert report.decision is not None and report.decision.severity == "critical"
+    assert report.outcomes == {"enqueued": len(inside)}
 
 
 def test_a_silenced_hazard_messages_nobody_and_a_held_one_is_withheld_at_send_time(scene: World) -> None:

@@ -36,9 +36,7 @@ def test_a_flood_watch_warns_its_counties_once_and_only_those(tmp_path: Path) ->
     alerts.write_bytes(orjson.dumps(feature) + b"\n" + orjson.dumps(feature) + b"\n")  # delivered twice
     config = tmp_path / "config.yaml"
     config.write_text("hazards:\n  region_format: state-county\n  rules:\n"
-                      "    - {events: [Flood Watch], min_rank: 2}\n"
-                      # this tests the watch's counties: with a base of 9 the default playbook would publish it
-                      "playbook: {rules: [{tier: notify}]}\n")
+                      "    - {events: [Flood Watch], min_rank: 2}\n")
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["replay", "-c", str(config), "--input", str(alerts),
                                       "--customers", str(people), "--out", str(out)])

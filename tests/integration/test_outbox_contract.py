@@ -650,12 +650,29 @@ def test_an_update_still_waiting_when_the_all_clear_is_decided_is_superseded(out
 # -- overlapping incidents: one warning carries another's -------------------------------------------
 
 
-def test_waiting_names_the_customers_whose_warning_has_not_begun(outbox: AnyOutbox) -> None:
+def test_waiting_names_the_customers_whose_warning_waits_for_their_morning(outbox: AnyOutbox) -> None:
     queued, deferred, going = envelope("CU-1"), envelope("CU-2", not_before=at(3_600)), envelope("CU-3")
     outbox.enqueue([queued, deferred], T0)
     deliver(outbox, going)
-    assert outbox.waiting("INC-1", ["CU-1", "CU-2", "CU-3", "CU-9"]) == {"CU-1", "CU-2"}
-    assert outbox.waiting("INC-2", ["CU-1"]) == set()
+    assert outbox.waiting("INC-1", ["CU-1", "CU-2", "CU-3", "CU-9"]) == {"CU-2"}  # CU-1's goes at once
+    assert outbox.waiting("INC-2", ["CU-2"]) == set()
+
+
+def test_warning_fate_says_whether_the_customer_was_told(outbox: AnyOutbox) -> None:
+    deliver(outbox, envelope("CU-3"))
+    outbox.enqueue([envelope("CU-1"), envelope("CU-2", fallback=True)], T0)
+    assert outbox.warning_fate("INC-1", "CU-1") == "pending"
+    assert outbox.warning_fate("INC-1", "CU-3") == "told"
+    assert outbox.warning_fate("INC-1", "CU-9") is None
+    leases = take_all(outbox, "sms")
+    lease = leases[envelope("CU-2").id]
+    outbox.begin(lease, at(1))
+    outbox.settle(lease, "failed", at(2), SendResult(ok=False, reason="21211"))
+    assert outbox.warning_fate("INC-1", "CU-2") == "pending"  # its email fallback may still go
+    lease = leases[envelope("CU-1").id]
+    outbox.begin(lease, at(3))
+    outbox.settle(lease, "withheld", at(3), SendResult(ok=False, reason="held"))
+    assert outbox.warning_fate("INC-1", "CU-1") == "not told"
 
 
 def test_cover_records_who_carries_each_customers_warning(outbox: AnyOutbox) -> None:

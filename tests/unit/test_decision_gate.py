@@ -19,6 +19,7 @@ from forewarn.outreach.covering import Covering
 from forewarn.outreach.enqueue import ContactCap, Enqueuer
 from forewarn.outreach.gate import ApprovalError, DecisionGate
 from forewarn.outreach.planner import Outreach
+from forewarn.outreach.policy import QuietHours
 from forewarn.outreach.withhold import Withholding
 from forewarn.records import Incident
 from forewarn.settings import InhibitRule, PlaybookSettings
@@ -37,7 +38,8 @@ class Parts(NamedTuple):
     clock: Clock
 
 
-def parts(playbook: PlaybookSettings | None = None, cap: ContactCap | None = None, holdout: float = 0.0) -> Parts:
+def parts(playbook: PlaybookSettings | None = None, cap: ContactCap | None = None, holdout: float = 0.0,
+          quiet: QuietHours | None = None) -> Parts:
     """Outreach with a gate; nobody held out unless `holdout` says so (the holdout has its own tests)."""
     index = InMemoryCustomerIndex()
     index.upsert(_base() + ELSEWHERE)  # a base of 1,060: the incident's 19 are a local reach
@@ -45,14 +47,15 @@ def parts(playbook: PlaybookSettings | None = None, cap: ContactCap | None = Non
     clock = Clock(_opened().opened_at + timedelta(minutes=5))
     settings = (playbook or PlaybookSettings()).model_copy(update={"holdout_share": holdout})
     gate = DecisionGate(settings, decisions, index, silences, clock=clock)
-    outreach = Outreach(index, Enqueuer(outbox, cap=cap, clock=clock), JinjaRenderer(TEMPLATES), max_audience=100,
-                        store=InMemoryIncidentStore(), gate=gate, covering=Covering(outbox, decisions.open_decisions))
+    enqueuer = Enqueuer(outbox, cap=cap, clock=clock, quiet=quiet)
+    outreach = Outreach(index, enqueuer, JinjaRenderer(TEMPLATES), max_audience=100, store=InMemoryIncidentStore(),
+                        gate=gate, covering=Covering(outbox, decisions.open_decisions))
     return Parts(outreach, outbox, decisions, silences, index, clock)
 
 
 def delivered(p: Parts) -> tuple[Courier, dict[str, ScriptedSender]]:
     senders = {"sms": ScriptedSender("sms"), "email": ScriptedSender("email")}
-    withholding = Withholding(p.decisions, p.silences, p.outbox.covered, clock=p.clock, ttl=0)
+    withholding = Withholding(p.decisions, p.silences, p.outbox, clock=p.clock, ttl=0)
     courier = Courier(p.outbox, senders, p.clock, withholding=withholding)  # type: ignore[arg-type]
     courier.run()
     return courier, senders
@@ -101,8 +104,9 @@ def test_a_hold_keeps_customers_out_until_an_approval() -> None:
 
 def test_approval_is_refused_for_unknown_resolved_or_silent_incidents() -> None:
     p = parts(PlaybookSettings(approval_from="notify"))
-    with pytest.raises(ApprovalError, match="no decision for INC-404"):
+    with pytest.raises(ApprovalError, match="INC-404 is not in the incident store"):
         p.outreach.approve("INC-404", "ana")
+    assert p.decisions.audit("INC-404") == []  # refused before anything was recorded
     incident = _opened()
     p.outreach.handle(incident)
     p.outreach.handle(replace(incident, status="resolved", resolved_at=incident.opened_at + timedelta(hours=2)))
