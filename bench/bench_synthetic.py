@@ -1,9 +1,10 @@
 """Detection quality on seeded synthetic outbreaks: recall, delay and false alarms per detector.
 
     python -m bench.bench_synthetic [--quick] [--seed 0] [--topics 10] [--regions 40] [--weeks 5] [-j 2]
+                                    [--json gap.json]
 
 The default run (10 topics x 40 regions, 5 weeks) takes about a minute on 2 cores; `--quick`
-(3 x 20, 3 weeks) a few seconds.
+(3 x 20, 3 weeks) a few seconds. The oracle rows add a second or two (printed).
 
 Draws the streams of `bench/synthetic.py` (topics x regions of seasonal, overdispersed
 15-minute counts with injected 2x/3x/5x step and ramp surges, local and national), runs
@@ -19,10 +20,24 @@ every detector over them and prints one row per detector:
   the end of the first alarming window (1 = the window ending with the surge's first
   pane); p90 by nearest rank. **3x delay med**: the median over detected 3x surges.
 - **FA / 1k key-days**: alarm episodes (runs of consecutive alarming windows on one key)
-  outside every surge that raises that key's counts (+1 window of grace), per 1,000
-  key-days of the test period. Keys are the topic x region keys plus one national key
-  per topic. A (topic, region) key is raised by its own local surges and by its topic's
-  national ones; a (topic, "*") key by every surge of its topic.
+  outside every surge that raises that key's counts, per 1,000 key-days of the test
+  period. A surge excuses the windows that could detect it (ending in (start, end + 1
+  window]) and the `TAIL_PANES` (24 panes, 6 hours) after them: an alarm in the 6 hours
+  after a surge on its key is the surge's late echo, not a false alarm; it is not a
+  detection either. The rule is the same for every detector and for the oracle (a CUSUM
+  whose evidence of a weak surge crosses its threshold a few panes after the grace would
+  otherwise pay for its memory in false alarms). Keys are the topic x region keys plus
+  one national key per topic. A (topic, region) key is raised by its own local surges and
+  by its topic's national ones; a (topic, "*") key by every surge of its topic.
+
+Beside each detector, an **oracle** row (`bench/oracle.py`): NB CUSUMs that know every key's
+true no-surge mean, with the threshold set so that their false-alarm episodes on the same
+streams are at or below that detector's ("oracle @ X's FA rate"; for a detector without false
+alarms, the smallest threshold without any). The **gap** table (`bench/gap.py`) sets Forewarn
+against the oracle at Forewarn's rate, with the issue's goals beside: recall within `RECALL_SLACK` of the oracle's
+overall, by scope and in each density class of local surges; median delay on the surges both
+found at most `DELAY_RATIO` times the oracle's; at most `FA_GOAL` false alarms per 1,000
+key-days. `--json PATH` writes those figures and each row's recall and false alarms.
 
 The first week trains the detectors (no surges, no scoring). Detectors plug in as
 adapters (`Adapter`: a name and `run(data) -> Run`); per-key classic baselines (EARS C2,
@@ -33,6 +48,7 @@ Poisson CUSUM from `detectors/classic.py`) run on each key's windowed count thro
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import multiprocessing
 import os
@@ -56,6 +72,9 @@ NATIONAL_SHARE = 0.5
 """A national surge is also detected once regions usually carrying this share of its topic's cases alarm."""
 
 BANDS = ((0.0, 0.5, "sparse <0.5/pane"), (0.5, 3.0, "medium 0.5-3"), (3.0, math.inf, "dense >=3/pane"))
+
+TAIL_PANES = 24
+"""Panes (6 h) after a surge's one-window grace in which an alarm on a key it raises is its echo, not a false alarm."""
 
 Alarms = dict[Key, list[int]]
 """Per key, the sorted last-pane indices of its alarming windows (the window ends one slide later)."""
@@ -103,20 +122,36 @@ def detection_delay(surge: Surge, alarms: Alarms, window: int,
     return min(hits) - surge.start + 1 if hits else None
 
 
-def false_alarm_episodes(alarms: Alarms, surges: Sequence[Surge], window: int, start: int, end: int
-                         ) -> list[tuple[Key, int, int]]:
+def excused(surge: Surge, window: int, tail: int = TAIL_PANES) -> tuple[int, int]:
+    """The last panes (first, last) of the windows on a key `surge` raises that are not false alarms.
+
+    The windows that can detect it (last pane start .. end + window - 1) and `tail` panes
+    after: its late echo, neither a false alarm nor a detection.
+
+    >>> excused(Surge("t", "R1", start=100, end=108, size=3.0, shape="step"), 4)
+    (100, 135)
+    """
+    return surge.start, surge.end + window - 1 + tail
+
+
+def false_alarm_episodes(alarms: Alarms, surges: Sequence[Surge], window: int, start: int, end: int,
+                         tail: int = TAIL_PANES) -> list[tuple[Key, int, int]]:
     """Episodes of consecutive alarming windows outside every surge raising their key.
 
     Windows with last pane in [start, end) count; one ending within (s.start, s.end + window]
-    of a surge `s` that affects the key is excused. Returns (key, first pane, last pane).
+    of a surge `s` that affects the key is excused, and so is one ending in the `tail` panes
+    after that (`excused`). Returns (key, first pane, last pane).
 
     >>> s = Surge("t", "R1", start=100, end=108, size=3.0, shape="step")
-    >>> false_alarm_episodes({("t", "R1"): [50, 51, 52, 60, 104, 111, 112, 113]}, [s], 4, 0, 1000)
-    [(('t', 'R1'), 50, 52), (('t', 'R1'), 60, 60), (('t', 'R1'), 112, 113)]
+    >>> alarms = {("t", "R1"): [50, 51, 52, 60, 104, 111, 112, 113, 135, 136, 137]}
+    >>> false_alarm_episodes(alarms, [s], 4, 0, 1000)   # 112-135: the surge's tail
+    [(('t', 'R1'), 50, 52), (('t', 'R1'), 60, 60), (('t', 'R1'), 136, 137)]
+    >>> false_alarm_episodes(alarms, [s], 4, 0, 1000, tail=0)
+    [(('t', 'R1'), 50, 52), (('t', 'R1'), 60, 60), (('t', 'R1'), 112, 113), (('t', 'R1'), 135, 137)]
     """
     episodes: list[tuple[Key, int, int]] = []
     for key in sorted(alarms):
-        spans = [(s.start, s.end + window - 1) for s in surges if s.affects(key)]
+        spans = [excused(s, window, tail) for s in surges if s.affects(key)]
         run: list[int] = []
         for p in sorted(set(alarms[key])):
             if not start <= p < end or any(a <= p <= b for a, b in spans):
@@ -155,12 +190,20 @@ class Scores:
     def fa_per_1k(self) -> float:
         return 1000.0 * len(self.false_alarms) / self.key_days if self.key_days else math.nan
 
+    @property
+    def recall_all(self) -> float:
+        """The share of all surges detected, whatever their size."""
+        return sum(d is not None for _, d in self.per_surge) / len(self.per_surge) if self.per_surge else math.nan
+
     def delay(self, q: float) -> float:
         return percentile(self.delays, q) if self.delays else math.nan
 
 
-def evaluate(data: SyntheticData, alarms: Alarms, window: int) -> Scores:
-    """Recall per size, delays and false-alarm episodes of one detector's alarms on `data`."""
+def evaluate(data: SyntheticData, alarms: Alarms, window: int, tail: int = TAIL_PANES) -> Scores:
+    """Recall per size, delays and false-alarm episodes of one detector's alarms on `data`.
+
+    `tail`: the panes after a surge's grace whose alarms are its echo, not false alarms.
+    """
     per_surge = []
     for surge in data.surges:
         weights = data.region_weights(surge.topic) if surge.region == NATIONAL else None
@@ -171,7 +214,7 @@ def evaluate(data: SyntheticData, alarms: Alarms, window: int) -> Scores:
         n[size] = len(of_size)
         recall[size] = sum(d is not None for d in of_size) / len(of_size) if of_size else math.nan
     delays = [d for _, d in per_surge if d is not None]
-    fas = false_alarm_episodes(alarms, data.surges, window, data.eval_start, data.end_pane)
+    fas = false_alarm_episodes(alarms, data.surges, window, data.eval_start, data.end_pane, tail)
     n_keys = len(data.keys) + len(data.topics)
     key_days = n_keys * (data.end_pane - data.eval_start) / data.panes_per_day
     return Scores(recall, n, delays, fas, key_days, per_surge)
@@ -334,12 +377,13 @@ def _fmt(x: float, digits: int = 2) -> str:
 
 
 def table(rows: list[tuple[str, Scores, float]]) -> str:
-    header = ("detector", "recall 2x", "recall 3x", "recall 5x", "delay med", "delay p90", "3x delay med",
-              "FA/1k key-days", "FA episodes", "run s")
+    header = ("detector", "recall 2x", "recall 3x", "recall 5x", "recall all", "delay med", "delay p90",
+              "3x delay med", "FA/1k key-days", "FA episodes", "run s")
     lines: list[tuple[str, ...]] = [header]
     for name, sc, seconds in rows:
         three = [d for s, d in sc.per_surge if s.size == 3.0 and d is not None]
-        lines.append((name, *(_fmt(sc.recall[s]) for s in SIZES), _fmt(sc.delay(50), 0), _fmt(sc.delay(90), 0),
+        lines.append((name, *(_fmt(sc.recall[s]) for s in SIZES), _fmt(sc.recall_all), _fmt(sc.delay(50), 0),
+                      _fmt(sc.delay(90), 0),
                       _fmt(float(statistics.median(three)), 1) if three else "-",
                       _fmt(sc.fa_per_1k), str(len(sc.false_alarms)), f"{seconds:.1f}"))
     widths = [max(len(r[i]) for r in lines) for i in range(len(header))]
@@ -411,6 +455,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--no-breakdown", action="store_true", help="print only the table")
     parser.add_argument("-j", "--jobs", type=int, default=min(2, os.cpu_count() or 1),
                         help="processes running (detector, topic) parts (default: 2)")
+    parser.add_argument("--json", type=Path, metavar="PATH",
+                        help="also write the gap figures and every row's recall and false alarms to PATH as JSON")
     args = parser.parse_args(argv)
     if args.quick:
         args.topics, args.regions, args.weeks = 3, 20, 3
@@ -432,17 +478,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"detected = an alarm whose window ends in (start, end + 1 window]: on the region for a local surge; "
           f"on '*' or on regions usually carrying >= {NATIONAL_SHARE:.0%} of the topic for a national one. "
           f"delay = slides from start to the end of the first detecting window. FA = episodes of consecutive "
-          f"alarming windows on a key outside its surges (+1 window grace).")
+          f"alarming windows on a key outside its surges (+1 window grace, then {TAIL_PANES} panes of the surge's "
+          f"echo: neither FA nor detection).")
+    from bench.gap import OracleRun, gap, gap_table, report  # here: bench.gap imports this module
+
     found, notes = adapters(settings)
     started = time.perf_counter()
     runs = run_all(found, data, args.jobs)
     wall = time.perf_counter() - started
     rows = [(run.name, evaluate(data, run.alarms, window), run.seconds) for run in runs]
+    reference = OracleRun.of(data, rows, window)
+    oracles = reference.rows
     print()
-    print(table(rows))
+    print(table(rows + [(o.name, o.scores, o.seconds) for o in oracles]))
     print()
     print(f"run s = seconds spent in each detector, summed over topics; all ran in {wall:.0f}s wall "
           f"on {args.jobs} process(es)")
+    print(reference.note())
     for note in notes + [n for r in runs for n in r.notes]:
         print(note)
     for run in runs:
@@ -450,15 +502,27 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"{run.name}: state {run.state_bytes / len(data.keys):,.0f} bytes per region key after the run "
                   f"(pickled detector per topic / its {len(data.regions)} regions; "
                   f"{run.state_bytes / len(data.topics):,.0f} bytes per topic)")
+    ours_at = next((i for i, adapter in enumerate(found) if isinstance(adapter, Ours)), None)
+    gaps = [] if ours_at is None else gap(data, rows[ours_at][1], oracles[ours_at].scores)
+    if ours_at is not None:
+        print()
+        print(f"gap: {rows[ours_at][0]} against the {oracles[ours_at].name} (h = {oracles[ours_at].threshold:.2f}); "
+              f"goals from the issue")
+        print(gap_table(gaps, rows[ours_at][0], "oracle"))
+    if args.json:
+        figures = report(data, rows, oracles, gaps, None if ours_at is None else rows[ours_at][0])
+        args.json.write_text(json.dumps(figures, indent=2, allow_nan=False) + "\n")
+        print(f"figures written to {args.json}")
     if not args.no_breakdown:
         print()
-        for (name, sc, _), run in zip(rows, runs, strict=True):
+        for (name, sc, _), run, o in zip(rows, runs, oracles, strict=True):
             print(breakdown(data, name, sc))
             if run.p_values and sc.false_alarms:
                 ps = sorted(min(run.p_values.get((key, p), 1.0) for p in range(first, last + 1))
                             for key, first, last in sc.false_alarms)
                 cuts = ", ".join(f"{sum(p <= a for p in ps)} at p <= {a:g}" for a in (1e-5, 1e-6))
                 print(f"    smallest p-value of each false-alarm episode: median {statistics.median(ps):.1e}; {cuts}")
+            print(breakdown(data, o.name, o.scores))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from functools import lru_cache
 
@@ -152,7 +153,7 @@ class RegionShares:
         # to a huge negative power and overflow; time going "back" simply does not decay.
         return (1.0 - self.fading) ** max(panes, 0.0)
 
-    def learn(self, pane: int, counts: dict[str, int]) -> None:
+    def learn(self, pane: int, counts: Mapping[str, float]) -> None:
         """Add one pane's counts per region (the caller leaves out anomalous regions)."""
         self._total = self._total * self._decay(pane - self._pane) + sum(counts.values())
         self._pane = pane

@@ -20,6 +20,7 @@ from functools import lru_cache
 
 from forewarn.detectors.base import CountBaseline, Estimator, TailScorer, check_windows
 from forewarn.detectors.baseline import RegionShares, SeasonalBaseline
+from forewarn.detectors.levels import Levels
 from forewarn.detectors.scales import ScaleChoice, best_scale, window_sums
 from forewarn.detectors.scoring import NegativeBinomialScorer, SpikeRule
 from forewarn.records import NATIONAL, PaneCases, Spike, WindowScore, WindowVerdict
@@ -162,6 +163,9 @@ class TopicDetector(Estimator):
         self._scorer = scorer.clone() if scorer else NegativeBinomialScorer()  # the main window's
         self._rule = rule or SpikeRule()
         self._shares = RegionShares(fading=share_fading, prior_shares=region_weights)
+        # levels accepted after adapt_after, on trial until they end or hold for a day (detectors/levels.py)
+        self._levels = Levels(half_life=max(timedelta(hours=1) / slide, 1.0), adopt_after=max(
+            int(timedelta(days=1) / slide), 1))
         self._panes = window // slide
         self._scales = tuple(sorted({self._panes, *(length // slide for length in scales)}))
         self._span = self._scales[-1]  # the ring holds the longest window
@@ -248,8 +252,12 @@ class TopicDetector(Estimator):
         slot = self._national.slot(start)
         value = self._predicted.get(slot)
         if value is None:
-            value = self._predicted[slot] = self._national.predict_one(start)
+            value = self._predicted[slot] = self._national.predict_one(start) * self._levels.factor(NATIONAL)
         return value
+
+    def _share(self, region: str) -> float:
+        """The region's share of the topic, times its accepted level while that is on trial."""
+        return self._shares.share(region) * self._levels.factor(region)
 
     def early(self, filling: Sequence[tuple[int, dict[str, PaneCases]]], decided_at: datetime,
               touched: Iterable[str]) -> list[Spike]:
@@ -299,7 +307,7 @@ class TopicDetector(Estimator):
             closed = self._closed_sums[key] = tuple(
                 sum(_count(p, key) for p in ring[n_filling:length]) for length in self._scales)
         filling = sum(_count(p, key) for p in ring[:n_filling])
-        share = 1.0 if key == NATIONAL else self._shares.share(key)
+        share = 1.0 if key == NATIONAL else self._share(key)
         for length, before in zip(self._scales, closed, strict=True):
             observed = before + filling
             if observed < self._rule.min_count:
@@ -341,7 +349,7 @@ class TopicDetector(Estimator):
             if total < least and not self.score_regions:
                 continue
             counts = [p.cases[region].count if region in p.cases else 0 for p in ring]
-            share = self._shares.share(region)
+            share = self._share(region)
             choice = best_scale(counts, [e * share for e in national_pred], self._scorers, self.min_expected)
             spike = self._spike(index, region, ring, choice, f"national seasonal x share {share:.4f}")
             if self.score_regions:
@@ -411,29 +419,55 @@ class TopicDetector(Estimator):
                 self._rebase(key, national)  # crossed adapt_after at this pane
 
     def _rebase(self, key: str, national: WindowScore) -> None:
-        """A key flagged for `adapt_after`: its current level becomes the expected one."""
+        """A key flagged for `adapt_after`: its current level is accepted, on trial (`Levels`), against the
+        baseline without any earlier trial's factor."""
         if key == NATIONAL:
-            self._national.rescale(national.observed / max(national.expected, self.min_expected))
+            self._levels.start(key, national.observed, national.expected / self._levels.factor(key))
             return
         main = list(self._ring)[-self._panes:]  # the main window, as `national` counts it
         observed = sum(p.cases[key].count for p in main if key in p.cases)
-        if national.observed:
-            self._shares.set_share(key, observed / national.observed)
-
-    def _adapted(self, index: int) -> set[str]:
-        """Keys flagged for so long at `index` that their new level is learned as normal."""
-        if self.adapt_after is None:
-            return set()
-        return {key for key, since in self._flagged_since.items() if (index - since) * self.slide >= self.adapt_after}
+        expected = sum(self._predict(p.index) for p in main) * self._shares.share(key)
+        self._levels.start(key, observed, max(expected, self.min_expected))
 
     def _learn(self, pane: _Pane) -> None:
-        adapted = self._adapted(pane.index)
-        national_flagged = pane.national_flagged and NATIONAL not in adapted
-        flagged = {r: share for r, share in pane.flagged.items() if r not in adapted}
-        if not national_flagged:
-            # Flagged regions count at their expected level, not their surge.
-            usual = self._national.predict_one(self.pane_start(pane.index)) * sum(flagged.values())
-            total = sum(c.count for r, c in pane.cases.items() if r not in flagged) + usual
+        """Learn a pane leaving the ring: keys flagged in any window holding it are left out; keys on trial
+        teach their level only (their baseline waits for the trial's end)."""
+        trials = set(self._levels.keys())
+        self._learn_levels(pane, trials)
+        national_out = (pane.national_flagged and NATIONAL not in trials) or NATIONAL in trials
+        left_out = {r: share for r, share in pane.flagged.items() if r not in trials}
+        left_out |= {r: self._shares.share(r) for r in trials if r != NATIONAL}
+        if not national_out:
+            # Flagged regions (and those on trial) count at their expected level, not their surge.
+            usual = self._national.predict_one(self.pane_start(pane.index)) * sum(left_out.values())
+            total = sum(c.count for r, c in pane.cases.items() if r not in left_out) + usual
             self._national.learn_one(self.pane_start(pane.index), total)
-        counts = {} if national_flagged else {r: c.count for r, c in pane.cases.items() if r not in flagged}
+        if pane.national_flagged and NATIONAL not in trials:
+            return
+        # A region left out counts at its usual level: left out of the sums, its share would fade for as long as
+        # it is flagged, making it look ever more surprising (and flagged) until it is adapted to
+        national = self._national.predict_one(self.pane_start(pane.index))
+        counts: dict[str, float] = {r: c.count for r, c in pane.cases.items() if r not in left_out}
+        counts |= {r: national * share for r, share in left_out.items()}
         self._shares.learn(pane.index, counts)
+
+    def _learn_levels(self, pane: _Pane, trials: set[str]) -> None:
+        """Each key on trial learns its level from the pane, flagged or not; an adopted level moves into the
+        baseline (the nation's seasonal profile, a region's share)."""
+        if not trials:
+            return
+        national = self._national.predict_one(self.pane_start(pane.index))
+        for key in trials:
+            if key == NATIONAL:
+                observed = sum(c.count for c in pane.cases.values())
+                expected = national
+            else:
+                observed = pane.cases[key].count if key in pane.cases else 0
+                expected = national * self._levels.factor(NATIONAL) * self._shares.share(key)
+            verdict, level = self._levels.learn(key, observed, expected)
+            if verdict != "adopted":
+                continue
+            if key == NATIONAL:
+                self._national.rescale(level)
+            else:
+                self._shares.set_share(key, self._shares.share(key) * level)

@@ -12,6 +12,7 @@ import pytest
 
 from bench.bench_synthetic import (
     NATIONAL_SHARE,
+    TAIL_PANES,
     Adapter,
     Ours,
     PerKey,
@@ -216,13 +217,14 @@ def test_national_surge_detected_by_star_or_by_regions_carrying_half_the_topic()
 
 
 def test_false_alarm_episodes_outside_surges_with_one_window_of_grace() -> None:
+    """Without the tail (tail=0): only the windows that could detect a surge are excused."""
     alarms = {
         ("t", "R1"): [10, 11, 12, 14, 99, 100, 105, 111, 112, 113, 150],
         ("t", "R2"): [203, 204, 300],  # R2 is raised by the national surge
         ("t", NATIONAL): [104, 215, 216],  # "*" is raised by every surge of its topic: a local one too
         ("u", "R1"): [104],  # another topic: LOCAL does not excuse it
     }
-    episodes = false_alarm_episodes(alarms, [LOCAL, NATIONWIDE], W, start=0, end=1000)
+    episodes = false_alarm_episodes(alarms, [LOCAL, NATIONWIDE], W, start=0, end=1000, tail=0)
     assert episodes == [
         (("t", "*"), 216, 216),
         (("t", "R1"), 10, 12), (("t", "R1"), 14, 14), (("t", "R1"), 99, 99), (("t", "R1"), 112, 113),
@@ -231,8 +233,31 @@ def test_false_alarm_episodes_outside_surges_with_one_window_of_grace() -> None:
         (("u", "R1"), 104, 104),
     ]
     # Only windows ending in the test period count.
-    assert false_alarm_episodes(alarms, [LOCAL, NATIONWIDE], W, start=100, end=200) == [
+    assert false_alarm_episodes(alarms, [LOCAL, NATIONWIDE], W, start=100, end=200, tail=0) == [
         (("t", "R1"), 112, 113), (("t", "R1"), 150, 150), (("u", "R1"), 104, 104)]
+    # With the default tail, the alarms in the 24 panes after each grace are the surges' echo:
+    # R1's 112-113 (LOCAL's grace ends at 111) and "*"'s 216 (NATIONWIDE's at 215) go; 150 is past 111 + 24.
+    assert TAIL_PANES == 24
+    assert false_alarm_episodes(alarms, [LOCAL, NATIONWIDE], W, start=0, end=1000) == [
+        (("t", "R1"), 10, 12), (("t", "R1"), 14, 14), (("t", "R1"), 99, 99), (("t", "R1"), 150, 150),
+        (("t", "R2"), 300, 300),
+        (("u", "R1"), 104, 104),
+    ]
+
+
+def test_an_alarm_in_the_tail_of_a_surge_is_neither_a_false_alarm_nor_a_detection() -> None:
+    grace = LOCAL.end + W - 1  # 111: the last window that detects LOCAL
+    for p in (grace + 1, grace + TAIL_PANES):
+        assert false_alarm_episodes({("t", "R1"): [p]}, [LOCAL], W, 0, 1000) == [], p
+        assert detection_delay(LOCAL, {("t", "R1"): [p]}, W) is None, p
+    late = grace + TAIL_PANES + 1
+    assert false_alarm_episodes({("t", "R1"): [late]}, [LOCAL], W, 0, 1000) == [(("t", "R1"), late, late)]
+    # An episode running out of the tail counts from its first pane past it.
+    assert false_alarm_episodes({("t", "R1"): [late - 2, late - 1, late, late + 1]}, [LOCAL], W, 0, 1000) == [
+        (("t", "R1"), late, late + 1)]
+    # The tail follows a surge only: before its start an alarm is a false alarm.
+    assert false_alarm_episodes({("t", "R1"): [LOCAL.start - 1]}, [LOCAL], W, 0, 1000) == [
+        (("t", "R1"), LOCAL.start - 1, LOCAL.start - 1)]
 
 
 def test_percentile_nearest_rank() -> None:

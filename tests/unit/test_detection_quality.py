@@ -1,0 +1,111 @@
+"""Detection quality floors: Forewarn's default detector on a seeded synthetic suite (quality, not timing).
+
+Runs `TopicDetector` with `config/default.yaml`'s detection settings, as `python -m
+bench.bench_synthetic` does, over `bench/synthetic.py`'s streams (16 topics x 30 regions,
+5 weeks, seed 2: not the bench's default seed 0 nor 1, so the floors are not tuned on the
+figures the bench prints) and checks recall (overall, per surge size, national) and false
+alarms per 1,000 key-days against floors with a margin, scored as the bench scores them
+(`bench_synthetic.evaluate`). The run is deterministic: the same detector gives the same
+figures, so a floor fails only when the detector's quality changes by more than the margin.
+
+Each floor is the figure measured on 2026-12-01 with the committed default detector, minus
+0.05 for recall; the false-alarm ceiling is max(1.5, 1.5 x measured). A change that makes
+the detector better should raise them (rerun the figures: `_figures` in a test shows them
+in the assertion messages).
+
+Beside the floors, the oracle of `bench/oracle.py` (known-mean NB CUSUM, threshold matched to
+Forewarn's false alarms here) is computed and Forewarn's overall recall may trail it by at
+most the measured gap + 0.05 (`ORACLE_SLACK`): that documents the gap and catches a collapse.
+The issue's goal (within 0.05 of the oracle) is not met yet; `bench/gap.py` prints it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from bench.bench_synthetic import Ours, Scores, evaluate
+from bench.gap import OracleRow, oracle_rows
+from bench.oracle import Oracle
+from bench.synthetic import SIZES, SyntheticData, generate
+from forewarn.records import NATIONAL
+from forewarn.settings import BUNDLED_CONFIG, load_settings
+
+TOPICS, REGIONS, WEEKS, SEED = 16, 30, 5, 2
+"""The suite: 1,088 surges (363 at 2x, 362 at 3x, 363 at 5x; 128 national), 496 keys x 28 test days =
+13,888 key-days. About 10 s of detector time on one core, 13 s for the whole file."""
+
+# Measured 2026-12-01 on the suite with the committed default detector (HEAD d3f4784, config/default.yaml):
+RECALL_ALL_FLOOR = 0.511  # measured 611/1088 = 0.562
+RECALL_FLOORS = {
+    2.0: 0.230,  # measured 102/363 = 0.281
+    3.0: 0.554,  # measured 219/362 = 0.605
+    5.0: 0.748,  # measured 290/363 = 0.799
+}
+RECALL_NATIONAL_FLOOR = 0.840  # measured 114/128 = 0.891
+FA_PER_1K_CEILING = 1.5  # measured 7 episodes / 13,888 key-days = 0.50 per 1,000; max(1.5, 1.5 x 0.50)
+ORACLE_SLACK = 0.189  # measured: oracle @ Forewarn's rate (7 FA episodes, h = 10.77) 762/1088 = 0.700, gap 0.139
+
+
+@dataclass
+class Quality:
+    data: SyntheticData
+    ours: Scores
+    oracle: OracleRow
+
+
+@pytest.fixture(scope="module")
+def quality() -> Quality:
+    settings = load_settings(BUNDLED_CONFIG / "default.yaml").detection
+    assert not settings.window % settings.slide
+    window = settings.window // settings.slide
+    data = generate(topics=TOPICS, regions=REGIONS, weeks=WEEKS, seed=SEED, slide=settings.slide)
+    ours = evaluate(data, Ours(settings).run(data).alarms, window)
+    [oracle] = oracle_rows(data, Oracle.build(data, window), [("Forewarn", ours, 0.0)], window)
+    return Quality(data, ours, oracle)
+
+
+def _recall(sc: Scores, national: bool) -> float:
+    found = [d is not None for s, d in sc.per_surge if (s.region == NATIONAL) == national]
+    return sum(found) / len(found)
+
+
+def _figures(q: Quality) -> str:
+    sc = q.ours
+    return (f"recall all {sc.recall_all:.4f}, " + ", ".join(f"{s:g}x {sc.recall[s]:.4f}" for s in SIZES)
+            + f", national {_recall(sc, True):.4f}; {len(sc.false_alarms)} FA episodes = {sc.fa_per_1k:.3f} "
+            f"per 1k key-days; oracle @ that rate {q.oracle.scores.recall_all:.4f} (h = {q.oracle.threshold:.2f})")
+
+
+def test_the_suite_is_the_one_the_floors_were_measured_on(quality: Quality) -> None:
+    sc = quality.ours
+    assert sc.n_surges == {2.0: 363, 3.0: 362, 5.0: 363}
+    assert sum(s.region == NATIONAL for s in quality.data.surges) == 128
+    assert sc.key_days == 13_888
+
+
+def test_overall_recall_floor(quality: Quality) -> None:
+    assert quality.ours.recall_all >= RECALL_ALL_FLOOR, _figures(quality)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_recall_floor_per_size(quality: Quality, size: float) -> None:
+    assert quality.ours.recall[size] >= RECALL_FLOORS[size], _figures(quality)
+
+
+def test_national_recall_floor(quality: Quality) -> None:
+    assert _recall(quality.ours, national=True) >= RECALL_NATIONAL_FLOOR, _figures(quality)
+
+
+def test_false_alarm_ceiling(quality: Quality) -> None:
+    assert quality.ours.fa_per_1k <= FA_PER_1K_CEILING, _figures(quality)
+
+
+def test_recall_against_the_oracle_at_forewarns_false_alarm_rate(quality: Quality) -> None:
+    oracle, ours = quality.oracle, quality.ours
+    # The oracle row is there and matched: a real threshold, no more false alarms than Forewarn.
+    assert oracle.threshold > 0 and oracle.target_episodes == len(ours.false_alarms)
+    assert len(oracle.scores.false_alarms) <= len(ours.false_alarms)
+    assert oracle.scores.key_days == ours.key_days
+    assert ours.recall_all >= oracle.scores.recall_all - ORACLE_SLACK, _figures(quality)
