@@ -99,6 +99,11 @@ class _Pane:
     national_flagged: bool = False
 
 
+def _levels_for(slide: timedelta) -> Levels:
+    """Accepted levels on trial: an hour's half-life, adopted after a day (`detectors/levels.py`)."""
+    return Levels(half_life=max(timedelta(hours=1) / slide, 1.0), adopt_after=max(int(timedelta(days=1) / slide), 1))
+
+
 class TopicDetector(Estimator):
     """Finds improbable windows of one topic, nationally and per region.
 
@@ -164,8 +169,7 @@ class TopicDetector(Estimator):
         self._rule = rule or SpikeRule()
         self._shares = RegionShares(fading=share_fading, prior_shares=region_weights)
         # levels accepted after adapt_after, on trial until they end or hold for a day (detectors/levels.py)
-        self._levels = Levels(half_life=max(timedelta(hours=1) / slide, 1.0), adopt_after=max(
-            int(timedelta(days=1) / slide), 1))
+        self._levels = _levels_for(slide)
         self._panes = window // slide
         self._scales = tuple(sorted({self._panes, *(length // slide for length in scales)}))
         self._span = self._scales[-1]  # the ring holds the longest window
@@ -186,6 +190,12 @@ class TopicDetector(Estimator):
         self._predicted: dict[Hashable, float] = {}
         self._sums: dict[str, int] = {}  # cases per region over the ring: a pane added, the one leaving taken off
         self._total = 0  # ... and over all regions
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        """State snapshotted before level trials existed restores without any trial (none was running)."""
+        self.__dict__.update(state)
+        if "_levels" not in state:
+            self._levels = _levels_for(self.slide)
 
     def pane_start(self, index: int) -> datetime:
         return _pane_start(index, self.slide)

@@ -101,3 +101,18 @@ def test_a_regions_real_level_shift_is_adopted_at_its_size() -> None:
     assert not [a for a in alarms if a >= shift[0] + 2 * PER_DAY]
     ratio = detector._shares.share("R05") / before._shares.share("R05")
     assert 2.4 <= ratio <= 3.6, ratio
+
+
+def test_a_detector_snapshotted_before_level_trials_restores_and_runs() -> None:
+    """Recovery state written by the detector before this change has no `_levels`: it restores without trials."""
+    import pickle
+
+    detector, _ = _run([])
+    state = dict(detector.__dict__)
+    del state["_levels"]
+    old = TopicDetector.__new__(TopicDetector)
+    old.__dict__.update(state)  # as the earlier version pickled it
+    restored = pickle.loads(pickle.dumps(old))
+    first = pane_index(START, SLIDE)
+    assert restored.process(first + DAYS * PER_DAY, {"R01": PaneCases(1)}) is not None
+    assert restored._levels.keys() == []
