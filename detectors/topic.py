@@ -170,6 +170,7 @@ class TopicDetector(Estimator):
         self._shares = RegionShares(fading=share_fading, prior_shares=region_weights)
         # levels accepted after adapt_after, on trial until they end or hold for a day (detectors/levels.py)
         self._levels = _levels_for(slide)
+        self._national_fired = False  # whether the last judged national window fired (reported or not)
         self._panes = window // slide
         self._scales = tuple(sorted({self._panes, *(length // slide for length in scales)}))
         self._span = self._scales[-1]  # the ring holds the longest window
@@ -196,6 +197,7 @@ class TopicDetector(Estimator):
         self.__dict__.update(state)
         if "_levels" not in state:
             self._levels = _levels_for(self.slide)
+        self.__dict__.setdefault("_national_fired", False)
 
     def pane_start(self, index: int) -> datetime:
         return _pane_start(index, self.slide)
@@ -251,7 +253,10 @@ class TopicDetector(Estimator):
             for pane in self._ring:
                 pane.flagged.update(flagged)
                 pane.national_flagged |= national_flagged
-            self._track_runs(index, set(flagged) | ({NATIONAL} if national_flagged else set()), national)
+            # a national run, once reported, goes on while the nation's own window fires, even when a close
+            # reports it as its regions (a surge everywhere alternates between the two)
+            national_run = national_flagged or (self._national_fired and NATIONAL in self._flagged_since)
+            self._track_runs(index, set(flagged) | ({NATIONAL} if national_run else set()), national)
             self._predicted.clear()  # a level shift accepted above rescales the baseline
         return WindowVerdict(self.topic, self.pane_start(index), self.pane_start(index + 1),
                              tuple(spikes), dict(cases), national, regional)
@@ -368,10 +373,11 @@ class TopicDetector(Estimator):
                                                               self.min_expected), choice.p_value)
             if spike is not None:
                 regional.append(spike)
-                flagged[region] = share
+                flagged[region] = self._shares.share(region)  # its usual share, without a trial's factor
         counts = [sum(c.count for c in p.cases.values()) for p in ring]
         choice = best_scale(counts, national_pred, self._scorers, self.min_expected)
         national = self._spike(index, NATIONAL, ring, choice, "national seasonal (hour of day, weekday, week)")
+        self._national_fired = national is not None
         window = self._window_score(sum(counts[: self._panes]),
                                     max(sum(national_pred[: self._panes]), self.min_expected), choice.p_value)
         if national is None or self._concentrated(regional, national):
@@ -422,11 +428,16 @@ class TopicDetector(Estimator):
         for key in list(self._flagged_since):
             if key not in flagged_now:
                 del self._flagged_since[key]
+        crossed = []
         for key in flagged_now:
             since = self._flagged_since.setdefault(key, index)
             if self.adapt_after is not None and (index - since - 1) * self.slide < self.adapt_after <= (
                     index - since) * self.slide:
-                self._rebase(key, national)  # crossed adapt_after at this pane
+                crossed.append(key)  # crossed adapt_after at this pane
+        # the nation first: a region's level is then judged against the nation's new one (no level twice)
+        for key in sorted(crossed, key=lambda k: k != NATIONAL):
+            self._rebase(key, national)
+            self._predicted.clear()
 
     def _rebase(self, key: str, national: WindowScore) -> None:
         """A key flagged for `adapt_after`: its current level is accepted, on trial (`Levels`), against the
@@ -436,8 +447,9 @@ class TopicDetector(Estimator):
             return
         main = list(self._ring)[-self._panes:]  # the main window, as `national` counts it
         observed = sum(p.cases[key].count for p in main if key in p.cases)
-        expected = sum(self._predict(p.index) for p in main) * self._shares.share(key)
-        self._levels.start(key, observed, max(expected, self.min_expected))
+        expected = max(sum(self._predict(p.index) for p in main) * self._shares.share(key), self.min_expected)
+        if observed > (1.0 + self._levels.tolerance) * expected:  # what the nation's new level leaves unexplained
+            self._levels.start(key, observed, expected)
 
     def _learn(self, pane: _Pane) -> None:
         """Learn a pane leaving the ring: keys flagged in any window holding it are left out; keys on trial
@@ -452,11 +464,12 @@ class TopicDetector(Estimator):
             usual = self._national.predict_one(self.pane_start(pane.index)) * sum(left_out.values())
             total = sum(c.count for r, c in pane.cases.items() if r not in left_out) + usual
             self._national.learn_one(self.pane_start(pane.index), total)
-        if pane.national_flagged and NATIONAL not in trials:
-            return
-        # A region left out counts at its usual level: left out of the sums, its share would fade for as long as
-        # it is flagged, making it look ever more surprising (and flagged) until it is adapted to
-        national = self._national.predict_one(self.pane_start(pane.index))
+        if pane.national_flagged:
+            return  # a national surge says nothing about the regions' shares
+        # A region left out counts at its usual level (the nation's accepted level included): left out of the
+        # sums, its share would fade for as long as it is flagged, making it look ever more surprising (and
+        # flagged) until it is adapted to
+        national = self._national.predict_one(self.pane_start(pane.index)) * self._levels.factor(NATIONAL)
         counts: dict[str, float] = {r: c.count for r, c in pane.cases.items() if r not in left_out}
         counts |= {r: national * share for r, share in left_out.items()}
         self._shares.learn(pane.index, counts)
@@ -466,14 +479,19 @@ class TopicDetector(Estimator):
         baseline (the nation's seasonal profile, a region's share)."""
         if not trials:
             return
+        # read once: the nation's trial may end (or be adopted) below, and every region of the pane must be judged
+        # against the same national expectation
         national = self._national.predict_one(self.pane_start(pane.index))
-        for key in trials:
+        national_factor = self._levels.factor(NATIONAL)
+        for key in sorted(trials):
             if key == NATIONAL:
                 observed = sum(c.count for c in pane.cases.values())
                 expected = national
+            elif pane.national_flagged:
+                continue  # a national surge is not this region's level
             else:
                 observed = pane.cases[key].count if key in pane.cases else 0
-                expected = national * self._levels.factor(NATIONAL) * self._shares.share(key)
+                expected = national * national_factor * self._shares.share(key)
             verdict, level = self._levels.learn(key, observed, expected)
             if verdict != "adopted":
                 continue

@@ -9,13 +9,13 @@ alarms per 1,000 key-days against floors with a margin, scored as the bench scor
 figures, so a floor fails only when the detector's quality changes by more than the margin.
 
 Each floor is the figure measured on 2026-12-01 with the default detector, minus
-0.05 for recall; the false-alarm ceiling is max(1.5, 1.5 x measured). A change that makes
+0.05 for recall; the false-alarm ceiling is 1.5 x measured (well under the issue's goal of 1). A change that makes
 the detector better should raise them (rerun the figures: `_figures` in a test shows them
 in the assertion messages).
 
 Beside the floors, the oracle of `bench/oracle.py` (known-mean NB CUSUM, threshold matched to
 Forewarn's false alarms here) is computed and Forewarn's overall recall may trail it by at
-most the measured gap + 0.05 (`ORACLE_SLACK`): that documents the gap and catches a collapse.
+most the measured gap + 0.02 (`ORACLE_SLACK`): that documents the gap and catches it widening.
 The issue's goal (within 0.05 of the oracle) is not met yet; `bench/gap.py` prints it.
 """
 
@@ -38,15 +38,15 @@ TOPICS, REGIONS, WEEKS, SEED = 16, 30, 5, 2
 
 # Measured 2026-12-01 on the suite with the default detector of be9c303 (levels on trial, shares kept while a
 # region is flagged; the detector before them, d3f4784: 0.562 / 0.281 / 0.605 / 0.799 / national 0.891 / 7 FA):
-RECALL_ALL_FLOOR = 0.554  # measured 657/1088 = 0.604
+RECALL_ALL_FLOOR = 0.553  # measured 656/1088 = 0.603
 RECALL_FLOORS = {
-    2.0: 0.286,  # measured 122/363 = 0.336
+    2.0: 0.283,  # measured 121/363 = 0.333
     3.0: 0.613,  # measured 240/362 = 0.663
     5.0: 0.763,  # measured 295/363 = 0.813
 }
 RECALL_NATIONAL_FLOOR = 0.903  # measured 122/128 = 0.953
-FA_PER_1K_CEILING = 1.5  # measured 6 episodes / 13,888 key-days = 0.43 per 1,000; max(1.5, 1.5 x 0.43)
-ORACLE_SLACK = 0.143  # measured: oracle @ Forewarn's rate (6 FA episodes, h = 10.98) 758/1088 = 0.697, gap 0.093
+FA_PER_1K_CEILING = 0.65  # measured 6 episodes / 13,888 key-days = 0.43 per 1,000; 1.5 x that (9 episodes)
+ORACLE_SLACK = 0.113  # measured: oracle @ Forewarn's rate (6 FA episodes, h = 10.98) 758/1088 = 0.697, gap 0.094
 
 
 @dataclass

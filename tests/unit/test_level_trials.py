@@ -6,7 +6,10 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
+import pytest
+
 from bench.synthetic import START, Season, negbin
+from forewarn.detectors.levels import Levels
 from forewarn.detectors.topic import TopicDetector, pane_index
 from forewarn.flows.steps import DetectorFactory
 from forewarn.records import NATIONAL, PaneCases
@@ -56,8 +59,10 @@ LONG = (at(8, 8), at(8, 17), 5.0)  # 9 hours at 5x: longer than adapt_after (6 h
 LATER = [(at(d, 10), at(d, 13), 3.0) for d in (10, 12, 14, 16, 18)]
 
 
-def test_later_surges_are_found_after_a_long_transient_one() -> None:
+def test_later_surges_are_found_after_a_long_transient_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    trials = _trials(monkeypatch)
     _, alarms = _run(_national_surges(LONG, LATER))
+    assert trials[:2] == [(NATIONAL, "start"), (NATIONAL, "ended")], trials  # on trial, then gone
     assert _found(alarms, LONG[0], LONG[1])
     found = [_found(alarms, a, b) for a, b, _ in LATER]
     assert found == [True] * len(LATER), found
@@ -82,13 +87,36 @@ def test_the_same_later_surges_are_found_without_the_long_one() -> None:
     assert [_found(alarms, a, b) for a, b, _ in LATER] == [True] * len(LATER)
 
 
-def test_a_real_level_shift_is_adopted_and_stops_alarming() -> None:
-    """From day 8 on the topic runs at twice its level for good: alarms stop within a day, and stay stopped."""
-    shift = (at(8, 9), DAYS * PER_DAY, 2.0)
+def _trials(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Records each trial's start and end ("start", "ended", "adopted") with its key."""
+    seen: list[tuple[str, str]] = []
+    start, learn = Levels.start, Levels.learn
+
+    def recording_start(self: Levels, key: str, observed: float, expected: float) -> None:
+        seen.append((key, "start"))
+        start(self, key, observed, expected)
+
+    def recording_learn(self: Levels, key: str, observed: float, expected: float) -> tuple[str, float]:
+        verdict, level = learn(self, key, observed, expected)
+        if verdict != "on trial":
+            seen.append((key, verdict))
+        return verdict, level
+
+    monkeypatch.setattr(Levels, "start", recording_start)
+    monkeypatch.setattr(Levels, "learn", recording_learn)
+    return seen
+
+
+def test_a_real_level_shift_is_adopted_and_stops_alarming(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From day 8 on the topic runs at three times its level for good: on trial after adapt_after, adopted a day
+    later; alarms stop, and stay stopped."""
+    trials = _trials(monkeypatch)
+    shift = (at(8, 9), DAYS * PER_DAY, 3.0)
     detector, alarms = _run([shift])
     assert _found(alarms, shift[0], shift[0] + 24)
-    assert not [a for a in alarms if a >= shift[0] + PER_DAY]
-    assert not detector._levels.on_trial(NATIONAL)  # adopted into the seasonal baseline by now
+    assert (NATIONAL, "start") in trials and (NATIONAL, "adopted") in trials, trials
+    assert not [a for a in alarms if a >= shift[0] + 2 * PER_DAY]
+    assert not detector._levels.on_trial(NATIONAL)
 
 
 def test_a_regions_real_level_shift_is_adopted_at_its_size() -> None:
@@ -116,3 +144,16 @@ def test_a_detector_snapshotted_before_level_trials_restores_and_runs() -> None:
     first = pane_index(START, SLIDE)
     assert restored.process(first + DAYS * PER_DAY, {"R01": PaneCases(1)}) is not None
     assert restored._levels.keys() == []
+
+
+def test_a_dominant_regions_shift_is_on_trial_then_adopted_without_moving_the_other_regions(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """R05 grows tenfold for good (about a third of the topic then): a regional trial, adopted; the other regions'
+    shares stay where they were."""
+    trials = _trials(monkeypatch)
+    shift = (at(8, 9), DAYS * PER_DAY, 10.0)
+    before, _ = _run([], where="R05")
+    detector, _ = _run([shift], where="R05")
+    assert ("R05", "start") in trials and ("R05", "adopted") in trials, trials
+    others = [detector._shares.share(r) / before._shares.share(r) for r in REGIONS if r != "R05"]
+    assert min(others) > 0.5 and max(others) < 1.3, others
