@@ -210,13 +210,13 @@ def test_killed_mid_window_and_mid_burst_the_flow_raises_each_incident_once_and_
             expected.update(audience.items())
             pairs.update((incident.id, customer) for customer in audience)
         received = received_messages(scenario.customers, twilio_standin, smtp_server)
-        warnings = [m for m in received if m.kind == "warning"]
         # Email is at least once: a worker killed after the SMTP server took a message and before it recorded
         # that sends it again on restart, with the same Message-ID (mail clients show it once). So an email
         # counts once per Message-ID; a second email with another Message-ID, or a second text, is a duplicate.
-        assert all(m.message_id for m in warnings if m.channel == "email")
-        distinct = {(m.customer_id, m.address, m.message_id or f"sms-{i}"): m for i, m in enumerate(warnings)}
-        got = Counter((m.customer_id, m.address) for m in distinct.values())
+        assert all(m.message_id for m in received if m.channel == "email")
+        distinct = list({m.message_id or f"sms-{i}": m for i, m in enumerate(received)}.values())
+        warnings = [m for m in distinct if m.kind == "warning"]
+        got = Counter((m.customer_id, m.address) for m in warnings)
         twice = {k: n for k, n in got.items() if n > expected[k]}
         twice_histories = {customer: {incident: outbox_history(client, incident, customer) for incident, c in pairs
                                       if c == customer} for customer, _ in list(twice)[:3]}
@@ -230,7 +230,7 @@ def test_killed_mid_window_and_mid_burst_the_flow_raises_each_incident_once_and_
         assert got == expected
         email_warnings = Counter((m.incident_id, m.customer_id) for m in warnings if m.channel == "email")
         assert all(n == 1 for n in email_warnings.values()), email_warnings.most_common(3)
-        all_clear = Counter((m.customer_id, m.address) for m in received if m.kind == "resolved")
+        all_clear = Counter((m.customer_id, m.address) for m in distinct if m.kind == "resolved")
         short = sorted((got - all_clear).items())
         histories = {customer: {incident: outbox.history(incident, customer) for incident, c in sorted(pairs)
                                 if c == customer} for (customer, _), _ in short[:5]}
