@@ -14,7 +14,8 @@ from datetime import UTC, datetime, timedelta
 
 from forewarn.decisions import Decision, ResponderEvent, ResponderStage, ResponderTarget
 from forewarn.interfaces import ResponderOutbox
-from forewarn.outreach.responders import pagerduty_event, slack_message
+from forewarn.outreach.responders import pagerduty_event
+from forewarn.outreach.slack_blocks import slack_message
 from forewarn.records import Incident
 
 

@@ -1,4 +1,4 @@
-"""What responders are told, at every stage of an incident: a PagerDuty event and a Slack message.
+"""What responders are told, at every stage of an incident: the explanation, and the PagerDuty event.
 
 Both carry the same explanation of the decision: what was observed against what was expected, the
 segment it hit, the audience, severity × reach → tier with the reasons for each, the stage, the ETA
@@ -20,12 +20,7 @@ and nobody is paged again. After the alert was resolved, a trigger with that key
 alert and page again, so a trigger or update for a closed incident is refused here (`ValueError`):
 the last word on a closed incident is `resolve`.
 
-Slack (an incoming webhook, Block Kit): incoming webhooks cannot edit a message, so every stage is a
-new message in the channel, with a header naming the stage. Every value we put in `mrkdwn` text (and
-in the notification `text`) is escaped for Slack's control characters `&`, `<` and `>`, so a topic
-such as `<!channel>` is shown, not obeyed; the header is `plain_text`, which Slack never parses for
-mentions or links. Each text is cut to Block Kit's limits (header 150, section text 3,000, field
-2,000 characters).
+The Slack message (`forewarn.outreach.slack_blocks.slack_message`) carries the same explanation.
 
 >>> from datetime import UTC, datetime
 >>> at = datetime(2026, 11, 20, 14, tzinfo=UTC)
@@ -38,11 +33,6 @@ mentions or links. Each text is cut to Block Kit's limits (header 150, section t
 'forewarn approve INC-1'
 >>> pagerduty_event(d, None, "resolve", "R" * 32, approve_command="forewarn approve INC-1")
 {'routing_key': 'RRRRRRRRRRRRRRRRRRRRRRRRRRRRRRRR', 'event_action': 'resolve', 'dedup_key': 'INC-1'}
->>> message = slack_message(d, None, "trigger", approve_command="forewarn approve INC-1")
->>> message["blocks"][0]["text"]["text"]
-'New incident: no_internet in TX-453'
->>> message["blocks"][-2]["text"]["text"]
-'*Waiting for approval.* Customers are messaged only after an operator runs:\\n`forewarn approve INC-1`'
 """
 
 from __future__ import annotations
@@ -63,18 +53,13 @@ PAGERDUTY_SEVERITY: Final[Mapping[SeverityLevel, str]] = {
 """Our severity scale onto PagerDuty's four levels."""
 SUMMARY_MAX: Final = 1024
 DEDUP_KEY_MAX: Final = 255
-HEADER_MAX: Final = 150
-SECTION_TEXT_MAX: Final = 3000
-FIELD_MAX: Final = 2000
-FALLBACK_MAX: Final = 3000
-"""Our cap on a Slack message's `text`, the notification and screen-reader fallback of its blocks."""
 ELLIPSIS: Final = "…"
 
 _ACTIONS: Final[Mapping[ResponderStage, str]] = {
     "trigger": "trigger", "update": "trigger", "acknowledge": "acknowledge", "resolve": "resolve"}
-_TITLES: Final[Mapping[ResponderStage, str]] = {
+STAGE_TITLES: Final[Mapping[ResponderStage, str]] = {
     "trigger": "New incident", "acknowledge": "Acknowledged", "update": "Update", "resolve": "Resolved"}
-_INTROS: Final[Mapping[ResponderStage, str]] = {
+STAGE_INTROS: Final[Mapping[ResponderStage, str]] = {
     "trigger": "A spike was detected and an incident opened.",
     "acknowledge": "A responder acknowledged the incident.",
     "update": "The incident was updated.",
@@ -105,32 +90,6 @@ def clip(text: str, limit: int) -> str:
     ('abc…', 'abc')
     """
     return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
-
-
-def escape_mrkdwn(text: str) -> str:
-    """Slack's three control characters as entities: `&`, `<`, `>` (in that order, so `&` is escaped once).
-
-    >>> escape_mrkdwn("<!channel> & <script>")
-    '&lt;!channel&gt; &amp; &lt;script&gt;'
-    """
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def clip_mrkdwn(escaped: str, limit: int) -> str:
-    """Escaped mrkdwn cut to `limit` characters without splitting an entity such as `&amp;`.
-
-    >>> clip_mrkdwn("ab &amp; cd", 6)
-    'ab …'
-    >>> clip_mrkdwn("abc", 6)
-    'abc'
-    """
-    if len(escaped) <= limit:
-        return escaped
-    cut = escaped[: limit - 1]
-    amp = cut.rfind("&")
-    if amp != -1 and ";" not in cut[amp:]:
-        cut = cut[:amp]
-    return cut + ELLIPSIS
 
 
 def segment_of(decision: Decision, incident: Incident | None) -> dict[str, str]:
@@ -169,24 +128,24 @@ def _when(at: datetime | None) -> str | None:
     return rfc3339(at) if at is not None else None
 
 
-def _shown_time(at: datetime) -> str:
+def shown_time(at: datetime) -> str:
     return rfc3339(at).replace("T", " ").removesuffix("Z")[:16] + " UTC"
 
 
-def _observed_text(incident: Incident | None) -> str:
+def observed_text(incident: Incident | None) -> str:
     if incident is None:
         return "unknown (no incident record)"
     times = ratio(incident.observed, incident.expected)
     against = f" ({_number(times)}× expected)" if times is not None else " (nothing was expected)"
     return (f"{incident.observed} observed vs {_number(incident.expected)} expected{against} "
-            f"since {_shown_time(incident.first_window_start)}")
+            f"since {shown_time(incident.first_window_start)}")
 
 
-def _segment_text(segment: Mapping[str, str]) -> str:
+def segment_text(segment: Mapping[str, str]) -> str:
     return ", ".join(f"{name} {value}" for name, value in segment.items()) or "none isolated"
 
 
-def _audience_text(decision: Decision) -> str:
+def audience_text(decision: Decision) -> str:
     text = f"{decision.audience} customer{'' if decision.audience == 1 else 's'}"
     return f"{text} (not messaged: {decision.muted})" if decision.muted else text
 
@@ -293,69 +252,3 @@ def pagerduty_event(decision: Decision, incident: Incident | None, stage: Respon
     if links:
         event["links"] = [{"href": href, "text": text} for href, text in links]
     return event
-
-
-def _code(command: str) -> str:
-    """A command in a code span; as plain escaped text when a backtick or a line break would break the span."""
-    if "`" in command or "\n" in command:
-        return escape_mrkdwn(command)
-    return f"`{escape_mrkdwn(command)}`"
-
-
-def _field(label: str, value: str) -> dict[str, str]:
-    return {"type": "mrkdwn", "text": clip_mrkdwn(f"*{label}*\n{escape_mrkdwn(value)}", FIELD_MAX)}
-
-
-def _section(escaped: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": clip_mrkdwn(escaped, SECTION_TEXT_MAX)}}
-
-
-def slack_message(decision: Decision, incident: Incident | None, stage: ResponderStage, *,
-                  approve_command: str) -> dict[str, Any]:
-    """A Slack incoming-webhook message (Block Kit) for one stage of the incident (see the module's docstring).
-
-    >>> from datetime import UTC, datetime
-    >>> at = datetime(2026, 11, 20, 14, tzinfo=UTC)
-    >>> d = Decision("INC-1", "<!channel>", "TX-453", "low", ("a & b",), "few", (), "observe", "not_needed", at)
-    >>> message = slack_message(d, None, "acknowledge", approve_command="forewarn approve INC-1")
-    >>> message["text"]
-    'Acknowledged: [low] &lt;!channel&gt; in TX-453 (INC-1); observe tier'
-    >>> [block["type"] for block in message["blocks"]]
-    ['header', 'section', 'section', 'section', 'context']
-    >>> message["blocks"][3]["text"]["text"]
-    '*Why*\\n• severity low: a &amp; b\\n• reach few'
-    """
-    title = _TITLES[stage]
-    segment = segment_of(decision, incident)
-    pending = decision.approval == "pending"
-    fallback = (f"{title}: [{decision.severity}] {decision.topic} in {decision.region} ({decision.incident_id}); "
-                f"{decision.tier} tier" + (f"; approve with: {approve_command}" if pending else ""))
-    eta = _shown_time(decision.eta) if decision.eta is not None else "not set"
-    reasons = [f"severity {decision.severity}" + (": " + "; ".join(decision.severity_reasons)
-                                                  if decision.severity_reasons else ""),
-               f"reach {decision.reach}" + (": " + "; ".join(decision.reach_reasons) if decision.reach_reasons else "")]
-    blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "emoji": True,
-                                    "text": clip(f"{title}: {decision.topic} in {decision.region}", HEADER_MAX)}},
-        _section(f"{_INTROS[stage]} Incident {_code(decision.incident_id)}"),
-        {"type": "section", "fields": [
-            _field("Observed vs expected", _observed_text(incident)),
-            _field("Segment", _segment_text(segment)),
-            _field("Audience", _audience_text(decision)),
-            _field("Severity × reach → tier", f"{decision.severity} × {decision.reach} → {decision.tier}"),
-            _field("Stage", decision.stage),
-            _field("ETA", eta),
-            _field("Approval", decision.approval.replace("_", " ")),
-        ]},
-        _section("*Why*\n" + "\n".join(f"• {escape_mrkdwn(reason)}" for reason in reasons)),
-    ]
-    if decision.note:
-        blocks.append(_section(f"*Note*\n{escape_mrkdwn(decision.note)}"))
-    if pending:
-        blocks.append(_section("*Waiting for approval.* Customers are messaged only after an operator runs:\n"
-                               + _code(approve_command)))
-    stamp = decision.updated_at or decision.decided_at
-    blocks.append({"type": "context", "elements": [
-        {"type": "mrkdwn", "text": f"Forewarn · {'updated' if decision.updated_at else 'decided'} "
-                                   f"{_shown_time(stamp)}"}]})
-    return {"text": clip_mrkdwn(escape_mrkdwn(fallback), FALLBACK_MAX), "blocks": blocks}

@@ -15,7 +15,8 @@ from forewarn.connectors.pagerduty import PagerDutySender
 from forewarn.connectors.slack import SlackSender
 from forewarn.decisions import Decision, ResponderEvent, ResponderStage
 from forewarn.interfaces import ResponderSender
-from forewarn.outreach.responders import pagerduty_event, slack_message
+from forewarn.outreach.responders import pagerduty_event
+from forewarn.outreach.slack_blocks import slack_message
 from forewarn.records import Incident
 from tests.servers.pagerduty_standin import PagerDutyStandin
 from tests.servers.ports import free_port

@@ -13,15 +13,8 @@ import pytest
 from pydantic import ValidationError
 
 from forewarn.decisions import Approval, Decision, ResponderStage, SeverityLevel
-from forewarn.outreach.responders import (
-    DEDUP_KEY_MAX,
-    FIELD_MAX,
-    HEADER_MAX,
-    SECTION_TEXT_MAX,
-    SUMMARY_MAX,
-    pagerduty_event,
-    slack_message,
-)
+from forewarn.outreach.responders import DEDUP_KEY_MAX, SUMMARY_MAX, pagerduty_event
+from forewarn.outreach.slack_blocks import FIELD_MAX, HEADER_MAX, SECTION_TEXT_MAX, slack_message
 from forewarn.records import Incident, Trait
 from tests.servers.pagerduty_standin import PagerDutyEvent
 from tests.servers.slack_standin import SlackMessage, slack_error
