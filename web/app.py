@@ -34,7 +34,6 @@ from datetime import UTC, datetime
 from typing import Literal, Protocol
 from urllib.parse import parse_qsl
 
-import orjson
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import ImmutableMultiDict
@@ -44,14 +43,13 @@ from starlette.routing import Route
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from forewarn.decisions import Decision
 from forewarn.envelopes import parse_message_id
 from forewarn.interfaces import DecisionStore, Suppressions
-from forewarn.outreach.status_feed import atom_feed, status_document
 from forewarn.records import Channel, Customer
-from forewarn.settings import ConfigError, OutreachSettings, RedisSettings, Secrets, Settings
+from forewarn.settings import ConfigError, RedisSettings, Secrets, Settings
 from forewarn.unsubscribe import UNSUBSCRIBE_PATH, check_secret, read_token
 from forewarn.web import pages
+from forewarn.web.feed import STATUS_ATOM_PATH, STATUS_JSON_PATH, StatusFeed
 from forewarn.web.server import run as run_web
 
 __all__ = ["build_web_app", "create_app", "keyword", "run_web"]
@@ -61,13 +59,6 @@ log = logging.getLogger(__name__)
 STATUS_PATH = "/twilio/status"
 INBOUND_PATH = "/twilio/inbound"
 HEALTH_PATH = "/healthz"
-STATUS_JSON_PATH = "/status.json"
-STATUS_ATOM_PATH = "/status.atom"
-FEED_HEADERS = {"Cache-Control": "public, max-age=30", "Access-Control-Allow-Origin": "*",
-                "X-Content-Type-Options": "nosniff"}
-"""The status feed is public: caches and other origins (the website's banner) may keep and read it."""
-FEED_RECENT = 200
-"""How many of the newest decisions the feed reads besides the open ones (for the recently resolved)."""
 
 STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
 START_WORDS = frozenset({"START", "YES", "UNSTOP"})
@@ -156,8 +147,7 @@ async def _read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
 class _Handlers:
     def __init__(self, queue: StatusRecorder, suppressions: Suppressions, index: OptIndex,
                  twilio_auth_token: str | None, public_url: str, help_text: str, unsubscribe_secret: bytes | None,
-                 clock: Callable[[], datetime], decisions: DecisionStore | None = None,
-                 topic_labels: Mapping[str, str] | None = None) -> None:
+                 clock: Callable[[], datetime]) -> None:
         self.queue = queue
         self.suppressions = suppressions
         self.index = index
@@ -166,8 +156,6 @@ class _Handlers:
         self.help_text = help_text
         self.secret = unsubscribe_secret
         self.clock = clock
-        self.decisions = decisions
-        self.topic_labels = dict(OutreachSettings().topic_labels if topic_labels is None else topic_labels)
 
     # -- Twilio ----------------------------------------------------------------------------------
 
@@ -292,36 +280,6 @@ class _Handlers:
         self.index.record_opt_out(customer_id, channel)
         log.info("customer %s unsubscribed from %s", customer_id, channel)
 
-    # -- the public status feed ------------------------------------------------------------------
-
-    def _read_decisions(self) -> list[Decision]:
-        assert self.decisions is not None
-        return self.decisions.open_decisions() + self.decisions.recent(FEED_RECENT)
-
-    async def _status_document(self) -> dict[str, object] | Response:
-        if self.decisions is None:
-            return PlainTextResponse("the status feed is not configured", status_code=503)
-        try:
-            decisions = await run_in_threadpool(self._read_decisions)
-        except Exception as exc:
-            log.error("status feed not served: the decision store failed (%s)", type(exc).__name__)
-            return PlainTextResponse("status not available, try again", status_code=503,
-                                     headers={"Retry-After": "30"})
-        return status_document(decisions, self.topic_labels, self.clock())
-
-    async def status_json(self, _: Request) -> Response:
-        document = await self._status_document()
-        if isinstance(document, Response):
-            return document
-        return Response(orjson.dumps(document), media_type="application/json", headers=FEED_HEADERS)
-
-    async def status_atom(self, _: Request) -> Response:
-        document = await self._status_document()
-        if isinstance(document, Response):
-            return document
-        feed = atom_feed(document, self.public_url + STATUS_ATOM_PATH, self.public_url + STATUS_JSON_PATH)
-        return Response(feed, media_type="application/atom+xml; charset=utf-8", headers=FEED_HEADERS)
-
     async def healthz(self, _: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -359,14 +317,15 @@ def create_app(*, queue: StatusRecorder, suppressions: Suppressions, index: OptI
     if unsubscribe_secret is not None:
         check_secret(unsubscribe_secret)
     handlers = _Handlers(queue, suppressions, index, twilio_auth_token, public_url, help_text, unsubscribe_secret,
-                         clock, decisions, topic_labels)
+                         clock)
+    feed = StatusFeed(decisions, topic_labels, public_url, clock)
     return Starlette(routes=[
         Route(STATUS_PATH, handlers.status, methods=["POST"]),
         Route(INBOUND_PATH, handlers.inbound, methods=["POST"]),
         Route(UNSUBSCRIBE_PATH, handlers.unsubscribe_page, methods=["GET"]),
         Route(UNSUBSCRIBE_PATH, handlers.unsubscribe, methods=["POST"]),
-        Route(STATUS_JSON_PATH, handlers.status_json, methods=["GET"]),
-        Route(STATUS_ATOM_PATH, handlers.status_atom, methods=["GET"]),
+        Route(STATUS_JSON_PATH, feed.status_json, methods=["GET"]),
+        Route(STATUS_ATOM_PATH, feed.status_atom, methods=["GET"]),
         Route(HEALTH_PATH, handlers.healthz, methods=["GET"]),
     ])
 
