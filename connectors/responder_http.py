@@ -1,5 +1,5 @@
-"""What the responder senders (PagerDuty, Slack) share: one pooled `requests` session posting JSON, and the
-classification of an error below HTTP (`never_sent` also serves the Twilio sender).
+"""What the HTTP senders share: one pooled `requests` session posting JSON, the classification of an error
+below HTTP (`never_sent` also serves the Twilio sender), and reading an answer's `Retry-After`.
 
 A transport error is retryable (an unusable URL excepted: that is final), and `uncertain` unless the
 request never left: a connection that could not be opened (refused, unreachable, a name that does not
@@ -9,6 +9,10 @@ the URL, and a Slack webhook URL is a secret.
 """
 
 from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -82,3 +86,31 @@ def transport_failure(provider: str, exc: BaseException) -> SendResult:
     else:
         what = type(exc).__name__
     return SendResult(ok=False, retryable=True, uncertain=True, reason=f"{provider}: {what}")
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from an HTTP `Retry-After` value: delay-seconds or an HTTP date; None when absent
+    or unreadable.
+
+    >>> parse_retry_after("7"), parse_retry_after(" 1.5 "), parse_retry_after(None), parse_retry_after("soon")
+    (7.0, 1.5, None, None)
+    >>> parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now=datetime(2015, 10, 21, 7, 28, tzinfo=UTC))
+    30.0
+    >>> parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=datetime(2015, 10, 21, 7, 29, tzinfo=UTC))
+    0.0
+    """
+    if not value or not value.strip():
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    try:
+        when = parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())

@@ -34,8 +34,7 @@ import re
 
 import requests
 
-from forewarn.connectors.responder_http import json_session, transport_failure
-from forewarn.connectors.sms import parse_retry_after
+from forewarn.connectors.responder_http import json_session, parse_retry_after, transport_failure
 from forewarn.decisions import ResponderEvent, ResponderTarget
 from forewarn.records import SendResult
 

@@ -39,10 +39,8 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import threading
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
@@ -52,135 +50,20 @@ from twilio.http import HttpClient
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from forewarn.connectors.responder_http import never_sent
+from forewarn.connectors.responder_http import parse_retry_after
+from forewarn.connectors.twilio_errors import (
+    as_int,
+    classify_transport_error,
+    classify_twilio_error,
+    refusal,
+)
 from forewarn.records import Channel, Message, SendResult
 from forewarn.settings import ConfigError
 
 log = logging.getLogger(__name__)
 
-UNSUBSCRIBED = 21610
-AUTHENTICATION = 20003
-CREDENTIALS_FIX = "fix TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN and restart"
 RECONCILE_SLACK = timedelta(minutes=2)
 """How far before `since` a reconcile still looks: clocks differ, and Twilio stamps whole seconds."""
-_FINAL_REASONS = {
-    21211: "invalid To number",
-    21408: "region not enabled for this account",
-    21606: "From number cannot send SMS",
-    21612: "To number not reachable from this From number",
-    21614: "To number is not a mobile number",
-    21617: "body exceeds 1600 characters",
-    30007: "message filtered as spam",
-}
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from an HTTP `Retry-After` value: delay-seconds or an HTTP date; None when absent
-    or unreadable.
-
-    >>> parse_retry_after("7"), parse_retry_after(" 1.5 "), parse_retry_after(None), parse_retry_after("soon")
-    (7.0, 1.5, None, None)
-    >>> parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now=datetime(2015, 10, 21, 7, 28, tzinfo=UTC))
-    30.0
-    >>> parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=datetime(2015, 10, 21, 7, 29, tzinfo=UTC))
-    0.0
-    """
-    if not value or not value.strip():
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return seconds if math.isfinite(seconds) and seconds >= 0 else None
-    try:
-        when = parsedate_to_datetime(value.strip())
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
-
-
-def classify_twilio_error(status: int, code: int | None, retry_after: float | None = None) -> SendResult:
-    """Map a Twilio HTTP status and error code (and the answer's Retry-After seconds) to a SendResult.
-
-    >>> result = classify_twilio_error(400, 21211)
-    >>> result.ok, result.retryable, result.uncertain, result.reason
-    (False, False, False, 'twilio 21211: invalid To number')
-    >>> limited = classify_twilio_error(429, 20429, retry_after=3.0)
-    >>> limited.retryable, limited.uncertain, limited.retry_after
-    (True, False, 3.0)
-    >>> server = classify_twilio_error(503, None)
-    >>> server.retryable, server.uncertain, server.reason
-    (True, True, 'twilio 503: server error (HTTP 503)')
-    >>> classify_twilio_error(400, 21610).opted_out
-    True
-    >>> halted = classify_twilio_error(401, 20003)
-    >>> halted.halts_channel, halted.retryable, halted.uncertain
-    (True, True, False)
-    """
-    label = f"twilio {code if code is not None else status}"
-    if status == 401 or code == AUTHENTICATION:
-        # Our credentials, not this message: every send would fail alike, so halt, keep them for later.
-        return SendResult(ok=False, retryable=True, halts_channel=True,
-                          reason=f"{label}: channel halted: authentication failed; {CREDENTIALS_FIX}")
-    if status == 429 or code == 20429:
-        return SendResult(ok=False, retryable=True, reason=f"{label}: rate limited", retry_after=retry_after)
-    if status >= 500:
-        # The request reached Twilio and something broke: it may have queued the message anyway.
-        return SendResult(ok=False, retryable=True, uncertain=True, retry_after=retry_after,
-                          reason=f"{label}: server error (HTTP {status})")
-    if code == UNSUBSCRIBED:
-        return SendResult(ok=False, reason=f"{label}: recipient unsubscribed", opted_out=True)
-    known = _FINAL_REASONS.get(code) if code is not None else None
-    return SendResult(ok=False, retryable=False, reason=f"{label}: {known or f'rejected (HTTP {status})'}")
-
-
-def classify_transport_error(exc: BaseException) -> SendResult:
-    """Map an error below HTTP (or an unreadable answer) to a SendResult: retryable, and uncertain unless
-    the request never left.
-
-    >>> classify_transport_error(requests.ConnectionError(ConnectionRefusedError(111, "refused")))
-    SendResult(ok=False, retryable=True, reason='twilio: connection failed', provider_id=None, opted_out=False, \
-halts_channel=False, uncertain=False, retry_after=None)
-    >>> dropped = classify_transport_error(requests.ConnectionError(ConnectionResetError(104, "reset")))
-    >>> dropped.reason, dropped.uncertain
-    ('twilio: connection dropped', True)
-    >>> timeout = classify_transport_error(requests.ReadTimeout("read timed out"))
-    >>> timeout.reason, timeout.uncertain
-    ('twilio: timeout', True)
-    >>> classify_transport_error(requests.ConnectTimeout("connect timed out")).uncertain
-    False
-    """
-    if never_sent(exc):
-        reason = "twilio: connect timeout" if isinstance(exc, requests.ConnectTimeout) else "twilio: connection failed"
-        return SendResult(ok=False, retryable=True, reason=reason)
-    if isinstance(exc, requests.Timeout | TimeoutError):
-        reason = "twilio: timeout"
-    elif isinstance(exc, requests.ConnectionError | requests.exceptions.ChunkedEncodingError | ConnectionError):
-        reason = "twilio: connection dropped"
-    elif isinstance(exc, requests.RequestException | OSError):
-        reason = f"twilio: {type(exc).__name__}"
-    elif isinstance(exc, ValueError):  # a 2xx answer that is not the JSON of a message
-        reason = "twilio: unreadable answer"
-    else:
-        return SendResult(ok=False, retryable=False, reason=f"twilio: {type(exc).__name__}")
-    return SendResult(ok=False, retryable=True, uncertain=True, reason=reason)
-
-
-def _refusal(status: int, code: int | None) -> str:
-    if status in (401, 403, 404) or code == AUTHENTICATION:
-        return (f"Twilio refused the credentials (HTTP {status}, error {code}): set TWILIO_ACCOUNT_SID (AC...) and "
-                "TWILIO_AUTH_TOKEN to the account SID and auth token shown in the Twilio Console, then restart")
-    return f"Twilio answered the account check with HTTP {status} (error {code}): see https://status.twilio.com"
-
-
-def _as_int(code: object) -> int | None:
-    try:
-        return int(code)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        return None
 
 
 class AnswerMemo(HttpClient):  # twilio ships no type hints: HttpClient is Any to mypy
@@ -292,7 +175,7 @@ class TwilioSender:
         try:
             account = self._client.api.v2010.accounts(self._client.account_sid).fetch()
         except (TwilioRestException, TwilioServiceException) as exc:
-            raise ConfigError(_refusal(int(exc.status), _as_int(exc.code))) from None
+            raise ConfigError(refusal(int(exc.status), as_int(exc.code))) from None
         except (requests.RequestException, OSError) as exc:
             raise ConfigError(f"Twilio at {self._client.api.base_url} did not answer ({type(exc).__name__}): check "
                               "sms.base_url (unset means https://api.twilio.com) and the network") from None
@@ -314,7 +197,7 @@ class TwilioSender:
         try:
             created = self._client.messages.create(to=message.to, body=message.body, **self._identity, **extra)
         except (TwilioRestException, TwilioServiceException) as exc:
-            result = classify_twilio_error(int(exc.status), _as_int(exc.code), self._retry_after())
+            result = classify_twilio_error(int(exc.status), as_int(exc.code), self._retry_after())
         except (requests.RequestException, OSError, ValueError, TwilioException) as exc:
             result = classify_transport_error(exc)
         else:
@@ -344,7 +227,7 @@ class TwilioSender:
                              found.status)
                     return SendResult(ok=True, provider_id=found.sid, reason="found in the provider's log")
         except (TwilioRestException, TwilioServiceException) as exc:
-            failed = classify_twilio_error(int(exc.status), _as_int(exc.code), self._retry_after())
+            failed = classify_twilio_error(int(exc.status), as_int(exc.code), self._retry_after())
         except TwilioException as exc:  # a list page answered other than 200: "Unable to fetch page"
             failed = self._page_error(exc)
         except (requests.RequestException, OSError, ValueError) as exc:
@@ -368,7 +251,7 @@ class TwilioSender:
         if response is None:
             return classify_transport_error(exc)
         try:
-            code = _as_int(json.loads(response.text).get("code"))
+            code = as_int(json.loads(response.text).get("code"))
         except (ValueError, AttributeError):
             code = None
         return classify_twilio_error(int(response.status_code), code, self._retry_after())

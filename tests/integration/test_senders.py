@@ -17,7 +17,8 @@ from twilio.rest import Client
 from forewarn.connectors.email import SmtpSender
 from forewarn.connectors.outbox import OutboxSender
 from forewarn.connectors.redis_index import RedisCustomerIndex
-from forewarn.connectors.sms import CREDENTIALS_FIX, TwilioSender
+from forewarn.connectors.sms import TwilioSender
+from forewarn.connectors.twilio_errors import CREDENTIALS_FIX
 from forewarn.interfaces import Reconciler, Sender
 from forewarn.outreach.audience import build_audience
 from forewarn.records import Customer, Message, MessageKey, SendResult

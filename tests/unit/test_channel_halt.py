@@ -11,7 +11,7 @@ import pytest
 
 from forewarn.connectors.email import classify_smtp_code
 from forewarn.connectors.memory_outbox import InMemoryOutbox
-from forewarn.connectors.sms import classify_twilio_error
+from forewarn.connectors.twilio_errors import classify_twilio_error
 from forewarn.envelopes import Envelope
 from forewarn.outreach.dispatch import CHANNEL_HOLD
 from forewarn.records import Channel, Message, MessageKey, SendResult

@@ -21,13 +21,9 @@ from urllib3.exceptions import (
     ReadTimeoutError,
 )
 
-from forewarn.connectors.sms import (
-    AnswerMemo,
-    TwilioSender,
-    classify_transport_error,
-    classify_twilio_error,
-    parse_retry_after,
-)
+from forewarn.connectors.responder_http import parse_retry_after
+from forewarn.connectors.sms import AnswerMemo, TwilioSender
+from forewarn.connectors.twilio_errors import classify_transport_error, classify_twilio_error
 
 PHONE = "+15125550100"
 
