@@ -36,6 +36,7 @@ class JinjaRenderer:
         if not directory.is_dir():
             raise ValueError(f"template folder {directory} does not exist: set outreach.templates to a folder")
         self.directory = directory
+        self._names_others: dict[str, bool] = {}
         self._env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(directory)),
             undefined=jinja2.StrictUndefined,
@@ -76,12 +77,15 @@ class JinjaRenderer:
         >>> JinjaRenderer(BUNDLED_CONFIG / "templates").names_others("no_internet")
         True
         """
+        if (known := self._names_others.get(topic)) is not None:
+            return known  # asked at every warning pass: the folder is read once per topic
         names = [n for n in self._env.list_templates() if n.startswith((f"{topic}.warning.", "default.warning."))]
         loader = self._env.loader
         assert loader is not None
-        return bool(names) and all(
+        known = self._names_others[topic] = bool(names) and all(
             "also_labels" in meta.find_undeclared_variables(self._env.parse(loader.get_source(self._env, n)[0]))
             for n in names)
+        return known
 
     def _select(self, topic: str, kind: MessageKind, channel: Channel, context: Mapping[str, object],
                 family: str) -> jinja2.Template:

@@ -76,35 +76,32 @@ class LevelAdaptation:
     def _learn(self, pane: _Pane) -> None:
         """Learn a pane leaving the ring: keys flagged in any window holding it are left out; keys on trial
         teach their level only (their baseline waits for the trial's end)."""
+        start = self.pane_start(pane.index)
+        national = self._national.predict_one(start)  # before anything below learns or is adopted
         trials = set(self._levels.keys())
-        self._learn_levels(pane, trials)
-        national_out = (pane.national_flagged and NATIONAL not in trials) or NATIONAL in trials
+        national_factor = self._levels.factor(NATIONAL)
+        self._learn_levels(pane, trials, national, national_factor)
         left_out = {r: share for r, share in pane.flagged.items() if r not in trials}
         left_out |= {r: self._shares.share(r) for r in trials if r != NATIONAL}
-        if not national_out:
+        if not pane.national_flagged and NATIONAL not in trials:
             # Flagged regions (and those on trial) count at their expected level, not their surge.
-            usual = self._national.predict_one(self.pane_start(pane.index)) * sum(left_out.values())
-            total = sum(c.count for r, c in pane.cases.items() if r not in left_out) + usual
-            self._national.learn_one(self.pane_start(pane.index), total)
+            total = sum(c.count for r, c in pane.cases.items() if r not in left_out) + national * sum(
+                left_out.values())
+            self._national.learn_one(start, total)
         if pane.national_flagged:
             return  # a national surge says nothing about the regions' shares
         # A region left out counts at its usual level (the nation's accepted level included): left out of the
         # sums, its share would fade for as long as it is flagged, making it look ever more surprising (and
         # flagged) until it is adapted to
-        national = self._national.predict_one(self.pane_start(pane.index)) * self._levels.factor(NATIONAL)
+        national = self._national.predict_one(start) * self._levels.factor(NATIONAL)  # as any trial left it
         counts: dict[str, float] = {r: c.count for r, c in pane.cases.items() if r not in left_out}
         counts |= {r: national * share for r, share in left_out.items()}
         self._shares.learn(pane.index, counts)
 
-    def _learn_levels(self, pane: _Pane, trials: set[str]) -> None:
+    def _learn_levels(self, pane: _Pane, trials: set[str], national: float, national_factor: float) -> None:
         """Each key on trial learns its level from the pane, flagged or not; an adopted level moves into the
-        baseline (the nation's seasonal profile, a region's share)."""
-        if not trials:
-            return
-        # read once: the nation's trial may end (or be adopted) below, and every region of the pane must be judged
-        # against the same national expectation
-        national = self._national.predict_one(self.pane_start(pane.index))
-        national_factor = self._levels.factor(NATIONAL)
+        baseline (the nation's seasonal profile, a region's share). Every key of the pane is judged against the
+        same national expectation (`national`, `national_factor`), read before the nation's trial may end."""
         for key in sorted(trials):
             if key == NATIONAL:
                 observed = sum(c.count for c in pane.cases.values())

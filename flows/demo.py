@@ -26,7 +26,7 @@ from forewarn.flows.demo_feedback import CALLS_AVOIDED, WarnedCustomers, feedbac
 from forewarn.flows.early_warning import build_flow
 from forewarn.flows.wiring import MemoryParts, file_io
 from forewarn.outreach.documents import document_files, documents_for
-from forewarn.outreach.effect import describe, measured, pooled
+from forewarn.outreach.effect import Effect, describe, fewer_calls, measured, pooled
 from forewarn.outreach.status_feed import atom_feed, status_document
 from forewarn.reports.judgement import judge_run
 from forewarn.reports.report import write_report
@@ -58,19 +58,18 @@ def run_demo(settings: Settings, out: Path, seed: int = 7, customers: int = 20_0
         raise RuntimeError("the demo's outbox did not drain in time")
     summary = RunSummary.from_dir(out)
     summary.notes = judge_run(scenario, summary, out, hazards_enabled=settings.hazards is not None)
-    summary.notes += effect_notes(parts, warned)
-    add_stages_and_effects(summary, parts)
+    effects = measured(parts.decisions.recent(1_000), parts.outbox, parts.store)
+    summary.notes += effect_notes(effects, parts, warned)
+    add_stages_and_effects(summary, effects, parts)
     write_report(out / "report.html", scenario, summary, settings)
     write_status_feed(out, parts, scenario.end)
     write_documents(out, parts, scenario.end)
     return summary
 
 
-def effect_notes(parts: MemoryParts, warned: WarnedCustomers) -> list[str]:
+def effect_notes(effects: Sequence[Effect], parts: MemoryParts, warned: WarnedCustomers) -> list[str]:
     """The holdout's estimate of each incident's effect, and all of them pooled, beside the scenario's truth."""
-    decisions = parts.decisions.recent(1_000)
-    topics = {d.incident_id: d.topic for d in decisions}
-    effects = measured(decisions, parts.outbox, parts.store)
+    topics = {d.incident_id: d.topic for d in parts.decisions.recent(1_000)}
     notes = [f"effect {topics[e.incident_id or '']} ({e.incident_id}): {describe(e)}" for e in effects]
     if effects:
         notes.append(f"effect of all incidents pooled: {describe(pooled(effects))}; truth: warned customers skip "
@@ -78,17 +77,16 @@ def effect_notes(parts: MemoryParts, warned: WarnedCustomers) -> list[str]:
     return notes
 
 
-def add_stages_and_effects(summary: RunSummary, parts: MemoryParts) -> None:
+def add_stages_and_effects(summary: RunSummary, effects: Sequence[Effect], parts: MemoryParts) -> None:
     """Each incident's life (the stages its decision went through, from the audit trail) and its measured effect,
     on the summary's rows."""
     decisions = {d.incident_id: d for d in parts.decisions.recent(1_000)}
-    effects = {e.incident_id: e for e in measured(decisions.values(), parts.outbox, parts.store)}
+    by_incident = {e.incident_id: e for e in effects}
     for row in summary.rows:
         if (decision := decisions.get(row.id)) is not None:
             row.stages = stages_text(decision, parts.decisions.audit(row.id))
-        if (effect := effects.get(row.id)) is not None:
-            low, high = effect.relative_interval
-            row.effect = f"{effect.relative_reduction:.0%} fewer calls (95% CI {max(low, -9.99):.0%} to {high:.0%})"
+        if (effect := by_incident.get(row.id)) is not None:
+            row.effect = fewer_calls(effect)
 
 
 def stages_text(decision: Decision, audit: Sequence[AuditEntry]) -> str:

@@ -129,9 +129,13 @@ def measured(decisions: Iterable[Decision], outbox: Outbox, store: IncidentStore
 
 def describe(effect: Effect) -> str:
     """One line for a person: both rates, the relative reduction and the contacts saved, with intervals."""
-    low, high = effect.relative_interval
     saved_low, saved_high = effect.contacts_saved_interval
     return (f"warned customers called {effect.warned_rate:.1%} ({effect.warned_calls}/{effect.warned}), held-out "
-            f"{effect.held_out_rate:.1%} ({effect.held_out_calls}/{effect.held_out}): {effect.relative_reduction:.0%} "
-            f"fewer calls (95% CI {max(low, -9.99):.0%} to {high:.0%}), about {effect.contacts_saved:.0f} contacts "
-            f"saved (95% CI {saved_low:.0f} to {saved_high:.0f})")
+            f"{effect.held_out_rate:.1%} ({effect.held_out_calls}/{effect.held_out}): {fewer_calls(effect)}, about "
+            f"{effect.contacts_saved:.0f} contacts saved (95% CI {saved_low:.0f} to {saved_high:.0f})")
+
+
+def fewer_calls(effect: Effect) -> str:
+    """The relative reduction with its interval: `52% fewer calls (95% CI 2% to 76%)`."""
+    low, high = effect.relative_interval
+    return f"{effect.relative_reduction:.0%} fewer calls (95% CI {max(low, -9.99):.0%} to {high:.0%})"

@@ -72,19 +72,18 @@ class DecisionGate:
         silences = self.silences.active(now) if self.silences is not None else ()
         fresh = decide_hazard(incident, touched=len(recipients), regions=regions, base=self.index.size(),
                               settings=self.settings, at=incident.first_sent, silences=silences, silence_at=now)
-        earlier = self.decisions.load(incident.id)
-        if earlier is not None and not at_least(fresh.tier, earlier.tier):
-            # a wider path is no reason to say less: warnings queued under the louder tier still go
-            fresh = replace(fresh, tier=earlier.tier)
-        return self._keep(fresh)
+        # a wider path is no reason to say less: warnings queued under the louder tier still go
+        return self._keep(fresh, never_quieter=True)
 
-    def _keep(self, fresh: Decision) -> Decision:
+    def _keep(self, fresh: Decision, never_quieter: bool = False) -> Decision:
         """Save a fresh verdict atomically, keeping what operators and responders did since (approval, stage,
-        ETA, note, updates, closure): a replayed or re-judged event undoes none of it."""
+        ETA, note, updates, closure): a replayed or re-judged event undoes none of it; `never_quieter` keeps an
+        earlier louder tier too."""
         def merge(earlier: Decision | None) -> Decision:
             if earlier is None:
                 return fresh
-            merged = replace(fresh, stage=earlier.stage, eta=earlier.eta, note=earlier.note,
+            tier = earlier.tier if never_quieter and not at_least(fresh.tier, earlier.tier) else fresh.tier
+            merged = replace(fresh, tier=tier, stage=earlier.stage, eta=earlier.eta, note=earlier.note,
                              updated_at=earlier.updated_at, updates=earlier.updates, open=earlier.open)
             return merged.with_approval(earlier.approval) if earlier.approval in ("approved", "held") else merged
 

@@ -30,22 +30,22 @@ class Lifecycle:
         self.store = outreach.store
 
     def ack(self, incident_id: str, actor: str, note: str = "", eta: datetime | None = None) -> OutreachReport:
-        self._incident(incident_id)  # an unknown id (a hazard's, say) changes nothing
+        incident = self._incident(incident_id)  # first: an unknown id (a hazard's, say) changes nothing
         decision = self.gate.advance(incident_id, "ack", actor, note, eta)
-        self.outreach.tell_responders(decision, self._incident(incident_id), "acknowledge")
-        return self._stage(decision, "ack")
+        self.outreach.tell_responders(decision, incident, "acknowledge")
+        return self._stage(incident, decision, "ack")
 
     def update(self, incident_id: str, actor: str, note: str = "", eta: datetime | None = None) -> OutreachReport:
-        self._incident(incident_id)
+        incident = self._incident(incident_id)
         decision = self.gate.advance(incident_id, "update", actor, note, eta)
-        self.outreach.tell_responders(decision, self._incident(incident_id), "update")
+        self.outreach.tell_responders(decision, incident, "update")
         if decision.updates > MAX_CUSTOMER_UPDATES:
-            report = OutreachReport(self._incident(incident_id), decision=decision)
+            report = OutreachReport(incident, decision=decision)
             report.held = (f"update {decision.updates} of {incident_id}: customers get at most "
                            f"{MAX_CUSTOMER_UPDATES}; responders and the status feed still have it")
             return report
         kind: MessageKind = f"update-{decision.updates}"  # type: ignore[assignment]
-        return self._stage(decision, kind)
+        return self._stage(incident, decision, kind)
 
     def resolve(self, incident_id: str, actor: str, note: str = "") -> OutreachReport:
         """Resolved by a responder: the all-clear goes now (a later automatic resolution repeats nothing)."""
@@ -54,8 +54,7 @@ class Lifecycle:
         now = self.gate.clock()
         return self.outreach.handle(replace(incident, status="resolved", resolved_at=now))
 
-    def _stage(self, decision: Decision, kind: MessageKind) -> OutreachReport:
-        incident = self._incident(decision.incident_id)
+    def _stage(self, incident: Incident, decision: Decision, kind: MessageKind) -> OutreachReport:
         if (silence := self.gate.silenced_now(decision)) is not None:
             return OutreachReport(incident, decision=decision, held=f"silenced by {silence}: nobody is messaged")
         if not decision.messages_customers:
