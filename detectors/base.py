@@ -66,9 +66,20 @@ class CountBaseline(Estimator):
 class TailScorer(Estimator):
     """Turns an observed count and its expectation into a tail probability."""
 
+    clustering: float = 1.0
+    """How clustered reports are: a sparse window's variance over its mean (1: independent reports)."""
+
     @abstractmethod
     def p_value(self, observed: int, expected: float) -> float:
         """P(X >= observed) under the scorer's count distribution."""
 
     def learn_one(self, observed: int, expected: float) -> None:
         """Learn from a window that did not fire; scorers with fixed shape ignore it."""
+
+    def dispersion(self, expected: float) -> float:
+        """Variance over mean of a window's count expecting `expected` (1: a Poisson)."""
+        return 1.0
+
+    def learn_clustering(self, observed: int, expected: float) -> None:
+        """Learn from a sparse key's window that did not fire how clustered its reports are; scorers with
+        fixed shape ignore it."""

@@ -172,6 +172,10 @@ class RegionShares:
         mass = share * (self._total + self.prior_weight) - self.prior_weight * self._prior_share(region)
         self._regions[region] = [max(mass, 0.0), float(self._pane)]
 
+    def regions(self) -> list[str]:
+        """The regions with history, in the order they were first seen."""
+        return list(self._regions)
+
     def share(self, region: str) -> float:
         entry = self._regions.get(region)
         mass = entry[0] * self._decay(self._pane - entry[1]) if entry else 0.0

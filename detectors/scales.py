@@ -9,7 +9,7 @@ so that looking more than once does not raise the false-alarm rate.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from forewarn.detectors.base import TailScorer
@@ -26,11 +26,14 @@ class ScaleChoice:
 
 
 def best_scale(counts: Sequence[int], expected: Sequence[float], scorers: Mapping[int, TailScorer],
-               min_expected: float) -> ScaleChoice:
+               min_expected: float, eligible: Callable[[int, float], bool] | None = None) -> ScaleChoice:
     """The most surprising window among the lengths of `scorers` (in panes), newest pane first.
 
     Each length has its own scorer: counts over a quarter hour vary more, relative to
     their mean, than counts over four hours, so each learns its own overdispersion.
+    With `eligible(observed, expected)`, only windows it accepts are weighed (a window
+    too small to fire whatever its tail costs no tail); when none is, the shortest
+    window is returned with a tail of 1.
 
     >>> from forewarn.detectors.scoring import PoissonScorer
     >>> choice = best_scale([12, 1, 1, 1], [1.0] * 4, {1: PoissonScorer(), 4: PoissonScorer()}, 0.05)
@@ -46,10 +49,14 @@ def best_scale(counts: Sequence[int], expected: Sequence[float], scorers: Mappin
         mean += sum(expected[done:length])
         done = length
         window_mean = max(mean, min_expected)
+        if eligible is not None and not eligible(observed, window_mean):
+            continue
         p_value = scorers[length].p_value(observed, window_mean)
         if best is None or p_value < best.p_value:
             best = ScaleChoice(length, observed, window_mean, p_value)
-    assert best is not None, "at least one scale is needed"
+    if best is None:
+        shortest = min(scorers)
+        return ScaleChoice(shortest, sum(counts[:shortest]), max(sum(expected[:shortest]), min_expected), 1.0)
     return ScaleChoice(best.panes, best.observed, best.expected, min(1.0, best.p_value * len(scorers)))
 
 

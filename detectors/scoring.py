@@ -46,7 +46,8 @@ class NegativeBinomialScorer(TailScorer):
     """
 
     def __init__(self, size: float = 20.0, learn_dispersion: bool = True, prior_weight: float = 50.0,
-                 min_expected: float = 1.0, outlier_p: float = 1e-3):
+                 min_expected: float = 1.0, outlier_p: float = 1e-3, clustering_prior: float = 200.0,
+                 clustering_means: tuple[float, float] = (0.5, 20.0)):
         if size <= 0:
             raise ValueError("size must be > 0 (larger is closer to Poisson)")
         self.size = size
@@ -54,8 +55,20 @@ class NegativeBinomialScorer(TailScorer):
         self.prior_weight = prior_weight
         self.min_expected = min_expected
         self.outlier_p = outlier_p
+        self.clustering_prior = clustering_prior
+        self.clustering_means = clustering_means
         self.learned_size = size
+        self.clustering = 1.0
         self._phi = stats.Mean()
+        self._pearson = stats.Mean()
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        """A scorer snapshotted before clustering was learned restores as unclustered (Poisson-like)."""
+        self.__dict__.update(state)
+        self.__dict__.setdefault("clustering", 1.0)
+        self.__dict__.setdefault("clustering_prior", 200.0)
+        self.__dict__.setdefault("clustering_means", (0.5, 20.0))
+        self.__dict__.setdefault("_pearson", stats.Mean())
 
     def learn_one(self, observed: int, expected: float) -> None:
         """Learn from a window that did not fire (the caller leaves out flagged ones).
@@ -71,13 +84,52 @@ class NegativeBinomialScorer(TailScorer):
         # so the tail is computed only above it.
         if observed > expected and self.p_value(observed, expected) < self.outlier_p:
             return
-        self._phi.update(min(1.0, max(-1.0, ((observed - expected) ** 2 - expected) / expected**2)))
+        excess = (observed - expected) ** 2 - self.clustering * expected  # what clustering leaves unexplained
+        self._phi.update(min(1.0, max(-1.0, excess / expected**2)))
         n = self._phi.n
         phi = (n * self._phi.get() + self.prior_weight / self.size) / (n + self.prior_weight)
         self.learned_size = 1.0 / min(max(phi, 1e-4), 1.0)
 
+    def learn_clustering(self, observed: int, expected: float) -> None:
+        """Learn how clustered reports are from a sparse key's window that did not fire.
+
+        One caller filing several cases, or a household's devices reporting together, adds
+        variance in proportion to the mean (variance = phi * mu + mu²/size), which no
+        single `size` can express: it matters most where mu is a few cases. So phi is the
+        mean Pearson ratio (x - mu)² / mu, less the mu / size that `size` explains, over
+        windows whose mean lies in `clustering_means`, shrunk toward 1 (no clustering) by
+        `clustering_prior` windows; windows already surprising (p < `outlier_p`) are not
+        learned.
+
+        >>> scorer = NegativeBinomialScorer(size=20.0, clustering_prior=10)
+        >>> for count in [0, 0, 0, 6, 0, 0, 0, 6] * 50:   # cases come six at a time, two per window on average
+        ...     scorer.learn_clustering(count, 1.5)
+        >>> round(scorer.clustering, 1)   # a Pearson ratio of 4.5, less what size 20 explains, shrunk a little
+        4.3
+        """
+        low, high = self.clustering_means
+        if not self.learn_dispersion or not low <= expected <= high:
+            return
+        ratio = (observed - expected) ** 2 / expected
+        # below nine (three standard deviations of a Poisson) no count is that surprising: the tail is skipped
+        if ratio > 9.0 and observed > expected and self.p_value(observed, expected) < self.outlier_p:
+            return
+        self._pearson.update(min(ratio, 25.0) - expected / self.learned_size)
+        n = self._pearson.n
+        self.clustering = max(1.0, (n * self._pearson.get() + self.clustering_prior) / (n + self.clustering_prior))
+
+    def dispersion(self, expected: float) -> float:
+        """Variance over mean of a window with mean `expected`: phi + mu/size."""
+        return self.clustering + expected / self.learned_size
+
+    def window_size(self, expected: float) -> float:
+        """The negative-binomial size of a window with mean `expected`: its variance is phi * mu + mu²/size."""
+        if self.clustering <= 1.0:
+            return self.learned_size
+        return expected / (self.clustering - 1.0 + expected / self.learned_size)
+
     def p_value(self, observed: int, expected: float) -> float:
-        return negbin_sf(observed, expected, self.learned_size)
+        return negbin_sf(observed, expected, self.window_size(expected))
 
 
 @dataclass(frozen=True)
@@ -115,9 +167,9 @@ class SpikeRule:
             low, high = (low, middle) if scorer.p_value(middle, expected) <= self.alpha else (middle, high)
         return high
 
+    def large_enough(self, observed: int, expected: float) -> bool:
+        """Whether the window is big enough to fire if its tail is small enough (the cheap conditions)."""
+        return observed >= self.min_count and observed >= self.min_ratio * expected
+
     def fires(self, observed: int, expected: float, p_value: float) -> bool:
-        return (
-            observed >= self.min_count
-            and observed >= self.min_ratio * expected
-            and p_value <= self.alpha
-        )
+        return self.large_enough(observed, expected) and p_value <= self.alpha

@@ -12,6 +12,7 @@ few regions is reported for those regions only.
 
 from __future__ import annotations
 
+import copy
 from collections import deque
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -80,6 +81,11 @@ def _count(pane: _Pane, key: str) -> int:
     return found.count if found is not None else 0
 
 
+def _never(observed: int, expected: float) -> bool:
+    """No window is eligible to fire."""
+    return False
+
+
 def _merge(panes: list[PaneCases], max_examples: int) -> PaneCases:
     case_ids: list[str] = []
     reporters: list[str] = []
@@ -97,6 +103,17 @@ class _Pane:
     cases: dict[str, PaneCases]
     flagged: dict[str, float] = field(default_factory=dict)  # region -> its usual share of the topic
     national_flagged: bool = False
+    total: int = -1  # cases over all regions (set on creation)
+
+    def __post_init__(self) -> None:
+        if self.total < 0:
+            self.total = sum(c.count for c in self.cases.values())
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        """A pane snapshotted before `total` existed counts its cases on restore."""
+        self.__dict__.update(state)
+        if "total" not in state:
+            self.total = sum(c.count for c in self.cases.values())
 
 
 class TopicDetector(LevelAdaptation, Estimator):
@@ -131,6 +148,7 @@ class TopicDetector(LevelAdaptation, Estimator):
         warmup: timedelta = timedelta(days=1),
         baseline: CountBaseline | None = None,
         scorer: TailScorer | None = None,
+        regional_scorer: TailScorer | None = None,
         rule: SpikeRule | None = None,
         share_fading: float = 0.003,
         explained_share: float = 0.5,
@@ -149,6 +167,7 @@ class TopicDetector(LevelAdaptation, Estimator):
         self.warmup = warmup
         self.baseline = baseline
         self.scorer = scorer
+        self.regional_scorer = regional_scorer
         self.rule = rule
         self.share_fading = share_fading
         self.explained_share = explained_share
@@ -170,6 +189,7 @@ class TopicDetector(LevelAdaptation, Estimator):
         self._scales = tuple(sorted({self._panes, *(length // slide for length in scales)}))
         self._span = self._scales[-1]  # the ring holds the longest window
         self._scorers = {n: self._scorer if n == self._panes else self._scorer.clone() for n in self._scales}
+        self._regional_scorers = self._regional_scorers_for(regional_scorer)
         self._ring: deque[_Pane] = deque()
         # Reporters of the panes just before the window, per region: who called already.
         self._earlier: deque[dict[str, tuple[str, ...]]] = deque(maxlen=reporter_lookback // slide)
@@ -177,6 +197,8 @@ class TopicDetector(LevelAdaptation, Estimator):
         # Region (or "*") -> first pane of its current run of flagged windows: a level shift
         # that lasts `adapt_after` becomes the new normal and is learned again.
         self._flagged_since: dict[str, int] = {}
+        self._run_last: dict[str, int] = {}  # key -> the last pane its run was flagged in
+        self._run_adapted: set[str] = set()  # keys whose run has had its level accepted
         self.stale_panes = 0
         # Early firing: keys fired early for the pane being filled, and what the closed panes add up to
         # per region and window length for it (valid until the next pane closes).
@@ -184,6 +206,8 @@ class TopicDetector(LevelAdaptation, Estimator):
         self._early_keys: dict[str, int] = {}  # key -> the pane it fired early in, until that pane closes
         self._closed_sums: dict[str, tuple[int, ...]] = {}
         self._predicted: dict[Hashable, float] = {}
+        self._share_cache: dict[str, float] = {}  # region -> _share(region), until shares or levels change
+        self._scorer_repr: str | None = None
         self._sums: dict[str, int] = {}  # cases per region over the ring: a pane added, the one leaving taken off
         self._total = 0  # ... and over all regions
 
@@ -193,6 +217,25 @@ class TopicDetector(LevelAdaptation, Estimator):
         if "_levels" not in state:
             self._levels = levels_for(self.slide)
         self.__dict__.setdefault("_national_fired", False)
+        if "_run_last" not in state:  # runs snapshotted before gaps were tolerated: last flagged at the last close
+            self._run_last = {key: self._last for key in self._flagged_since if self._last is not None}
+            self._run_adapted = {key for key, since in self._flagged_since.items() if self._last is not None
+                                 and self.adapt_after is not None and (self._last - since) * self.slide
+                                 >= self.adapt_after}
+        self.__dict__.setdefault("_share_cache", {})
+        self.__dict__.setdefault("_scorer_repr", None)
+        if "_regional_scorers" not in state:  # older state: regions start from the nation's dispersion
+            self._regional_scorers = {n: copy.deepcopy(scorer) for n, scorer in self._scorers.items()}
+            self.regional_scorer = None
+
+    def _regional_scorers_for(self, regional_scorer: TailScorer | None) -> dict[int, TailScorer]:
+        """Regions' windows learn their own dispersion: the nation's is inflated by every region's small surges.
+        By default from windows of at least 3 expected cases (fewer say little about it)."""
+        if regional_scorer is not None:
+            template = regional_scorer
+        else:
+            template = self.scorer.clone() if self.scorer else NegativeBinomialScorer(min_expected=3.0)
+        return {n: template.clone() for n in self._scales}
 
     def pane_start(self, index: int) -> datetime:
         return _pane_start(index, self.slide)
@@ -219,6 +262,7 @@ class TopicDetector(LevelAdaptation, Estimator):
     def _close(self, index: int, cases: dict[str, PaneCases]) -> WindowVerdict:
         self._closed_sums.clear()
         self._predicted.clear()  # the baseline learns below
+        self._share_cache.clear()  # ... and the shares
         sums = self._sums
         if len(self._ring) == self._span:
             leaving = self._ring.popleft()
@@ -245,14 +289,17 @@ class TopicDetector(LevelAdaptation, Estimator):
             national_flagged = bool(spikes) and spikes[0].region == NATIONAL
             if not spikes:
                 self._learn_dispersion()
+                self._learn_regions(index)
             for pane in self._ring:
                 pane.flagged.update(flagged)
                 pane.national_flagged |= national_flagged
             # a national run, once reported, goes on while the nation's own window fires, even when a close
             # reports it as its regions (a surge everywhere alternates between the two)
+            self._judge_levels(self._ring[-1])
             national_run = national_flagged or (self._national_fired and NATIONAL in self._flagged_since)
             self._track_runs(index, set(flagged) | ({NATIONAL} if national_run else set()), national)
             self._predicted.clear()  # a level shift accepted above rescales the baseline
+            self._share_cache.clear()  # ... or a share
         return WindowVerdict(self.topic, self.pane_start(index), self.pane_start(index + 1),
                              tuple(spikes), dict(cases), national, regional)
 
@@ -265,9 +312,19 @@ class TopicDetector(LevelAdaptation, Estimator):
             value = self._predicted[slot] = self._national.predict_one(start) * self._levels.factor(NATIONAL)
         return value
 
+    def _spread(self, key: str, expected: float) -> float:
+        """Variance over mean of a pane's count of `key` expecting `expected`, as its main-window scorer sees it
+        (a pane at a window's rate)."""
+        scorer = self._scorer if key == NATIONAL else self._regional_scorers[self._panes]
+        return scorer.dispersion(expected * self._panes)
+
     def _share(self, region: str) -> float:
-        """The region's share of the topic, times its accepted level while that is on trial."""
-        return self._shares.share(region) * self._levels.factor(region)
+        """The region's share of the topic, times its accepted level while that is on trial (asked once per
+        region until the shares or the levels change)."""
+        value = self._share_cache.get(region)
+        if value is None:
+            value = self._share_cache[region] = self._shares.share(region) * self._levels.factor(region)
+        return value
 
     def early(self, filling: Sequence[tuple[int, dict[str, PaneCases]]], decided_at: datetime,
               touched: Iterable[str]) -> list[Spike]:
@@ -294,13 +351,15 @@ class TopicDetector(LevelAdaptation, Estimator):
         candidates = [key for key in (NATIONAL, *touched) if key not in skip and self._enough(key, added)]
         if not candidates:
             return []
-        ring = [*self._ring, *added][-self._span:]
+        panes = [*self._ring, *added]
+        ring, older = panes[-self._span:], panes[-self._span - 1::-1] if len(panes) > self._span else []
         if len(ring) < self._span:
             return []
         ring.reverse()  # newest first
-        if not any(self._may_fire(key, ring, len(added)) for key in candidates):
+        expected = {length: sum(self._predict(p.index) for p in ring[:length]) for length in self._scales}
+        if not any(self._may_fire(key, ring, len(added), expected) for key in candidates):
             return []
-        spikes = [spike for spike in self._score(newest, ring, _totals(ring))[0] if spike.region not in skip]
+        spikes = [spike for spike in self._score(newest, ring, _totals(ring), older)[0] if spike.region not in skip]
         self._early_keys.update((spike.region, newest) for spike in spikes)
         return [replace(spike, decided_at=decided_at) for spike in spikes]
 
@@ -310,74 +369,132 @@ class TopicDetector(LevelAdaptation, Estimator):
         before = self._total if key == NATIONAL else self._sums.get(key, 0)
         return before + sum(_count(p, key) for p in added) >= self._rule.min_count
 
-    def _may_fire(self, key: str, ring: list[_Pane], n_filling: int) -> bool:
-        """Whether `key`'s running count passes the rule at some window length: min count, ratio, then tail."""
+    def _may_fire(self, key: str, ring: list[_Pane], n_filling: int, national: dict[int, float]) -> bool:
+        """Whether `key`'s running count passes the rule at some window length: min count, ratio, then tail
+        (`national`: the nation's expected count over each length of `ring`)."""
         closed = self._closed_sums.get(key)
         if closed is None:
             closed = self._closed_sums[key] = tuple(
                 sum(_count(p, key) for p in ring[n_filling:length]) for length in self._scales)
         filling = sum(_count(p, key) for p in ring[:n_filling])
         share = 1.0 if key == NATIONAL else self._share(key)
+        scorers = self._scorers if key == NATIONAL else self._regional_scorers
         for length, before in zip(self._scales, closed, strict=True):
             observed = before + filling
             if observed < self._rule.min_count:
                 continue
-            expected = max(sum(self._predict(p.index) for p in ring[:length]) * share, self.min_expected)
+            expected = max(national[length] * share, self.min_expected)
             if observed >= self._rule.min_ratio * expected and (
-                    self._scorers[length].p_value(observed, expected) <= self._rule.alpha):
+                    scorers[length].p_value(observed, expected) <= self._rule.alpha):
                 return True
         return False
 
     def _learn_dispersion(self) -> None:
         """Each window length's scorer learns from the national windows that did not fire."""
         ring = list(reversed(self._ring))
-        counts = [sum(c.count for c in p.cases.values()) for p in ring]
+        counts = [p.total for p in ring]
         expected = [self._predict(p.index) for p in ring]
         for length, (observed, mean) in window_sums(counts, expected, self._scales).items():
             self._scorers[length].learn_one(observed, max(mean, self.min_expected))
 
-    def _window_score(self, observed: int, expected: float, p_value: float) -> WindowScore:
+    def _learn_regions(self, index: int) -> None:
+        """The regional scorers learn the regions' dispersion from their windows that did not fire: how
+        clustered reports are from the main window (a few cases each; the same clustering holds at every
+        length and for the nation, which take it), and how much more dense windows vary, per length."""
+        lengths = [length for length in self._scales if index % length == 0]  # windows that do not overlap
+        ring = list(reversed(self._ring))
+        if not lengths or any(p.national_flagged for p in ring):
+            return
+        flagged = {region for pane in ring for region in pane.flagged}
+        national_pred = [self._predict(p.index) for p in ring]
+        observed: dict[str, int] = {}
+        done = 0
+        main = self._regional_scorers[self._panes]
+        for length in self._scales:
+            for pane in ring[done:length]:
+                for region, cases in pane.cases.items():
+                    observed[region] = observed.get(region, 0) + cases.count
+            done = length
+            if length not in lengths:
+                continue
+            mean = sum(national_pred[:length])
+            regional = self._regional_scorers[length]
+            for region in self._shares.regions():
+                if region not in flagged:
+                    count, expected = observed.get(region, 0), mean * self._share(region)
+                    if length == self._panes:
+                        main.learn_clustering(count, expected)
+                    regional.learn_one(count, max(expected, self.min_expected))
+        for scorer in [*self._regional_scorers.values(), *self._scorers.values()]:
+            scorer.clustering = main.clustering
+
+    def _window_score(self, observed: int, expected: float, p_value: float, scorer: TailScorer) -> WindowScore:
         # The band's top costs a search over the tail; only a report (score_regions) wants it.
-        threshold = self._rule.threshold(expected, self._scorer) if self.score_regions else None
+        threshold = self._rule.threshold(expected, scorer) if self.score_regions else None
         return WindowScore(observed, expected, p_value, threshold)
 
-    def _score(self, index: int, ring: list[_Pane], totals: dict[str, int]
+    def _score(self, index: int, ring: list[_Pane], totals: dict[str, int], older: Sequence[_Pane] = ()
                ) -> tuple[list[Spike], dict[str, float], WindowScore, dict[str, WindowScore]]:
         """Judge every key of `ring` (newest pane first) over the window scales; returns spikes, flagged
         region shares and scores. `totals` holds each region's cases over the ring: a region with fewer
         than the rule's minimum count cannot fire at any length and is skipped without a look.
 
-        The national and regional WindowScores give the main window's counts with the
-        deciding (multi-scale, adjusted) tail probability.
+        The national and regional WindowScores give the main window's counts with the most surprising
+        length's adjusted tail, whether or not that window could fire (too few cases, no excess in the newest
+        hour): a report shows how unusual each key looked; the spikes say which fired.
         """
         national_pred = [self._predict(p.index) for p in ring]
         regional: list[Spike] = []
         flagged: dict[str, float] = {}
         scores: dict[str, WindowScore] = {}
         least = self._rule.min_count
+        eligible = self._rule.large_enough  # a window too small to fire costs no tail
+        main_pred = sum(national_pred[: self._panes])
+        main_sums = _totals(ring[: self._panes])
         for region, total in totals.items():
+            # without a report, a region that cannot fire is skipped at a glance: too few cases over the longest
+            # window, or no excess in the newest hour
             if total < least and not self.score_regions:
                 continue
-            counts = [p.cases[region].count if region in p.cases else 0 for p in ring]
             share = self._share(region)
-            choice = best_scale(counts, [e * share for e in national_pred], self._scorers, self.min_expected)
-            spike = self._spike(index, region, ring, choice, f"national seasonal x share {share:.4f}")
-            if self.score_regions:
-                main = sum(counts[: self._panes])
-                scores[region] = self._window_score(main, max(sum(national_pred[: self._panes]) * share,
-                                                              self.min_expected), choice.p_value)
+            current = self._current(main_sums.get(region, 0), main_pred * share)
+            if not (current or self.score_regions):
+                continue
+            counts = [p.cases[region].count if region in p.cases else 0 for p in ring]
+            expected = [e * share for e in national_pred]
+            choice = best_scale(counts, expected, self._regional_scorers, self.min_expected,
+                                eligible if current else _never)
+            spike = self._spike(index, region, ring, choice, f"national seasonal x share {share:.4f}", older)
+            if self.score_regions:  # the report shows the tail of every window, large enough to fire or not
+                tail = best_scale(counts, expected, self._regional_scorers, self.min_expected).p_value
+                scores[region] = self._window_score(sum(counts[: self._panes]),
+                                                    max(sum(expected[: self._panes]), self.min_expected), tail,
+                                                    self._regional_scorers[self._panes])
             if spike is not None:
                 regional.append(spike)
                 flagged[region] = self._shares.share(region)  # its usual share, without a trial's factor
-        counts = [sum(c.count for c in p.cases.values()) for p in ring]
-        choice = best_scale(counts, national_pred, self._scorers, self.min_expected)
-        national = self._spike(index, NATIONAL, ring, choice, "national seasonal (hour of day, weekday, week)")
+        counts = [p.total for p in ring]
+        choice = best_scale(counts, national_pred, self._scorers, self.min_expected,
+                            eligible if self._current(sum(counts[: self._panes]), main_pred) else _never)
+        national = self._spike(index, NATIONAL, ring, choice, "national seasonal (hour of day, weekday, week)",
+                               older)
         self._national_fired = national is not None
+        tail = best_scale(counts, national_pred, self._scorers, self.min_expected).p_value  # reported always
         window = self._window_score(sum(counts[: self._panes]),
-                                    max(sum(national_pred[: self._panes]), self.min_expected), choice.p_value)
+                                    max(sum(national_pred[: self._panes]), self.min_expected), tail, self._scorer)
         if national is None or self._concentrated(regional, national):
             return regional, flagged, window, scores
         return [national], flagged, window, scores
+
+    def _current(self, observed: int, expected: float) -> bool:
+        """Whether the excess is still here: the main window (the newest), `observed` against `expected`, holds
+        at least the rule's ratio.
+
+        A longer window keeps an excess for hours after it ended; without this, an incident would stay open
+        (and its all-clear wait) until the surge left the longest window, and a burst would fire again and
+        again as it slid through it.
+        """
+        return observed >= self._rule.min_ratio * max(expected, self.min_expected)
 
     def _concentrated(self, regional: list[Spike], national: Spike) -> bool:
         """True when a few regions explain the national surge: report them, not the nation.
@@ -394,11 +511,12 @@ class TopicDetector(LevelAdaptation, Estimator):
         return (regional_excess >= self.explained_share * (national.observed - national.expected)
                 and usual_share <= 1.0 - self.explained_share)
 
-    def _spike(self, index: int, region: str, ring: list[_Pane], choice: ScaleChoice, baseline: str
-               ) -> Spike | None:
+    def _spike(self, index: int, region: str, ring: list[_Pane], choice: ScaleChoice, baseline: str,
+               older: Sequence[_Pane] = ()) -> Spike | None:
         if not self._rule.fires(choice.observed, choice.expected, choice.p_value):
             return None
-        inside, before = ring[: choice.panes], ring[choice.panes:]
+        inside, before = ring[: choice.panes], [*ring[choice.panes:], *older]  # older: closed panes an early
+        # judgement's ring left out (newest first), which have not reached `_earlier` yet
         # Regions in name order: the examples of a national spike must not depend on which region's case
         # reached the pane first (partitions interleave differently on one process and on several).
         cases = _merge([c for p in inside for r, c in sorted(p.cases.items()) if region in (NATIONAL, r)],
@@ -407,14 +525,25 @@ class TopicDetector(LevelAdaptation, Estimator):
             topic=self.topic, region=region,
             window_start=self.pane_start(index - choice.panes + 1), window_end=self.pane_start(index + 1),
             observed=choice.observed, expected=choice.expected, p_value=choice.p_value,
-            score=score(choice.p_value), baseline=f"{baseline}; {self._scorer!r}",
+            score=score(choice.p_value), baseline=f"{baseline}; {self._scorer_text()}",
             example_case_ids=cases.case_ids, reporters=cases.reporters,
             earlier_reporters=self._earlier_reporters(region, before),
         )
 
+    def _scorer_text(self) -> str:
+        """The main window's scorer as its spikes name it (its parameters do not change: made once)."""
+        if self._scorer_repr is None:
+            self._scorer_repr = repr(self._scorer)
+        return self._scorer_repr
+
     def _earlier_reporters(self, region: str, before: list[_Pane]) -> tuple[str, ...]:
-        """Who called about the key before the deciding window: ring panes outside it, then the look-back."""
-        recent = [{r: c.reporters for r, c in p.cases.items()} for p in before]
-        ids = (i for pane in [*recent, *self._earlier] for r, reporters in pane.items()
+        """Who called about the key in the look-back before the deciding window: the ring's panes just before
+        it, then panes that already left the ring, `reporter_lookback` in all (a shorter window than the ring
+        leaves older ring panes out)."""
+        lookback = self._earlier.maxlen or 0
+        recent = [{r: c.reporters for r, c in p.cases.items()} for p in before[:lookback]]
+        missing = max(0, lookback - len(recent))
+        older = list(self._earlier)[len(self._earlier) - min(missing, len(self._earlier)):] if missing else []
+        ids = (i for pane in [*recent, *older] for r, reporters in pane.items()
                if region in (NATIONAL, r) for i in reporters)
         return tuple(dict.fromkeys(ids))

@@ -56,6 +56,7 @@ class DetectorFactory:
         return TopicDetector(
             topic, window=s.window, slide=s.slide, warmup=s.warmup, baseline=SeasonalBaseline(),
             scorer=NegativeBinomialScorer(s.dispersion_size),
+            regional_scorer=NegativeBinomialScorer(s.dispersion_size, min_expected=3.0),  # from dense windows
             rule=SpikeRule(alpha=s.alpha, min_count=s.min_count, min_ratio=s.min_ratio),
             explained_share=s.explained_share, reporter_lookback=s.reporter_lookback, adapt_after=s.adapt_after,
             region_weights=self.region_weights, score_regions=self.score_regions, scales=s.scales,

@@ -76,11 +76,11 @@ outreach never targets it (an incident on it is held for a responder)."""
 class DetectionSettings(_Section):
     window: timedelta = timedelta(hours=1)
     slide: timedelta = timedelta(minutes=15)
-    scales: tuple[timedelta, ...] = ()
+    scales: tuple[timedelta, ...] = (timedelta(hours=2), timedelta(hours=4))
     """Further window lengths judged beside `window` (the most surprising decides, Bonferroni-adjusted)."""
     allowed_lateness: timedelta = timedelta(minutes=10)
     warmup: timedelta = timedelta(days=1)
-    alpha: float = Field(3e-5, gt=0, lt=1)
+    alpha: float = Field(5e-5, gt=0, lt=1)
     min_count: int = Field(8, ge=1)
     min_ratio: float = Field(1.5, ge=1)
     dispersion_size: float = Field(20.0, gt=0)

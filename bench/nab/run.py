@@ -80,9 +80,11 @@ class TopicCounts:
     window: timedelta = timedelta(hours=1)
     slide: timedelta = timedelta(minutes=5)
     warmup: timedelta = timedelta(days=1)
+    scales: tuple[timedelta, ...] = (timedelta(hours=2), timedelta(hours=4))  # the default detector's
 
     def __call__(self, series: Series) -> list[float]:
-        det = TopicDetector(series.name, window=self.window, slide=self.slide, warmup=self.warmup)
+        det = TopicDetector(series.name, window=self.window, slide=self.slide, warmup=self.warmup,
+                            scales=self.scales)
         raw = []
         for t, x in zip(series.timestamps, series.values, strict=True):
             verdicts = det.process(pane_index(t, self.slide), {"all": PaneCases(round(x))})

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from forewarn.cli import app
 from forewarn.demo.scenario import generate
 from forewarn.envelopes import parse_message_id
+from forewarn.outreach.effect import Effect, pooled
 from forewarn.records import Customer, SendResult
 
 
@@ -72,13 +73,14 @@ def test_demo_storm_warns_only_the_customers_in_its_path_then_gives_the_all_clea
         assert m["channel"] == customer.preferred_channel and m["to"] == customer.contact(m["channel"])
         assert "{{" not in m["body"] and ("Severe Thunderstorm Warning" in m["body"] or m["subject"])
     # The storm left the incidents' outreach as it was before the storm was added to the scenario:
-    # the outage and the defect reached audiences of 373 and 1,674 customers (seed 7), nobody was capped,
-    # and each warned its audience less its holdout (about a tenth, never messaged).
+    # the outage and the defect reached audiences of 373 and 1,657 customers (seed 7), nobody was capped,
+    # and each warned its audience less its holdout (about a tenth, never messaged). (1,674 before the 2- and 4-hour
+    # windows: the defect's deciding window now starts an hour earlier, and so do the callers it leaves out.)
     per_incident = Counter(m["incident_id"].split("-")[2] for m in _outbox(out)
                            if m["incident_id"].startswith("INC-") and m["kind"] == "warning")
     opened = {r["incident"]["key"]["topic"]: r for line in (out / "incidents.jsonl").read_bytes().splitlines()
               if "incident" in (r := orjson.loads(line)) and r["incident"]["status"] == "opened"}
-    assert {topic: r["audience_size"] for topic, r in opened.items()} == {"no_internet": 373, "wifi_drops": 1674}
+    assert {topic: r["audience_size"] for topic, r in opened.items()} == {"no_internet": 373, "wifi_drops": 1657}
     held = {topic: r["outcomes"].get("held_out", 0) for topic, r in opened.items()}
     assert all(0.05 * opened[t]["audience_size"] < held[t] < 0.15 * opened[t]["audience_size"] for t in held), held
     assert per_incident == {topic: opened[topic]["audience_size"] - held[topic] for topic in opened}
@@ -295,16 +297,32 @@ def test_message_prints_one_customers_history_or_the_incidents_funnel(redis_url:
     assert missing.exit_code != 0 and "no message of INC-404" in missing.output
 
 
+_POOLED = re.compile(r"effect of all incidents pooled: warned customers called [\d.]+% \((\d+)/(\d+)\), held-out "
+                     r"[\d.]+% \((\d+)/(\d+)\): (-?\d+)% fewer calls \(95% CI (-?\d+)% to (-?\d+)%\).*?truth: "
+                     r"warned customers skip (\d+)% of their calls")
+
+
+def _pooled_effect(output: str) -> tuple[Effect, int, int, int]:
+    """The demo's pooled effect (its groups), its printed interval in percent, and the truth it prints."""
+    found = _POOLED.search(" ".join(output.split()))
+    assert found is not None, output
+    warned_calls, warned, held_calls, held = (int(found.group(i)) for i in (1, 2, 3, 4))
+    low, high, truth = (int(found.group(i)) for i in (6, 7, 8))
+    return Effect(None, warned, warned_calls, held, held_calls), low, high, truth
+
+
 def test_demo_estimates_the_calls_warnings_saved_and_its_interval_covers_the_truth(
-        demo_run: tuple[Path, str]) -> None:
-    _, output = demo_run
-    text = " ".join(output.split())
-    pooled = re.search(r"effect of all incidents pooled: warned customers called [\d.]+% \((\d+)/(\d+)\), held-out "
-                       r"[\d.]+% \((\d+)/(\d+)\): (-?\d+)% fewer calls \(95% CI (-?\d+)% to (-?\d+)%\).*?truth: "
-                       r"warned customers skip (\d+)% of their calls", text)
-    assert pooled is not None, output
-    warned, held = int(pooled.group(2)), int(pooled.group(4))
-    assert held > 0.05 * (warned + held)  # a tenth held out, give or take
-    low, high, truth = int(pooled.group(6)), int(pooled.group(7)), int(pooled.group(8))
+        demo_run: tuple[Path, str], tmp_path: Path) -> None:
+    effect, low, high, truth = _pooled_effect(demo_run[1])
+    assert effect.held_out > 0.05 * (effect.warned + effect.held_out)  # a tenth held out, give or take
     assert low <= truth <= high, (low, truth, high)
-    assert low > 0  # and it is measurably above nothing
+    # A holdout of about 200 customers calling at a few percent leaves a wide interval in any one run (seed 7's
+    # holdout called less than most: 5 of 192). Over three seeded runs the estimate is measurably above nothing
+    # and its interval still covers the truth.
+    runs = [effect]
+    for seed in (1, 2):
+        result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / f"seed{seed}"), "--seed", str(seed)])
+        assert result.exit_code == 0, result.output
+        runs.append(_pooled_effect(result.output)[0])
+    together_low, together_high = pooled(runs).relative_interval
+    assert 0 < together_low <= truth / 100 <= together_high, (together_low, truth, together_high)

@@ -75,7 +75,8 @@ def test_a_topics_regions_beyond_the_cap_count_under_overflow_each_case_with_a_d
                 "id": f"C-{m}"} for m in range(0, 200)]
     path = tmp_path / "events.jsonl"
     path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
-    settings = Settings(detection=DetectionSettings(max_regions_per_topic=2, warmup="1h"))
+    # one window length: 200 minutes of records fill a 1-hour ring, not the default 4-hour one
+    settings = Settings(detection=DetectionSettings(max_regions_per_topic=2, warmup="1h", scales=()))
     io = file_io(settings, [path], tmp_path / "out", outreach=None)
     scored: list[bytes] = []
     io.windows = TestingSink(scored)
@@ -105,7 +106,7 @@ def test_the_dedup_horizon_setting_turns_the_check_on_and_off(
                for m in range(200)]
     path = tmp_path / "events.jsonl"
     path.write_bytes(b"".join(orjson.dumps(r) + b"\n" + orjson.dumps(r) + b"\n" for r in records))
-    settings = Settings(detection=DetectionSettings(dedup_horizon=horizon, warmup="1h"))
+    settings = Settings(detection=DetectionSettings(dedup_horizon=horizon, warmup="1h", scales=()))
     io = file_io(settings, [path], tmp_path / "out", outreach=None)
     scored: list[bytes] = []
     io.windows = TestingSink(scored)

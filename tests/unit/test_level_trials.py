@@ -96,8 +96,9 @@ def _trials(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
         seen.append((key, "start"))
         start(self, key, observed, expected)
 
-    def recording_learn(self: Levels, key: str, observed: float, expected: float) -> tuple[str, float]:
-        verdict, level = learn(self, key, observed, expected)
+    def recording_learn(self: Levels, key: str, observed: float, expected: float, spread: float = 1.0
+                        ) -> tuple[str, float]:
+        verdict, level = learn(self, key, observed, expected, spread)
         if verdict != "on trial":
             seen.append((key, verdict))
         return verdict, level
