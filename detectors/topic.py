@@ -211,6 +211,12 @@ class TopicDetector(LevelAdaptation, Estimator):
         self._sums: dict[str, int] = {}  # cases per region over the ring: a pane added, the one leaving taken off
         self._total = 0  # ... and over all regions
 
+    def __getstate__(self) -> dict[str, object]:
+        """The snapshot leaves the share cache out: it is rebuilt at the first look after a restore."""
+        state = dict(self.__dict__)
+        state["_share_cache"] = {}
+        return state
+
     def __setstate__(self, state: dict[str, object]) -> None:
         """State snapshotted before level trials existed restores without any trial (none was running)."""
         self.__dict__.update(state)
