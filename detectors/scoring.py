@@ -25,6 +25,11 @@ class PoissonScorer(TailScorer):
         return poisson_sf(observed, expected)
 
 
+REGIONAL_MIN_EXPECTED = 3.0
+"""A region's windows teach its dispersion (`NegativeBinomialScorer.min_expected`) from this many expected cases:
+fewer say little about it."""
+
+
 class NegativeBinomialScorer(TailScorer):
     """P(X >= observed) allowing for overdispersion: variance = mu + mu²/size.
 

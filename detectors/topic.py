@@ -23,7 +23,7 @@ from forewarn.detectors.adaptation import LevelAdaptation, levels_for
 from forewarn.detectors.base import CountBaseline, Estimator, TailScorer, check_windows
 from forewarn.detectors.baseline import RegionShares, SeasonalBaseline
 from forewarn.detectors.scales import ScaleChoice, best_scale, window_sums
-from forewarn.detectors.scoring import NegativeBinomialScorer, SpikeRule
+from forewarn.detectors.scoring import REGIONAL_MIN_EXPECTED, NegativeBinomialScorer, SpikeRule
 from forewarn.records import NATIONAL, PaneCases, Spike, WindowScore, WindowVerdict
 from forewarn.stats import score
 
@@ -103,11 +103,10 @@ class _Pane:
     cases: dict[str, PaneCases]
     flagged: dict[str, float] = field(default_factory=dict)  # region -> its usual share of the topic
     national_flagged: bool = False
-    total: int = -1  # cases over all regions (set on creation)
+    total: int = field(init=False)  # cases over all regions
 
     def __post_init__(self) -> None:
-        if self.total < 0:
-            self.total = sum(c.count for c in self.cases.values())
+        self.total = sum(c.count for c in self.cases.values())
 
     def __setstate__(self, state: dict[str, object]) -> None:
         """A pane snapshotted before `total` existed counts its cases on restore."""
@@ -236,11 +235,12 @@ class TopicDetector(LevelAdaptation, Estimator):
 
     def _regional_scorers_for(self, regional_scorer: TailScorer | None) -> dict[int, TailScorer]:
         """Regions' windows learn their own dispersion: the nation's is inflated by every region's small surges.
-        By default from windows of at least 3 expected cases (fewer say little about it)."""
+        By default from windows of at least `REGIONAL_MIN_EXPECTED` cases."""
         if regional_scorer is not None:
             template = regional_scorer
         else:
-            template = self.scorer.clone() if self.scorer else NegativeBinomialScorer(min_expected=3.0)
+            template = self.scorer.clone() if self.scorer else NegativeBinomialScorer(
+                min_expected=REGIONAL_MIN_EXPECTED)
         return {n: template.clone() for n in self._scales}
 
     def pane_start(self, index: int) -> datetime:

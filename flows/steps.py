@@ -20,7 +20,7 @@ from bytewax.operators import StatefulLogic
 
 from forewarn.detectors.baseline import SeasonalBaseline
 from forewarn.detectors.fleet import FleetStep
-from forewarn.detectors.scoring import NegativeBinomialScorer, SpikeRule
+from forewarn.detectors.scoring import REGIONAL_MIN_EXPECTED, NegativeBinomialScorer, SpikeRule
 from forewarn.detectors.shard import DetectionShard, ShardBatch, ShardRules
 from forewarn.detectors.topic import TopicDetector, pane_time
 from forewarn.hazards import HazardAlert, HazardIncident
@@ -56,7 +56,7 @@ class DetectorFactory:
         return TopicDetector(
             topic, window=s.window, slide=s.slide, warmup=s.warmup, baseline=SeasonalBaseline(),
             scorer=NegativeBinomialScorer(s.dispersion_size),
-            regional_scorer=NegativeBinomialScorer(s.dispersion_size, min_expected=3.0),  # from dense windows
+            regional_scorer=NegativeBinomialScorer(s.dispersion_size, min_expected=REGIONAL_MIN_EXPECTED),
             rule=SpikeRule(alpha=s.alpha, min_count=s.min_count, min_ratio=s.min_ratio),
             explained_share=s.explained_share, reporter_lookback=s.reporter_lookback, adapt_after=s.adapt_after,
             region_weights=self.region_weights, score_regions=self.score_regions, scales=s.scales,

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import pytest
 
+from bench.synthetic import poisson
 from forewarn.detectors.scoring import NegativeBinomialScorer
 from forewarn.detectors.topic import TopicDetector
 from forewarn.records import PaneCases
@@ -21,19 +22,11 @@ from tests.unit.detector_helpers import DAY0, PER_DAY, REGIONS, SLIDE, feed, spi
 SCALES = (timedelta(hours=2), timedelta(hours=4))
 
 
-def _poisson(rng: random.Random, lam: float) -> int:
-    count, total = 0, rng.expovariate(1.0)
-    while total < lam:
-        count += 1
-        total += rng.expovariate(1.0)
-    return count
-
-
 def _clustered(seed: int) -> list[dict[str, PaneCases]]:
     """Five days of 20 regions whose reports come three at a time (one caller, three cases): 0.15 clusters a
     pane per region, so a 1-hour window expects 1.8 cases with a variance of 5.4, three times a Poisson's."""
     rng = random.Random(seed)
-    return [steady({r: 3 * _poisson(rng, 0.15) for r in REGIONS}) for _ in range(5 * PER_DAY)]
+    return [steady({r: 3 * poisson(rng, 0.15) for r in REGIONS}) for _ in range(5 * PER_DAY)]
 
 
 def _run_clustered(learn: bool) -> tuple[TopicDetector, int]:
