@@ -22,7 +22,7 @@ import orjson
 from forewarn.connectors.csv_cases import BOSTON_311, read_csv_cases
 from forewarn.flows.offline import run_detect
 from forewarn.reports.backtest_report import fold_alarms
-from forewarn.settings import BUNDLED_CONFIG, load_settings
+from forewarn.settings import BUNDLED_CONFIG, DetectionSettings, load_settings
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "complaints" / "boston311_2015"
 KNOWN = {  # from the data README: real events visible as spikes
@@ -33,6 +33,12 @@ KNOWN = {  # from the data README: real events visible as spikes
                                          (date(2015, 5, 12), "small peak")],
     "Street Light Outages": [],
 }
+
+
+def _tail_setting(detection: DetectionSettings) -> str:
+    if detection.false_alarm_target is None:
+        return f"alpha {detection.alpha}"
+    return f"alpha calibrated to {detection.false_alarm_target:g} false alarms per 1,000 key-days"
 
 
 def main() -> None:
@@ -51,7 +57,8 @@ def main() -> None:
         spikes = [orjson.loads(line) for line in spikes_path.read_bytes().splitlines()]
     alarms = fold_alarms(spikes, settings.detection.slide.total_seconds())
     print(f"Boston 311, 2015: {len(records)} requests in {len(KNOWN)} topics; {len(alarms)} alarms "
-          f"(window {settings.detection.window}, slide {settings.detection.slide}, alpha {settings.detection.alpha})")
+          f"(window {settings.detection.window}, slide {settings.detection.slide}, "
+          f"{_tail_setting(settings.detection)})")
     days: dict[str, dict[date, set[str]]] = defaultdict(lambda: defaultdict(set))
     for alarm in alarms:
         for day in {alarm.start.date(), alarm.end.date()}:

@@ -13,6 +13,8 @@ from collections.abc import Hashable
 from datetime import datetime, timedelta
 from typing import Any, Self
 
+import numpy as np
+
 
 def check_windows(slide: timedelta, *lengths: timedelta) -> None:
     """Windows are built from panes one slide long, so each length must be a whole number of slides."""
@@ -79,6 +81,10 @@ class TailScorer(Estimator):
     def dispersion(self, expected: float) -> float:
         """Variance over mean of a window's count expecting `expected` (1: a Poisson)."""
         return 1.0
+
+    def p_values(self, observed: np.ndarray, expected: np.ndarray) -> np.ndarray:
+        """`p_value` of many windows at once (scorers with a closed form override this with array code)."""
+        return np.array([self.p_value(int(o), float(e)) for o, e in zip(observed, expected, strict=True)])
 
     def learn_clustering(self, observed: int, expected: float) -> None:
         """Learn from a sparse key's window that did not fire how clustered its reports are; scorers with

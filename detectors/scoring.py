@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 from river import stats
 
 from forewarn.detectors.base import TailScorer
-from forewarn.stats import negbin_sf, poisson_sf
+from forewarn.stats import negbin_sf, negbin_sfs, poisson_sf
 
 
 class PoissonScorer(TailScorer):
@@ -135,6 +136,14 @@ class NegativeBinomialScorer(TailScorer):
 
     def p_value(self, observed: int, expected: float) -> float:
         return negbin_sf(observed, expected, self.window_size(expected))
+
+    def p_values(self, observed: np.ndarray, expected: np.ndarray) -> np.ndarray:
+        """`p_value` of many windows at once (observed >= 1 and expected > 0)."""
+        if self.clustering <= 1.0:
+            size = np.full(len(expected), self.learned_size)
+        else:
+            size = expected / (self.clustering - 1.0 + expected / self.learned_size)
+        return negbin_sfs(observed, expected, size)
 
 
 @dataclass(frozen=True)

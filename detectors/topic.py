@@ -13,15 +13,19 @@ few regions is reported for those regions only.
 from __future__ import annotations
 
 import copy
+import zlib
 from collections import deque
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
+import numpy as np
+
 from forewarn.detectors.adaptation import LevelAdaptation, levels_for
 from forewarn.detectors.base import CountBaseline, Estimator, TailScorer, check_windows
 from forewarn.detectors.baseline import RegionShares, SeasonalBaseline
+from forewarn.detectors.calibration import NullCalibrator, NullKey
 from forewarn.detectors.scales import ScaleChoice, best_scale, window_sums
 from forewarn.detectors.scoring import REGIONAL_MIN_EXPECTED, NegativeBinomialScorer, SpikeRule
 from forewarn.records import NATIONAL, PaneCases, Spike, WindowScore, WindowVerdict
@@ -158,6 +162,7 @@ class TopicDetector(LevelAdaptation, Estimator):
         region_weights: dict[str, float] | None = None,
         score_regions: bool = False,
         scales: tuple[timedelta, ...] = (),
+        false_alarm_target: float | None = None,
     ):
         check_windows(slide, window, *scales)
         self.topic = topic
@@ -177,6 +182,9 @@ class TopicDetector(LevelAdaptation, Estimator):
         self.region_weights = region_weights
         self.score_regions = score_regions
         self.scales = scales
+        self.false_alarm_target = false_alarm_target
+        # alpha set daily so that the detector's own null gives this many alarms per 1,000 key-days
+        self._calibrator = NullCalibrator(false_alarm_target) if false_alarm_target is not None else None
         self._national = baseline.clone() if baseline else SeasonalBaseline()
         self._scorer = scorer.clone() if scorer else NegativeBinomialScorer()  # the main window's
         self._rule = rule or SpikeRule()
@@ -229,6 +237,8 @@ class TopicDetector(LevelAdaptation, Estimator):
                                  >= self.adapt_after}
         self.__dict__.setdefault("_share_cache", {})
         self.__dict__.setdefault("_scorer_repr", None)
+        self.__dict__.setdefault("false_alarm_target", None)
+        self.__dict__.setdefault("_calibrator", None)
         if "_regional_scorers" not in state:  # older state: regions start from the nation's dispersion
             self._regional_scorers = {n: copy.deepcopy(scorer) for n, scorer in self._scorers.items()}
             self.regional_scorer = None
@@ -306,8 +316,25 @@ class TopicDetector(LevelAdaptation, Estimator):
             self._track_runs(index, set(flagged) | ({NATIONAL} if national_run else set()), national)
             self._predicted.clear()  # a level shift accepted above rescales the baseline
             self._share_cache.clear()  # ... or a share
+            if self._calibrator is not None and (
+                    not self._calibrator.key_days or index % (timedelta(days=1) // self.slide) == 0):
+                self._calibrate(index)
         return WindowVerdict(self.topic, self.pane_start(index), self.pane_start(index + 1),
                              tuple(spikes), dict(cases), national, regional)
+
+    def _calibrate(self, index: int) -> None:
+        """Draw null days from the model as it stands (the last day's expectations of every key) and set alpha
+        to the calibrated one (`detectors/calibration.py`)."""
+        assert self._calibrator is not None
+        day = timedelta(days=1) // self.slide
+        national = np.array([self._predict(i) for i in range(index - day + 1, index + 1)])
+        keys = [NullKey(national, self._scorers)]
+        # in name order: the draws must not depend on which region's case happened to arrive first
+        keys.extend(NullKey(national * self._share(region), self._regional_scorers)
+                    for region in sorted(self._shares.regions()))
+        rng = np.random.default_rng([zlib.crc32(self.topic.encode()), index])
+        self._calibrator.observe(keys, self._rule, self._panes, self.min_expected, rng)
+        self._rule = replace(self._rule, alpha=self._calibrator.alpha())
 
     def _predict(self, index: int) -> float:
         """The national baseline's expectation for pane `index`, asked once per slot until the baseline learns."""

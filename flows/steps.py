@@ -60,6 +60,7 @@ class DetectorFactory:
             rule=SpikeRule(alpha=s.alpha, min_count=s.min_count, min_ratio=s.min_ratio),
             explained_share=s.explained_share, reporter_lookback=s.reporter_lookback, adapt_after=s.adapt_after,
             region_weights=self.region_weights, score_regions=self.score_regions, scales=s.scales,
+            false_alarm_target=s.false_alarm_target,
         )
 
 

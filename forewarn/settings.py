@@ -81,6 +81,11 @@ class DetectionSettings(_Section):
     allowed_lateness: timedelta = timedelta(minutes=10)
     warmup: timedelta = timedelta(days=1)
     alpha: float = Field(5e-5, gt=0, lt=1)
+    """The tail a window must reach: fixed when `false_alarm_target` is null, else only until it is calibrated."""
+    false_alarm_target: float | None = Field(None, gt=0)
+    """Alarm episodes per 1,000 key-days (a key: a topic nationally or in one region) the detector aims for:
+    alpha is calibrated to it daily from the detector's own null (detectors/calibration.py); null: a fixed
+    `alpha`."""
     min_count: int = Field(8, ge=1)
     min_ratio: float = Field(1.5, ge=1)
     dispersion_size: float = Field(20.0, gt=0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from scipy import special
 
 _TINY = 1e-17
@@ -108,6 +109,19 @@ def negbin_sf(k: int, mu: float, size: float) -> float:
         return poisson_sf(k, mu)
     # I_q(k, size) with q = mu / (size + mu): one scipy call, exact to ~1e-8 relative at any count
     return betainc(float(k), size, mu / (size + mu))
+
+
+def negbin_sfs(k: np.ndarray, mu: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """`negbin_sf` of arrays (k >= 1, mu > 0), Poisson where the size is past 1e7.
+
+    >>> k, mu = np.array([10, 3]), np.array([4.0, 2.0])
+    >>> bool(np.allclose(negbin_sfs(k, mu, np.array([2.0, 1e9])), [negbin_sf(10, 4.0, 2.0), poisson_sf(3, 2.0)]))
+    True
+    """
+    k = np.asarray(k, dtype=float)
+    poisson = size > 1e7
+    tails = special.betainc(k, np.where(poisson, 1.0, size), mu / (np.where(poisson, 1.0, size) + mu))
+    return np.where(poisson, special.gammainc(k, mu), tails)
 
 
 def binomial_sf(k: int, n: int, p: float) -> float:

@@ -284,7 +284,7 @@ OTHER_ARGUMENTS: dict[type[Estimator], dict[str, Any]] = {
                     "explained_share": 0.6, "min_expected": 0.1, "max_examples": 3,
                     "reporter_lookback": timedelta(hours=2), "adapt_after": None,
                     "region_weights": {"R-001": 2.0, "R-002": 1.0}, "score_regions": True,
-                    "scales": (timedelta(hours=4),)},
+                    "scales": (timedelta(hours=4),), "false_alarm_target": 2.0},
     FaultShareDetector: {"group": (("model", "R7000"),), "window": timedelta(hours=2), "slide": timedelta(minutes=30),
                          "warmup": timedelta(hours=12), "fading": 0.02, "prior_share": 0.02, "prior_devices": 100.0,
                          "rule": SpikeRule(alpha=1e-5), "max_examples": 3},
