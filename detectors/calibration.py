@@ -43,6 +43,9 @@ GRID = np.logspace(-10, -1, 91)
 """The alphas whose episode counts are kept (ten per decade)."""
 
 
+FIT_SPAN = 4.0
+"""`NullCalibrator.alpha` fits the rate over the grid alphas whose rate is within this factor of the target."""
+
 FIRST_DAYS = 7
 """A first calibration draws a week's worth of days: the detector has no earlier ones to lean on."""
 
@@ -250,9 +253,30 @@ class NullCalibrator:
         return 1000.0 * self.episodes / self.key_days if self.key_days else np.zeros(len(GRID))
 
     def alpha(self) -> float:
-        """The largest alpha whose rate, and every smaller alpha's, stays at the target (log-interpolated between
-        grid points). Runs merge as alpha grows, so the rate can dip: the first crossing decides."""
+        """The alpha whose rate is the target.
+
+        Near the target the rate rises about linearly in log-log, so a line fitted to the grid points within a
+        factor of `FIT_SPAN` of it (weighted by their episodes) reads the alpha off many more episodes than the one
+        grid step around the target holds; with fewer than three such points, the largest grid alpha whose rate
+        (and every smaller one's) stays at the target, log-interpolated to the next. Runs merge as alpha grows, so
+        the rate can dip: it is taken as its running maximum.
+        """
         rate = np.maximum.accumulate(self.rate())
+        low, high = self.bounds
+        fitted = self._fitted(rate)
+        value = fitted if fitted is not None else self._stepped(rate)
+        return min(max(value, low), high)
+
+    def _fitted(self, rate: np.ndarray) -> float | None:
+        near = (rate >= self.target / FIT_SPAN) & (rate <= self.target * FIT_SPAN) & (self.episodes > 0)
+        if near.sum() < 3:
+            return None
+        slope, intercept = np.polyfit(np.log(GRID[near]), np.log(rate[near]), 1, w=np.sqrt(self.episodes[near]))
+        if slope <= 0:
+            return None
+        return math.exp((math.log(self.target) - intercept) / slope)
+
+    def _stepped(self, rate: np.ndarray) -> float:
         low, high = self.bounds
         below = np.nonzero(rate <= self.target)[0]
         if not len(below):
@@ -263,5 +287,4 @@ class NullCalibrator:
         # the rate steps up between GRID[i] and GRID[i + 1]: interpolate log rate against log alpha
         r0, r1 = max(rate[i], self.target / 10.0), rate[i + 1]
         share = (math.log(self.target) - math.log(r0)) / (math.log(r1) - math.log(r0)) if r1 > r0 else 0.0
-        value = math.exp(math.log(GRID[i]) + min(max(share, 0.0), 1.0) * (math.log(GRID[i + 1]) - math.log(GRID[i])))
-        return min(max(value, low), high)
+        return math.exp(math.log(GRID[i]) + min(max(share, 0.0), 1.0) * (math.log(GRID[i + 1]) - math.log(GRID[i])))
