@@ -13,8 +13,10 @@ day, it draws null days from the detector's fitted model (each key's expected co
 the last day, the learned clustering of reports and each window length's dispersion),
 scores them with the same windows and rule as the live detector, and counts the alarm
 episodes (runs of firing closes) each alpha would give. Those counts fade over `memory`
-days, so the calibration follows the model as it learns; alpha is the largest one whose
-rate stays at the target.
+days, so the calibration follows the model as it learns; alpha is where their rate meets
+the target (`NullCalibrator.alpha`). The null is the model's: surges the detector does not
+flag are learned as noise and widen it, so on a stream with surges the rate outside them
+comes out below the target (`bench.bench_calibration` measures both).
 
 >>> import numpy as np
 >>> from forewarn.detectors.scoring import NegativeBinomialScorer, SpikeRule
