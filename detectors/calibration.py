@@ -22,7 +22,7 @@ comes out below the target (`bench.bench_calibration` measures both).
 >>> from forewarn.detectors.scoring import NegativeBinomialScorer, SpikeRule
 >>> scorers = {4: NegativeBinomialScorer(size=30.0, learn_dispersion=False)}
 >>> keys = [NullKey(np.full(96, mu), scorers) for mu in (0.5, 2.0, 5.0, 20.0)]
->>> calibrator = NullCalibrator(target=1.0, replicates=50)
+>>> calibrator = NullCalibrator(target=1.0, draws=200)
 >>> calibrator.observe(keys, SpikeRule(), main=4, min_expected=0.05, rng=np.random.default_rng(1))
 >>> 1e-7 < calibrator.alpha() < 1e-2
 True
@@ -207,8 +207,10 @@ class NullCalibrator:
     ----------
     target
         Alarm episodes per 1,000 key-days (a key: a topic nationally, or in one region).
-    replicates
-        Null days drawn per key at each calibration (a first calibration draws `FIRST_DAYS` times as many).
+    draws
+        Null key-days drawn at each calibration, spread evenly over the keys (at least one day each; a first
+        calibration draws `FIRST_DAYS` times as many). A fixed number, not a number per key: a topic of 2,000
+        regions would otherwise spend seconds a day on far more days than the rate needs.
     memory
         Days over which earlier calibrations fade (they weigh 1 - 1/memory less each day).
     bounds
@@ -216,7 +218,7 @@ class NullCalibrator:
     """
 
     target: float
-    replicates: int = 20
+    draws: int = 1000
     memory: float = 28.0
     bounds: tuple[float, float] = (1e-9, 1e-2)
     episodes: np.ndarray = field(default_factory=lambda: np.zeros(len(GRID)))
@@ -229,7 +231,7 @@ class NullCalibrator:
     def observe(self, keys: Sequence[NullKey], rule: SpikeRule, main: int, min_expected: float,
                 rng: np.random.Generator) -> None:
         """Draw null days for `keys` and add their episodes at each alpha (earlier draws fade by a day)."""
-        replicates = self.replicates * (FIRST_DAYS if self.key_days == 0.0 else 1)
+        replicates = math.ceil(self.draws / max(len(keys), 1)) * (FIRST_DAYS if self.key_days == 0.0 else 1)
         episodes = np.zeros(len(GRID))
         groups: dict[int, list[NullKey]] = {}  # keys sharing scorers are drawn together
         for key in keys:

@@ -84,10 +84,10 @@ def test_the_calibrated_alpha_gives_the_target_on_fresh_draws() -> None:
     keys = [NullKey(np.full(96, mu), scorers) for mu in (0.3, 1.0, 3.0, 10.0)]
     alphas = []
     for target in (2.0, 10.0, 50.0):
-        calibrator = NullCalibrator(target=target, replicates=200)
+        calibrator = NullCalibrator(target=target, draws=800)
         calibrator.observe(keys, SpikeRule(), main=4, min_expected=0.05, rng=np.random.default_rng(5))
         alphas.append(calibrator.alpha())
-        check = NullCalibrator(target=target, replicates=1000)  # other draws, five times as many
+        check = NullCalibrator(target=target, draws=4000)  # other draws, five times as many
         check.observe(keys, SpikeRule(), main=4, min_expected=0.05, rng=np.random.default_rng(6))
         measured = float(np.interp(np.log(alphas[-1]), np.log(GRID), check.rate()))
         assert target / FACTOR <= measured <= target * FACTOR, (target, alphas[-1], measured)
@@ -96,7 +96,7 @@ def test_the_calibrated_alpha_gives_the_target_on_fresh_draws() -> None:
 
 def test_a_key_too_sparse_to_fire_adds_key_days_and_no_draws() -> None:
     scorers = {4: _scorer(30.0, 1.0), 16: _scorer(30.0, 1.0)}
-    calibrator = NullCalibrator(target=1.0, replicates=10)
+    calibrator = NullCalibrator(target=1.0, draws=10)
     calibrator.observe([NullKey(np.full(96, 1e-4), scorers)], SpikeRule(), main=4, min_expected=0.05,
                        rng=np.random.default_rng(1))
     assert calibrator.key_days == 10 * FIRST_DAYS
