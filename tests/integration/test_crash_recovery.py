@@ -242,7 +242,11 @@ def test_killed_mid_window_and_mid_burst_the_flow_raises_each_incident_once_and_
         held_events = [e for incident, c in pairs if c == held_customer
                        for e in outbox.history(incident, held_customer).get(f"{incident}|{c}|warning|sms", [])]
         assert any(e["detail"] == "found in the provider's log" for e in held_events), held_events
-        assert twilio_standin.accepted_for(held_text.to) == 2, "the held text's warning and its all-clear, once each"
+        # Which customer's text is the 10th depends on the order of sends: one at risk in both incidents (in the
+        # outage's region with the defective model) is rightly texted a warning and an all-clear for each.
+        held_incidents = sum(1 for _, c in pairs if c == held_customer)
+        assert twilio_standin.accepted_for(held_text.to) == 2 * held_incidents, (
+            f"the held text's warning and its all-clear, once each for each of its {held_incidents} incident(s)")
     finally:
         client.close()
     assert texts_before + emails_before < len(received), "the last start sent the rest"
