@@ -91,14 +91,15 @@ class Levels:
         """Levels snapshotted before evidence was weighed restore with the default."""
         self.__dict__.update(state)
         self.__dict__.setdefault("evidence", 9.2)
+        for trial in self._trials.values():
+            if len(trial) == 3:  # a trial snapshotted before evidence was kept
+                trial.extend([0.0, 0.0, 0.0, trial[0] / max(trial[1], 1e-9)])
 
     def learn(self, key: str, observed: float, expected: float, spread: float = 1.0) -> tuple[Verdict, float]:
         """One pane of `key` (`expected`: the baseline's, without the factor; `spread`: its count's variance
         over its mean, 1 for a Poisson: each pane's evidence is divided by it, since counts that swing
         together say less); what became of the trial, and the level (to adopt, when adopted)."""
         trial = self._trials[key]
-        if len(trial) == 3:  # a trial snapshotted before evidence was kept
-            trial.extend([0.0, 0.0, 0.0, trial[0] / max(trial[1], 1e-9)])
         trial[0] = trial[0] * self.decay + observed
         trial[1] = trial[1] * self.decay + expected
         trial[2] += 1

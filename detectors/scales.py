@@ -9,7 +9,7 @@ so that looking more than once does not raise the false-alarm rate.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from forewarn.detectors.base import TailScorer
@@ -41,6 +41,39 @@ def best_scale(counts: Sequence[int], expected: Sequence[float], scorers: Mappin
     (1, 12, 1.0, True)
     """
     best: ScaleChoice | None = None
+    for length, observed, window_mean in _windows(counts, expected, scorers, min_expected):
+        if eligible is not None and not eligible(observed, window_mean):
+            continue
+        p_value = scorers[length].p_value(observed, window_mean)
+        if best is None or p_value < best.p_value:
+            best = ScaleChoice(length, observed, window_mean, p_value)
+    return _adjusted(best, counts, expected, scorers, min_expected)
+
+
+def best_scale_and_tail(counts: Sequence[int], expected: Sequence[float], scorers: Mapping[int, TailScorer],
+                        min_expected: float, eligible: Callable[[int, float], bool]) -> tuple[ScaleChoice, float]:
+    """`best_scale` with `eligible`, and the adjusted tail `best_scale` gives without it, each length's tail
+    computed once (a report shows how unusual a key looked, whether or not it could fire).
+
+    >>> from forewarn.detectors.scoring import PoissonScorer
+    >>> choice, tail = best_scale_and_tail([12, 1, 1, 1], [1.0] * 4, {1: PoissonScorer(), 4: PoissonScorer()},
+    ...                                    0.05, lambda observed, mean: observed >= 15)
+    >>> choice.panes, round(choice.p_value, 6) == round(min(1.0, 2 * PoissonScorer().p_value(15, 4.0)), 6), tail < 1e-6
+    (4, True, True)
+    """
+    best: ScaleChoice | None = None
+    least = 1.0
+    for length, observed, window_mean in _windows(counts, expected, scorers, min_expected):
+        p_value = scorers[length].p_value(observed, window_mean)
+        least = min(least, p_value)
+        if eligible(observed, window_mean) and (best is None or p_value < best.p_value):
+            best = ScaleChoice(length, observed, window_mean, p_value)
+    return _adjusted(best, counts, expected, scorers, min_expected), min(1.0, least * len(scorers))
+
+
+def _windows(counts: Sequence[int], expected: Sequence[float], scorers: Mapping[int, TailScorer],
+             min_expected: float) -> Iterator[tuple[int, int, float]]:
+    """(length, observed, expected floored at `min_expected`) of each window, shortest first."""
     observed = 0
     mean = 0.0
     done = 0
@@ -48,12 +81,12 @@ def best_scale(counts: Sequence[int], expected: Sequence[float], scorers: Mappin
         observed += sum(counts[done:length])
         mean += sum(expected[done:length])
         done = length
-        window_mean = max(mean, min_expected)
-        if eligible is not None and not eligible(observed, window_mean):
-            continue
-        p_value = scorers[length].p_value(observed, window_mean)
-        if best is None or p_value < best.p_value:
-            best = ScaleChoice(length, observed, window_mean, p_value)
+        yield length, observed, max(mean, min_expected)
+
+
+def _adjusted(best: ScaleChoice | None, counts: Sequence[int], expected: Sequence[float],
+              scorers: Mapping[int, TailScorer], min_expected: float) -> ScaleChoice:
+    """The chosen window with its tail times the lengths tried; with none, the shortest at a tail of 1."""
     if best is None:
         shortest = min(scorers)
         return ScaleChoice(shortest, sum(counts[:shortest]), max(sum(expected[:shortest]), min_expected), 1.0)

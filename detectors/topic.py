@@ -26,7 +26,7 @@ from forewarn.detectors.adaptation import LevelAdaptation, levels_for
 from forewarn.detectors.base import CountBaseline, Estimator, TailScorer, check_windows
 from forewarn.detectors.baseline import RegionShares, SeasonalBaseline
 from forewarn.detectors.calibration import NullCalibrator, NullKey
-from forewarn.detectors.scales import ScaleChoice, best_scale, window_sums
+from forewarn.detectors.scales import ScaleChoice, best_scale, best_scale_and_tail, window_sums
 from forewarn.detectors.scoring import REGIONAL_MIN_EXPECTED, NegativeBinomialScorer, SpikeRule
 from forewarn.records import NATIONAL, PaneCases, Spike, WindowScore, WindowVerdict
 from forewarn.stats import score
@@ -80,7 +80,7 @@ def _totals(ring: list[_Pane]) -> dict[str, int]:
 def _count(pane: _Pane, key: str) -> int:
     """A pane's cases of a region, or of all regions for the national key."""
     if key == NATIONAL:
-        return sum(c.count for c in pane.cases.values())
+        return pane.total
     found = pane.cases.get(key)
     return found.count if found is not None else 0
 
@@ -116,7 +116,7 @@ class _Pane:
         """A pane snapshotted before `total` existed counts its cases on restore."""
         self.__dict__.update(state)
         if "total" not in state:
-            self.total = sum(c.count for c in self.cases.values())
+            self.__post_init__()
 
 
 class TopicDetector(LevelAdaptation, Estimator):
@@ -282,8 +282,8 @@ class TopicDetector(LevelAdaptation, Estimator):
         sums = self._sums
         if len(self._ring) == self._span:
             leaving = self._ring.popleft()
+            self._total -= leaving.total
             for region, gone in leaving.cases.items():
-                self._total -= gone.count
                 left = sums.get(region, 0) - gone.count
                 if left > 0:
                     sums[region] = left
@@ -316,8 +316,7 @@ class TopicDetector(LevelAdaptation, Estimator):
             self._track_runs(index, set(flagged) | ({NATIONAL} if national_run else set()), national)
             self._predicted.clear()  # a level shift accepted above rescales the baseline
             self._share_cache.clear()  # ... or a share
-            if self._calibrator is not None and (
-                    not self._calibrator.key_days or index % (timedelta(days=1) // self.slide) == 0):
+            if self._calibrator is not None and (not self._calibrator.key_days or index % self._panes_per_day == 0):
                 self._calibrate(index)
         return WindowVerdict(self.topic, self.pane_start(index), self.pane_start(index + 1),
                              tuple(spikes), dict(cases), national, regional)
@@ -326,7 +325,7 @@ class TopicDetector(LevelAdaptation, Estimator):
         """Draw null days from the model as it stands (the last day's expectations of every key) and set alpha
         to the calibrated one (`detectors/calibration.py`)."""
         assert self._calibrator is not None
-        day = timedelta(days=1) // self.slide
+        day = self._panes_per_day
         national = np.array([self._predict(i) for i in range(index - day + 1, index + 1)])
         keys = [NullKey(national, self._scorers)]
         # in name order: the draws must not depend on which region's case happened to arrive first
@@ -335,6 +334,10 @@ class TopicDetector(LevelAdaptation, Estimator):
         rng = np.random.default_rng([zlib.crc32(self.topic.encode()), index])
         self._calibrator.observe(keys, self._rule, self._panes, self.min_expected, rng)
         self._rule = replace(self._rule, alpha=self._calibrator.alpha())
+
+    @property
+    def _panes_per_day(self) -> int:
+        return timedelta(days=1) // self.slide
 
     def _predict(self, index: int) -> float:
         """The national baseline's expectation for pane `index`, asked once per slot until the baseline learns."""
@@ -495,24 +498,25 @@ class TopicDetector(LevelAdaptation, Estimator):
                 continue
             counts = [p.cases[region].count if region in p.cases else 0 for p in ring]
             expected = [e * share for e in national_pred]
-            choice = best_scale(counts, expected, self._regional_scorers, self.min_expected,
-                                eligible if current else _never)
-            spike = self._spike(index, region, ring, choice, f"national seasonal x share {share:.4f}", older)
+            judged = eligible if current else _never
             if self.score_regions:  # the report shows the tail of every window, large enough to fire or not
-                tail = best_scale(counts, expected, self._regional_scorers, self.min_expected).p_value
+                choice, tail = best_scale_and_tail(counts, expected, self._regional_scorers, self.min_expected, judged)
                 scores[region] = self._window_score(sum(counts[: self._panes]),
                                                     max(sum(expected[: self._panes]), self.min_expected), tail,
                                                     self._regional_scorers[self._panes])
+            else:
+                choice = best_scale(counts, expected, self._regional_scorers, self.min_expected, judged)
+            spike = self._spike(index, region, ring, choice, f"national seasonal x share {share:.4f}", older)
             if spike is not None:
                 regional.append(spike)
                 flagged[region] = self._shares.share(region)  # its usual share, without a trial's factor
         counts = [p.total for p in ring]
-        choice = best_scale(counts, national_pred, self._scorers, self.min_expected,
-                            eligible if self._current(sum(counts[: self._panes]), main_pred) else _never)
+        choice, tail = best_scale_and_tail(  # the tail is reported always
+            counts, national_pred, self._scorers, self.min_expected,
+            eligible if self._current(sum(counts[: self._panes]), main_pred) else _never)
         national = self._spike(index, NATIONAL, ring, choice, "national seasonal (hour of day, weekday, week)",
                                older)
         self._national_fired = national is not None
-        tail = best_scale(counts, national_pred, self._scorers, self.min_expected).p_value  # reported always
         window = self._window_score(sum(counts[: self._panes]),
                                     max(sum(national_pred[: self._panes]), self.min_expected), tail, self._scorer)
         if national is None or self._concentrated(regional, national):
@@ -576,7 +580,7 @@ class TopicDetector(LevelAdaptation, Estimator):
         lookback = self._earlier.maxlen or 0
         recent = [{r: c.reporters for r, c in p.cases.items()} for p in before[:lookback]]
         missing = max(0, lookback - len(recent))
-        older = list(self._earlier)[len(self._earlier) - min(missing, len(self._earlier)):] if missing else []
+        older = list(self._earlier)[-missing:] if missing else []
         ids = (i for pane in [*recent, *older] for r, reporters in pane.items()
                if region in (NATIONAL, r) for i in reporters)
         return tuple(dict.fromkeys(ids))

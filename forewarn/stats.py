@@ -119,9 +119,10 @@ def negbin_sfs(k: np.ndarray, mu: np.ndarray, size: np.ndarray) -> np.ndarray:
     True
     """
     k = np.asarray(k, dtype=float)
-    poisson = size > 1e7
-    tails = special.betainc(k, np.where(poisson, 1.0, size), mu / (np.where(poisson, 1.0, size) + mu))
-    return np.where(poisson, special.gammainc(k, mu), tails)
+    poisson = np.asarray(size) > 1e7
+    shape = np.where(poisson, 1.0, size)
+    tails = special.betainc(k, shape, mu / (shape + mu))
+    return np.where(poisson, special.gammainc(k, mu), tails) if poisson.any() else tails
 
 
 def binomial_sf(k: int, n: int, p: float) -> float:

@@ -25,6 +25,7 @@ from forewarn.detectors.classic import EarsC2, PoissonCusum
 from forewarn.detectors.telemetry import ValueAnomaly
 from forewarn.detectors.topic import TopicDetector, pane_index
 from forewarn.records import PaneCases
+from forewarn.settings import DetectionSettings
 from forewarn.stats import score
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "nab"
@@ -80,7 +81,7 @@ class TopicCounts:
     window: timedelta = timedelta(hours=1)
     slide: timedelta = timedelta(minutes=5)
     warmup: timedelta = timedelta(days=1)
-    scales: tuple[timedelta, ...] = (timedelta(hours=2), timedelta(hours=4))  # the default detector's
+    scales: tuple[timedelta, ...] = DetectionSettings().scales  # the default detector's
 
     def __call__(self, series: Series) -> list[float]:
         det = TopicDetector(series.name, window=self.window, slide=self.slide, warmup=self.warmup,

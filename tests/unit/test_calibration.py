@@ -82,13 +82,13 @@ def test_tails_match_the_live_detectors_judgement_close_by_close() -> None:
 def test_the_calibrated_alpha_gives_the_target_on_fresh_draws() -> None:
     scorers = {4: _scorer(30.0, 1.0), 16: _scorer(30.0, 1.0)}
     keys = [NullKey(np.full(96, mu), scorers) for mu in (0.3, 1.0, 3.0, 10.0)]
+    check = NullCalibrator(target=1.0, draws=4000)  # other draws, five times as many (its rates hold for any target)
+    check.observe(keys, SpikeRule(), main=4, min_expected=0.05, rng=np.random.default_rng(6))
     alphas = []
     for target in (2.0, 10.0, 50.0):
         calibrator = NullCalibrator(target=target, draws=800)
         calibrator.observe(keys, SpikeRule(), main=4, min_expected=0.05, rng=np.random.default_rng(5))
         alphas.append(calibrator.alpha())
-        check = NullCalibrator(target=target, draws=4000)  # other draws, five times as many
-        check.observe(keys, SpikeRule(), main=4, min_expected=0.05, rng=np.random.default_rng(6))
         measured = float(np.interp(np.log(alphas[-1]), np.log(GRID), check.rate()))
         assert target / FACTOR <= measured <= target * FACTOR, (target, alphas[-1], measured)
     assert alphas[0] < alphas[1] < alphas[2]
