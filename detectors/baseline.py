@@ -43,6 +43,14 @@ _LEVELS = {
 }
 
 
+PRIOR_CASES: Mapping[str, float] = {"day": 1.0, "weekpart": 40.0, "week": 40.0}
+"""Expected cases' worth of the parent each level's slot is shrunk toward (`SeasonalBaseline`): an hour of the
+day differs from the day's mean by a factor of several, so a few cases show it; a weekday's or an hour of the
+week's difference from its hour of day is a few per cent, which only many cases tell from noise
+(bench.bench_synthetic: a flat 2 panes left Monday mornings under their level, 0.5 panes believed a quiet
+hour's unlucky week)."""
+
+
 @lru_cache(maxsize=4096)
 def _slot_keys(t: datetime, levels: tuple[str, ...]) -> tuple[int, ...]:
     """The slot of `t` at each seasonal level: asked for every pane of a window at every close."""
@@ -54,12 +62,30 @@ class SeasonalBaseline(CountBaseline):
 
     The levels form a hierarchy: the overall mean (a river `EWMean`), then each
     seasonal level in `levels`, each slot shrunk toward the level above by
-    `prior_weight` pseudo-observations. A young slot leans on its parent; a mature
-    one speaks for itself. So a new key gets a daily cycle within a day, a
-    weekday/weekend difference within a week, and Monday mornings after a few weeks.
+    `prior_weight` pseudo-observations plus `prior_cases[level]` expected cases'
+    worth of them (that many cases over the parent's expectation per pane). A young
+    slot leans on its parent, a mature one speaks for itself, and how soon depends on
+    how many cases back it: a slot's mean over a few panes of 4 cases is noisy, over
+    a few panes of 50 it is not. So a new key gets a daily cycle within a day, a
+    weekday/weekend difference within a week, and a busy topic's Monday mornings
+    after a week or two, while a quiet topic's weekly slots stay near their hour of day.
+
+    Parameters
+    ----------
+    levels
+        The seasonal levels below the overall mean, coarse to fine: "day", "weekpart", "week".
+    slot_fading
+        Each slot's fading per pane it learns: its weight levels off at `1 / slot_fading` panes.
+    overall_fading
+        The overall mean's fading per pane.
+    prior_weight
+        Pseudo-panes of the parent in every slot.
+    prior_cases
+        Per level, expected cases' worth of the parent in each slot (None: `PRIOR_CASES`; a level not named has
+        none).
 
     >>> from datetime import datetime, timedelta, timezone
-    >>> base = SeasonalBaseline(levels=("day",), slot_fading=0.5, prior_weight=0.0)
+    >>> base = SeasonalBaseline(levels=("day",), slot_fading=0.5, prior_cases={})
     >>> t0 = datetime(2026, 11, 16, tzinfo=timezone.utc)
     >>> for day in range(3):
     ...     base.learn_one(t0 + timedelta(days=day, hours=3), 1.0)
@@ -71,17 +97,28 @@ class SeasonalBaseline(CountBaseline):
     """
 
     def __init__(self, levels: tuple[str, ...] = ("day", "weekpart", "week"), slot_fading: float = 0.15,
-                 overall_fading: float = 0.01, prior_weight: float = 2.0):
-        unknown = set(levels) - set(_LEVELS)
+                 overall_fading: float = 0.01, prior_weight: float = 0.0,
+                 prior_cases: Mapping[str, float] | None = None):
+        cases = PRIOR_CASES if prior_cases is None else prior_cases
+        unknown = (set(levels) | set(cases)) - set(_LEVELS)
         if unknown:
             raise ValueError(f"unknown seasonal level(s) {sorted(unknown)}: choose from {sorted(_LEVELS)}")
         self.levels = tuple(levels)
         self.slot_fading = slot_fading
         self.overall_fading = overall_fading
         self.prior_weight = prior_weight
+        self.prior_cases = prior_cases
+        self._level_prior_cases = tuple(cases.get(level, 0.0) for level in self.levels)
         self._tables: list[dict[int, _Slot]] = [{} for _ in self.levels]
         self._overall = _Slot()
         self._n = 0
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        """A baseline snapshotted before `prior_cases` restores with the shrinkage it learned with."""
+        self.__dict__.update(state)
+        if "_level_prior_cases" not in state:
+            self.prior_cases = {level: 0.0 for level in self.levels}
+            self._level_prior_cases = (0.0,) * len(self.levels)
 
     def learn_one(self, t: datetime, count: float) -> None:
         self._overall.update(count, self.overall_fading)
@@ -96,11 +133,12 @@ class SeasonalBaseline(CountBaseline):
     def predict_one(self, t: datetime) -> float:
         estimate = self._overall.mean
         cap = 1.0 / self.slot_fading
-        for key, table in zip(_slot_keys(t, self.levels), self._tables, strict=True):
+        for key, table, cases in zip(_slot_keys(t, self.levels), self._tables, self._level_prior_cases, strict=True):
             slot = table.get(key)
             if slot is not None:
                 weight = min(slot.weight, cap)
-                estimate = (weight * slot.mean + self.prior_weight * estimate) / (weight + self.prior_weight)
+                prior = self.prior_weight + cases / max(estimate, 1e-9)
+                estimate = (weight * slot.mean + prior * estimate) / (weight + prior)
         return estimate
 
     def slot(self, t: datetime) -> tuple[int, ...]:

@@ -80,7 +80,7 @@ class DetectionSettings(_Section):
     """Further window lengths judged beside `window` (the most surprising decides, Bonferroni-adjusted)."""
     allowed_lateness: timedelta = timedelta(minutes=10)
     warmup: timedelta = timedelta(days=1)
-    alpha: float = Field(5e-5, gt=0, lt=1)
+    alpha: float = Field(2.5e-5, gt=0, lt=1)
     """The tail a window must reach: fixed when `false_alarm_target` is null, else only until it is calibrated."""
     false_alarm_target: float | None = Field(None, gt=0)
     """Alarm episodes per 1,000 key-days (a key: a topic nationally or in one region) the detector aims for:

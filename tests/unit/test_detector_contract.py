@@ -273,7 +273,8 @@ def _params(est: Estimator) -> dict[str, Any]:
 # Every parameter of every registered class, set to a valid value other than its default: a parameter
 # stored transformed (x * 2, a copy, a converted type) or under another name cannot then hold it by chance.
 OTHER_ARGUMENTS: dict[type[Estimator], dict[str, Any]] = {
-    SeasonalBaseline: {"levels": ("day", "week"), "slot_fading": 0.2, "overall_fading": 0.02, "prior_weight": 3.0},
+    SeasonalBaseline: {"levels": ("day", "week"), "slot_fading": 0.2, "overall_fading": 0.02, "prior_weight": 3.0,
+                       "prior_cases": {"week": 10.0}},
     PoissonScorer: {},
     NegativeBinomialScorer: {"size": 8.0, "learn_dispersion": False, "prior_weight": 25.0, "min_expected": 0.5,
                              "outlier_p": 0.01, "clustering_prior": 50.0, "clustering_means": (1.0, 4.0)},
