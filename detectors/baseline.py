@@ -64,11 +64,13 @@ class SeasonalBaseline(CountBaseline):
     seasonal level in `levels`, each slot shrunk toward the level above by
     `prior_weight` pseudo-observations plus `prior_cases[level]` expected cases'
     worth of them (that many cases over the parent's expectation per pane). A young
-    slot leans on its parent, a mature one speaks for itself, and how soon depends on
-    how many cases back it: a slot's mean over a few panes of 4 cases is noisy, over
-    a few panes of 50 it is not. So a new key gets a daily cycle within a day, a
-    weekday/weekend difference within a week, and a busy topic's Monday mornings
-    after a week or two, while a quiet topic's weekly slots stay near their hour of day.
+    slot leans on its parent; how far a mature one departs from it depends on how
+    many cases back it, since a slot's weight levels off at `1 / slot_fading` panes:
+    a few panes of 50 cases tell a Monday morning from a Tuesday one, a few panes of 4
+    do not. So a new key gets a daily cycle within a day, a weekday/weekend
+    difference within a week, and a busy topic's Monday mornings after a week or two,
+    while a quiet topic's weekly slots stay for good near their hour of day (at 4
+    cases a pane a weekly slot keeps 60% of its parent).
 
     Parameters
     ----------
@@ -103,12 +105,15 @@ class SeasonalBaseline(CountBaseline):
         unknown = (set(levels) | set(cases)) - set(_LEVELS)
         if unknown:
             raise ValueError(f"unknown seasonal level(s) {sorted(unknown)}: choose from {sorted(_LEVELS)}")
+        if prior_weight < 0 or any(v < 0 for v in cases.values()):
+            raise ValueError("prior_weight and prior_cases must be >= 0 (0: a slot speaks for itself)")
         self.levels = tuple(levels)
         self.slot_fading = slot_fading
         self.overall_fading = overall_fading
         self.prior_weight = prior_weight
         self.prior_cases = prior_cases
         self._level_prior_cases = tuple(cases.get(level, 0.0) for level in self.levels)
+        self._case_scale = 1.0
         self._tables: list[dict[int, _Slot]] = [{} for _ in self.levels]
         self._overall = _Slot()
         self._n = 0
@@ -119,6 +124,7 @@ class SeasonalBaseline(CountBaseline):
         if "_level_prior_cases" not in state:
             self.prior_cases = {level: 0.0 for level in self.levels}
             self._level_prior_cases = (0.0,) * len(self.levels)
+            self._case_scale = 1.0
 
     def learn_one(self, t: datetime, count: float) -> None:
         self._overall.update(count, self.overall_fading)
@@ -137,7 +143,7 @@ class SeasonalBaseline(CountBaseline):
             slot = table.get(key)
             if slot is not None:
                 weight = min(slot.weight, cap)
-                prior = self.prior_weight + cases / max(estimate, 1e-9)
+                prior = self.prior_weight + cases * self._case_scale / max(estimate, 1e-9)
                 estimate = (weight * slot.mean + prior * estimate) / (weight + prior)
         return estimate
 
@@ -146,7 +152,12 @@ class SeasonalBaseline(CountBaseline):
         return _slot_keys(t, self.levels)
 
     def rescale(self, factor: float) -> None:
-        """Scale every level by `factor`: a level shift accepted as the new normal."""
+        """Scale every level by `factor`: a level shift accepted as the new normal.
+
+        The prior cases scale with it, so that each slot keeps its weight against its parent and every expectation
+        is exactly `factor` times what it was (a slot's shrinkage in cases would otherwise loosen as the level rose).
+        """
+        self._case_scale *= factor
         self._overall.mean *= factor
         for table in self._tables:
             for slot in table.values():

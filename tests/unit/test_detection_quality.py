@@ -121,4 +121,5 @@ def test_every_density_class_and_scope_is_within_the_goal_of_the_oracle(quality:
     rows = gap(quality.data, quality.ours, quality.oracle.scores)
     missed = [f"{r.metric}: {r.ours:.3f} against {r.oracle:.3f} ({r.status})" for r in rows if r.met is False]
     assert {r.kind for r in rows} == {"recall", "delay", "fa"} and len(rows) == 8, [r.metric for r in rows]
+    assert all(r.met is not None for r in rows), [r.metric for r in rows if r.met is None]  # each row judged
     assert not missed, missed

@@ -68,3 +68,22 @@ def test_a_baseline_snapshotted_before_prior_cases_predicts_as_it_did() -> None:
     t = MONDAY + timedelta(weeks=1, days=4, hours=1)
     assert restored.predict_one(t) == old.predict_one(t)
     assert restored.prior_cases == {level: 0.0 for level in old.levels}
+
+
+@pytest.mark.parametrize("level", [0.5, 4.0, 50.0])
+@pytest.mark.parametrize("factor", [0.2, 3.0])
+def test_a_rescale_multiplies_every_expectation_by_its_factor(level: float, factor: float) -> None:
+    """An adopted level shift (`rescale`) moves each slot's expectation by exactly that factor: the prior cases
+    scale with the level, or a quiet hour's slot would weigh more against its parent after a rise."""
+    base = SeasonalBaseline()
+    _learn(base, weeks=2, level=level, monday_10h=1.3, unlucky_friday_1h=level / 3)
+    times = [MONDAY + timedelta(weeks=2, hours=h) for h in range(0, 7 * 24, 5)]
+    before = [base.predict_one(t) for t in times]
+    base.rescale(factor)
+    assert [base.predict_one(t) for t in times] == pytest.approx([factor * p for p in before], rel=1e-12)
+
+
+@pytest.mark.parametrize("bad", [{"prior_weight": -1.0}, {"prior_cases": {"week": -5.0}}])
+def test_a_negative_prior_is_refused(bad: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match=">= 0"):
+        SeasonalBaseline(**bad)  # type: ignore[arg-type]
