@@ -60,7 +60,7 @@ def _slot_keys(t: datetime, levels: tuple[str, ...]) -> tuple[int, ...]:
 class SeasonalBaseline(CountBaseline):
     """Expected count per pane by hour of day, weekday/weekend hour and hour of week.
 
-    The levels form a hierarchy: the overall mean (a river `EWMean`), then each
+    The levels form a hierarchy: the overall mean (a bias-corrected fading mean), then each
     seasonal level in `levels`, each slot shrunk toward the level above by
     `prior_weight` pseudo-observations plus `prior_cases[level]` expected cases'
     worth of them (that many cases over the parent's expectation per pane). A young

@@ -61,7 +61,7 @@ def test_a_baseline_snapshotted_before_prior_cases_predicts_as_it_did() -> None:
     old = SeasonalBaseline(prior_weight=2.0, prior_cases={})
     _learn(old, weeks=1, level=4.0, unlucky_friday_1h=1.75)
     state = dict(old.__dict__)
-    del state["prior_cases"], state["_level_prior_cases"]
+    del state["prior_cases"], state["_level_prior_cases"], state["_case_scale"]
     before = SeasonalBaseline.__new__(SeasonalBaseline)
     before.__dict__.update(state)  # as the earlier version pickled it
     restored = pickle.loads(pickle.dumps(before))
