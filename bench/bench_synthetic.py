@@ -165,6 +165,25 @@ def false_alarm_episodes(alarms: Alarms, surges: Sequence[Surge], window: int, s
     return episodes
 
 
+def key_days_at_risk(data: SyntheticData, window: int, tail: int = TAIL_PANES) -> float:
+    """Key-days in which an alarm could be false: every key's scored panes outside the spans its surges excuse
+    (`excused`), so that a rate of false alarms on a stream with surges means what it means on one without.
+
+    >>> data = generate(topics=1, regions=2, weeks=2, seed=0, national_per_topic=0, local_per_region=0)
+    >>> key_days_at_risk(data, 4) == 3 * (data.end_pane - data.eval_start) / data.panes_per_day
+    True
+    """
+    panes = 0
+    for key in [*data.keys, *((topic, NATIONAL) for topic in data.topics)]:
+        covered: set[int] = set()
+        for surge in data.surges:
+            if surge.affects(key):
+                first, last = excused(surge, window, tail)
+                covered.update(range(max(first, data.eval_start), min(last + 1, data.end_pane)))
+        panes += data.end_pane - data.eval_start - len(covered)
+    return panes / data.panes_per_day
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile (q in 0-100) of a non-empty sequence.
 

@@ -10,13 +10,14 @@ The calibrator cannot measure it on the live stream: real surges there outnumber
 alarms an operator tolerates by far, so the stream's own extreme scores are mostly the
 events it should find, and a quantile of them would set alpha near zero. Instead, once a
 day, it draws null days from the detector's fitted model (each key's expected counts over
-the last day, the learned clustering of reports and each window length's dispersion),
+the last day, the learned clustering of reports, each window length's dispersion and each
+key's spread about it, `KeySpread`),
 scores them with the same windows and rule as the live detector, and counts the alarm
 episodes (runs of firing closes) each alpha would give. Those counts fade over `memory`
 days, so the calibration follows the model as it learns; alpha is where their rate meets
 the target (`NullCalibrator.alpha`). The null is the model's: surges the detector does not
 flag are learned as noise and widen it, so on a stream with surges the rate outside them
-comes out below the target (`bench.bench_calibration` measures both).
+comes out below the rate on the same stream without (`bench.bench_calibration` measures both).
 
 >>> import numpy as np
 >>> from forewarn.detectors.scoring import NegativeBinomialScorer, SpikeRule
@@ -39,7 +40,7 @@ import numpy as np
 from scipy import optimize
 
 from forewarn.detectors.base import TailScorer
-from forewarn.detectors.scoring import SpikeRule
+from forewarn.detectors.scoring import REGIONAL_MIN_EXPECTED, SpikeRule
 
 GRID = np.logspace(-10, -1, 91)
 """The alphas whose episode counts are kept (ten per decade)."""
@@ -60,11 +61,87 @@ NEGLIGIBLE = 1e-6
 
 @dataclass(frozen=True)
 class NullKey:
-    """One key's null model: its expected count per pane over a day (oldest first) and its scorer per window
-    length (in panes), which give the variance to draw with and the tails to score with."""
+    """One key's null model: its expected count per pane over a day (oldest first), its scorer per window
+    length (in panes), which give the variance to draw with and the tails to score with, and how much more its
+    windows vary beyond their counts' own noise than the scorers' pooled dispersion says: `spread` times as much
+    (`KeySpread`)."""
 
     expected: np.ndarray
     scorers: Mapping[int, TailScorer]
+    spread: float = 1.0
+
+
+SPREAD_OUTLIER_P = 1e-3
+"""`KeySpread` leaves out the windows its pool's scorer leaves out: those above expectation with a tail below this
+(`NegativeBinomialScorer.outlier_p`)."""
+
+
+class KeySpread:
+    """Each key's dispersion relative to its pool, learned from its windows that did not fire.
+
+    Keys sharing a scorer share its dispersion, but not their true one, and the tail is convex in it: at the
+    alphas that matter, a dense key that varies half as much again as its pool fires several times as often, one
+    that varies half as much hardly ever, so a null drawn at the pooled dispersion predicts too few false alarms
+    (before keys had their own spread, a target gave 1.35 to 1.57 times as many on surge-free streams;
+    `bench.bench_calibration`).
+    Each window reads the key's variance beyond its counts' own as r = ((x - mu)² - clustering * mu) / (mu² / size),
+    a multiple of the pool's, known to a variance of about 2 / w, where w is the square of the share of the pool's
+    variance that lies beyond the counts' own (about 1 for a dense window; nearly 0 for a sparse one, whose
+    residual is mostly its counts' own noise). A key's estimate is its windows' w-weighted mean of r. How much keys
+    truly differ (tau²) is what their estimates scatter beyond that noise (DerSimonian and Laird's moment
+    estimate), and each key's spread is its estimate shrunk toward the keys' mean by it (a normal hierarchy): a
+    dense key gets its own, a sparse one the keys' mean. It leaves out the windows its pool's scorer leaves out,
+    those above expectation with a tail below `outlier_p`: surges the detector does not flag push windows up, and
+    kept, one of them reads as a key that varies many times more than it does. The cut is the pool's, so a key
+    much louder than its pool loses more of its upper tail than the pool does and reads low (below, 3.1 for a
+    true 25 / 6 = 4.2): the spread corrects most of the pooled null's shortfall, not all of it.
+
+    >>> from forewarn.detectors.scoring import NegativeBinomialScorer
+    >>> pool = NegativeBinomialScorer(size=25.0, learn_dispersion=False)
+    >>> rng = np.random.default_rng(7)
+    >>> spread = KeySpread()
+    >>> for _ in range(2000):
+    ...     for key, size in [("loud", 6.0), ("as pooled", 25.0), ("calm", 100.0)]:
+    ...         spread.learn(key, int(rng.negative_binomial(size, size / (size + 30.0))), 30.0, pool)
+    >>> {key: round(value, 1) for key, value in spread.spreads(["loud", "as pooled", "calm", "unseen"]).items()}
+    {'loud': 3.1, 'as pooled': 0.9, 'calm': 0.2, 'unseen': 1.4}
+    """
+
+    def __init__(self, outlier_p: float = SPREAD_OUTLIER_P, min_expected: float = REGIONAL_MIN_EXPECTED):
+        self.outlier_p = outlier_p
+        self.min_expected = min_expected
+        self._sums: dict[str, tuple[float, float]] = {}  # key -> (w-weighted multiples of the pool's, w summed)
+
+    def learn(self, key: str, observed: int, expected: float, scorer: TailScorer) -> None:
+        """Learn from one of `key`'s windows that did not fire, judged by `scorer` (its pool)."""
+        variance = expected * scorer.dispersion(expected)
+        counts = scorer.clustering * expected  # the counts' own variance
+        pooled = variance - counts  # mu² / size
+        if expected < self.min_expected or pooled <= 0.0:
+            return
+        if observed > expected and scorer.p_value(observed, expected) < self.outlier_p:
+            return
+        weight = (pooled / variance) ** 2
+        total, weights = self._sums.get(key, (0.0, 0.0))
+        self._sums[key] = (total + weight * ((observed - expected) ** 2 - counts) / pooled, weights + weight)
+
+    def spreads(self, keys: Sequence[str]) -> dict[str, float]:
+        """Each key's spread: its estimate shrunk toward the keys' mean (1 before any window is learned)."""
+        # in key order: the draws must not depend on which region's window happened to be learned first
+        seen = [(total / weights, weights / 2.0) for _, (total, weights) in sorted(self._sums.items()) if weights > 0]
+        if not seen:
+            return dict.fromkeys(keys, 1.0)
+        estimates, precisions = np.array([e for e, _ in seen]), np.array([p for _, p in seen])
+        mean = float(np.sum(precisions * estimates) / np.sum(precisions))
+        scatter = float(np.sum(precisions * (estimates - mean) ** 2)) - (len(seen) - 1)
+        scale = float(np.sum(precisions) - np.sum(precisions**2) / np.sum(precisions))
+        between = max(0.0, scatter / scale) if scale > 0 else 0.0  # tau²
+        result = {}
+        for key in keys:
+            total, weights = self._sums.get(key, (0.0, 0.0))
+            shrunk = (total / 2.0 + mean / between) / (weights / 2.0 + 1.0 / between) if between > 0 else mean
+            result[key] = max(shrunk, 0.0)
+        return result
 
 
 @lru_cache(maxsize=256)
@@ -119,10 +196,12 @@ def block_variances(scorers: Mapping[int, TailScorer], mean: float) -> dict[int,
     return {block: float(v) for block, v in zip(blocks, solution, strict=True)}
 
 
-def draw(expected: np.ndarray, scorers: Mapping[int, TailScorer], rng: np.random.Generator) -> np.ndarray:
+def draw(expected: np.ndarray, scorers: Mapping[int, TailScorer], rng: np.random.Generator,
+         spread: np.ndarray | None = None) -> np.ndarray:
     """Null counts per pane for each row of `expected` (expected counts per pane): multipliers held over blocks of
-    each window length, each row at its own alignment (`block_variances`), times compound counts whose variance is
-    `clustering` times their mean (a negative binomial of fixed odds, so any window's sum is one too).
+    each window length, each row at its own alignment (`block_variances`, their variances times the row's
+    `spread`, 1 by default), times compound counts whose variance is `clustering` times their mean (a negative
+    binomial of fixed odds, so any window's sum is one too).
 
     The multipliers are normal (cut at 0), not gamma: what varies a window beyond its counts' own noise is mostly
     the expectation's error, a bias of a few percent that lasts, whose tail is light. Gamma multipliers of the same
@@ -131,13 +210,14 @@ def draw(expected: np.ndarray, scorers: Mapping[int, TailScorer], rng: np.random
     rate a target gives)."""
     rows, panes = expected.shape
     level = np.ones((rows, panes))
+    scale = np.ones((rows, 1)) if spread is None else np.sqrt(np.maximum(spread, 0.0)).reshape(rows, 1)
     for block, variance in block_variances(scorers, float(np.mean(expected)) or 1e-9).items():
         if variance <= 1e-9:
             continue
         if block == WHOLE:
-            level *= np.maximum(rng.normal(1.0, math.sqrt(variance), size=(rows, 1)), 0.0)
+            level *= np.maximum(rng.normal(1.0, math.sqrt(variance) * scale, size=(rows, 1)), 0.0)
             continue
-        factors = np.maximum(rng.normal(1.0, math.sqrt(variance), size=(rows, panes // block + 2)), 0.0)
+        factors = np.maximum(rng.normal(1.0, math.sqrt(variance) * scale, size=(rows, panes // block + 2)), 0.0)
         offsets = rng.integers(block, size=(rows, 1))
         level *= np.take_along_axis(factors, (np.arange(panes) + offsets) // block, axis=1)
     means = level * expected
@@ -242,10 +322,11 @@ class NullCalibrator:
             longest = max(scorers)
             # the window fills over the end of the day before (its panes are alike), then a day is judged
             profiles = np.array([np.concatenate([key.expected[-longest:], key.expected]) for key in group])
+            spreads = np.array([key.spread for key in group])
             per_chunk = max(1, CHUNK_ROWS // replicates)
             for at in range(0, len(profiles), per_chunk):
                 expected = np.repeat(profiles[at:at + per_chunk], replicates, axis=0)
-                counts = draw(expected, scorers, rng)
+                counts = draw(expected, scorers, rng, np.repeat(spreads[at:at + per_chunk], replicates))
                 tails = adjusted_tails(counts, expected, scorers, rule, main, min_expected)
                 episodes += episodes_by_alpha(tails[:, 1:])
         fade = 1.0 - 1.0 / self.memory

@@ -25,7 +25,7 @@ import numpy as np
 from forewarn.detectors.adaptation import LevelAdaptation, levels_for
 from forewarn.detectors.base import CountBaseline, Estimator, TailScorer, check_windows
 from forewarn.detectors.baseline import RegionShares, SeasonalBaseline
-from forewarn.detectors.calibration import NullCalibrator, NullKey
+from forewarn.detectors.calibration import KeySpread, NullCalibrator, NullKey
 from forewarn.detectors.scales import ScaleChoice, best_scale, best_scale_and_tail, window_sums
 from forewarn.detectors.scoring import REGIONAL_MIN_EXPECTED, NegativeBinomialScorer, SpikeRule
 from forewarn.records import NATIONAL, PaneCases, Spike, WindowScore, WindowVerdict
@@ -185,6 +185,7 @@ class TopicDetector(LevelAdaptation, Estimator):
         self.false_alarm_target = false_alarm_target
         # alpha set daily so that the detector's own null gives this many alarms per 1,000 key-days
         self._calibrator = NullCalibrator(false_alarm_target) if false_alarm_target is not None else None
+        self._key_spread = KeySpread()  # each region's dispersion against its pool's, for the calibrator's null
         self._national = baseline.clone() if baseline else SeasonalBaseline()
         self._scorer = scorer.clone() if scorer else NegativeBinomialScorer()  # the main window's
         self._rule = rule or SpikeRule()
@@ -239,6 +240,7 @@ class TopicDetector(LevelAdaptation, Estimator):
         self.__dict__.setdefault("_scorer_repr", None)
         self.__dict__.setdefault("false_alarm_target", None)
         self.__dict__.setdefault("_calibrator", None)
+        self.__dict__.setdefault("_key_spread", KeySpread())
         if "_regional_scorers" not in state:  # older state: regions start from the nation's dispersion
             self._regional_scorers = {n: copy.deepcopy(scorer) for n, scorer in self._scorers.items()}
             self.regional_scorer = None
@@ -329,8 +331,10 @@ class TopicDetector(LevelAdaptation, Estimator):
         national = np.array([self._predict(i) for i in range(index - day + 1, index + 1)])
         keys = [NullKey(national, self._scorers)]
         # in name order: the draws must not depend on which region's case happened to arrive first
-        keys.extend(NullKey(national * self._share(region), self._regional_scorers)
-                    for region in sorted(self._shares.regions()))
+        regions = sorted(self._shares.regions())
+        spreads = self._key_spread.spreads(regions)
+        keys.extend(NullKey(national * self._share(region), self._regional_scorers, spreads[region])
+                    for region in regions)
         rng = np.random.default_rng([zlib.crc32(self.topic.encode()), index])
         self._calibrator.observe(keys, self._rule, self._panes, self.min_expected, rng)
         self._rule = replace(self._rule, alpha=self._calibrator.alpha())
@@ -461,6 +465,8 @@ class TopicDetector(LevelAdaptation, Estimator):
                     if length == self._panes:
                         main.learn_clustering(count, expected)
                     regional.learn_one(count, max(expected, self.min_expected))
+                    if self._calibrator is not None:  # only its null draws on it
+                        self._key_spread.learn(region, count, expected, regional)
         for scorer in [*self._regional_scorers.values(), *self._scorers.values()]:
             scorer.clustering = main.clustering
 

@@ -14,7 +14,15 @@ import pytest
 
 from bench.bench_synthetic import evaluate
 from bench.synthetic import generate
-from forewarn.detectors.calibration import FIRST_DAYS, GRID, NullCalibrator, NullKey, adjusted_tails, draw
+from forewarn.detectors.calibration import (
+    FIRST_DAYS,
+    GRID,
+    KeySpread,
+    NullCalibrator,
+    NullKey,
+    adjusted_tails,
+    draw,
+)
 from forewarn.detectors.scales import best_scale
 from forewarn.detectors.scoring import NegativeBinomialScorer, SpikeRule
 from forewarn.detectors.topic import TopicDetector, pane_index
@@ -43,6 +51,79 @@ def test_null_draws_vary_at_each_window_length_as_its_scorer_says(sizes: tuple[f
         assert window.mean() == pytest.approx(mean, rel=0.02)
         # variance over mean as the scorer has it: clustering + mean / size
         assert window.var() / window.mean() == pytest.approx(scorer.dispersion(mean), rel=0.08), length
+
+
+@pytest.mark.parametrize("spread", [0.5, 2.0, 4.0])
+def test_a_keys_spread_multiplies_the_variance_its_draws_have_beyond_their_counts(spread: float) -> None:
+    scorers = {4: _scorer(20.0, 1.5), 16: _scorer(40.0, 1.5)}
+    rows = 40_000
+    counts = draw(np.tile(np.full(64, 3.0), (rows, 1)), scorers, np.random.default_rng(4), np.full(rows, spread))
+    for length, scorer in scorers.items():
+        window = counts[:, 40 - length:40].sum(axis=1)
+        mean = 3.0 * length
+        beyond = mean * (scorer.dispersion(mean) - scorer.clustering)  # mu² / size
+        assert window.var() == pytest.approx(scorer.clustering * mean + spread * beyond, rel=0.08), length
+
+
+def _learned(sizes: dict[str, float], windows: int, mean: float = 30.0, seed: int = 7) -> KeySpread:
+    pool = _scorer(25.0, 1.0)
+    rng = np.random.default_rng(seed)
+    spread = KeySpread()
+    for _ in range(windows):
+        for key, size in sizes.items():
+            spread.learn(key, int(rng.negative_binomial(size, size / (size + mean))), mean, pool)
+    return spread
+
+
+def test_keys_are_drawn_as_much_wider_than_their_pool_as_their_windows_say() -> None:
+    sizes = {"loud": 8.0, "pooled": 25.0, "calm": 80.0}
+    spreads = _learned(sizes, 3000).spreads([*sizes, "unseen"])
+    # the pool has size 25: the keys vary 25 / size times as much beyond their counts (clipped tails read a bit less)
+    assert spreads["loud"] == pytest.approx(25 / 8, rel=0.25) and spreads["calm"] == pytest.approx(25 / 80, abs=0.15)
+    assert spreads["pooled"] == pytest.approx(1.0, abs=0.2)
+    assert spreads["unseen"] == pytest.approx(np.mean([spreads[k] for k in sizes]), rel=0.2), "the keys' mean"
+
+
+def test_a_key_with_little_evidence_is_drawn_near_the_keys_mean_and_one_with_much_at_its_own() -> None:
+    pool = _scorer(25.0, 1.0)
+    spread = _learned({"loud": 8.0, **{f"typical{i}": 25.0 for i in range(10)}}, 2000)
+    rng = np.random.default_rng(8)
+    pulled = []
+    for windows in (10, 2000):  # a key as loud as "loud" (size 8), after a few windows and after many
+        for _ in range(windows - (10 if windows > 10 else 0)):
+            spread.learn("new", int(rng.negative_binomial(8.0, 8.0 / 38.0)), 30.0, pool)
+        total, weights = spread._sums["new"]
+        spreads = spread.spreads(["new", "loud", "unseen"])
+        # how far toward the keys' mean its spread sits from its own windows' estimate
+        pulled.append((total / weights - spreads["new"]) / (total / weights - spreads["unseen"]))
+    assert pulled[0] > 0.6 and pulled[1] < 0.1, pulled
+    assert spreads["new"] == pytest.approx(spreads["loud"], rel=0.25)
+
+
+def test_keys_that_vary_alike_are_drawn_at_one_spread() -> None:
+    spreads = _learned({f"k{i}": 25.0 for i in range(20)}, 1000).spreads(["k0", "k1", "unseen"])
+    assert spreads["k0"] == pytest.approx(spreads["unseen"], rel=0.05) == pytest.approx(spreads["k1"], rel=0.05)
+    assert spreads["k0"] == pytest.approx(1.0, abs=0.15)
+    assert KeySpread().spreads(["any"]) == {"any": 1.0}, "before any window, the pool's own"
+
+
+def test_a_surge_the_detector_missed_does_not_read_as_spread() -> None:
+    pool = _scorer(25.0, 1.0)
+    quiet, surged = _learned({"k": 25.0, "j": 12.0}, 2000), _learned({"k": 25.0, "j": 12.0}, 2000)
+    for _ in range(20):  # twenty windows at three times the expectation: beyond the pool's outlier tail
+        surged.learn("k", 90, 30.0, pool)
+    assert surged.spreads(["k"]) == pytest.approx(quiet.spreads(["k"]))
+
+
+def test_a_wider_key_lowers_the_alpha_a_target_gives() -> None:
+    scorers = {4: _scorer(30.0, 1.0), 16: _scorer(60.0, 1.0)}
+    alphas = []
+    for spread in (1.0, 2.0):
+        calibrator = NullCalibrator(target=5.0, draws=2000)
+        keys = [NullKey(np.full(96, mu), scorers, spread) for mu in (3.0, 10.0, 30.0)]
+        calibrator.observe(keys, SpikeRule(), main=4, min_expected=0.05, rng=np.random.default_rng(2))
+        alphas.append(calibrator.alpha())
+    assert alphas[1] < alphas[0] / 2, "a key twice as wide beyond its counts fires far more often at any alpha"
 
 
 def test_tails_are_judged_by_the_rule_of_the_live_detector() -> None:
@@ -138,10 +219,35 @@ def test_a_calibrating_detector_snapshots_and_one_from_before_restores_without()
     assert restored._rule == det._rule and restored._calibrator.key_days == det._calibrator.key_days
     old = TopicDetector("t", warmup=timedelta(hours=6), rule=SpikeRule(alpha=3e-5))
     state = dict(old.__dict__)
-    del state["_calibrator"], state["false_alarm_target"]
+    del state["_calibrator"], state["false_alarm_target"], state["_key_spread"]
     older = TopicDetector.__new__(TopicDetector)
     older.__setstate__(state)
     for index in range(200):  # past the warm-up: it scores, with the alpha it was configured with
         older.process(index, {"R1": PaneCases(3), "R2": PaneCases(1)})
     assert older._calibrator is None and older.false_alarm_target is None and older._rule.alpha == 3e-5
+    assert isinstance(older._key_spread, KeySpread)
     assert older._national.n_learned * older.slide >= older.warmup
+
+
+def test_a_calibrating_detector_draws_its_loudest_region_widest(monkeypatch: pytest.MonkeyPatch) -> None:
+    drawn: list[list[NullKey]] = []
+    observe = NullCalibrator.observe
+
+    def spy(self: NullCalibrator, keys: list[NullKey], *args: object, **kwargs: object) -> None:
+        drawn.append(list(keys))
+        observe(self, keys, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(NullCalibrator, "observe", spy)
+    rng = np.random.default_rng(12)
+    sizes = {"R0": 1.0, "R1": 100.0, "R2": 100.0, "R3": 100.0, "R4": 100.0}  # per pane: R0 far the loudest
+    calibrating = TopicDetector("t", warmup=timedelta(hours=6), false_alarm_target=1.0)
+    fixed = TopicDetector("t", warmup=timedelta(hours=6))
+    for index in range(4 * 96):
+        cases = {region: PaneCases(int(rng.negative_binomial(size, size / (size + 10.0))))
+                 for region, size in sizes.items()}
+        calibrating.process(index, cases)
+        fixed.process(index, cases)
+    spreads = {region: key.spread for region, key in zip(["*", *sorted(sizes)], drawn[-1], strict=True)}
+    assert spreads["R0"] > 2 * max(spreads[r] for r in ("R1", "R2", "R3", "R4")), spreads
+    assert spreads["*"] == 1.0, "the nation has a scorer of its own"
+    assert not fixed._key_spread._sums, "a detector with a fixed alpha has no null to draw and learns no spreads"
