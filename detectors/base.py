@@ -71,12 +71,22 @@ class TailScorer(Estimator):
     clustering: float = 1.0
     """How clustered reports are: a sparse window's variance over its mean (1: independent reports)."""
 
+    outlier_p: float = 1e-3
+    """A window above its expectation with a tail below this is already surprising: no noise to learn from."""
+
     @abstractmethod
     def p_value(self, observed: int, expected: float) -> float:
         """P(X >= observed) under the scorer's count distribution."""
 
     def learn_one(self, observed: int, expected: float) -> None:
         """Learn from a window that did not fire; scorers with fixed shape ignore it."""
+
+    def surprising(self, observed: int, expected: float) -> bool:
+        """Whether a window is above its expectation with a tail below `outlier_p`: what learning leaves out.
+
+        At or below its mean a count is never that surprising (P(X >= x) stays above ~0.18 for a negative
+        binomial of size >= 1), so the tail is computed only above it."""
+        return observed > expected and self.p_value(observed, expected) < self.outlier_p
 
     def dispersion(self, expected: float) -> float:
         """Variance over mean of a window's count expecting `expected` (1: a Poisson)."""

@@ -71,11 +71,6 @@ class NullKey:
     spread: float = 1.0
 
 
-SPREAD_OUTLIER_P = 1e-3
-"""`KeySpread` leaves out the windows its pool's scorer leaves out: those above expectation with a tail below this
-(`NegativeBinomialScorer.outlier_p`)."""
-
-
 class KeySpread:
     """Each key's dispersion relative to its pool, learned from its windows that did not fire.
 
@@ -90,8 +85,8 @@ class KeySpread:
     residual is mostly its counts' own noise). A key's estimate is its windows' w-weighted mean of r. How much keys
     truly differ (tau²) is what their estimates scatter beyond that noise (DerSimonian and Laird's moment
     estimate), and each key's spread is its estimate shrunk toward the keys' mean by it (a normal hierarchy): a
-    dense key gets its own, a sparse one the keys' mean. It leaves out the windows its pool's scorer leaves out,
-    those above expectation with a tail below `outlier_p`: surges the detector does not flag push windows up, and
+    dense key gets its own, a sparse one the keys' mean. It leaves out the windows its pool's scorer leaves out
+    (`TailScorer.surprising`): surges the detector does not flag push windows up, and
     kept, one of them reads as a key that varies many times more than it does. The cut is the pool's, so a key
     much louder than its pool loses more of its upper tail than the pool does and reads low (below, 3.1 for a
     true 25 / 6 = 4.2): the spread corrects most of the pooled null's shortfall, not all of it.
@@ -107,8 +102,7 @@ class KeySpread:
     {'loud': 3.1, 'as pooled': 0.9, 'calm': 0.2, 'unseen': 1.4}
     """
 
-    def __init__(self, outlier_p: float = SPREAD_OUTLIER_P, min_expected: float = REGIONAL_MIN_EXPECTED):
-        self.outlier_p = outlier_p
+    def __init__(self, min_expected: float = REGIONAL_MIN_EXPECTED):
         self.min_expected = min_expected
         self._sums: dict[str, tuple[float, float]] = {}  # key -> (w-weighted multiples of the pool's, w summed)
 
@@ -119,7 +113,7 @@ class KeySpread:
         pooled = variance - counts  # mu² / size
         if expected < self.min_expected or pooled <= 0.0:
             return
-        if observed > expected and scorer.p_value(observed, expected) < self.outlier_p:
+        if scorer.surprising(observed, expected):
             return
         weight = (pooled / variance) ** 2
         total, weights = self._sums.get(key, (0.0, 0.0))

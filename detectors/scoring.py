@@ -86,9 +86,7 @@ class NegativeBinomialScorer(TailScorer):
         """
         if not self.learn_dispersion or expected < self.min_expected:
             return
-        # At or below its mean a count is never that surprising (P(X >= x) stays above ~0.18 for size >= 1),
-        # so the tail is computed only above it.
-        if observed > expected and self.p_value(observed, expected) < self.outlier_p:
+        if self.surprising(observed, expected):
             return
         excess = (observed - expected) ** 2 - self.clustering * expected  # what clustering leaves unexplained
         self._phi.update(min(1.0, max(-1.0, excess / expected**2)))
@@ -118,7 +116,7 @@ class NegativeBinomialScorer(TailScorer):
             return
         ratio = (observed - expected) ** 2 / expected
         # below nine (three standard deviations of a Poisson) no count is that surprising: the tail is skipped
-        if ratio > 9.0 and observed > expected and self.p_value(observed, expected) < self.outlier_p:
+        if ratio > 9.0 and self.surprising(observed, expected):
             return
         self._pearson.update(min(ratio, 25.0) - expected / self.learned_size)
         n = self._pearson.n
