@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from forewarn.detectors.base import Estimator, check_windows
+from forewarn.detectors.rarity import RarityGate
 from forewarn.detectors.scoring import SpikeRule
 from forewarn.detectors.telemetry import ValueAnomaly
 from forewarn.detectors.topic import pane_time
@@ -138,12 +139,17 @@ class FaultShareDetector(Estimator):
 
 
 def value_spike(group: tuple[tuple[str, str], ...], metric: str, model: ValueAnomaly, start: datetime,
-                end: datetime, mean: float, count: int, z_alarm: float) -> Spike | None:
-    """Score a pane's mean of a numeric metric for a group; learn it; a spike when |z| >= z_alarm."""
+                end: datetime, mean: float, count: int, z_alarm: float, gate: RarityGate | None = None,
+                pane: int = 0) -> Spike | None:
+    """Score a pane's mean of a numeric metric for a group; learn it; a spike when |z| >= z_alarm and, with a
+    `gate`, the metric rarely reaches that |z| (its pane `pane`; detectors/rarity.py)."""
     expected, sd = model.expected_one(start)
     z = model.score_one(start, mean)
     model.learn_one(start, mean)
-    if z < z_alarm:
+    fires = z >= z_alarm
+    if gate is not None:
+        fires = gate.admit(metric, pane, z, fires)
+    if not fires:
         return None
     p_value = math.erfc(z / math.sqrt(2.0))  # two-sided normal tail of the z-score
     return Spike(
@@ -267,6 +273,8 @@ class FleetState:
 
     faults: FaultShareDetector
     values: dict[str, ValueAnomaly] = field(default_factory=dict)
+    gate: RarityGate | None = None
+    """How often each numeric metric alarmed lately (None: no noise control, or state from before it)."""
 
 
 
@@ -280,7 +288,9 @@ class FleetStep:
     is mapped to in `topics` (else `telemetry.<metric>`), so its incidents tick, merge and
     resolve with the cases' own. A numeric metric's pane mean alarms at `value_z` noise
     scales from its `ValueAnomaly` expectation, seasonal per `value_season` ("day",
-    "weekpart", "week", or None).
+    "weekpart", "week", or None), when fewer than `value_rarity` of the metric's panes over
+    `rarity_memory` alarmed as far out (`RarityGate`; None: no such check): a metric whose noise
+    is wilder than its noise scale says stops alarming on it.
     """
 
     window: timedelta = timedelta(hours=1)
@@ -290,6 +300,8 @@ class FleetStep:
     topics: Mapping[str, str] = field(default_factory=dict)
     value_z: float = 6.0
     value_season: str | None = "day"
+    value_rarity: float | None = 0.01
+    rarity_memory: timedelta = timedelta(days=28)
 
     def __post_init__(self) -> None:
         check_windows(self.slide, self.window)
@@ -304,6 +316,8 @@ class FleetStep:
         group = group_traits(key)
         if state is None:
             state = FleetState(FaultShareDetector(group, self.window, self.slide, self.warmup))
+        if getattr(state, "gate", None) is None and self.value_rarity is not None:  # new, or restored from before
+            state.gate = RarityGate(self.value_rarity, memory=max(self.rarity_memory // self.slide, 1))
         spikes = state.faults.process(pane_id, acc.freeze())
         start, end = pane_time(pane_id, self.slide), pane_time(pane_id + 1, self.slide)
         for metric, total in sorted(acc.values.items()):
@@ -311,7 +325,7 @@ class FleetStep:
             if model is None:
                 model = state.values[metric] = ValueAnomaly(season=self.value_season)
             spike = value_spike(group, metric, model, start, end, total.total / total.count, total.count,
-                                self.value_z)
+                                self.value_z, state.gate, pane_id)
             if spike is not None:
                 spikes.append(spike)
         by_topic: dict[str, list[Spike]] = {self.topic(m): [] for m in self.fault_metrics}

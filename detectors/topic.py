@@ -26,6 +26,7 @@ from forewarn.detectors.adaptation import LevelAdaptation, levels_for
 from forewarn.detectors.base import CountBaseline, Estimator, TailScorer, check_windows
 from forewarn.detectors.baseline import RegionShares, SeasonalBaseline
 from forewarn.detectors.calibration import KeySpread, NullCalibrator, NullKey
+from forewarn.detectors.rarity import RarityGate
 from forewarn.detectors.scales import ScaleChoice, best_scale, best_scale_and_tail, window_sums
 from forewarn.detectors.scoring import REGIONAL_MIN_EXPECTED, NegativeBinomialScorer, SpikeRule
 from forewarn.records import NATIONAL, PaneCases, Spike, WindowScore, WindowVerdict
@@ -163,6 +164,7 @@ class TopicDetector(LevelAdaptation, Estimator):
         score_regions: bool = False,
         scales: tuple[timedelta, ...] = (),
         false_alarm_target: float | None = None,
+        rarity: RarityGate | None = None,
     ):
         check_windows(slide, window, *scales)
         self.topic = topic
@@ -183,6 +185,10 @@ class TopicDetector(LevelAdaptation, Estimator):
         self.score_regions = score_regions
         self.scales = scales
         self.false_alarm_target = false_alarm_target
+        self.rarity = rarity
+        # a key that fires often by the rule opens an alarm only with a window it rarely reaches (its noise)
+        self._gate = rarity.clone() if rarity is not None else None
+        self._fired_now: dict[str, float] = {}  # key -> score of its window that fired by the rule, this close
         # alpha set daily so that the detector's own null gives this many alarms per 1,000 key-days
         self._calibrator = NullCalibrator(false_alarm_target) if false_alarm_target is not None else None
         self._key_spread = KeySpread()  # each region's dispersion against its pool's, for the calibrator's null
@@ -241,6 +247,9 @@ class TopicDetector(LevelAdaptation, Estimator):
         self.__dict__.setdefault("false_alarm_target", None)
         self.__dict__.setdefault("_calibrator", None)
         self.__dict__.setdefault("_key_spread", KeySpread())
+        self.__dict__.setdefault("rarity", None)
+        self.__dict__.setdefault("_gate", None)
+        self.__dict__.setdefault("_fired_now", {})
         if "_regional_scorers" not in state:  # older state: regions start from the nation's dispersion
             self._regional_scorers = {n: copy.deepcopy(scorer) for n, scorer in self._scorers.items()}
             self.regional_scorer = None
@@ -303,7 +312,12 @@ class TopicDetector(LevelAdaptation, Estimator):
         national: WindowScore | None = None
         regional: dict[str, WindowScore] = {}
         if len(self._ring) == self._span and self._national.n_learned * self.slide >= self.warmup:
+            self._fired_now.clear()
             spikes, flagged, national, regional = self._score(index, list(reversed(self._ring)), sums)
+            if self._gate is not None:
+                self._gate.seen(index)
+                for key, fired in self._fired_now.items():
+                    self._gate.remember(key, index, fired)
             national_flagged = bool(spikes) and spikes[0].region == NATIONAL
             if not spikes:
                 self._learn_dispersion()
@@ -558,6 +572,10 @@ class TopicDetector(LevelAdaptation, Estimator):
                older: Sequence[_Pane] = ()) -> Spike | None:
         if not self._rule.fires(choice.observed, choice.expected, choice.p_value):
             return None
+        if self._gate is not None:
+            strength = self._fired_now[region] = score(choice.p_value)
+            if region not in self._flagged_since and not self._gate.rare(region, index, strength):
+                return None  # the key fires this strongly too often: its noise, not news
         inside, before = ring[: choice.panes], [*ring[choice.panes:], *older]  # older: closed panes an early
         # judgement's ring left out (newest first), which have not reached `_earlier` yet
         # Regions in name order: the examples of a national spike must not depend on which region's case

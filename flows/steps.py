@@ -20,6 +20,7 @@ from bytewax.operators import StatefulLogic
 
 from forewarn.detectors.baseline import SeasonalBaseline
 from forewarn.detectors.fleet import FleetStep
+from forewarn.detectors.rarity import RarityGate
 from forewarn.detectors.scoring import REGIONAL_MIN_EXPECTED, NegativeBinomialScorer, SpikeRule
 from forewarn.detectors.shard import DetectionShard, ShardBatch, ShardRules
 from forewarn.detectors.topic import TopicDetector, pane_time
@@ -60,8 +61,15 @@ class DetectorFactory:
             rule=SpikeRule(alpha=s.alpha, min_count=s.min_count, min_ratio=s.min_ratio),
             explained_share=s.explained_share, reporter_lookback=s.reporter_lookback, adapt_after=s.adapt_after,
             region_weights=self.region_weights, score_regions=self.score_regions, scales=s.scales,
-            false_alarm_target=s.false_alarm_target,
+            false_alarm_target=s.false_alarm_target, rarity=rarity_gate(s),
         )
+
+
+def rarity_gate(settings: DetectionSettings) -> RarityGate | None:
+    """The noise control of every key's alarms, `rarity_memory` counted in slides (None when `rarity` is null)."""
+    if settings.rarity is None:
+        return None
+    return RarityGate(settings.rarity, memory=max(settings.rarity_memory // settings.slide, 1))
 
 
 def fleet_step(settings: DetectionSettings) -> FleetStep:
@@ -69,7 +77,8 @@ def fleet_step(settings: DetectionSettings) -> FleetStep:
     s = settings
     return FleetStep(window=s.window, slide=s.slide, warmup=s.warmup, fault_metrics=s.telemetry_fault_metrics,
                      topics=dict(s.telemetry_topics), value_z=s.telemetry_value_z,
-                     value_season=s.telemetry_value_season)
+                     value_season=s.telemetry_value_season, value_rarity=s.telemetry_value_rarity,
+                     rarity_memory=s.rarity_memory)
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,13 @@ class DetectionSettings(_Section):
     """Alarm episodes per 1,000 key-days (a key: a topic nationally or in one region) the detector aims for:
     alpha is calibrated to it daily from the detector's own null (detectors/calibration.py); null: a fixed
     `alpha`."""
+    rarity: float | None = Field(None, gt=0, le=1)
+    """A topic's key (nation or region) whose window fires opens an alarm only if fewer than this share of
+    its windows over `rarity_memory` fired at least as strongly (detectors/rarity.py): a key whose noise the
+    model underestimates stops alarming on it, and so does a key that had real surges lately (why it is
+    null, for every firing window may open one: bench.bench_synthetic)."""
+    rarity_memory: timedelta = timedelta(days=28)
+    """How far back `rarity` and `telemetry_value_rarity` look."""
     min_count: int = Field(8, ge=1)
     min_ratio: float = Field(1.5, ge=1)
     dispersion_size: float = Field(20.0, gt=0)
@@ -98,6 +105,10 @@ class DetectionSettings(_Section):
     """Fault metric -> the case topic its surges merge with into one incident."""
     telemetry_value_z: float = Field(6.0, gt=0)
     """A device group's mean of a numeric metric this many noise scales from its expectation alarms."""
+    telemetry_value_rarity: float | None = Field(0.01, gt=0, le=1)
+    """... and only when fewer than this share of the metric's panes over `rarity_memory` were as far out
+    (detectors/rarity.py): a metric whose noise is wilder than its noise scale says stops alarming on it
+    (bench.bench_nab); null: every such pane alarms."""
     telemetry_value_season: Literal["day", "weekpart", "week"] | None = "day"
     """The seasonal profile a numeric metric's expectation follows: hour of day, weekday/weekend hour,
     hour of week, or null for none."""
@@ -117,7 +128,7 @@ class DetectionSettings(_Section):
     results do not depend on it."""
 
     _durations = field_validator("window", "slide", "allowed_lateness", "warmup", "reporter_lookback",
-                                 "adapt_after", mode="before")(_duration)
+                                 "adapt_after", "rarity_memory", mode="before")(_duration)
 
     @field_validator("dedup_horizon", mode="before")
     @classmethod
@@ -140,6 +151,9 @@ class DetectionSettings(_Section):
             if self.slide <= timedelta(0) or length < self.slide or length % self.slide:
                 raise ValueError(f"detection.{name} ({length}) must be a whole multiple of detection.slide "
                                  f"({self.slide}), for example window 1h with slide 15m")
+        if self.rarity_memory < self.slide:
+            raise ValueError(f"detection.rarity_memory ({self.rarity_memory}) must hold at least one "
+                             f"detection.slide ({self.slide}) of windows, for example 28d")
         return self
 
 

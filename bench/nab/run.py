@@ -3,14 +3,17 @@
 Streaming only: each file is read in row order by a fresh detector, which scores row i
 before it learns it, with one parameter set for the whole corpus. A detector's raw
 score becomes a NAB anomaly score through `alarms`, the same causal rule for every
-detector: a row alarms when its raw score reaches the detector's alarm level and no
-alarm was raised in the `refractory` before it (so one event is one alarm, as in
-Skyline's expiration time); an alarming row gets raw / (raw + level) ∈ [0.5, 1), every
-other row 0. The scorer then picks one threshold per profile for the whole corpus.
+detector: a row alarms when its raw score reaches the detector's alarm level, fell below
+it since the last alarm, and no alarm was raised in the `refractory` before it (so one
+event is one alarm, as in Skyline's expiration time and as an incident stays open while
+its key fires); an alarming row gets raw / (raw + level) ∈ [0.5, 1), every other row 0.
+The scorer then picks one threshold per profile for the whole corpus.
 """
 
 from __future__ import annotations
 
+import itertools
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -22,11 +25,11 @@ from typing import Protocol
 
 from bench.nab.scorer import PROFILES, Corpus, LabelledFile, corpus_score, n_windows, normalise, optimise, read_series
 from forewarn.detectors.classic import EarsC2, PoissonCusum
+from forewarn.detectors.rarity import RarityGate
 from forewarn.detectors.telemetry import ValueAnomaly
 from forewarn.detectors.topic import TopicDetector, pane_index
 from forewarn.records import PaneCases
 from forewarn.settings import DetectionSettings
-from forewarn.stats import score
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "nab"
 COUNTS = "realTweets"
@@ -71,27 +74,61 @@ def stream_values(make: Callable[[], SeriesDetector], series: Series) -> list[fl
 
 @dataclass(frozen=True)
 class TopicCounts:
-    """Forewarn's count detector on a count file: each row's count is one topic's cases in its pane.
+    """Forewarn's count detector on a count file, as the flow runs it: each row's count is one topic's cases
+    in its pane, and a row scores when the window ending with its pane fired.
 
-    The raw score of a row is −log10 of the p-value of the window that ends with the
-    row's pane (0 before warm-up). A row whose pane was already closed (two rows in
-    one pane) adds nothing and scores 0.
+    The raw score of a row is −log10 of the p-value of its window's spike (0 when nothing fired, and before
+    warm-up). A row whose pane was already closed (two rows in one pane) adds nothing and scores 0.
+    `rarity` is the detector's `detection.rarity` (None: off, the default).
     """
 
     window: timedelta = timedelta(hours=1)
     slide: timedelta = timedelta(minutes=5)
     warmup: timedelta = timedelta(days=1)
     scales: tuple[timedelta, ...] = DetectionSettings().scales  # the default detector's
+    rarity: float | None = DetectionSettings().rarity
+    rarity_memory: timedelta = DetectionSettings().rarity_memory
 
     def __call__(self, series: Series) -> list[float]:
+        gate = RarityGate(self.rarity, memory=self.rarity_memory // self.slide) if self.rarity else None
         det = TopicDetector(series.name, window=self.window, slide=self.slide, warmup=self.warmup,
-                            scales=self.scales)
+                            scales=self.scales, rarity=gate)
         raw = []
         for t, x in zip(series.timestamps, series.values, strict=True):
             verdicts = det.process(pane_index(t, self.slide), {"all": PaneCases(round(x))})
-            national = verdicts[-1].national if verdicts else None
-            raw.append(score(national.p_value) if national is not None else 0.0)
+            spikes = verdicts[-1].spikes if verdicts else ()
+            raw.append(max((spike.score for spike in spikes), default=0.0))
         return raw
+
+
+@dataclass(frozen=True)
+class FleetValues:
+    """Forewarn's telemetry alarm on a metric file, as `FleetStep` decides it per pane: a row scores its
+    `ValueAnomaly` |z| when that reaches `z` and the `RarityGate` admits it (`rarity` of the rows over
+    `rarity_memory`, counted at the file's median row spacing), else 0."""
+
+    season: str | None = "week"
+    z: float = DetectionSettings().telemetry_value_z
+    rarity: float | None = DetectionSettings().telemetry_value_rarity
+    rarity_memory: timedelta = DetectionSettings().rarity_memory
+
+    def __call__(self, series: Series) -> list[float]:
+        model = ValueAnomaly(season=self.season)
+        gate = RarityGate(self.rarity, memory=max(self.rarity_memory // _spacing(series), 1)) if self.rarity else None
+        raw = []
+        for row, (t, x) in enumerate(zip(series.timestamps, series.values, strict=True)):
+            z = model.score_one(t, x)
+            model.learn_one(t, x)
+            fires = z >= self.z
+            if gate is not None:
+                fires = gate.admit(series.name, row, z, fires)
+            raw.append(z if fires else 0.0)
+        return raw
+
+
+def _spacing(series: Series) -> timedelta:
+    seconds = statistics.median((b - a).total_seconds() for a, b in itertools.pairwise(series.timestamps))
+    return timedelta(seconds=seconds)
 
 
 @dataclass(frozen=True)
@@ -122,18 +159,24 @@ class Row:
 def alarms(raw: Sequence[float], times: Sequence[datetime], level: float, refractory: timedelta) -> list[float]:
     """NAB anomaly scores from raw scores: raw / (raw + level) at alarms, 0 elsewhere (causal).
 
-    >>> t = [datetime(2015, 3, 1) + timedelta(minutes=5 * i) for i in range(6)]
-    >>> alarms([0, 4, 8, 1, 4, 4], t, level=4.0, refractory=timedelta(minutes=10))
-    [0.0, 0.5, 0.0, 0.0, 0.5, 0.0]
+    A row alarms when its raw score reaches `level`, the score fell below it since the last alarm (one
+    alarm per excursion: an incident stays open while its key goes on firing) and no alarm was raised in
+    the `refractory` before it.
+
+    >>> t = [datetime(2015, 3, 1) + timedelta(minutes=5 * i) for i in range(8)]
+    >>> alarms([0, 4, 8, 1, 4, 4, 8, 8], t, level=4.0, refractory=timedelta(minutes=10))
+    [0.0, 0.5, 0.0, 0.0, 0.5, 0.0, 0.0, 0.0]
     """
     out = []
     last: datetime | None = None
+    armed = True
     for r, t in zip(raw, times, strict=True):
-        if r >= level and (last is None or t - last > refractory):
+        if r >= level and armed and (last is None or t - last > refractory):
             out.append(r / (r + level))
-            last = t
+            last, armed = t, False
         else:
             out.append(0.0)
+            armed = armed or r < level
     return out
 
 
@@ -141,11 +184,13 @@ REFRACTORY = timedelta(hours=12)
 """One alarm per event: after an alarm, a detector stays quiet this long (every detector alike)."""
 
 
-def forewarn_row() -> Row:
-    """Ours: TopicDetector on the count files (alarm at p <= 1e-4), ValueAnomaly on telemetry (|z| >= 6)."""
-    topic = Detector("TopicDetector", TopicCounts(window=timedelta(hours=1)), level=4.0)
-    values = Detector("ValueAnomaly", partial(stream_values, partial(ValueAnomaly, season="week")), level=6.0)
-    return Row("Forewarn (Topic+Value)", values, ((COUNTS, topic),))
+def forewarn_row(rarity: float | None = DetectionSettings().rarity) -> Row:
+    """Ours as configured by default: TopicDetector on the count files (its spikes, at its alpha), telemetry value
+    alarms on the rest (|z| >= 6, admitted by the rarity gate); `rarity` sets the topics' own gate."""
+    topic = Detector("TopicDetector", TopicCounts(rarity=rarity), level=4.0)
+    values = Detector("ValueAnomaly", FleetValues(), level=DetectionSettings().telemetry_value_z)
+    name = "Forewarn (Topic+Value)" if rarity is None else f"Forewarn, rarity {rarity:g}"
+    return Row(name, values, ((COUNTS, topic),))
 
 
 def classic_rows() -> list[Row]:

@@ -24,6 +24,7 @@ from forewarn.detectors.base import CountBaseline, Estimator, TailScorer
 from forewarn.detectors.baseline import SeasonalBaseline
 from forewarn.detectors.classic import EarsC2, PoissonCusum
 from forewarn.detectors.fleet import FaultShareDetector, FleetPane
+from forewarn.detectors.rarity import RarityGate
 from forewarn.detectors.scoring import NegativeBinomialScorer, PoissonScorer, SpikeRule
 from forewarn.detectors.telemetry import ValueAnomaly
 from forewarn.detectors.text_topics import EmergingTopics, TopicClassifier
@@ -144,6 +145,21 @@ def _drive_series(est: Any, items: list[tuple[datetime, float]]) -> list[Any]:
     return outputs
 
 
+def _gate_stream(seed: int) -> list[tuple[str, int, float, bool]]:
+    """3 days of windows of three keys: one fits its model (fires 0.2% of the time), two are bursty (5%)."""
+    rng = random.Random(seed)
+    out = []
+    for index in range(PANES):
+        for key, rate in (("fit", 0.002), ("bursty", 0.05), ("wild", 0.05)):
+            fires = rng.random() < rate
+            out.append((key, index, 5.0 + rng.expovariate(0.5) if fires else rng.random() * 4.0, fires))
+    return out
+
+
+def _drive_gate(est: Any, items: list[tuple[str, int, float, bool]]) -> list[Any]:
+    return [est.admit(key, index, strength, fires) for key, index, strength, fires in items]
+
+
 _NEW_ISSUE = ("router stuck in a reboot loop", "router keeps rebooting after the update", "reboot loop on my gateway",
               "router restarts over and over, power light orange", "endless reboot loop since the update")
 
@@ -206,6 +222,7 @@ SCORER = Kind(_scorer_stream, _drive_scorer)
 TOPIC = Kind(_topic_stream, _drive_topic)
 TEXT = Kind(_text_stream, _drive_text_classifier)
 EMERGING = Kind(_text_stream, _drive_emerging)
+GATE = Kind(_gate_stream, _drive_gate)
 
 
 # --- the registry ------------------------------------------------------------------------------
@@ -243,6 +260,12 @@ UNITS = [
     # With window scales up to 4 h the ring holds 16 panes: ~7.7 KB measured.
     Unit("TopicDetector-scales", lambda: TopicDetector("wifi_drops", scales=(timedelta(minutes=15),
                                                                             timedelta(hours=4))), TOPIC, 16_000),
+    # ...and with the rarity gate (a day of windows, 5%): it adds the firing windows of its keys, ~8.0 KB measured.
+    Unit("TopicDetector-rarity", lambda: TopicDetector("wifi_drops", rarity=RarityGate(0.05, memory=96)), TOPIC,
+         16_000),
+    # RarityGate: (index, score) of each key's firing windows over its memory (2 days of windows here): 10-14 of
+    # each bursty key, none of the one that fits its model (~0.5 KB measured).
+    Unit("RarityGate", lambda: RarityGate(rarity=0.02, memory=192), GATE, 1_000),
     # FaultShareDetector: the ring holds a window of faulty-device ids (a frozenset of the 300-device fleet is
     # shared by every pane), the usual share two floats per metric: ~4.8 KB measured.
     Unit("FaultShareDetector", lambda: FaultShareDetector((("model", "R7000"),), warmup=timedelta(hours=6)),
@@ -285,7 +308,9 @@ OTHER_ARGUMENTS: dict[type[Estimator], dict[str, Any]] = {
                     "explained_share": 0.6, "min_expected": 0.1, "max_examples": 3,
                     "reporter_lookback": timedelta(hours=2), "adapt_after": None,
                     "region_weights": {"R-001": 2.0, "R-002": 1.0}, "score_regions": True,
-                    "scales": (timedelta(hours=4),), "false_alarm_target": 2.0},
+                    "scales": (timedelta(hours=4),), "false_alarm_target": 2.0,
+                    "rarity": RarityGate(0.05, memory=100)},
+    RarityGate: {"rarity": 0.05, "memory": 500},
     FaultShareDetector: {"group": (("model", "R7000"),), "window": timedelta(hours=2), "slide": timedelta(minutes=30),
                          "warmup": timedelta(hours=12), "fading": 0.02, "prior_share": 0.02, "prior_devices": 100.0,
                          "rule": SpikeRule(alpha=1e-5), "max_examples": 3},

@@ -1,0 +1,217 @@
+"""The rarity gate: a key that fires often by its detector's rule opens an alarm only with a window it rarely
+reaches; a key its model fits is never held back; an admitted alarm goes on; memory is bounded."""
+
+from __future__ import annotations
+
+import pickle
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from forewarn.detectors.fleet import FaultShareDetector, FleetAcc, FleetState, FleetStep, Sum
+from forewarn.detectors.rarity import RarityGate
+from forewarn.detectors.topic import TopicDetector
+from forewarn.flows.steps import DetectorFactory, fleet_step, rarity_gate
+from forewarn.records import NATIONAL, PaneCases
+from forewarn.settings import DetectionSettings
+
+
+def _quiet(gate: RarityGate, key: str, indices: range) -> None:
+    for index in indices:
+        assert gate.admit(key, index, 1.0, fires=False) is False
+
+
+def test_a_key_its_model_fits_is_never_held_back() -> None:
+    """Firing in 0.2% of its windows (well under 1%), every firing window opens an alarm, however weak."""
+    gate = RarityGate(rarity=0.01, memory=1000)
+    rng = random.Random(3)
+    verdicts = []
+    for index in range(20_000):
+        fires = index >= 200 and rng.random() < 0.002
+        admitted = gate.admit("TX", index, 5.0 + rng.random(), fires)
+        if fires:
+            verdicts.append(admitted)
+    assert len(verdicts) > 20 and all(verdicts)
+
+
+def test_a_key_that_fires_often_is_held_back_unless_stronger_than_its_top_share() -> None:
+    gate = RarityGate(rarity=0.01, memory=1000)
+    _quiet(gate, "TX", range(100))
+    # fires every 10th window (10%) at strength 6: the first ones are rare, then it is its noise
+    held = [gate.admit("TX", index, 6.0, fires=index % 10 == 0) for index in range(100, 1000)]
+    firing = held[::10]
+    assert firing[0] is True and firing[-1] is False
+    first_held = firing.index(False)
+    # at most ~1% of the windows so far fired as strongly when the last one was admitted
+    assert first_held <= 0.01 * (100 + 10 * first_held) + 1
+    assert gate.p_value("TX", 1000, 6.0) > 0.05
+    # a window stronger than every remembered one is rare again; one as strong is not
+    assert gate.admit("TX", 1000, 6.0, fires=True) is False
+    assert gate.admit("TX", 1001, 9.0, fires=True) is True
+
+
+def test_an_admitted_alarm_goes_on_and_a_held_back_one_is_judged_again() -> None:
+    gate = RarityGate(rarity=0.05, memory=100)
+    _quiet(gate, "TX", range(100))
+    assert [gate.admit("TX", i, 8.0, fires=True) for i in range(100, 130)] == [True] * 30  # one run, open
+    assert gate.admit("TX", 130, 1.0, fires=False) is False  # the run ends
+    # 30 of the last 100 windows fired at 8: a new run at 8 is held back, window after window...
+    assert [gate.admit("TX", i, 8.0, fires=True) for i in range(131, 134)] == [False] * 3
+    # ...until one of its windows is stronger than all but 5%; the run then goes on at any strength
+    assert gate.admit("TX", 134, 20.0, fires=True) is True
+    assert gate.admit("TX", 135, 7.0, fires=True) is True
+
+
+def test_memory_forgets_and_keys_are_apart() -> None:
+    gate = RarityGate(rarity=0.01, memory=500)
+    _quiet(gate, "TX", range(500))
+    for index in range(500, 560):  # a minute-long flood of firing windows
+        gate.admit("TX", index, 7.0, fires=index % 2 == 0)
+    assert gate.rare("TX", 600, 7.0) is False
+    assert gate.rare("CA", 600, 7.0) is True  # another key: its own history, none of TX's
+    _quiet(gate, "TX", range(560, 1060))
+    assert gate.rare("TX", 1060, 7.0) is True  # the flood left memory
+    assert "TX" not in gate._fired  # and so did its state
+
+
+def test_rarity_one_admits_everything_and_bad_arguments_fail() -> None:
+    gate = RarityGate(rarity=1.0, memory=10)
+    assert all(gate.admit("TX", i, 5.0, fires=True) for i in range(50))
+    for rarity, memory in ((0.0, 10), (1.5, 10), (0.01, 0)):
+        with pytest.raises(ValueError, match="rarity"):
+            RarityGate(rarity=rarity, memory=memory)
+
+
+def test_state_round_trips_and_stays_bounded() -> None:
+    gate = RarityGate(rarity=0.01, memory=200)
+    for index in range(10_000):
+        gate.admit(f"K-{index % 3}", index, float(index % 7), fires=index % 5 == 0)
+    assert max(len(fired) for fired in gate._fired.values()) <= 200 // 5 // 3 + 2
+    twin = pickle.loads(pickle.dumps(gate))
+    assert [twin.admit("K-0", 10_000 + i, 6.0, True) for i in range(5)] == [
+        gate.admit("K-0", 10_000 + i, 6.0, True) for i in range(5)]
+
+
+# --- in the topic detector --------------------------------------------------------------------------------
+
+
+def _bursty(pane: int) -> dict[str, PaneCases]:
+    """Ten cases a pane, and a 60-case burst every 40 panes (10 hours at 15 minutes): 2.5% of the windows."""
+    return {"TX-453": PaneCases(60 if pane % 40 == 39 and pane > 200 else 10)}
+
+
+def _national_bursts(detector: TopicDetector, panes: int) -> list[int]:
+    return [pane for pane in range(panes) for verdict in detector.process(pane, _bursty(pane))
+            if verdict.spikes]
+
+
+def test_a_topic_with_rarity_stops_alarming_on_its_own_bursts() -> None:
+    """Without the gate every burst alarms; with it, the first does, then only bursts stronger than the key's
+    top 1% of windows (held-back bursts are learned as the key's noise, which makes the next ones score higher
+    for a while: the nation and its region each have their own history), and after that none."""
+    plain = TopicDetector("no_internet", adapt_after=None)
+    gated = TopicDetector("no_internet", adapt_after=None, rarity=RarityGate(0.01, memory=96 * 28))
+    bursts = {pane // 40 for pane in _national_bursts(plain, 1600)}
+    kept = {pane // 40 for pane in _national_bursts(gated, 1600)}
+    assert bursts == set(range(5, 40))  # the plain detector reports every burst
+    assert min(kept) == 5 and kept < bursts
+    assert not {b for b in kept if b >= 20}  # by the twentieth burst, the key's bursts are its noise
+
+
+def test_a_topic_alarm_once_admitted_reports_every_window_of_its_run() -> None:
+    gated = TopicDetector("no_internet", rarity=RarityGate(0.01, memory=96 * 28))
+    plain = TopicDetector("no_internet")
+    counts = [10] * 300 + [40] * 12 + [10] * 20
+    spikes = {}
+    for name, detector in (("plain", plain), ("gated", gated)):
+        spikes[name] = [(pane, s.region) for pane, n in enumerate(counts)
+                        for v in detector.process(pane, {"TX-453": PaneCases(n)}) for s in v.spikes]
+    assert spikes["gated"] == spikes["plain"] and len(spikes["plain"]) >= 8
+    assert {region for _, region in spikes["plain"]} == {NATIONAL}
+
+
+def test_a_topic_detector_without_rarity_remembers_nothing() -> None:
+    detector = TopicDetector("no_internet", adapt_after=None)
+    _national_bursts(detector, 600)
+    assert detector._gate is None and detector.rarity is None
+
+
+# --- wiring: settings, the flow's detectors, the fleet ------------------------------------------------------
+
+
+def test_settings_wire_the_gates() -> None:
+    default = DetectionSettings()
+    assert default.rarity is None and default.telemetry_value_rarity == 0.01
+    assert DetectorFactory(default)("no_internet").rarity is None
+    settings = DetectionSettings(rarity=0.02, rarity_memory="14d", slide="15m")
+    gate = rarity_gate(settings)
+    assert gate is not None and (gate.rarity, gate.memory) == (0.02, 14 * 96)
+    assert repr(DetectorFactory(settings)("no_internet").rarity) == repr(gate)
+    step = fleet_step(settings)
+    assert (step.value_rarity, step.rarity_memory) == (0.01, timedelta(days=14))
+    with pytest.raises(ValueError):
+        DetectionSettings(rarity=0)
+    with pytest.raises(ValueError, match="rarity_memory"):
+        DetectionSettings(rarity_memory="5m")
+
+
+T0 = datetime(2026, 11, 2, tzinfo=UTC)
+
+
+def _value_alarms(step: FleetStep, panes: int, jumpy: bool) -> list[int]:
+    """The first panes of a region's runs of RSSI alarms: its mean steady at -60 with small noise, and (jumpy)
+    a 25 dB drop every 30 panes."""
+    state: FleetState | None = None
+    alarms: list[tuple[int, int]] = []
+    rng = random.Random(5)
+    for pane in range(panes):
+        drop = 25.0 if jumpy and pane % 30 == 29 and pane > 200 else 0.0
+        acc = FleetAcc({"D-1"}, {}, {"rssi": Sum(-60.0 + rng.gauss(0.0, 0.5) - drop, 1)})
+        state, verdicts = step(state, ("region=TX-453", pane, acc))
+        if any(s.topic == "telemetry.rssi" for v in verdicts for s in v.spikes):
+            if not alarms or alarms[-1][1] != pane - 1:
+                alarms.append((pane, pane))
+            alarms[-1] = (alarms[-1][0], pane)
+    return [first for first, _ in alarms]
+
+
+def test_a_metric_that_jumps_often_stops_alarming_and_one_that_jumps_once_alarms() -> None:
+    gated = FleetStep(slide=timedelta(minutes=15), value_season=None)
+    plain = FleetStep(slide=timedelta(minutes=15), value_season=None, value_rarity=None)
+    every = _value_alarms(plain, 1400, jumpy=True)
+    kept = _value_alarms(gated, 1400, jumpy=True)
+    # each drop is one window at |z| ~40 of every 30 (3%): only a drop stronger than all but the top 1% of the
+    # metric's windows alarms, about one in three
+    assert len(every) >= 35 and 1 <= len(kept) <= len(every) // 2
+    assert kept[0] == every[0]
+    once = [p for p in every if p < 260]
+    assert once and set(once) <= set(kept)
+
+
+def test_fleet_state_from_before_the_gate_gets_one() -> None:
+    step = FleetStep(slide=timedelta(minutes=15))
+    old = FleetState(FaultShareDetector((("region", "TX-453"),)))
+    del old.gate  # a snapshot taken before the field existed restores without it
+    state, _ = step(old, ("region=TX-453", 1, FleetAcc()))
+    assert isinstance(state.gate, RarityGate)
+
+
+def test_the_nab_bench_decides_telemetry_as_the_fleet_step_does() -> None:
+    """bench.bench_nab's telemetry row is the product's decision, row for row: the same alarms as FleetStep's
+    value spikes on the same readings, one per 15-minute pane."""
+    from bench.nab.run import FleetValues, Series
+
+    rng = random.Random(11)
+    values = [-60.0 + rng.gauss(0.0, 0.5) - (25.0 if i % 30 == 29 and i > 200 else 0.0) for i in range(1400)]
+    times = tuple(T0 + timedelta(minutes=15 * i) for i in range(len(values)))
+    bench = FleetValues(season=None)(Series("realKnownCause/rssi.csv", times, tuple(values)))
+    step = FleetStep(slide=timedelta(minutes=15), value_season=None)
+    state: FleetState | None = None
+    fleet = []
+    for i, value in enumerate(values):
+        state, verdicts = step(state, ("region=TX-453", i, FleetAcc({"D-1"}, {}, {"rssi": Sum(value, 1)})))
+        fleet.append(any(s.topic == "telemetry.rssi" for v in verdicts for s in v.spikes))
+    assert [z > 0 for z in bench] == fleet
+    assert 5 <= sum(fleet) < sum(z >= 6.0 for z in FleetValues(season=None, rarity=None)(
+        Series("realKnownCause/rssi.csv", times, tuple(values))))
