@@ -117,7 +117,7 @@ def main() -> None:
           f"{windows['realTweets']} windows, {categories['realKnownCause']} realKnownCause with "
           f"{windows['realKnownCause']}); NAB score, null = 0, perfect = 100")
     print("profiles: Std = standard, LowFP = reward_low_FP_rate, LowFN = reward_low_FN_rate")
-    print(f"ours = TopicDetector's spikes (window 1 h, slide 5 min, warm-up 1 day) on the realTweets counts + "
+    print(f"ours = the default detector's spikes (but slide 5 min) on the realTweets counts + "
           f"telemetry value alarms (ValueAnomaly(season='week') |z| >= 6, rarity gate {FleetValues().rarity:g} "
           f"over {FleetValues().rarity_memory.days} days) on the realKnownCause values; the second row also gates "
           f"the topics (detection.rarity {OPT_IN_RARITY:g}, off by default); every row alarms once per excursion "
@@ -160,7 +160,7 @@ def _grid(rows: list[Row], series: list[Series], labels: dict[str, LabelledFile]
     this corpus buys each detector; the configured setting is one of them.
     """
     print("tuning sensitivity, standard profile, the same 12 settings per row (alarm level x0.75/1/1.5/2 of the "
-          "row's own, refractory 6/12/24 h):")
+          "row's own, refractory 6/12/24 h; our rows' raw scores are the product's alarms, so x0.75 alarms as x1):")
     print(f"  {'':<24}{'min':>6}   {'median':>6}   {'max':>6}   {'as configured':>13}")
     for r, row in enumerate(rows):
         values: dict[tuple[float, timedelta], float] = {}

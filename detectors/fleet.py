@@ -139,10 +139,10 @@ class FaultShareDetector(Estimator):
 
 
 def value_spike(group: tuple[tuple[str, str], ...], metric: str, model: ValueAnomaly, start: datetime,
-                end: datetime, mean: float, count: int, z_alarm: float, gate: RarityGate | None = None,
-                pane: int = 0) -> Spike | None:
+                end: datetime, mean: float, count: int, z_alarm: float, *, gate: RarityGate | None,
+                pane: int) -> Spike | None:
     """Score a pane's mean of a numeric metric for a group; learn it; a spike when |z| >= z_alarm and, with a
-    `gate`, the metric rarely reaches that |z| (its pane `pane`; detectors/rarity.py)."""
+    `gate`, the metric rarely reaches that |z| (`pane` counts its windows; detectors/rarity.py)."""
     expected, sd = model.expected_one(start)
     z = model.score_one(start, mean)
     model.learn_one(start, mean)
@@ -306,9 +306,20 @@ class FleetStep:
     def __post_init__(self) -> None:
         check_windows(self.slide, self.window)
         ValueAnomaly(season=self.value_season)  # an unknown season fails here, not at the first reading
+        if self.value_rarity is not None:  # ... and so does a memory too short for the rarity
+            RarityGate(self.value_rarity, memory=self.rarity_memory // self.slide)
 
     def topic(self, metric: str) -> str:
         return self.topics.get(metric, TELEMETRY_PREFIX + metric)
+
+    def _value_gate(self, state: FleetState) -> RarityGate | None:
+        """The group's gate: none when `value_rarity` is None (a state restored with one keeps it, unused); made
+        at the first pane, or at the first after a restore from before gates (its slot then unset)."""
+        if self.value_rarity is None:
+            return None
+        if getattr(state, "gate", None) is None:
+            state.gate = RarityGate(self.value_rarity, memory=self.rarity_memory // self.slide)
+        return state.gate
 
     def __call__(self, state: FleetState | None, closed: tuple[str, int, FleetAcc]
                  ) -> tuple[FleetState, list[WindowVerdict]]:
@@ -316,8 +327,7 @@ class FleetStep:
         group = group_traits(key)
         if state is None:
             state = FleetState(FaultShareDetector(group, self.window, self.slide, self.warmup))
-        if getattr(state, "gate", None) is None and self.value_rarity is not None:  # new, or restored from before
-            state.gate = RarityGate(self.value_rarity, memory=max(self.rarity_memory // self.slide, 1))
+        gate = self._value_gate(state)
         spikes = state.faults.process(pane_id, acc.freeze())
         start, end = pane_time(pane_id, self.slide), pane_time(pane_id + 1, self.slide)
         for metric, total in sorted(acc.values.items()):
@@ -325,7 +335,7 @@ class FleetStep:
             if model is None:
                 model = state.values[metric] = ValueAnomaly(season=self.value_season)
             spike = value_spike(group, metric, model, start, end, total.total / total.count, total.count,
-                                self.value_z, state.gate, pane_id)
+                                self.value_z, gate=gate, pane=pane_id)
             if spike is not None:
                 spikes.append(spike)
         by_topic: dict[str, list[Spike]] = {self.topic(m): [] for m in self.fault_metrics}

@@ -17,6 +17,7 @@ whose noise passes the rule again and again keeps being held back.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Hashable
 
@@ -26,55 +27,56 @@ from forewarn.detectors.base import Estimator
 class RarityGate(Estimator):
     """Admits a key's firing window when fewer than `rarity` of its last `memory` windows fired as strongly.
 
-    Windows are counted by an integer index (a pane, a row) that grows by one per window; a
-    key's windows are those since the gate saw its first window of any key (`seen`), up to
-    `memory`, so a key with no earlier firing window is as rare as it can be once the gate has
-    seen 1 / `rarity` windows (before that, nothing is rare: a warm-up). The p-value of a window
-    with score s is (1 + the key's remembered windows with score >= s) / (1 + its windows in memory).
+    Windows are counted by an integer index (a pane, a row) that grows by one per window and
+    never goes back; a gap counts as quiet windows. The p-value of a window with score s is
+    (1 + the key's earlier windows in memory that fired with score >= s) / (1 + its earlier
+    windows in memory), the earlier windows counted from the first the gate saw (`seen`) and,
+    while fewer than 1 / `rarity` - 1, as that many: a key that never fired as strongly is rare
+    from its first window on, with no deaf warm-up.
 
     Parameters
     ----------
     rarity
         The share of a key's recent windows that may have fired at least as strongly; 1 admits everything.
     memory
-        How many of the latest windows are remembered (at a 15-minute slide, 2688 are four weeks).
+        How many of the latest windows are remembered, at least 1 / `rarity` (at a 15-minute slide,
+        2688 are four weeks).
 
     >>> gate = RarityGate(rarity=0.01, memory=1000)
-    >>> [gate.admit("TX", i, 5.0, fires=False) for i in range(500)][-1]   # a quiet key
-    False
-    >>> gate.admit("TX", 500, 6.0, fires=True)                           # its first firing window: rare
+    >>> gate.admit("TX", 0, 6.0, fires=True)                             # its first firing window: rare
     True
-    >>> gate.admit("TX", 501, 5.0, fires=True)                           # the same alarm goes on
+    >>> gate.admit("TX", 1, 5.0, fires=True)                             # the same alarm goes on
     True
 
     A key that fired in more than 1% of its windows is held back, unless a window beats all but its top 1%:
 
-    >>> for i in range(502, 1000):
+    >>> for i in range(2, 1000):
     ...     _ = gate.admit("TX", i, 8.0 if i % 20 == 0 else 0.0, fires=i % 20 == 0)
     >>> gate.admit("TX", 1000, 8.0, fires=True), gate.admit("TX", 1001, 12.0, fires=True)
     (False, True)
     """
 
     def __init__(self, rarity: float = 0.01, memory: int = 2688):
-        if not 0.0 < rarity <= 1.0 or memory < 1:
-            raise ValueError("need 0 < rarity <= 1 and memory >= 1 windows")
+        if not 0.0 < rarity <= 1.0 or memory * rarity < 1.0:
+            raise ValueError(f"need 0 < rarity <= 1 and a memory of at least 1 / rarity windows "
+                             f"(got rarity {rarity}, memory {memory})")
         self.rarity = rarity
         self.memory = memory
-        self._fired: dict[Hashable, deque[tuple[int, float]]] = {}  # key -> (index, score) of its firing windows
-        self._open: set[Hashable] = set()  # keys whose last window fired and was admitted (admit's own runs)
+        # key -> (index, score) of its firing windows, one per index: at most `memory` of them
+        self._fired: dict[Hashable, deque[tuple[int, float]]] = {}
+        self._open: dict[Hashable, int] = {}  # key -> the last index it was admitted at (admit's own runs)
         self._start: int | None = None  # the first index seen
 
     def p_value(self, key: Hashable, index: int, score: float) -> float:
-        """The share of `key`'s windows in memory (the one at `index` included) that fired at least as strongly."""
-        fired = self._expire(key, index)
-        windows = min(index - self._start, self.memory) if self._start is not None else 0
-        stronger = sum(1 for _, earlier in fired if earlier >= score) if fired else 0
-        return (1 + stronger) / (1 + windows)
+        """The share of `key`'s earlier windows in memory that fired at least as strongly (nothing changes)."""
+        first = index - self.memory + 1  # the oldest window still in memory
+        fired = self._fired.get(key, ())
+        stronger = sum(1 for at, earlier in fired if at >= first and earlier >= score)
+        earlier = min(index - self._start, self.memory - 1) if self._start is not None else 0
+        return (1 + stronger) / (1 + max(earlier, math.ceil(1.0 / self.rarity) - 1))
 
     def rare(self, key: Hashable, index: int, score: float) -> bool:
-        """Whether a firing window of `key` with `score` is rare enough to open an alarm (nothing is learned).
-
-        Until the gate has seen 1 / `rarity` windows, none is."""
+        """Whether a firing window of `key` with `score` is rare enough to open an alarm."""
         return self.rarity >= 1.0 or self.p_value(key, index, score) <= self.rarity
 
     def seen(self, index: int) -> None:
@@ -85,31 +87,31 @@ class RarityGate(Estimator):
     def remember(self, key: Hashable, index: int, score: float) -> None:
         """A window of `key` fired by the detector's rule, admitted or not."""
         self.seen(index)
-        self._fired.setdefault(key, deque()).append((index, score))
+        fired = self._fired.setdefault(key, deque(maxlen=self.memory))
+        fired.append((index, score))
+        self._expire(key, index)
 
     def admit(self, key: Hashable, index: int, score: float, fires: bool) -> bool:
         """Judge and remember `key`'s window at `index`, for a caller without runs of its own: True when it fires
-        and either continues an admitted alarm (the key's last window) or is rare."""
+        and either continues an alarm admitted at the window before or is rare."""
         self.seen(index)
         if not fires:
-            self._open.discard(key)
+            self._open.pop(key, None)
             self._expire(key, index)
             return False
-        admitted = key in self._open or self.rare(key, index, score)
+        admitted = self._open.get(key) == index - 1 or self.rare(key, index, score)
         self.remember(key, index, score)
         if admitted:
-            self._open.add(key)
+            self._open[key] = index
         else:
-            self._open.discard(key)
+            self._open.pop(key, None)
         return admitted
 
-    def _expire(self, key: Hashable, index: int) -> deque[tuple[int, float]] | None:
+    def _expire(self, key: Hashable, index: int) -> None:
         fired = self._fired.get(key)
         if fired is None:
-            return None
+            return
         while fired and fired[0][0] <= index - self.memory:
             fired.popleft()
         if not fired:
             del self._fired[key]
-            return None
-        return fired

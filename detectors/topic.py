@@ -536,12 +536,23 @@ class TopicDetector(LevelAdaptation, Estimator):
             eligible if self._current(sum(counts[: self._panes]), main_pred) else _never)
         national = self._spike(index, NATIONAL, ring, choice, "national seasonal (hour of day, weekday, week)",
                                older)
-        self._national_fired = national is not None
         window = self._window_score(sum(counts[: self._panes]),
                                     max(sum(national_pred[: self._panes]), self.min_expected), tail, self._scorer)
         if national is None or self._concentrated(regional, national):
-            return regional, flagged, window, scores
+            self._national_fired = national is not None
+            kept = [spike for spike in regional if self._admits(index, spike)]
+            return kept, {s.region: flagged[s.region] for s in kept}, window, scores
+        if not self._admits(index, national):  # the nation's noise: neither it nor its regions' part of it
+            self._national_fired = False
+            return [], {}, window, scores
+        self._national_fired = True
         return [national], flagged, window, scores
+
+    def _admits(self, index: int, spike: Spike) -> bool:
+        """Whether a key's spike is reported: always without a rarity gate, and when its run goes on; else only
+        when the key rarely fires as strongly (`detectors/rarity.py`)."""
+        return (self._gate is None or spike.region in self._flagged_since
+                or self._gate.rare(spike.region, index, spike.score))
 
     def _current(self, observed: int, expected: float) -> bool:
         """Whether the excess is still here: the main window (the newest), `observed` against `expected`, holds
@@ -572,10 +583,8 @@ class TopicDetector(LevelAdaptation, Estimator):
                older: Sequence[_Pane] = ()) -> Spike | None:
         if not self._rule.fires(choice.observed, choice.expected, choice.p_value):
             return None
-        if self._gate is not None:
-            strength = self._fired_now[region] = score(choice.p_value)
-            if region not in self._flagged_since and not self._gate.rare(region, index, strength):
-                return None  # the key fires this strongly too often: its noise, not news
+        if self._gate is not None:  # remembered at the close, reported or not (`_admits`)
+            self._fired_now[region] = score(choice.p_value)
         inside, before = ring[: choice.panes], [*ring[choice.panes:], *older]  # older: closed panes an early
         # judgement's ring left out (newest first), which have not reached `_earlier` yet
         # Regions in name order: the examples of a national spike must not depend on which region's case

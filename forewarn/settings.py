@@ -89,8 +89,8 @@ class DetectionSettings(_Section):
     rarity: float | None = Field(None, gt=0, le=1)
     """A topic's key (nation or region) whose window fires opens an alarm only if fewer than this share of
     its windows over `rarity_memory` fired at least as strongly (detectors/rarity.py): a key whose noise the
-    model underestimates stops alarming on it, and so does a key that had real surges lately (why it is
-    null, for every firing window may open one: bench.bench_synthetic)."""
+    model underestimates stops alarming on it, but so does a key that had real surges lately, to weaker
+    ones (bench.bench_synthetic). null, the default: every firing window may open an alarm."""
     rarity_memory: timedelta = timedelta(days=28)
     """How far back `rarity` and `telemetry_value_rarity` look."""
     min_count: int = Field(8, ge=1)
@@ -151,9 +151,11 @@ class DetectionSettings(_Section):
             if self.slide <= timedelta(0) or length < self.slide or length % self.slide:
                 raise ValueError(f"detection.{name} ({length}) must be a whole multiple of detection.slide "
                                  f"({self.slide}), for example window 1h with slide 15m")
-        if self.rarity_memory < self.slide:
-            raise ValueError(f"detection.rarity_memory ({self.rarity_memory}) must hold at least one "
-                             f"detection.slide ({self.slide}) of windows, for example 28d")
+        for name, rarity in (("rarity", self.rarity), ("telemetry_value_rarity", self.telemetry_value_rarity)):
+            if rarity is not None and self.rarity_memory // self.slide * rarity < 1.0:
+                raise ValueError(f"detection.rarity_memory ({self.rarity_memory}) must hold at least 1 / "
+                                 f"detection.{name} ({rarity:g}) windows of detection.slide ({self.slide}): a "
+                                 f"shorter memory cannot tell that share, for example 28d")
         return self
 
 

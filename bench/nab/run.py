@@ -17,7 +17,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -27,7 +27,8 @@ from bench.nab.scorer import PROFILES, Corpus, LabelledFile, corpus_score, n_win
 from forewarn.detectors.classic import EarsC2, PoissonCusum
 from forewarn.detectors.rarity import RarityGate
 from forewarn.detectors.telemetry import ValueAnomaly
-from forewarn.detectors.topic import TopicDetector, pane_index
+from forewarn.detectors.topic import pane_index
+from forewarn.flows.steps import DetectorFactory
 from forewarn.records import PaneCases
 from forewarn.settings import DetectionSettings
 
@@ -72,30 +73,27 @@ def stream_values(make: Callable[[], SeriesDetector], series: Series) -> list[fl
     return raw
 
 
+NAB_SLIDE = timedelta(minutes=5)
+"""The count files' spacing: the detector's panes are their rows (the default slide is 15 minutes)."""
+
+
 @dataclass(frozen=True)
 class TopicCounts:
-    """Forewarn's count detector on a count file, as the flow runs it: each row's count is one topic's cases
-    in its pane, and a row scores when the window ending with its pane fired.
+    """Forewarn's count detector on a count file, built as the flow builds it from `settings` (the defaults but
+    `slide`): each row's count is one topic's cases in its pane, and a row scores when the window ending with
+    its pane fired.
 
     The raw score of a row is −log10 of the p-value of its window's spike (0 when nothing fired, and before
     warm-up). A row whose pane was already closed (two rows in one pane) adds nothing and scores 0.
-    `rarity` is the detector's `detection.rarity` (None: off, the default).
     """
 
-    window: timedelta = timedelta(hours=1)
-    slide: timedelta = timedelta(minutes=5)
-    warmup: timedelta = timedelta(days=1)
-    scales: tuple[timedelta, ...] = DetectionSettings().scales  # the default detector's
-    rarity: float | None = DetectionSettings().rarity
-    rarity_memory: timedelta = DetectionSettings().rarity_memory
+    settings: DetectionSettings = field(default_factory=lambda: DetectionSettings(slide=NAB_SLIDE))
 
     def __call__(self, series: Series) -> list[float]:
-        gate = RarityGate(self.rarity, memory=self.rarity_memory // self.slide) if self.rarity else None
-        det = TopicDetector(series.name, window=self.window, slide=self.slide, warmup=self.warmup,
-                            scales=self.scales, rarity=gate)
+        det = DetectorFactory(self.settings)(series.name)
         raw = []
         for t, x in zip(series.timestamps, series.values, strict=True):
-            verdicts = det.process(pane_index(t, self.slide), {"all": PaneCases(round(x))})
+            verdicts = det.process(pane_index(t, self.settings.slide), {"all": PaneCases(round(x))})
             spikes = verdicts[-1].spikes if verdicts else ()
             raw.append(max((spike.score for spike in spikes), default=0.0))
         return raw
@@ -166,6 +164,11 @@ def alarms(raw: Sequence[float], times: Sequence[datetime], level: float, refrac
     >>> t = [datetime(2015, 3, 1) + timedelta(minutes=5 * i) for i in range(8)]
     >>> alarms([0, 4, 8, 1, 4, 4, 8, 8], t, level=4.0, refractory=timedelta(minutes=10))
     [0.0, 0.5, 0.0, 0.0, 0.5, 0.0, 0.0, 0.0]
+
+    An excursion that begins within the refractory alarms once the refractory is over:
+
+    >>> alarms([4, 1, 4, 4, 4, 0, 0, 0], t, level=4.0, refractory=timedelta(minutes=10))
+    [0.5, 0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0]
     """
     out = []
     last: datetime | None = None
@@ -185,9 +188,10 @@ REFRACTORY = timedelta(hours=12)
 
 
 def forewarn_row(rarity: float | None = DetectionSettings().rarity) -> Row:
-    """Ours as configured by default: TopicDetector on the count files (its spikes, at its alpha), telemetry value
-    alarms on the rest (|z| >= 6, admitted by the rarity gate); `rarity` sets the topics' own gate."""
-    topic = Detector("TopicDetector", TopicCounts(rarity=rarity), level=4.0)
+    """Ours as configured by default (but a 5-minute slide, and a weekly season for telemetry): TopicDetector on
+    the count files (its spikes), telemetry value alarms on the rest (|z| >= 6, admitted by the rarity gate);
+    `rarity` sets the topics' own gate."""
+    topic = Detector("TopicDetector", TopicCounts(DetectionSettings(slide=NAB_SLIDE, rarity=rarity)), level=4.0)
     values = Detector("ValueAnomaly", FleetValues(), level=DetectionSettings().telemetry_value_z)
     name = "Forewarn (Topic+Value)" if rarity is None else f"Forewarn, rarity {rarity:g}"
     return Row(name, values, ((COUNTS, topic),))

@@ -66,7 +66,7 @@ def test_an_admitted_alarm_goes_on_and_a_held_back_one_is_judged_again() -> None
 def test_memory_forgets_and_keys_are_apart() -> None:
     gate = RarityGate(rarity=0.01, memory=500)
     _quiet(gate, "TX", range(500))
-    for index in range(500, 560):  # a minute-long flood of firing windows
+    for index in range(500, 560):  # a flood: every other window of 60 fires
         gate.admit("TX", index, 7.0, fires=index % 2 == 0)
     assert gate.rare("TX", 600, 7.0) is False
     assert gate.rare("CA", 600, 7.0) is True  # another key: its own history, none of TX's
@@ -78,9 +78,31 @@ def test_memory_forgets_and_keys_are_apart() -> None:
 def test_rarity_one_admits_everything_and_bad_arguments_fail() -> None:
     gate = RarityGate(rarity=1.0, memory=10)
     assert all(gate.admit("TX", i, 5.0, fires=True) for i in range(50))
-    for rarity, memory in ((0.0, 10), (1.5, 10), (0.01, 0)):
+    for rarity, memory in ((0.0, 10), (1.5, 10), (0.01, 0), (0.01, 99)):  # 99 windows cannot tell 1%
         with pytest.raises(ValueError, match="rarity"):
             RarityGate(rarity=rarity, memory=memory)
+    assert RarityGate(rarity=0.01, memory=100).rare("TX", 0, 5.0)  # the shortest memory still admits
+
+
+def test_a_key_is_rare_from_its_first_window_and_a_gap_ends_a_run() -> None:
+    """No deaf warm-up: a fresh gate (a new device group, a restored state) admits a key's first firing window;
+    an alarm goes on only window after window, so a run broken by silence is judged again."""
+    gate = RarityGate(rarity=0.01, memory=1000)
+    assert gate.admit("TX", 5000, 6.0, fires=True) is True
+    for index in range(5001, 5020):
+        gate.admit("TX", index, 6.0, fires=True)  # a long run, admitted as one alarm
+    assert gate.admit("TX", 5300, 6.0, fires=True) is False  # no window in between: a new run, held back
+    assert gate.admit("TX", 5301, 6.0, fires=True) is False
+
+
+def test_p_value_changes_nothing() -> None:
+    """Early firing asks ahead of the next close: asking must not forget what the close will count."""
+    gate = RarityGate(rarity=0.05, memory=100)
+    for index in range(100):
+        gate.admit("TX", index, 7.0, fires=index % 4 == 0)
+    before = pickle.dumps(gate)
+    assert gate.p_value("TX", 150, 7.0) < gate.p_value("TX", 100, 7.0)  # half of them out of memory at 150
+    assert pickle.dumps(gate) == before
 
 
 def test_state_round_trips_and_stays_bounded() -> None:
@@ -88,9 +110,14 @@ def test_state_round_trips_and_stays_bounded() -> None:
     for index in range(10_000):
         gate.admit(f"K-{index % 3}", index, float(index % 7), fires=index % 5 == 0)
     assert max(len(fired) for fired in gate._fired.values()) <= 200 // 5 // 3 + 2
+    # a restored gate remembers what held the key back; a fresh one would admit
     twin = pickle.loads(pickle.dumps(gate))
-    assert [twin.admit("K-0", 10_000 + i, 6.0, True) for i in range(5)] == [
-        gate.admit("K-0", 10_000 + i, 6.0, True) for i in range(5)]
+    assert [twin.admit("K-1", 10_000 + i, 5.0, True) for i in range(2)] == [False, False]
+    assert [RarityGate(0.01, 200).admit("K-1", 10_000 + i, 5.0, True) for i in range(2)] == [True, True]
+    # an alarm that goes on for ever keeps only its last `memory` windows
+    for index in range(20_000, 30_000):
+        assert gate.admit("K-9", index, 9.0, fires=True)
+    assert len(gate._fired["K-9"]) == 200
 
 
 # --- in the topic detector --------------------------------------------------------------------------------
@@ -107,9 +134,9 @@ def _national_bursts(detector: TopicDetector, panes: int) -> list[int]:
 
 
 def test_a_topic_with_rarity_stops_alarming_on_its_own_bursts() -> None:
-    """Without the gate every burst alarms; with it, the first does, then only bursts stronger than the key's
-    top 1% of windows (held-back bursts are learned as the key's noise, which makes the next ones score higher
-    for a while: the nation and its region each have their own history), and after that none."""
+    """Without the gate every burst alarms; with it, the first does, then only a burst stronger than all but
+    the key's top 1% of windows (the bursts score higher for a while as the scorer learns the quiet panes'
+    small variance), and once their scores level off, none."""
     plain = TopicDetector("no_internet", adapt_after=None)
     gated = TopicDetector("no_internet", adapt_after=None, rarity=RarityGate(0.01, memory=96 * 28))
     bursts = {pane // 40 for pane in _national_bursts(plain, 1600)}
@@ -117,6 +144,25 @@ def test_a_topic_with_rarity_stops_alarming_on_its_own_bursts() -> None:
     assert bursts == set(range(5, 40))  # the plain detector reports every burst
     assert min(kept) == 5 and kept < bursts
     assert not {b for b in kept if b >= 20}  # by the twentieth burst, the key's bursts are its noise
+
+
+def _spread_bursts(pane: int) -> dict[str, PaneCases]:
+    """Four regions, and a burst in all of them every 40 panes: a national surge each time."""
+    burst = pane % 40 == 39 and pane > 200
+    return {r: PaneCases(30 if burst else 5) for r in ("A", "B", "C", "D")}
+
+
+def test_a_held_back_nation_does_not_pass_its_surge_to_its_regions() -> None:
+    """National vs regional is decided on what fired by the rule, then the reported keys are gated: a nation
+    held back reports nothing, so the gate never turns one national alarm into several regional ones."""
+    found: dict[str, list[tuple[int, str]]] = {}
+    for name, gate in (("plain", None), ("gated", RarityGate(0.01, memory=96 * 28))):
+        detector = TopicDetector("no_internet", adapt_after=None, rarity=gate)
+        found[name] = [(pane, s.region) for pane in range(1600)
+                       for v in detector.process(pane, _spread_bursts(pane)) for s in v.spikes]
+    assert set(found["gated"]) < set(found["plain"])
+    assert {region for _, region in found["gated"]} <= {NATIONAL} | {r for _, r in found["plain"] if r != NATIONAL}
+    assert len(found["gated"]) < len(found["plain"]) // 2
 
 
 def test_a_topic_alarm_once_admitted_reports_every_window_of_its_run() -> None:
@@ -131,10 +177,12 @@ def test_a_topic_alarm_once_admitted_reports_every_window_of_its_run() -> None:
     assert {region for _, region in spikes["plain"]} == {NATIONAL}
 
 
-def test_a_topic_detector_without_rarity_remembers_nothing() -> None:
-    detector = TopicDetector("no_internet", adapt_after=None)
-    _national_bursts(detector, 600)
-    assert detector._gate is None and detector.rarity is None
+def test_a_gate_that_admits_everything_changes_no_verdict() -> None:
+    """The gate only ever removes spikes: at rarity 1 the detector's verdicts are exactly the plain one's."""
+    plain = TopicDetector("no_internet", adapt_after=None)
+    open_gate = TopicDetector("no_internet", adapt_after=None, rarity=RarityGate(1.0, memory=10))
+    for pane in range(1000):
+        assert plain.process(pane, _spread_bursts(pane)) == open_gate.process(pane, _spread_bursts(pane))
 
 
 # --- wiring: settings, the flow's detectors, the fleet ------------------------------------------------------
@@ -153,7 +201,9 @@ def test_settings_wire_the_gates() -> None:
     with pytest.raises(ValueError):
         DetectionSettings(rarity=0)
     with pytest.raises(ValueError, match="rarity_memory"):
-        DetectionSettings(rarity_memory="5m")
+        DetectionSettings(rarity_memory="1d")  # 96 windows of 15 minutes cannot tell 1%
+    with pytest.raises(ValueError, match="rarity"):
+        FleetStep(slide=timedelta(minutes=15), rarity_memory=timedelta(hours=12))
 
 
 T0 = datetime(2026, 11, 2, tzinfo=UTC)
@@ -182,19 +232,21 @@ def test_a_metric_that_jumps_often_stops_alarming_and_one_that_jumps_once_alarms
     every = _value_alarms(plain, 1400, jumpy=True)
     kept = _value_alarms(gated, 1400, jumpy=True)
     # each drop is one window at |z| ~40 of every 30 (3%): only a drop stronger than all but the top 1% of the
-    # metric's windows alarms, about one in three
+    # metric's windows alarms, fewer than half of them
     assert len(every) >= 35 and 1 <= len(kept) <= len(every) // 2
     assert kept[0] == every[0]
     once = [p for p in every if p < 260]
     assert once and set(once) <= set(kept)
 
 
-def test_fleet_state_from_before_the_gate_gets_one() -> None:
-    step = FleetStep(slide=timedelta(minutes=15))
-    old = FleetState(FaultShareDetector((("region", "TX-453"),)))
-    del old.gate  # a snapshot taken before the field existed restores without it
-    state, _ = step(old, ("region=TX-453", 1, FleetAcc()))
-    assert isinstance(state.gate, RarityGate)
+def test_fleet_state_from_before_the_gate_gets_one_or_none() -> None:
+    for rarity in (0.01, None):
+        step = FleetStep(slide=timedelta(minutes=15), value_rarity=rarity)
+        old = FleetState(FaultShareDetector((("region", "TX-453"),)))
+        del old.gate  # a snapshot taken before the field existed restores without it
+        restored = pickle.loads(pickle.dumps(old))
+        state, _ = step(restored, ("region=TX-453", 1, FleetAcc({"D-1"}, {}, {"rssi": Sum(-60.0, 1)})))
+        assert isinstance(getattr(state, "gate", None), RarityGate) is (rarity is not None)
 
 
 def test_the_nab_bench_decides_telemetry_as_the_fleet_step_does() -> None:
