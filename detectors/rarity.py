@@ -10,8 +10,10 @@ own). A key the model fits fires in far fewer than `rarity` of its windows and i
 held back; a key that fires, say, 5% of the time needs a window stronger than all but its
 top 1% to be heard.
 
-Once admitted, an alarm's further windows go on without the check (its incident is open),
-and every window that fired by the rule is remembered, admitted or held back, so a key
+Once admitted, an alarm's further windows go on without the check (its incident is open):
+with `admit`, window after window; a topic detector uses its own runs instead, which outlast
+a main window of quiet ones and take in the regions flagged under an admitted national
+alarm. Every window that fired by the rule is remembered, admitted or held back, so a key
 whose noise passes the rule again and again keeps being held back.
 """
 
@@ -71,7 +73,7 @@ class RarityGate(Estimator):
         """The share of `key`'s earlier windows in memory that fired at least as strongly (nothing changes)."""
         first = index - self.memory + 1  # the oldest window still in memory
         fired = self._fired.get(key, ())
-        stronger = sum(1 for at, earlier in fired if at >= first and earlier >= score)
+        stronger = sum(1 for at, earlier in fired if first <= at < index and earlier >= score)
         earlier = min(index - self._start, self.memory - 1) if self._start is not None else 0
         return (1 + stronger) / (1 + max(earlier, math.ceil(1.0 / self.rarity) - 1))
 

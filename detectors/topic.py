@@ -444,7 +444,8 @@ class TopicDetector(LevelAdaptation, Estimator):
         return False
 
     def _learn_dispersion(self) -> None:
-        """Each window length's scorer learns from the national windows that did not fire."""
+        """Each window length's scorer learns from the national windows of a close that reported nothing (fired
+by no rule, or held back by the rarity gate), those too surprising left out by the scorer itself."""
         ring = list(reversed(self._ring))
         counts = [p.total for p in ring]
         expected = [self._predict(p.index) for p in ring]
@@ -538,14 +539,12 @@ class TopicDetector(LevelAdaptation, Estimator):
                                older)
         window = self._window_score(sum(counts[: self._panes]),
                                     max(sum(national_pred[: self._panes]), self.min_expected), tail, self._scorer)
+        self._national_fired = national is not None
         if national is None or self._concentrated(regional, national):
-            self._national_fired = national is not None
             kept = [spike for spike in regional if self._admits(index, spike)]
             return kept, {s.region: flagged[s.region] for s in kept}, window, scores
         if not self._admits(index, national):  # the nation's noise: neither it nor its regions' part of it
-            self._national_fired = False
             return [], {}, window, scores
-        self._national_fired = True
         return [national], flagged, window, scores
 
     def _admits(self, index: int, spike: Spike) -> bool:

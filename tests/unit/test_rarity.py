@@ -147,9 +147,11 @@ def test_a_topic_with_rarity_stops_alarming_on_its_own_bursts() -> None:
 
 
 def _spread_bursts(pane: int) -> dict[str, PaneCases]:
-    """Four regions, and a burst in all of them every 40 panes: a national surge each time."""
+    """Four regions with a little noise, and a burst in all of them every 40 panes: a national surge each time
+    (the noise lets a region fire by the rule now and then beside it)."""
     burst = pane % 40 == 39 and pane > 200
-    return {r: PaneCases(30 if burst else 5) for r in ("A", "B", "C", "D")}
+    rng = random.Random(pane)
+    return {r: PaneCases((30 if burst else 5) + rng.randint(0, 3)) for r in ("A", "B", "C", "D")}
 
 
 def test_a_held_back_nation_does_not_pass_its_surge_to_its_regions() -> None:
@@ -175,6 +177,25 @@ def test_a_topic_alarm_once_admitted_reports_every_window_of_its_run() -> None:
                         for v in detector.process(pane, {"TX-453": PaneCases(n)}) for s in v.spikes]
     assert spikes["gated"] == spikes["plain"] and len(spikes["plain"]) >= 8
     assert {region for _, region in spikes["plain"]} == {NATIONAL}
+
+
+def test_a_nation_known_for_its_noise_reports_nothing_for_one_more_burst() -> None:
+    """The nation's history says its windows fire this strongly all the time: a burst across four regions is
+    held back as the nation's, and its regions (each with a clean history) are not reported in its place."""
+    detector = TopicDetector("no_internet", adapt_after=None, rarity=RarityGate(0.01, memory=96 * 28))
+    quiet = {r: PaneCases(5) for r in ("A", "B", "C", "D")}
+    for pane in range(700):
+        assert not [s for v in detector.process(pane, quiet) for s in v.spikes]
+        if pane >= 400 and pane % 10 == 0:
+            assert detector._gate is not None
+            detector._gate.remember(NATIONAL, pane, 1e9)  # a noisy nation, as far as the gate knows
+    burst = {r: PaneCases(30) for r in ("A", "B", "C", "D")}
+    reported = [s.region for pane in range(700, 704) for v in detector.process(pane, burst) for s in v.spikes]
+    assert reported == []
+    plain = TopicDetector("no_internet", adapt_after=None)
+    for pane in range(700):
+        plain.process(pane, quiet)
+    assert [s.region for pane in range(700, 704) for v in plain.process(pane, burst) for s in v.spikes]
 
 
 def test_a_gate_that_admits_everything_changes_no_verdict() -> None:
