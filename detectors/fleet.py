@@ -138,18 +138,25 @@ class FaultShareDetector(Estimator):
         self._learned += 1
 
 
+def value_alarm(model: ValueAnomaly, t: datetime, value: float, z_alarm: float, gate: RarityGate | None,
+                key: str, pane: int) -> float | None:
+    """Score a value against its model, then learn it; its |z| when it alarms: |z| >= z_alarm and, with a `gate`,
+    the key (a metric) rarely reaches that |z| (`pane` counts its windows; detectors/rarity.py). Else None."""
+    z = model.score_one(t, value)
+    model.learn_one(t, value)
+    fires = z >= z_alarm
+    if gate is not None:
+        fires = gate.admit(key, pane, z, fires)
+    return z if fires else None
+
+
 def value_spike(group: tuple[tuple[str, str], ...], metric: str, model: ValueAnomaly, start: datetime,
                 end: datetime, mean: float, count: int, z_alarm: float, *, gate: RarityGate | None,
                 pane: int) -> Spike | None:
-    """Score a pane's mean of a numeric metric for a group; learn it; a spike when |z| >= z_alarm and, with a
-    `gate`, the metric rarely reaches that |z| (`pane` counts its windows; detectors/rarity.py)."""
+    """Score a pane's mean of a numeric metric for a group; learn it; a spike when it alarms (`value_alarm`)."""
     expected, sd = model.expected_one(start)
-    z = model.score_one(start, mean)
-    model.learn_one(start, mean)
-    fires = z >= z_alarm
-    if gate is not None:
-        fires = gate.admit(metric, pane, z, fires)
-    if not fires:
+    z = value_alarm(model, start, mean, z_alarm, gate, metric, pane)
+    if z is None:
         return None
     p_value = math.erfc(z / math.sqrt(2.0))  # two-sided normal tail of the z-score
     return Spike(
@@ -307,7 +314,7 @@ class FleetStep:
         check_windows(self.slide, self.window)
         ValueAnomaly(season=self.value_season)  # an unknown season fails here, not at the first reading
         if self.value_rarity is not None:  # ... and so does a memory too short for the rarity
-            RarityGate(self.value_rarity, memory=self.rarity_memory // self.slide)
+            RarityGate.spanning(self.value_rarity, self.rarity_memory, self.slide)
 
     def topic(self, metric: str) -> str:
         return self.topics.get(metric, TELEMETRY_PREFIX + metric)
@@ -318,7 +325,7 @@ class FleetStep:
         if self.value_rarity is None:
             return None
         if getattr(state, "gate", None) is None:
-            state.gate = RarityGate(self.value_rarity, memory=self.rarity_memory // self.slide)
+            state.gate = RarityGate.spanning(self.value_rarity, self.rarity_memory, self.slide)
         return state.gate
 
     def __call__(self, state: FleetState | None, closed: tuple[str, int, FleetAcc]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Hashable
+from datetime import timedelta
 
 from forewarn.detectors.base import Estimator
 
@@ -68,6 +69,11 @@ class RarityGate(Estimator):
         self._fired: dict[Hashable, deque[tuple[int, float]]] = {}
         self._open: dict[Hashable, int] = {}  # key -> the last index it was admitted at (admit's own runs)
         self._start: int | None = None  # the first index seen
+
+    @classmethod
+    def spanning(cls, rarity: float, memory: timedelta, step: timedelta) -> RarityGate:
+        """A gate remembering `memory` of time in windows `step` apart (a detector's slide, a series' spacing)."""
+        return cls(rarity, memory=memory // step)
 
     def p_value(self, key: Hashable, index: int, score: float) -> float:
         """The share of `key`'s earlier windows in memory that fired at least as strongly (nothing changes)."""

@@ -445,7 +445,7 @@ class TopicDetector(LevelAdaptation, Estimator):
 
     def _learn_dispersion(self) -> None:
         """Each window length's scorer learns from the national windows of a close that reported nothing (fired
-by no rule, or held back by the rarity gate), those too surprising left out by the scorer itself."""
+        by no rule, or held back by the rarity gate), those too surprising left out by the scorer itself."""
         ring = list(reversed(self._ring))
         counts = [p.total for p in ring]
         expected = [self._predict(p.index) for p in ring]

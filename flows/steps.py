@@ -69,7 +69,7 @@ def rarity_gate(settings: DetectionSettings) -> RarityGate | None:
     """The noise control of every key's alarms, `rarity_memory` counted in slides (None when `rarity` is null)."""
     if settings.rarity is None:
         return None
-    return RarityGate(settings.rarity, memory=settings.rarity_memory // settings.slide)
+    return RarityGate.spanning(settings.rarity, settings.rarity_memory, settings.slide)
 
 
 def fleet_step(settings: DetectionSettings) -> FleetStep:

@@ -25,6 +25,7 @@ from typing import Protocol
 
 from bench.nab.scorer import PROFILES, Corpus, LabelledFile, corpus_score, n_windows, normalise, optimise, read_series
 from forewarn.detectors.classic import EarsC2, PoissonCusum
+from forewarn.detectors.fleet import value_alarm
 from forewarn.detectors.rarity import RarityGate
 from forewarn.detectors.telemetry import ValueAnomaly
 from forewarn.detectors.topic import pane_index
@@ -112,16 +113,10 @@ class FleetValues:
 
     def __call__(self, series: Series) -> list[float]:
         model = ValueAnomaly(season=self.season)
-        gate = RarityGate(self.rarity, memory=max(self.rarity_memory // _spacing(series), 1)) if self.rarity else None
-        raw = []
-        for row, (t, x) in enumerate(zip(series.timestamps, series.values, strict=True)):
-            z = model.score_one(t, x)
-            model.learn_one(t, x)
-            fires = z >= self.z
-            if gate is not None:
-                fires = gate.admit(series.name, row, z, fires)
-            raw.append(z if fires else 0.0)
-        return raw
+        gate = RarityGate.spanning(self.rarity, self.rarity_memory, _spacing(series)) if self.rarity else None
+        alarms = (value_alarm(model, t, x, self.z, gate, series.name, row)
+                  for row, (t, x) in enumerate(zip(series.timestamps, series.values, strict=True)))
+        return [z or 0.0 for z in alarms]
 
 
 def _spacing(series: Series) -> timedelta:
