@@ -5,8 +5,8 @@
 Streams the NAB v1.1 files in `--data` (realTweets counts and realKnownCause telemetry;
 github.com/numenta/NAB at ea702d7, MIT, Ahmad et al. 2017) through each detector of
 `bench/nab/run.py`, one parameter set for all files (ours decide as the flow does: the topic
-detector's spikes on the counts, the fleet step's value alarms with their rarity gate on the
-telemetry; a second row of ours turns on the topics' rarity gate, off by default), and scores
+detector's spikes on the counts, gated by its keys' runs, the fleet step's value alarms with their
+rarity gate on the telemetry; a second row of ours turns the topics' gate off), and scores
 them with our own scorer (`bench/nab/scorer.py`, written from `NAB_SCORING.md`): one threshold per
 profile, optimised over the corpus. Beside them, the published detectors' own rows
 (`results/<detector>/`) scored by the same scorer at their published corpus thresholds
@@ -49,9 +49,7 @@ from bench.nab.scorer import (
     optimise,
     published_thresholds,
 )
-
-OPT_IN_RARITY = 0.01
-"""detection.rarity of the second row of ours (null by default: bench.bench_synthetic)."""
+from forewarn.settings import DetectionSettings
 
 PUBLISHED = {  # results/ directory -> (name, what the detector knows beyond rows 0..i)
     "ARTime": ("ARTime", "range+len"),
@@ -99,7 +97,7 @@ def main() -> None:
     start = time.perf_counter()
     labels = load_labels(args.data)
     series = load_series(args.data, labels)
-    rows: list[Row] = [forewarn_row(), forewarn_row(rarity=OPT_IN_RARITY), *classic_rows()]
+    rows: list[Row] = [forewarn_row(), forewarn_row(rarity_runs=None), *classic_rows()]
     raw, cpu = stream_all(rows, series, args.workers)
     ours = [evaluate(anomaly_scores(row, r, series, labels, raw)) for r, row in enumerate(rows)]
 
@@ -117,11 +115,12 @@ def main() -> None:
           f"{windows['realTweets']} windows, {categories['realKnownCause']} realKnownCause with "
           f"{windows['realKnownCause']}); NAB score, null = 0, perfect = 100")
     print("profiles: Std = standard, LowFP = reward_low_FP_rate, LowFN = reward_low_FN_rate")
-    print(f"ours = the default detector's spikes (but slide 5 min) on the realTweets counts + "
-          f"telemetry value alarms (ValueAnomaly(season='week') |z| >= 6, rarity gate {FleetValues().rarity:g} "
-          f"over {FleetValues().rarity_memory.days} days) on the realKnownCause values; the second row also gates "
-          f"the topics (detection.rarity {OPT_IN_RARITY:g}, off by default); every row alarms once per excursion "
-          f"above its level, at most once per {REFRACTORY.total_seconds() / 3600:g} h")
+    print(f"ours = the default detector's spikes (but slide 5 min; a key alarms when fewer than "
+          f"{DetectionSettings().rarity_runs} of its runs over {FleetValues().rarity_memory.days} days fired as "
+          f"strongly) on the realTweets counts + telemetry value alarms (ValueAnomaly(season='week') |z| >= 6, "
+          f"rarity gate {FleetValues().rarity:g} over {FleetValues().rarity_memory.days} days) on the realKnownCause "
+          f"values; the second row turns the topics' gate off (detection.rarity_runs: null); every row alarms once "
+          f"per excursion above its level, at most once per {REFRACTORY.total_seconds() / 3600:g} h")
     print()
     print(HEADER)
     print("-" * len(HEADER))

@@ -10,6 +10,13 @@ own). A key the model fits fires in far fewer than `rarity` of its windows and i
 held back; a key that fires, say, 5% of the time needs a window stronger than all but its
 top 1% to be heard.
 
+What counts as one firing depends on the stream. A metric's noise is the share of time it
+spends far out (a window is one), while a count's noise comes in bursts: with `runs`, a run
+of consecutive firing windows counts once, at its strongest, so a key may open an alarm when
+fewer than a number of its earlier runs over `memory` were as strong (`at_most`: say 8 in
+four weeks), however long each lasted. A key with a real surge every week or two is then
+still heard at its weaker ones; a key that bursts every day is not.
+
 Once admitted, an alarm's further windows go on without the check (its incident is open):
 with `admit`, window after window; a topic detector uses its own runs instead, which outlast
 a main window of quiet ones and take in the regions flagged under an admitted national
@@ -35,7 +42,11 @@ class RarityGate(Estimator):
     (1 + the key's earlier windows in memory that fired with score >= s) / (1 + its earlier
     windows in memory), the earlier windows counted from the first the gate saw (`seen`) and,
     while fewer than 1 / `rarity` - 1, as that many: a key that never fired as strongly is rare
-    from its first window on, with no deaf warm-up.
+    from its first window on, with no deaf warm-up. With `runs`, the firing windows counted are
+    runs (consecutive firing windows, scored by their strongest), `rarity` is runs per window, and
+    the earlier windows are always the whole memory: a count of runs, so that a new key hears
+    as many of its surges as an old one (fewer in proportion would leave a week-old deployment
+    deaf to its second surge).
 
     Parameters
     ----------
@@ -44,6 +55,8 @@ class RarityGate(Estimator):
     memory
         How many of the latest windows are remembered, at least 1 / `rarity` (at a 15-minute slide,
         2688 are four weeks).
+    runs
+        Count a run of consecutive firing windows once, at its strongest, instead of every window.
 
     >>> gate = RarityGate(rarity=0.01, memory=1000)
     >>> gate.admit("TX", 0, 6.0, fires=True)                             # its first firing window: rare
@@ -57,15 +70,25 @@ class RarityGate(Estimator):
     ...     _ = gate.admit("TX", i, 8.0 if i % 20 == 0 else 0.0, fires=i % 20 == 0)
     >>> gate.admit("TX", 1000, 8.0, fires=True), gate.admit("TX", 1001, 12.0, fires=True)
     (False, True)
+
+    Counting runs, a key may fire in long runs; it is held back once it had `at_most`'s number of runs as strong:
+
+    >>> gate = RarityGate.at_most(2, memory=timedelta(days=28), step=timedelta(minutes=15))
+    >>> def burst(start):  # a run of 20 firing windows, each of score 9, from window `start`
+    ...     return [gate.admit("TX", i, 9.0, fires=True) for i in range(start, start + 20)][0]
+    >>> [burst(start) for start in (0, 100, 200)]  # the third would be its third run as strong in 28 days
+    [True, True, False]
     """
 
-    def __init__(self, rarity: float = 0.01, memory: int = 2688):
+    def __init__(self, rarity: float = 0.01, memory: int = 2688, runs: bool = False):
         if not 0.0 < rarity <= 1.0 or memory * rarity < 1.0:
             raise ValueError(f"need 0 < rarity <= 1 and a memory of at least 1 / rarity windows "
                              f"(got rarity {rarity}, memory {memory})")
         self.rarity = rarity
         self.memory = memory
-        # key -> (index, score) of its firing windows, one per index: at most `memory` of them
+        self.runs = runs
+        # key -> (index, score) of its firing windows (with `runs`: its runs' last index and strongest score),
+        # one per index: at most `memory` of them
         self._fired: dict[Hashable, deque[tuple[int, float]]] = {}
         self._open: dict[Hashable, int] = {}  # key -> the last index it was admitted at (admit's own runs)
         self._start: int | None = None  # the first index seen
@@ -75,12 +98,29 @@ class RarityGate(Estimator):
         """A gate remembering `memory` of time in windows `step` apart (a detector's slide, a series' spacing)."""
         return cls(rarity, memory=memory // step)
 
+    @classmethod
+    def at_most(cls, runs: int, memory: timedelta, step: timedelta) -> RarityGate:
+        """A gate counting runs that admits a key's run while fewer than `runs` of its earlier runs over `memory`
+        (windows `step` apart) fired as strongly."""
+        windows = memory // step
+        if not 1 <= runs <= windows:
+            raise ValueError(f"need 1 <= runs <= the windows in memory ({windows}), got {runs}")
+        return cls(runs / windows, memory=windows, runs=True)
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        """A gate snapshotted before runs were counted counts windows."""
+        self.__dict__.update(state)
+        self.__dict__.setdefault("runs", False)
+
     def p_value(self, key: Hashable, index: int, score: float) -> float:
         """The share of `key`'s earlier windows in memory that fired at least as strongly (nothing changes)."""
         first = index - self.memory + 1  # the oldest window still in memory
         fired = self._fired.get(key, ())
         stronger = sum(1 for at, earlier in fired if first <= at < index and earlier >= score)
-        earlier = min(index - self._start, self.memory - 1) if self._start is not None else 0
+        if self.runs:
+            earlier = self.memory - 1
+        else:
+            earlier = min(index - self._start, self.memory - 1) if self._start is not None else 0
         return (1 + stronger) / (1 + max(earlier, math.ceil(1.0 / self.rarity) - 1))
 
     def rare(self, key: Hashable, index: int, score: float) -> bool:
@@ -96,7 +136,10 @@ class RarityGate(Estimator):
         """A window of `key` fired by the detector's rule, admitted or not."""
         self.seen(index)
         fired = self._fired.setdefault(key, deque(maxlen=self.memory))
-        fired.append((index, score))
+        if self.runs and fired and fired[-1][0] == index - 1:  # the run goes on: one entry, at its strongest
+            fired[-1] = (index, max(score, fired[-1][1]))
+        else:
+            fired.append((index, score))
         self._expire(key, index)
 
     def admit(self, key: Hashable, index: int, score: float, fires: bool) -> bool:

@@ -545,6 +545,8 @@ class TopicDetector(LevelAdaptation, Estimator):
             return kept, {s.region: flagged[s.region] for s in kept}, window, scores
         if not self._admits(index, national):  # the nation's noise: neither it nor its regions' part of it
             return [], {}, window, scores
+        for spike in regional:  # the nation's alarm, not its regions' runs: their own later surges stay rare
+            self._fired_now.pop(spike.region, None)
         return [national], flagged, window, scores
 
     def _admits(self, index: int, spike: Spike) -> bool:

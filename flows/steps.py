@@ -66,10 +66,11 @@ class DetectorFactory:
 
 
 def rarity_gate(settings: DetectionSettings) -> RarityGate | None:
-    """The noise control of every key's alarms, `rarity_memory` counted in slides (None when `rarity` is null)."""
-    if settings.rarity is None:
+    """The noise control of every topic key's alarms: runs counted over `rarity_memory` in slides (None when
+    `rarity_runs` is null)."""
+    if settings.rarity_runs is None:
         return None
-    return RarityGate.spanning(settings.rarity, settings.rarity_memory, settings.slide)
+    return RarityGate.at_most(settings.rarity_runs, settings.rarity_memory, settings.slide)
 
 
 def fleet_step(settings: DetectionSettings) -> FleetStep:

@@ -86,13 +86,14 @@ class DetectionSettings(_Section):
     """Alarm episodes per 1,000 key-days (a key: a topic nationally or in one region) the detector aims for:
     alpha is calibrated to it daily from the detector's own null (detectors/calibration.py); null: a fixed
     `alpha`."""
-    rarity: float | None = Field(None, gt=0, le=1)
-    """A topic's key (nation or region) whose window fires opens an alarm only if fewer than this share of
-    its windows over `rarity_memory` fired at least as strongly (detectors/rarity.py): a key whose noise the
-    model underestimates stops alarming on it, but so does a key that had real surges lately, to weaker
-    ones (bench.bench_synthetic). null, the default: every firing window may open an alarm."""
+    rarity_runs: int | None = Field(8, ge=1)
+    """A topic's key (nation or region) whose window fires opens an alarm only if fewer than this many of its
+    runs of firing windows over `rarity_memory` fired at least as strongly (detectors/rarity.py): a key whose
+    noise the model underestimates, bursting day after day, stops alarming on it; a key with a real surge every
+    week or two is still heard. A region's windows inside an alarm of its nation are the nation's run, not its
+    own. null: every firing window may open an alarm."""
     rarity_memory: timedelta = timedelta(days=28)
-    """How far back `rarity` and `telemetry_value_rarity` look."""
+    """How far back `rarity_runs` and `telemetry_value_rarity` look."""
     min_count: int = Field(8, ge=1)
     min_ratio: float = Field(1.5, ge=1)
     dispersion_size: float = Field(20.0, gt=0)
@@ -151,11 +152,16 @@ class DetectionSettings(_Section):
             if self.slide <= timedelta(0) or length < self.slide or length % self.slide:
                 raise ValueError(f"detection.{name} ({length}) must be a whole multiple of detection.slide "
                                  f"({self.slide}), for example window 1h with slide 15m")
-        for name, rarity in (("rarity", self.rarity), ("telemetry_value_rarity", self.telemetry_value_rarity)):
-            if rarity is not None and self.rarity_memory // self.slide * rarity < 1.0:
-                raise ValueError(f"detection.rarity_memory ({self.rarity_memory}) must hold at least 1 / "
-                                 f"detection.{name} ({rarity:g}) windows of detection.slide ({self.slide}): a "
-                                 f"shorter memory cannot tell that share, for example 28d")
+        windows = self.rarity_memory // self.slide
+        rarity = self.telemetry_value_rarity
+        if rarity is not None and windows * rarity < 1.0:
+            raise ValueError(f"detection.rarity_memory ({self.rarity_memory}) must hold at least 1 / "
+                             f"detection.telemetry_value_rarity ({rarity:g}) windows of detection.slide "
+                             f"({self.slide}): a shorter memory cannot tell that share, for example 28d")
+        if self.rarity_runs is not None and self.rarity_runs > windows:
+            raise ValueError(f"detection.rarity_runs ({self.rarity_runs}) cannot exceed the windows of "
+                             f"detection.slide ({self.slide}) in detection.rarity_memory ({self.rarity_memory}): "
+                             f"{windows}; lower it or lengthen the memory, for example 8 runs over 28d")
         return self
 
 

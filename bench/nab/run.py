@@ -182,13 +182,15 @@ REFRACTORY = timedelta(hours=12)
 """One alarm per event: after an alarm, a detector stays quiet this long (every detector alike)."""
 
 
-def forewarn_row(rarity: float | None = DetectionSettings().rarity) -> Row:
+def forewarn_row(rarity_runs: int | None = DetectionSettings().rarity_runs) -> Row:
     """Ours as configured by default (but a 5-minute slide, and a weekly season for telemetry): TopicDetector on
-    the count files (its spikes), telemetry value alarms on the rest (|z| >= 6, admitted by the rarity gate);
-    `rarity` sets the topics' own gate."""
-    topic = Detector("TopicDetector", TopicCounts(DetectionSettings(slide=NAB_SLIDE, rarity=rarity)), level=4.0)
+    the count files (its spikes, its keys' runs gated by `rarity_runs`), telemetry value alarms on the rest
+    (|z| >= 6, admitted by the rarity gate)."""
+    settings = DetectionSettings(slide=NAB_SLIDE, rarity_runs=rarity_runs)
+    topic = Detector("TopicDetector", TopicCounts(settings), level=4.0)
     values = Detector("ValueAnomaly", FleetValues(), level=DetectionSettings().telemetry_value_z)
-    name = "Forewarn (Topic+Value)" if rarity is None else f"Forewarn, rarity {rarity:g}"
+    name = ("Forewarn (Topic+Value)" if rarity_runs == DetectionSettings().rarity_runs
+            else "Forewarn, no topic gate" if rarity_runs is None else f"Forewarn, rarity_runs {rarity_runs}")
     return Row(name, values, ((COUNTS, topic),))
 
 

@@ -266,6 +266,8 @@ UNITS = [
     # RarityGate: (index, score) of each key's firing windows over its memory (2 days of windows here): 10-14 of
     # each bursty key, none of the one that fits its model (~0.5 KB measured).
     Unit("RarityGate", lambda: RarityGate(rarity=0.02, memory=192), GATE, 1_000),
+    # ...counting runs (4 over 2 days of windows): one entry per run, not per window, so no more than that.
+    Unit("RarityGate-runs", lambda: RarityGate.at_most(4, timedelta(days=2), timedelta(minutes=15)), GATE, 1_000),
     # FaultShareDetector: the ring holds a window of faulty-device ids (a frozenset of the 300-device fleet is
     # shared by every pane), the usual share two floats per metric: ~4.8 KB measured.
     Unit("FaultShareDetector", lambda: FaultShareDetector((("model", "R7000"),), warmup=timedelta(hours=6)),
@@ -310,7 +312,7 @@ OTHER_ARGUMENTS: dict[type[Estimator], dict[str, Any]] = {
                     "region_weights": {"R-001": 2.0, "R-002": 1.0}, "score_regions": True,
                     "scales": (timedelta(hours=4),), "false_alarm_target": 2.0,
                     "rarity": RarityGate(0.05, memory=100)},
-    RarityGate: {"rarity": 0.05, "memory": 500},
+    RarityGate: {"rarity": 0.05, "memory": 500, "runs": True},
     FaultShareDetector: {"group": (("model", "R7000"),), "window": timedelta(hours=2), "slide": timedelta(minutes=30),
                          "warmup": timedelta(hours=12), "fading": 0.02, "prior_share": 0.02, "prior_devices": 100.0,
                          "rule": SpikeRule(alpha=1e-5), "max_examples": 3},
