@@ -12,16 +12,18 @@ top 1% to be heard.
 
 What counts as one firing depends on the stream. A metric's noise is the share of time it
 spends far out (a window is one), while a count's noise comes in bursts: with `runs`, a run
-of consecutive firing windows counts once, at its strongest, so a key may open an alarm when
-fewer than a number of its earlier runs over `memory` were as strong (`at_most`: say 8 in
-four weeks), however long each lasted. A key with a real surge every week or two is then
+of firing windows (at most `gap` apart) counts once, at its strongest, so a key may open an
+alarm when fewer than a number of its earlier runs over `memory` were as strong (`at_most`:
+say 8 in four weeks), however long each lasted. A key with a real surge every week or two is then
 still heard at its weaker ones; a key that bursts every day is not.
 
 Once admitted, an alarm's further windows go on without the check (its incident is open):
 with `admit`, window after window; a topic detector uses its own runs instead, which outlast
 a main window of quiet ones and take in the regions flagged under an admitted national
-alarm. Every window that fired by the rule is remembered, admitted or held back, so a key
-whose noise passes the rule again and again keeps being held back.
+alarm. Every window that fired by the rule is remembered (with `runs`, in its run), admitted
+or held back, so a key whose noise passes the rule again and again keeps being held back; the
+caller decides whose firing it was (a topic detector leaves out its regions' windows inside an
+alarm of their nation: the nation's run, not theirs).
 """
 
 from __future__ import annotations
@@ -51,12 +53,17 @@ class RarityGate(Estimator):
     Parameters
     ----------
     rarity
-        The share of a key's recent windows that may have fired at least as strongly; 1 admits everything.
+        The share of a key's recent windows that may have fired at least as strongly (with `runs`, the runs
+        per window); 1 admits everything.
     memory
         How many of the latest windows are remembered, at least 1 / `rarity` (at a 15-minute slide,
         2688 are four weeks).
     runs
-        Count a run of consecutive firing windows once, at its strongest, instead of every window.
+        Count a run of firing windows once, at its strongest, instead of every window; `rarity` is then
+        runs per window.
+    gap
+        With `runs`, firing windows at most this many windows apart are one run (1: consecutive ones; a
+        topic detector's run outlasts a main window of quiet ones, and so does its gate's).
 
     >>> gate = RarityGate(rarity=0.01, memory=1000)
     >>> gate.admit("TX", 0, 6.0, fires=True)                             # its first firing window: rare
@@ -80,13 +87,15 @@ class RarityGate(Estimator):
     [True, True, False]
     """
 
-    def __init__(self, rarity: float = 0.01, memory: int = 2688, runs: bool = False):
-        if not 0.0 < rarity <= 1.0 or memory * rarity < 1.0:
+    def __init__(self, rarity: float = 0.01, memory: int = 2688, runs: bool = False, gap: int = 1):
+        # 1e-9: runs / windows times windows may fall a hair below 1 in floating point
+        if not 0.0 < rarity <= 1.0 or memory * rarity < 1.0 - 1e-9 or gap < 1:
             raise ValueError(f"need 0 < rarity <= 1 and a memory of at least 1 / rarity windows "
                              f"(got rarity {rarity}, memory {memory})")
         self.rarity = rarity
         self.memory = memory
         self.runs = runs
+        self.gap = gap
         # key -> (index, score) of its firing windows (with `runs`: its runs' last index and strongest score),
         # one per index: at most `memory` of them
         self._fired: dict[Hashable, deque[tuple[int, float]]] = {}
@@ -99,21 +108,23 @@ class RarityGate(Estimator):
         return cls(rarity, memory=memory // step)
 
     @classmethod
-    def at_most(cls, runs: int, memory: timedelta, step: timedelta) -> RarityGate:
-        """A gate counting runs that admits a key's run while fewer than `runs` of its earlier runs over `memory`
-        (windows `step` apart) fired as strongly."""
+    def at_most(cls, runs: int, memory: timedelta, step: timedelta, gap: int = 1) -> RarityGate:
+        """A gate counting runs (firing windows at most `gap` apart) that admits a key's run while fewer than
+        `runs` of its earlier runs over `memory` (windows `step` apart) fired as strongly."""
         windows = memory // step
         if not 1 <= runs <= windows:
             raise ValueError(f"need 1 <= runs <= the windows in memory ({windows}), got {runs}")
-        return cls(runs / windows, memory=windows, runs=True)
+        return cls(runs / windows, memory=windows, runs=True, gap=gap)
 
     def __setstate__(self, state: dict[str, object]) -> None:
         """A gate snapshotted before runs were counted counts windows."""
         self.__dict__.update(state)
         self.__dict__.setdefault("runs", False)
+        self.__dict__.setdefault("gap", 1)
 
     def p_value(self, key: Hashable, index: int, score: float) -> float:
-        """The share of `key`'s earlier windows in memory that fired at least as strongly (nothing changes)."""
+        """The share of `key`'s earlier windows in memory that fired at least as strongly, with `runs` the runs per
+        window (nothing changes)."""
         first = index - self.memory + 1  # the oldest window still in memory
         fired = self._fired.get(key, ())
         stronger = sum(1 for at, earlier in fired if first <= at < index and earlier >= score)
@@ -136,7 +147,7 @@ class RarityGate(Estimator):
         """A window of `key` fired by the detector's rule, admitted or not."""
         self.seen(index)
         fired = self._fired.setdefault(key, deque(maxlen=self.memory))
-        if self.runs and fired and fired[-1][0] == index - 1:  # the run goes on: one entry, at its strongest
+        if self.runs and fired and index - fired[-1][0] <= self.gap:  # the run goes on: one entry, its strongest
             fired[-1] = (index, max(score, fired[-1][1]))
         else:
             fired.append((index, score))

@@ -541,13 +541,20 @@ class TopicDetector(LevelAdaptation, Estimator):
                                     max(sum(national_pred[: self._panes]), self.min_expected), tail, self._scorer)
         self._national_fired = national is not None
         if national is None or self._concentrated(regional, national):
+            if national is not None and NATIONAL in self._flagged_since:  # inside the nation's open alarm
+                self._forget_regions(regional)
             kept = [spike for spike in regional if self._admits(index, spike)]
             return kept, {s.region: flagged[s.region] for s in kept}, window, scores
         if not self._admits(index, national):  # the nation's noise: neither it nor its regions' part of it
             return [], {}, window, scores
-        for spike in regional:  # the nation's alarm, not its regions' runs: their own later surges stay rare
-            self._fired_now.pop(spike.region, None)
+        self._forget_regions(regional)
         return [national], flagged, window, scores
+
+    def _forget_regions(self, regional: list[Spike]) -> None:
+        """Regions firing inside an admitted alarm of their nation: the nation's run, not theirs, so the rarity
+        gate does not count it against their own later surges (a dense region fires with every national one)."""
+        for spike in regional:
+            self._fired_now.pop(spike.region, None)
 
     def _admits(self, index: int, spike: Spike) -> bool:
         """Whether a key's spike is reported: always without a rarity gate, and when its run goes on; else only

@@ -66,11 +66,12 @@ class DetectorFactory:
 
 
 def rarity_gate(settings: DetectionSettings) -> RarityGate | None:
-    """The noise control of every topic key's alarms: runs counted over `rarity_memory` in slides (None when
-    `rarity_runs` is null)."""
+    """The noise control of every topic key's alarms: runs counted over `rarity_memory` in slides, a run going on
+    across a main window of quiet ones as the detector's does (None when `rarity_runs` is null)."""
     if settings.rarity_runs is None:
         return None
-    return RarityGate.at_most(settings.rarity_runs, settings.rarity_memory, settings.slide)
+    return RarityGate.at_most(settings.rarity_runs, settings.rarity_memory, settings.slide,
+                              gap=settings.window // settings.slide)
 
 
 def fleet_step(settings: DetectionSettings) -> FleetStep:

@@ -620,11 +620,20 @@ def _templates_folder(templates: Path, config: Path) -> Path:
                       f"templates, e.g. {BUNDLED_CONFIG / 'templates'}")
 
 
+REPLACED_KEYS = {
+    "detection.rarity": "replaced by detection.rarity_runs (how many of a key's runs over rarity_memory may have "
+                        "fired as strongly, 8 by default; null turns the topics' gate off): remove it",
+}
+"""Keys an earlier version read, and what to do about each."""
+
+
 def _describe(loc: tuple[int | str, ...], kind: str, message: str) -> str:
     """One problem as `path: what is wrong`, listing the valid keys for an unknown one."""
     where = ".".join(str(p) for p in loc)
     if kind != "extra_forbidden":
         return f"{where}: {message.removeprefix('Value error, ')}"
+    if where in REPLACED_KEYS:
+        return f"{where}: {REPLACED_KEYS[where]}"
     model: type[BaseModel] | None = Settings
     for part in loc[:-1]:
         field = model.model_fields.get(str(part)) if model else None

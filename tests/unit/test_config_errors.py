@@ -51,6 +51,9 @@ BROKEN = [
     # issue 11: retries are the delivery workers' now (delivery.backoff, delivery.deadline)
     ("outreach: {retry_attempts: 3}\n", "outreach.retry_attempts:", "unknown key"),
     ("outreach: {retry_backoff: 500ms}\n", "outreach.retry_backoff:", "unknown key"),
+    # issue 13: the topics' gate counts runs now
+    ("detection: {rarity: 0.01}\n", "detection.rarity:", "replaced by detection.rarity_runs"),
+    ("detection: {rarity_runs: 0}\n", "detection.rarity_runs:", "greater than or equal to 1"),
     ("delivery: {deadline: 0s}\n", "delivery.deadline:", "must be positive"),
     ("delivery: {backoff: -1s}\n", "delivery.backoff:", "must be positive"),
     ("delivery: {reclaim_after: 0s}\n", "delivery.reclaim_after:", "must be positive"),

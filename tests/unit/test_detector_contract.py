@@ -312,7 +312,7 @@ OTHER_ARGUMENTS: dict[type[Estimator], dict[str, Any]] = {
                     "region_weights": {"R-001": 2.0, "R-002": 1.0}, "score_regions": True,
                     "scales": (timedelta(hours=4),), "false_alarm_target": 2.0,
                     "rarity": RarityGate(0.05, memory=100)},
-    RarityGate: {"rarity": 0.05, "memory": 500, "runs": True},
+    RarityGate: {"rarity": 0.05, "memory": 500, "runs": True, "gap": 4},
     FaultShareDetector: {"group": (("model", "R7000"),), "window": timedelta(hours=2), "slide": timedelta(minutes=30),
                          "warmup": timedelta(hours=12), "fading": 0.02, "prior_share": 0.02, "prior_devices": 100.0,
                          "rule": SpikeRule(alpha=1e-5), "max_examples": 3},

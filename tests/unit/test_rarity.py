@@ -171,6 +171,9 @@ def test_a_held_back_nation_does_not_pass_its_surge_to_its_regions() -> None:
     assert held_back > 20 and len(regional) < held_back / 10  # four regions a close, were they passed the surge
     assert {(p, r) for p, r in found["gated"] if r == NATIONAL} < {(p, r) for p, r in found["plain"] if r == NATIONAL}
     assert len(found["gated"]) < len(found["plain"]) // 2
+    # the price of the nation's run (README, "Noise control per key"): one region that had fired only inside its
+    # nation's alarms explains the nation alone once, as the nation's own alarms begin to be held back
+    assert set(found["gated"]) - set(found["plain"]) == {(480, "A")}
 
 
 def test_a_topic_alarm_once_admitted_reports_every_window_of_its_run() -> None:
@@ -250,17 +253,25 @@ def test_a_run_counts_at_its_strongest_and_a_gap_starts_another() -> None:
     gate.remember("TX", 3005, 9.0)  # a quiet window between: another run
     assert gate.p_value("TX", 3100, 9.0) == 3 / 2688
     assert not gate.rare("TX", 3100, 9.0) and gate.rare("TX", 3100, 9.5)
+    hourly = RarityGate.at_most(2, timedelta(days=28), timedelta(minutes=15), gap=4)  # a run outlasts 3 quiet
+    for index in (3000, 3004, 3008, 3013):
+        hourly.remember("TX", index, 9.0)
+    assert hourly.p_value("TX", 3100, 9.0) == 3 / 2688  # two runs: 3000-3008, and 3013 (4 quiet before it)
 
 
 def test_a_gate_from_before_runs_counts_windows() -> None:
-    gate = RarityGate(0.01, memory=1000)
-    state = gate.__dict__.copy()
-    del state["runs"]
-    restored = RarityGate.__new__(RarityGate)
-    restored.__setstate__(state)
-    assert restored.runs is False and restored.admit("TX", 0, 5.0, fires=True)
+    """A gate pickled before runs existed (no `runs`, no `gap` in its state) restores counting windows."""
+    old = RarityGate(0.01, memory=1000)
+    for attribute in ("runs", "gap"):
+        del old.__dict__[attribute]
+    restored = pickle.loads(pickle.dumps(old))
+    assert (restored.runs, restored.gap) == (False, 1)
+    for index in (0, 1, 2):
+        restored.remember("TX", index, 9.0)
+    assert restored.p_value("TX", 10, 9.0) == 4 / 100  # three windows, not one run
     with pytest.raises(ValueError, match="runs"):
         RarityGate.at_most(0, timedelta(days=1), timedelta(minutes=15))
+    assert RarityGate.at_most(1, 49 * timedelta(minutes=15), timedelta(minutes=15)).memory == 49  # 49 * (1/49) < 1
 
 
 def _national_then_local(pane: int) -> dict[str, PaneCases]:
