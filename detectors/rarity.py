@@ -45,7 +45,7 @@ class RarityGate(Estimator):
     windows in memory), the earlier windows counted from the first the gate saw (`seen`) and,
     while fewer than 1 / `rarity` - 1, as that many: a key that never fired as strongly is rare
     from its first window on, with no deaf warm-up. With `runs`, the firing windows counted are
-    runs (consecutive firing windows, scored by their strongest), `rarity` is runs per window, and
+    runs (firing windows at most `gap` apart, scored by their strongest), `rarity` is runs per window, and
     the earlier windows are always the whole memory: a count of runs, so that a new key hears
     as many of its surges as an old one (fewer in proportion would leave a week-old deployment
     deaf to its second surge).
@@ -90,8 +90,8 @@ class RarityGate(Estimator):
     def __init__(self, rarity: float = 0.01, memory: int = 2688, runs: bool = False, gap: int = 1):
         # 1e-9: runs / windows times windows may fall a hair below 1 in floating point
         if not 0.0 < rarity <= 1.0 or memory * rarity < 1.0 - 1e-9 or gap < 1:
-            raise ValueError(f"need 0 < rarity <= 1 and a memory of at least 1 / rarity windows "
-                             f"(got rarity {rarity}, memory {memory})")
+            raise ValueError(f"need 0 < rarity <= 1, a memory of at least 1 / rarity windows and a gap of at least 1 "
+                             f"(got rarity {rarity}, memory {memory}, gap {gap})")
         self.rarity = rarity
         self.memory = memory
         self.runs = runs

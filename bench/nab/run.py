@@ -189,8 +189,11 @@ def forewarn_row(rarity_runs: int | None = DetectionSettings().rarity_runs) -> R
     settings = DetectionSettings(slide=NAB_SLIDE, rarity_runs=rarity_runs)
     topic = Detector("TopicDetector", TopicCounts(settings), level=4.0)
     values = Detector("ValueAnomaly", FleetValues(), level=DetectionSettings().telemetry_value_z)
-    name = ("Forewarn (Topic+Value)" if rarity_runs == DetectionSettings().rarity_runs
-            else "Forewarn, no topic gate" if rarity_runs is None else f"Forewarn, rarity_runs {rarity_runs}")
+    name = f"Forewarn, rarity_runs {rarity_runs}"
+    if rarity_runs is None:
+        name = "Forewarn, no topic gate"
+    elif rarity_runs == DetectionSettings().rarity_runs:
+        name = "Forewarn (Topic+Value)"
     return Row(name, values, ((COUNTS, topic),))
 
 
