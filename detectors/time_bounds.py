@@ -9,9 +9,10 @@ represented. `TimeBounds` decides with the wall clock handed in (`now`); in a re
 - live (tailing): never more than `max_ahead` ahead of the wall clock (a record cannot come
   from the future) and never older than `max_age` behind it;
 - replay: never more than `max_stream_ahead` ahead of the partition's running watermark,
-  unless `jump_after` records in a row agree on the new time (the stream really jumped,
-  e.g. after a gap): one outlier cannot push the clock, a real jump is followed. A replay
-  never reads the wall clock: old data replays the same on any machine, whatever its clock.
+  unless the `jump_after - 1` records after it go on from its time (the stream really moved
+  on: a gap in the data, or a sparse stream whose records lie hours apart) instead of coming
+  back below it: one outlier cannot push the clock, a real jump is followed. A replay never
+  reads the wall clock: old data replays the same on any machine, whatever its clock.
 
 >>> from datetime import UTC, datetime, timedelta
 >>> bounds = TimeBounds(max_stream_ahead=timedelta(hours=1), jump_after=2)
@@ -87,24 +88,35 @@ Passed = tuple[list[T], list[tuple[T, str]]]
 
 @dataclass(slots=True)
 class StreamGate(Generic[T]):
-    """A partition's progress in a replay: items ahead of its watermark wait to be confirmed or refused.
+    """A partition's progress in a replay: items ahead of its watermark wait for the records after them.
 
-    The watermark starts at the median of the partition's first `jump_after` items (so an
-    outlier cannot be the first word either); until then they are held. Later, an item
-    more than `max_ahead` ahead of the watermark is held. The next item within the bound
-    shows the stream went on at its old time: the held ones were outliers and are
-    refused. `jump_after` held items in a row that agree with each other (within
-    `max_ahead` of the first) show the stream really jumped (a gap in the data): they are
-    all accepted and the watermark moves. So nothing valid is lost to a gap, and one
-    outlier never moves the clock. At most `jump_after - 1` items are held; `end`, when
-    the input ends, decides on them. (In a partition with fewer than `jump_after` items
-    in all, nothing can tell an outlier from the rest: all are accepted.)
+    An item more than `max_ahead` ahead of the watermark (or any item before the clock has
+    started) is held. Each later record either contradicts it, coming back more than
+    `max_ahead` before it (the stream went on at its old time: the held item was an outlier
+    and is refused), or supports it. An item that `jump_after - 1` later records supported is
+    accepted and moves the watermark, and the held items now within bound of it follow. So a
+    real jump (a gap in the data) is followed, a sparse stream whose records lie hours apart
+    loses nothing (each is supported by the ones after it), and one outlier never moves the
+    clock: the records after it come back. When the input ends, held items that a later
+    record supported and none contradicted are accepted; the last one, with no record after
+    it, is refused unless the clock never started (a partition with fewer than `jump_after`
+    items gives no evidence against any of them). Accepted items reach the windows in time
+    order, so releasing them never makes one late.
     """
 
     max_ahead: timedelta
     jump_after: int
     watermark: datetime | None = None
     held: list[tuple[datetime, T]] = field(default_factory=list)
+    support: list[int] = field(default_factory=list)
+
+    def __getstate__(self) -> list[Any]:
+        return [self.max_ahead, self.jump_after, self.watermark, self.held, self.support]
+
+    def __setstate__(self, state: list[Any]) -> None:
+        """A gate snapshotted before `support` restores with none counted for what it holds."""
+        self.max_ahead, self.jump_after, self.watermark, self.held = state[:4]
+        self.support = list(state[4]) if len(state) > 4 else [0] * len(self.held)
 
     def passes(self, ts: datetime) -> bool:
         """The common case in one comparison: nothing held and `ts` within bound of the watermark, so the
@@ -117,60 +129,73 @@ class StreamGate(Generic[T]):
         return True
 
     def offer(self, ts: datetime, item: T) -> Passed[T]:
+        refused = self._judge_held(ts) if self.held else []
         mark = self.watermark
-        if mark is None:
-            self.held.append((ts, item))
-            return self._start() if len(self.held) >= self.jump_after else ([], [])
-        refused: list[tuple[T, str]] = []
-        if ts - mark <= self.max_ahead:
-            refused = self._refuse_held()  # against the watermark they were held at
+        accepted: list[tuple[datetime, T]] = []
+        if mark is not None and ts - mark <= self.max_ahead:
+            accepted.append((ts, item))
             self.watermark = max(mark, ts)
-            return [item], refused
-        if self.held and abs(ts - self.held[0][0]) > self.max_ahead:
-            refused = self._refuse_held()  # a different run: the earlier one was no jump
-        self.held.append((ts, item))
-        if len(self.held) < self.jump_after:
-            return [], refused
-        accepted, self.held = self.held, []
-        self.watermark = max(t for t, _ in accepted)
-        return [i for _, i in accepted], refused
+        else:
+            self.held.append((ts, item))
+            self.support.append(0)
+        while released := self._release():  # each release may move the watermark over more held items
+            accepted += released
+            newest = max(t for t, _ in released)
+            self.watermark = newest if self.watermark is None else max(self.watermark, newest)
+        return _in_time_order(accepted), refused
 
     def end(self) -> Passed[T]:
-        """The input ended: decide on what is held (the stream will not say more).
-
-        A partition too short to start its clock gives no evidence against any of its items:
-        they are accepted. They reach the windows after every other record of the input (the
-        end comes last), so they cannot make any record late. Items held against an
-        established clock are refused: the stream did not follow them.
-        """
+        """The input ended: decide on what is held (the stream will not say more)."""
         if self.watermark is None:
-            held, self.held = self.held, []
-            return [item for _, item in held], []
-        return [], self._refuse_held()
+            held, self.held, self.support = self.held, [], []
+            return _in_time_order(held), []
+        keep = [(t, i) for (t, i), n in zip(self.held, self.support, strict=True) if n > 0]
+        refused = [(i, self._reason(t, "no later record supported it")) for (t, i), n
+                   in zip(self.held, self.support, strict=True) if n == 0]
+        self.held, self.support = [], []
+        if keep:
+            self.watermark = max(self.watermark, *(t for t, _ in keep))
+        return _in_time_order(keep), refused
 
-    def _start(self) -> Passed[T]:
-        """The first items: the watermark is their median; those too far ahead of it are refused."""
-        held, self.held = self.held, []
-        if not held:
-            return [], []
-        times = sorted(t for t, _ in held)
-        median = times[(len(times) - 1) // 2]
-        inside = [(t, i) for t, i in held if t - median <= self.max_ahead]
-        self.watermark = max(t for t, _ in inside)
-        return [i for _, i in inside], [(i, self._reason(t, median, "the median of its first records"))
-                                        for t, i in held if t - median > self.max_ahead]
+    def _judge_held(self, ts: datetime) -> list[tuple[T, str]]:
+        """A record at `ts` refuses the held items it came back below and supports the rest."""
+        refused: list[tuple[T, str]] = []
+        kept: list[tuple[datetime, T]] = []
+        support: list[int] = []
+        for (t, item), n in zip(self.held, self.support, strict=True):
+            if t - ts > self.max_ahead:
+                refused.append((item, self._reason(t, f"a later record came back to {ts.isoformat()}")))
+            else:
+                kept.append((t, item))
+                support.append(n + 1)
+        self.held, self.support = kept, support
+        return refused
 
-    def _refuse_held(self) -> list[tuple[T, str]]:
-        """Refuse every held item: the stream did not follow it."""
+    def _release(self) -> list[tuple[datetime, T]]:
+        """Take out the held items that enough later records supported, or that the watermark now covers."""
         if not self.held:
             return []  # the usual case, once per record: no list built
-        mark = self.watermark
-        if mark is None:  # only the first items are held without a watermark: _start decides on them
-            return []
-        held, self.held = self.held, []
-        return [(item, self._reason(ts, mark, f"{len(held)} of {self.jump_after} records in a row agreed"))
-                for ts, item in held]
+        mark, enough = self.watermark, self.jump_after - 1
+        out: list[tuple[datetime, T]] = []
+        kept: list[tuple[datetime, T]] = []
+        support: list[int] = []
+        for pair, n in zip(self.held, self.support, strict=True):
+            if n >= enough or (mark is not None and pair[0] - mark <= self.max_ahead):
+                out.append(pair)
+            else:
+                kept.append(pair)
+                support.append(n)
+        if out:
+            self.held, self.support = kept, support
+        return out
 
-    def _reason(self, ts: datetime, mark: datetime, why: str) -> str:
-        return (f"time: {ts.isoformat()} is {ts - mark} ahead of its stream (watermark {mark.isoformat()}), more "
-                f"than detection.time_bounds.max_stream_ahead {self.max_ahead}; {why}")
+    def _reason(self, ts: datetime, why: str) -> str:
+        mark = self.watermark
+        where = f"its stream (watermark {mark.isoformat()})" if mark is not None else "its stream's first records"
+        ahead = f" is {ts - mark} ahead of" if mark is not None else " is ahead of"
+        return (f"time: {ts.isoformat()}{ahead} {where}, more than detection.time_bounds.max_stream_ahead "
+                f"{self.max_ahead}; {why}")
+
+
+def _in_time_order(pairs: list[tuple[datetime, T]]) -> list[T]:
+    return [item for _, item in sorted(pairs, key=lambda pair: pair[0])]

@@ -53,7 +53,7 @@ class TimeBoundsSettings(_Section):
     max_stream_ahead: timedelta = timedelta(hours=1)
     """Replay: ahead of the input partition's own running watermark (a replay never reads the wall clock)."""
     jump_after: int = Field(5, ge=1)
-    """...unless this many records in a row agree on the later time (a real gap in the stream)."""
+    """...unless the records after it go on from its time: this many with it (a real gap, or a sparse stream)."""
     not_before: AwareDatetime = datetime(2000, 1, 1, tzinfo=UTC)
     """Never accepted before this instant (a reset clock: 1970, 0001)."""
 

@@ -148,3 +148,47 @@ def test_a_bad_time_bound_is_refused_at_start_naming_it(tmp_path: Path, key: str
     with pytest.raises(ConfigError) as caught:
         load_settings(path)
     assert f"detection.time_bounds.{key}" in str(caught.value) and says in str(caught.value)
+
+
+def test_a_sparse_stream_whose_records_lie_hours_apart_loses_nothing() -> None:
+    """311 water complaints come a few a day: each record is supported by the ones after it."""
+    gate: StreamGate[str] = BOUNDS.gate()
+    sparse = [(T0 + timedelta(hours=5 * n, minutes=7 * n), f"s{n}") for n in range(12)]
+    accepted, refused = _offer_all(gate, sparse)
+    end_accepted, end_refused = gate.end()
+    assert accepted + end_accepted == [name for _, name in sparse[:-1]] and refused == []
+    assert [item for item, _ in end_refused] == ["s11"], "the last record, with nothing after it, stays unproven"
+    assert gate.watermark == sparse[-2][0]
+
+
+def test_an_outlier_among_the_records_after_a_gap_is_refused_and_the_rest_kept() -> None:
+    gate: StreamGate[str] = BOUNDS.gate()
+    before = [(T0 + timedelta(minutes=m), f"b{m}") for m in range(3)]
+    after_gap = [(T0 + timedelta(hours=5, minutes=m), f"g{m}") for m in range(4)]
+    outlier = (datetime(2100, 1, 1, tzinfo=UTC), "outlier")
+    accepted, refused = _offer_all(gate, [*before, after_gap[0], outlier, *after_gap[1:]])
+    assert accepted == [name for _, name in [*before, *after_gap]] and refused == ["outlier"]
+    assert gate.watermark == after_gap[-1][0]
+
+
+def test_held_records_are_released_in_time_order() -> None:
+    """Records a little out of order after a gap: none is released after a later one (it would be late)."""
+    gate: StreamGate[str] = BOUNDS.gate()
+    _offer_all(gate, [(T0, "a"), (T0 + timedelta(minutes=1), "b"), (T0 + timedelta(minutes=2), "c")])
+    order = [(T0 + timedelta(hours=3), "x"), (T0 + timedelta(hours=2, minutes=30), "y"),
+             (T0 + timedelta(hours=2, minutes=40), "z")]
+    assert _offer_all(gate, order) == (["y", "z", "x"], [])
+    assert gate.watermark == T0 + timedelta(hours=3)
+
+
+def test_a_gate_snapshotted_before_support_was_counted_restores() -> None:
+    import pickle
+
+    old_state = [BOUNDS.max_stream_ahead, BOUNDS.jump_after, T0, [(T0 + timedelta(days=1), "held")]]
+    restored: StreamGate[str] = StreamGate.__new__(StreamGate)
+    restored.__setstate__(old_state)
+    assert restored.support == [0]
+    restored = pickle.loads(pickle.dumps(restored))
+    assert restored.support == [0] and restored.watermark == T0
+    accepted, refused = restored.offer(T0 + timedelta(minutes=5), "next")
+    assert accepted == ["next"] and [item for item, _ in refused] == ["held"]
