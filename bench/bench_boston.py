@@ -53,21 +53,28 @@ def main() -> None:
         events = Path(tmp) / "boston.jsonl"
         events.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
         spikes_path = Path(tmp) / "spikes.jsonl"
-        run_detect(settings, [events], spikes_path)
+        result = run_detect(settings, [events], spikes_path)
         spikes = [orjson.loads(line) for line in spikes_path.read_bytes().splitlines()]
     alarms = fold_alarms(spikes, settings.detection.slide.total_seconds())
-    print(f"Boston 311, 2015: {len(records)} requests in {len(KNOWN)} topics; {len(alarms)} alarms "
-          f"(window {settings.detection.window}, slide {settings.detection.slide}, "
-          f"{_tail_setting(settings.detection)})")
+    print(f"Boston 311, 2015: {len(records)} requests in {len(KNOWN)} topics, {result['dead_letters']} of them dead "
+          f"letters (not counted); {len(alarms)} alarms (window {settings.detection.window}, slide "
+          f"{settings.detection.slide}, {_tail_setting(settings.detection)})")
     days: dict[str, dict[date, set[str]]] = defaultdict(lambda: defaultdict(set))
     for alarm in alarms:
         for day in {alarm.start.date(), alarm.end.date()}:
             days[alarm.topic][day].add(alarm.region)
     print("\nknown events (data README) and whether an alarm fell on that day or the next:")
+    event_days = set()
     for topic, events_ in KNOWN.items():
         for day, what in events_:
-            hit = [r for d in (day, date.fromordinal(day.toordinal() + 1)) for r in sorted(days[topic].get(d, ()))]
+            both = (day, date.fromordinal(day.toordinal() + 1))
+            event_days |= {(topic, d) for d in both}
+            hit = [r for d in both for r in sorted(days[topic].get(d, ()))]
             print(f"  {topic:<34} {day}  {what:<30} {'ALARM ' + ', '.join(hit) if hit else 'no alarm'}")
+    found = sum(any(days[topic].get(d) for d in (day, date.fromordinal(day.toordinal() + 1)))
+                for topic, events_ in KNOWN.items() for day, _ in events_)
+    other = sum(1 for topic in days for d in days[topic] if (topic, d) not in event_days)
+    print(f"\nnamed events found: {found} of {sum(len(e) for e in KNOWN.values())}; other alarm topic-days: {other}")
     print("\nalarms per topic and day (regions; * = all regions):")
     for topic in sorted(days):
         print(f"  {topic} ({sum(len(r) for r in days[topic].values())} day-regions on {len(days[topic])} days)")

@@ -64,7 +64,8 @@ class NegativeBinomialScorer(TailScorer):
         self.clustering_prior = clustering_prior
         self.clustering_means = clustering_means
         self.learned_size = size
-        self.clustering = 1.0
+        self.clustering = 1.0  # what the tails use: this scorer's own estimate, or more where the caller says so
+        self.learned_clustering = 1.0  # this scorer's own estimate
         self._phi = stats.Mean()
         self._pearson = stats.Mean()
 
@@ -72,6 +73,7 @@ class NegativeBinomialScorer(TailScorer):
         """A scorer snapshotted before clustering was learned restores as unclustered (Poisson-like)."""
         self.__dict__.update(state)
         self.__dict__.setdefault("clustering", 1.0)
+        self.__dict__.setdefault("learned_clustering", self.__dict__["clustering"])
         self.__dict__.setdefault("clustering_prior", 200.0)
         self.__dict__.setdefault("clustering_means", (0.5, 20.0))
         self.__dict__.setdefault("_pearson", stats.Mean())
@@ -120,7 +122,8 @@ class NegativeBinomialScorer(TailScorer):
             return
         self._pearson.update(min(ratio, 25.0) - expected / self.learned_size)
         n = self._pearson.n
-        self.clustering = max(1.0, (n * self._pearson.get() + self.clustering_prior) / (n + self.clustering_prior))
+        learned = max(1.0, (n * self._pearson.get() + self.clustering_prior) / (n + self.clustering_prior))
+        self.clustering = self.learned_clustering = learned  # a caller may raise `clustering` again (batches)
 
     def dispersion(self, expected: float) -> float:
         """Variance over mean of a window with mean `expected`: phi + mu/size."""

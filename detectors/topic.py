@@ -26,6 +26,7 @@ from forewarn.detectors.adaptation import LevelAdaptation, levels_for
 from forewarn.detectors.base import CountBaseline, Estimator, TailScorer, check_windows
 from forewarn.detectors.baseline import RegionShares, SeasonalBaseline
 from forewarn.detectors.calibration import KeySpread, NullCalibrator, NullKey
+from forewarn.detectors.clustering import BlockClustering
 from forewarn.detectors.rarity import RarityGate
 from forewarn.detectors.scales import ScaleChoice, best_scale, best_scale_and_tail, window_sums
 from forewarn.detectors.scoring import REGIONAL_MIN_EXPECTED, NegativeBinomialScorer, SpikeRule
@@ -192,6 +193,9 @@ class TopicDetector(LevelAdaptation, Estimator):
         # alpha set daily so that the detector's own null gives this many alarms per 1,000 key-days
         self._calibrator = NullCalibrator(false_alarm_target) if false_alarm_target is not None else None
         self._key_spread = KeySpread()  # each region's dispersion against its pool's, for the calibrator's null
+        # how clustered reports are, from every sparse window, flagged or not (batches recur, real surges do not)
+        self._batches = self._block_clustering()
+        self._national_batches = self._block_clustering()
         self._national = baseline.clone() if baseline else SeasonalBaseline()
         self._scorer = scorer.clone() if scorer else NegativeBinomialScorer()  # the main window's
         self._rule = rule or SpikeRule()
@@ -250,6 +254,9 @@ class TopicDetector(LevelAdaptation, Estimator):
         self.__dict__.setdefault("rarity", None)
         self.__dict__.setdefault("_gate", None)
         self.__dict__.setdefault("_fired_now", {})
+        if "_batches" not in state:  # older state: batches are learned from now on
+            self._batches = self._block_clustering()
+            self._national_batches = self._block_clustering()
         if "_regional_scorers" not in state:  # older state: regions start from the nation's dispersion
             self._regional_scorers = {n: copy.deepcopy(scorer) for n, scorer in self._scorers.items()}
             self.regional_scorer = None
@@ -322,6 +329,8 @@ class TopicDetector(LevelAdaptation, Estimator):
             if not spikes:
                 self._learn_dispersion()
                 self._learn_regions(index)
+            if index % self._panes == 0:
+                self._learn_batches()
             for pane in self._ring:
                 pane.flagged.update(flagged)
                 pane.national_flagged |= national_flagged
@@ -484,6 +493,30 @@ class TopicDetector(LevelAdaptation, Estimator):
                         self._key_spread.learn(region, count, expected, regional)
         for scorer in [*self._regional_scorers.values(), *self._scorers.values()]:
             scorer.clustering = main.clustering
+
+    def _block_clustering(self) -> BlockClustering:
+        """A week of main windows per block (`detectors/clustering.py`)."""
+        return BlockClustering(block=max(timedelta(days=7) // self.window, 1))
+
+    def _learn_batches(self) -> None:
+        """Every main window that does not overlap the last teaches how clustered reports are, whether it fired
+        or not (`detectors/clustering.py`): a topic whose reports come in batches week after week stops
+        alarming on each batch, while a week with a real surge is one block among many. The scorers then take
+        the larger of their own clustering and the regions' batches' (the nation also its own batches', where
+        its windows are sparse: an app syncing a backlog across regions)."""
+        main = list(self._ring)[-self._panes:]
+        mean = sum(self._predict(p.index) for p in main)
+        totals = _totals(main)
+        regional = self._regional_scorers[self._panes]
+        size = getattr(regional, "learned_size", None)
+        self._batches.learn_window(((totals.get(region, 0), mean * self._share(region))
+                                    for region in self._shares.regions()), size)
+        self._national_batches.learn_window([(sum(totals.values()), mean)], getattr(self._scorer, "learned_size", None))
+        own = max(getattr(regional, "learned_clustering", regional.clustering), self._batches.estimate)
+        for scorer in self._regional_scorers.values():
+            scorer.clustering = own
+        for scorer in self._scorers.values():  # a region's batch is the nation's too
+            scorer.clustering = max(own, self._national_batches.estimate)
 
     def _window_score(self, observed: int, expected: float, p_value: float, scorer: TailScorer) -> WindowScore:
         # The band's top costs a search over the tail; only a report (score_regions) wants it.

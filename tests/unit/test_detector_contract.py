@@ -23,6 +23,7 @@ from forewarn.demo.scenario_data import TEXTS
 from forewarn.detectors.base import CountBaseline, Estimator, TailScorer
 from forewarn.detectors.baseline import SeasonalBaseline
 from forewarn.detectors.classic import EarsC2, PoissonCusum
+from forewarn.detectors.clustering import BlockClustering
 from forewarn.detectors.fleet import FaultShareDetector, FleetPane
 from forewarn.detectors.rarity import RarityGate
 from forewarn.detectors.scoring import NegativeBinomialScorer, PoissonScorer, SpikeRule
@@ -160,6 +161,25 @@ def _drive_gate(est: Any, items: list[tuple[str, int, float, bool]]) -> list[Any
     return [est.admit(key, index, strength, fires) for key, index, strength, fires in items]
 
 
+def _batch_stream(seed: int) -> list[list[tuple[int, float]]]:
+    """3 days of hourly window ends of 20 sparse regions: most report one at a time, one in batches of 5-12."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(DAYS * 24):
+        ends = [(_poisson(rng, 0.2), 0.2) for _ in range(19)]
+        ends.append((rng.randint(5, 12) if rng.random() < 0.05 else 0, 0.2))
+        out.append(ends)
+    return out
+
+
+def _drive_batches(est: BlockClustering, items: list[list[tuple[int, float]]]) -> list[Any]:
+    outputs: list[Any] = []
+    for ends in items:
+        est.learn_window(ends)
+        outputs.append(est.estimate)
+    return outputs
+
+
 _NEW_ISSUE = ("router stuck in a reboot loop", "router keeps rebooting after the update", "reboot loop on my gateway",
               "router restarts over and over, power light orange", "endless reboot loop since the update")
 
@@ -223,6 +243,7 @@ TOPIC = Kind(_topic_stream, _drive_topic)
 TEXT = Kind(_text_stream, _drive_text_classifier)
 EMERGING = Kind(_text_stream, _drive_emerging)
 GATE = Kind(_gate_stream, _drive_gate)
+BATCHES = Kind(_batch_stream, _drive_batches)
 
 
 # --- the registry ------------------------------------------------------------------------------
@@ -268,6 +289,8 @@ UNITS = [
     Unit("RarityGate", lambda: RarityGate(rarity=0.02, memory=192), GATE, 1_000),
     # ...counting runs (4 over 2 days of windows): one entry per run, not per window, so no more than that.
     Unit("RarityGate-runs", lambda: RarityGate.at_most(4, timedelta(days=2), timedelta(minutes=15)), GATE, 1_000),
+    # BlockClustering: the ratios of its last blocks (8 floats) and one block's sums (~0.3 KB measured).
+    Unit("BlockClustering", lambda: BlockClustering(block=12), BATCHES, 700),
     # FaultShareDetector: the ring holds a window of faulty-device ids (a frozenset of the 300-device fleet is
     # shared by every pane), the usual share two floats per metric: ~4.8 KB measured.
     Unit("FaultShareDetector", lambda: FaultShareDetector((("model", "R7000"),), warmup=timedelta(hours=6)),
@@ -313,6 +336,7 @@ OTHER_ARGUMENTS: dict[type[Estimator], dict[str, Any]] = {
                     "scales": (timedelta(hours=4),), "false_alarm_target": 2.0,
                     "rarity": RarityGate(0.05, memory=100)},
     RarityGate: {"rarity": 0.05, "memory": 500, "runs": True, "gap": 4},
+    BlockClustering: {"block": 24, "blocks": 4, "max_mean": 1.0, "min_cases": 2.0, "size": 10.0},
     FaultShareDetector: {"group": (("model", "R7000"),), "window": timedelta(hours=2), "slide": timedelta(minutes=30),
                          "warmup": timedelta(hours=12), "fading": 0.02, "prior_share": 0.02, "prior_devices": 100.0,
                          "rule": SpikeRule(alpha=1e-5), "max_examples": 3},
