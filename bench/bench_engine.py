@@ -648,6 +648,7 @@ def section_state(args: argparse.Namespace, tmp: Path) -> None:
         gate.offer(case.ts, (Origin("bench-cases", 0, j), case))
     worst = pickled(gate)
     gate.held.clear()
+    gate.support.clear()
     gate.watermark = t0
     steady = pickled(gate)
     print(f"{'time-bounds gate (input partition), steady':<48}{1:>9}{steady:>13,}{steady:>11,}")

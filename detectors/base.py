@@ -71,6 +71,9 @@ class TailScorer(Estimator):
     clustering: float = 1.0
     """How clustered reports are: a sparse window's variance over its mean (1: independent reports)."""
 
+    clustering_floor: float = 1.0
+    """The least `clustering` a scorer that learns it may use: what its caller learned elsewhere (batches)."""
+
     outlier_p: float = 1e-3
     """A window above its expectation with a tail below this is already surprising: no noise to learn from."""
 

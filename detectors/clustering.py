@@ -61,8 +61,8 @@ class BlockClustering(Estimator):
 
     def __init__(self, block: int = 168, blocks: int = 8, max_mean: float = 2.0,
                  min_cases: float = 5.0, size: float = 20.0):
-        if block < 1 or blocks < 1 or max_mean <= 0 or size <= 0:
-            raise ValueError("block and blocks must be >= 1, max_mean and size > 0")
+        if block < 1 or blocks < 1 or max_mean <= 0 or min_cases <= 0 or size <= 0:
+            raise ValueError("block and blocks must be >= 1; max_mean, min_cases and size > 0")
         self.block = block
         self.blocks = blocks
         self.max_mean = max_mean

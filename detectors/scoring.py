@@ -64,8 +64,9 @@ class NegativeBinomialScorer(TailScorer):
         self.clustering_prior = clustering_prior
         self.clustering_means = clustering_means
         self.learned_size = size
-        self.clustering = 1.0  # what the tails use: this scorer's own estimate, or more where the caller says so
+        self.clustering = 1.0  # what the tails use: the larger of the two below
         self.learned_clustering = 1.0  # this scorer's own estimate
+        self.clustering_floor = 1.0  # what the caller knows more (reports in batches: detectors/clustering.py)
         self._phi = stats.Mean()
         self._pearson = stats.Mean()
 
@@ -74,6 +75,7 @@ class NegativeBinomialScorer(TailScorer):
         self.__dict__.update(state)
         self.__dict__.setdefault("clustering", 1.0)
         self.__dict__.setdefault("learned_clustering", self.__dict__["clustering"])
+        self.__dict__.setdefault("clustering_floor", 1.0)
         self.__dict__.setdefault("clustering_prior", 200.0)
         self.__dict__.setdefault("clustering_means", (0.5, 20.0))
         self.__dict__.setdefault("_pearson", stats.Mean())
@@ -123,7 +125,8 @@ class NegativeBinomialScorer(TailScorer):
         self._pearson.update(min(ratio, 25.0) - expected / self.learned_size)
         n = self._pearson.n
         learned = max(1.0, (n * self._pearson.get() + self.clustering_prior) / (n + self.clustering_prior))
-        self.clustering = self.learned_clustering = learned  # a caller may raise `clustering` again (batches)
+        self.learned_clustering = learned
+        self.clustering = max(learned, self.clustering_floor)
 
     def dispersion(self, expected: float) -> float:
         """Variance over mean of a window with mean `expected`: phi + mu/size."""

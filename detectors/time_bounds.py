@@ -86,6 +86,9 @@ Passed = tuple[list[T], list[tuple[T, str]]]
 """Items accepted now (in order), and items refused now with the reason."""
 
 
+_GATE_FIELDS = ("max_ahead", "jump_after", "watermark", "held", "support")
+
+
 @dataclass(slots=True)
 class StreamGate(Generic[T]):
     """A partition's progress in a replay: items ahead of its watermark wait for the records after them.
@@ -97,11 +100,14 @@ class StreamGate(Generic[T]):
     accepted and moves the watermark, and the held items now within bound of it follow. So a
     real jump (a gap in the data) is followed, a sparse stream whose records lie hours apart
     loses nothing (each is supported by the ones after it), and one outlier never moves the
-    clock: the records after it come back. When the input ends, held items that a later
-    record supported and none contradicted are accepted; the last one, with no record after
-    it, is refused unless the clock never started (a partition with fewer than `jump_after`
-    items gives no evidence against any of them). Accepted items reach the windows in time
-    order, so releasing them never makes one late.
+    clock: the records after it come back. A record already far behind the watermark (late,
+    and dead-lettered as such) says nothing about what is held. When the input ends, held
+    items that a later record supported are accepted, with those then within bound of the
+    watermark; an item no record followed is refused, unless the clock never started (then
+    nothing told an outlier from the rest, and all are accepted). Accepted items reach the
+    windows in time order, so releasing them never makes one late. What a supporter is, is
+    loose by design (sparse streams move on by hours): rising bogus times (2100, 2300, ...)
+    add up to a jump as a real gap does; `not_before` and the calendar's edges still hold.
     """
 
     max_ahead: timedelta
@@ -109,14 +115,18 @@ class StreamGate(Generic[T]):
     watermark: datetime | None = None
     held: list[tuple[datetime, T]] = field(default_factory=list)
     support: list[int] = field(default_factory=list)
+    """Per held item, how many later records supported it."""
 
-    def __getstate__(self) -> list[Any]:
-        return [self.max_ahead, self.jump_after, self.watermark, self.held, self.support]
+    def __getstate__(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _GATE_FIELDS}
 
-    def __setstate__(self, state: list[Any]) -> None:
-        """A gate snapshotted before `support` restores with none counted for what it holds."""
-        self.max_ahead, self.jump_after, self.watermark, self.held = state[:4]
-        self.support = list(state[4]) if len(state) > 4 else [0] * len(self.held)
+    def __setstate__(self, state: Any) -> None:
+        """A gate snapshotted before `support` (pickled as (None, its slots)) restores with none counted."""
+        if isinstance(state, tuple):
+            state = state[1]
+        for name in _GATE_FIELDS[:4]:
+            setattr(self, name, state[name])
+        self.support = list(state.get("support", [0] * len(self.held)))
 
     def passes(self, ts: datetime) -> bool:
         """The common case in one comparison: nothing held and `ts` within bound of the watermark, so the
@@ -138,10 +148,7 @@ class StreamGate(Generic[T]):
         else:
             self.held.append((ts, item))
             self.support.append(0)
-        while released := self._release():  # each release may move the watermark over more held items
-            accepted += released
-            newest = max(t for t, _ in released)
-            self.watermark = newest if self.watermark is None else max(self.watermark, newest)
+        accepted += self._release_all(self.jump_after - 1)
         return _in_time_order(accepted), refused
 
     def end(self) -> Passed[T]:
@@ -149,16 +156,16 @@ class StreamGate(Generic[T]):
         if self.watermark is None:
             held, self.held, self.support = self.held, [], []
             return _in_time_order(held), []
-        keep = [(t, i) for (t, i), n in zip(self.held, self.support, strict=True) if n > 0]
-        refused = [(i, self._reason(t, "no later record supported it")) for (t, i), n
-                   in zip(self.held, self.support, strict=True) if n == 0]
+        accepted = self._release_all(1)
+        refused = [(item, self._reason(t, "no later record supported it")) for t, item in self.held]
         self.held, self.support = [], []
-        if keep:
-            self.watermark = max(self.watermark, *(t for t, _ in keep))
-        return _in_time_order(keep), refused
+        return _in_time_order(accepted), refused
 
     def _judge_held(self, ts: datetime) -> list[tuple[T, str]]:
         """A record at `ts` refuses the held items it came back below and supports the rest."""
+        mark = self.watermark
+        if mark is not None and mark - ts > self.max_ahead:
+            return []  # late behind the clock: it speaks for nothing held
         refused: list[tuple[T, str]] = []
         kept: list[tuple[datetime, T]] = []
         support: list[int] = []
@@ -171,11 +178,19 @@ class StreamGate(Generic[T]):
         self.held, self.support = kept, support
         return refused
 
-    def _release(self) -> list[tuple[datetime, T]]:
-        """Take out the held items that enough later records supported, or that the watermark now covers."""
+    def _release_all(self, enough: int) -> list[tuple[datetime, T]]:
+        """Release held items supported `enough` times, and those the moved watermark then covers, until none."""
+        accepted: list[tuple[datetime, T]] = []
+        while released := self._release(enough):
+            accepted += released
+            newest = max(t for t, _ in released)
+            self.watermark = newest if self.watermark is None else max(self.watermark, newest)
+        return accepted
+
+    def _release(self, enough: int) -> list[tuple[datetime, T]]:
         if not self.held:
             return []  # the usual case, once per record: no list built
-        mark, enough = self.watermark, self.jump_after - 1
+        mark = self.watermark
         out: list[tuple[datetime, T]] = []
         kept: list[tuple[datetime, T]] = []
         support: list[int] = []

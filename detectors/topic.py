@@ -491,8 +491,7 @@ class TopicDetector(LevelAdaptation, Estimator):
                     regional.learn_one(count, max(expected, self.min_expected))
                     if self._calibrator is not None:  # only its null draws on it
                         self._key_spread.learn(region, count, expected, regional)
-        for scorer in [*self._regional_scorers.values(), *self._scorers.values()]:
-            scorer.clustering = main.clustering
+        self._share_clustering()
 
     def _block_clustering(self) -> BlockClustering:
         """A week of main windows per block (`detectors/clustering.py`)."""
@@ -512,11 +511,24 @@ class TopicDetector(LevelAdaptation, Estimator):
         self._batches.learn_window(((totals.get(region, 0), mean * self._share(region))
                                     for region in self._shares.regions()), size)
         self._national_batches.learn_window([(sum(totals.values()), mean)], getattr(self._scorer, "learned_size", None))
-        own = max(getattr(regional, "learned_clustering", regional.clustering), self._batches.estimate)
-        for scorer in self._regional_scorers.values():
-            scorer.clustering = own
-        for scorer in self._scorers.values():  # a region's batch is the nation's too
-            scorer.clustering = max(own, self._national_batches.estimate)
+        self._share_clustering()
+
+    def _share_clustering(self) -> None:
+        """Every scorer takes the main regional scorer's own clustering (the same clustering holds at every length
+        and for the nation), raised to the batches' where it learns dispersion: the regions' for them, and for the
+        nation also its own (a region's batch is its nation's too). A scorer that learns no dispersion (built
+        with `learn_dispersion=False`, or a Poisson one) takes the main scorer's own only, as it did before."""
+        main = self._regional_scorers[self._panes]
+        own = getattr(main, "learned_clustering", main.clustering)
+        regional = self._batches.estimate
+        national = max(regional, self._national_batches.estimate)
+        for scorers, floor in ((self._regional_scorers, regional), (self._scorers, national)):
+            for scorer in scorers.values():
+                if getattr(scorer, "learn_dispersion", False):
+                    scorer.clustering_floor = floor
+                    scorer.clustering = max(own, floor)
+                else:
+                    scorer.clustering = own
 
     def _window_score(self, observed: int, expected: float, p_value: float, scorer: TailScorer) -> WindowScore:
         # The band's top costs a search over the tail; only a report (score_regions) wants it.

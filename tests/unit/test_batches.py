@@ -40,7 +40,7 @@ def _alarm_days(detector: TopicDetector, stream: list[dict[str, PaneCases]]) -> 
     return days
 
 
-def test_a_topic_that_reports_in_weekly_batches_stops_alarming_on_them() -> None:
+def test_a_topic_that_reports_in_batches_week_after_week_stops_alarming_on_them() -> None:
     rng = random.Random(7)
     stream = [_batched(pane, rng) for pane in range(WEEKS * 7 * DAY)]
     detector = TopicDetector("street_lights", rarity=None)
@@ -89,4 +89,6 @@ def test_a_detector_snapshotted_before_batches_restores_and_learns_them() -> Non
     assert isinstance(restored._batches, BlockClustering) and restored._batches.estimate == 1.0
     for pane in range(2 * DAY, 3 * DAY):
         restored.process(pane, _batched(pane, rng))
-    assert pickle.loads(pickle.dumps(restored))._batches.block == 168
+    again = pickle.loads(pickle.dumps(restored))
+    assert again._batches._windows == again._national_batches._windows == 24, "a day of hourly windows learned"
+    assert again._batches._cases > 0 and again._batches.block == 168

@@ -162,17 +162,18 @@ def _drive_gate(est: Any, items: list[tuple[str, int, float, bool]]) -> list[Any
 
 
 def _batch_stream(seed: int) -> list[list[tuple[int, float]]]:
-    """3 days of hourly window ends of 20 sparse regions: most report one at a time, one in batches of 5-12."""
+    """3 days of hourly window ends of 20 sparse regions: most report one at a time, three in batches of 3-12."""
     rng = random.Random(seed)
     out = []
     for _ in range(DAYS * 24):
-        ends = [(_poisson(rng, 0.2), 0.2) for _ in range(19)]
-        ends.append((rng.randint(5, 12) if rng.random() < 0.05 else 0, 0.2))
+        ends = [(_poisson(rng, 0.2), 0.2) for _ in range(17)]
+        ends += [(rng.randint(3, 12) if rng.random() < 0.1 else 0, 0.2) for _ in range(3)]
         out.append(ends)
     return out
 
 
 def _drive_batches(est: BlockClustering, items: list[list[tuple[int, float]]]) -> list[Any]:
+    """The estimate after every window end: it changes at each block's close, from sums a lost state would lose."""
     outputs: list[Any] = []
     for ends in items:
         est.learn_window(ends)
@@ -289,8 +290,8 @@ UNITS = [
     Unit("RarityGate", lambda: RarityGate(rarity=0.02, memory=192), GATE, 1_000),
     # ...counting runs (4 over 2 days of windows): one entry per run, not per window, so no more than that.
     Unit("RarityGate-runs", lambda: RarityGate.at_most(4, timedelta(days=2), timedelta(minutes=15)), GATE, 1_000),
-    # BlockClustering: the ratios of its last blocks (8 floats) and one block's sums (~0.3 KB measured).
-    Unit("BlockClustering", lambda: BlockClustering(block=12), BATCHES, 700),
+    # BlockClustering: the ratios of its last blocks (3 floats here) and one block's sums (~0.3 KB measured).
+    Unit("BlockClustering", lambda: BlockClustering(block=6, blocks=3), BATCHES, 700),
     # FaultShareDetector: the ring holds a window of faulty-device ids (a frozenset of the 300-device fleet is
     # shared by every pane), the usual share two floats per metric: ~4.8 KB measured.
     Unit("FaultShareDetector", lambda: FaultShareDetector((("model", "R7000"),), warmup=timedelta(hours=6)),

@@ -182,13 +182,37 @@ def test_held_records_are_released_in_time_order() -> None:
 
 
 def test_a_gate_snapshotted_before_support_was_counted_restores() -> None:
+    """Before `support`, a gate pickled as a slots dataclass without __getstate__: (None, its slots)."""
     import pickle
 
-    old_state = [BOUNDS.max_stream_ahead, BOUNDS.jump_after, T0, [(T0 + timedelta(days=1), "held")]]
+    old_state = (None, {"max_ahead": BOUNDS.max_stream_ahead, "jump_after": BOUNDS.jump_after, "watermark": T0,
+                        "held": [(T0 + timedelta(days=1), "held")]})
     restored: StreamGate[str] = StreamGate.__new__(StreamGate)
     restored.__setstate__(old_state)
-    assert restored.support == [0]
-    restored = pickle.loads(pickle.dumps(restored))
     assert restored.support == [0] and restored.watermark == T0
+    restored = pickle.loads(pickle.dumps(restored))
+    assert restored.support == [0] and restored.held == [(T0 + timedelta(days=1), "held")]
     accepted, refused = restored.offer(T0 + timedelta(minutes=5), "next")
     assert accepted == ["next"] and [item for item, _ in refused] == ["held"]
+
+
+def test_at_the_end_records_next_to_an_accepted_one_follow_it() -> None:
+    gate: StreamGate[str] = TimeBounds(max_stream_ahead=timedelta(hours=1), jump_after=5).gate()
+    before = [(T0 + timedelta(minutes=m), f"b{m}") for m in range(5)]
+    after_gap = [(T0 + timedelta(hours=5), "g0"), (T0 + timedelta(hours=5, minutes=1), "g1")]
+    accepted, _ = _offer_all(gate, [*before, *after_gap])
+    assert accepted == [name for _, name in before]
+    assert gate.end() == (["g0", "g1"], [])
+    assert gate.watermark == T0 + timedelta(hours=5, minutes=1)
+
+
+def test_a_late_record_says_nothing_about_what_is_held() -> None:
+    """A sparse stream (records hours apart) holds a few records most of the time: one stale record, days
+    behind the clock, must not refuse them (it is late itself)."""
+    gate: StreamGate[str] = BOUNDS.gate()
+    sparse = [(T0 + timedelta(hours=5 * n), f"s{n}") for n in range(8)]
+    stale = (T0 - timedelta(days=3), "stale")
+    accepted, refused = _offer_all(gate, [*sparse[:6], stale, *sparse[6:]])
+    end_accepted, end_refused = gate.end()
+    assert refused == [] and [item for item, _ in end_refused] == ["s7"]
+    assert sorted(accepted + end_accepted) == sorted(["stale", *[name for _, name in sparse[:-1]]])
