@@ -82,3 +82,16 @@ def test_report_plots_the_top_keys_and_lists_the_alarms(boston_jsonl: Path, tmp_
     assert "2015-01-08" in page  # the cold snap's alarm is in the table
     assert page.count("<tr>") - 1 <= len(spikes)  # alarms fold consecutive spike windows
     assert not (tmp_path / "s.windows.jsonl").exists()
+
+
+def test_a_sparse_real_stream_loses_no_record_to_the_time_bounds(tmp_path: Path) -> None:
+    """Water complaints come a few a day, hours apart: the replay's time bounds once refused 45% of Boston's
+    requests (every record after a quiet hour); now only a last record that nothing followed can be refused."""
+    records = sorted(read_csv_cases(BOSTON / "No Utilities Residential - Water.csv", BOSTON_311), key=lambda r: r["ts"])
+    cases = tmp_path / "water.jsonl"
+    cases.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    _detect(["--input", str(cases), "--output", str(tmp_path / "spikes.jsonl")])
+    letters = tmp_path / "spikes.dead_letters.jsonl"
+    refused = [orjson.loads(line) for line in letters.read_bytes().splitlines()] if letters.exists() else []
+    assert len(records) > 200 and len(refused) <= 1
+    assert all(letter["origin"]["line"] == len(records) for letter in refused), "only the last record"
