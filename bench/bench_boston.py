@@ -65,14 +65,14 @@ def main() -> None:
             days[alarm.topic][day].add(alarm.region)
     print("\nknown events (data README) and whether an alarm fell on that day or the next:")
     event_days = set()
+    found = 0
     for topic, events_ in KNOWN.items():
         for day, what in events_:
             both = (day, date.fromordinal(day.toordinal() + 1))
             event_days |= {(topic, d) for d in both}
             hit = [r for d in both for r in sorted(days[topic].get(d, ()))]
+            found += bool(hit)
             print(f"  {topic:<34} {day}  {what:<30} {'ALARM ' + ', '.join(hit) if hit else 'no alarm'}")
-    found = sum(any(days[topic].get(d) for d in (day, date.fromordinal(day.toordinal() + 1)))
-                for topic, events_ in KNOWN.items() for day, _ in events_)
     other = sum(1 for topic in days for d in days[topic] if (topic, d) not in event_days)
     print(f"\nnamed events found: {found} of {sum(len(e) for e in KNOWN.values())}; other alarm topic-days: {other}")
     print("\nalarms per topic and day (regions; * = all regions):")

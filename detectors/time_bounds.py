@@ -33,6 +33,7 @@ represented. `TimeBounds` decides with the wall clock handed in (`now`); in a re
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -166,36 +167,29 @@ class StreamGate(Generic[T]):
         mark = self.watermark
         if mark is not None and mark - ts > self.max_ahead:
             return []  # late behind the clock: it speaks for nothing held
-        refused: list[tuple[T, str]] = []
-        kept: list[tuple[datetime, T]] = []
-        support: list[int] = []
-        for (t, item), n in zip(self.held, self.support, strict=True):
-            if t - ts > self.max_ahead:
-                refused.append((item, self._reason(t, f"a later record came back to {ts.isoformat()}")))
-            else:
-                kept.append((t, item))
-                support.append(n + 1)
-        self.held, self.support = kept, support
-        return refused
+        outliers = self._take(lambda t, _: t - ts > self.max_ahead)
+        self.support = [n + 1 for n in self.support]
+        return [(item, self._reason(t, f"a later record came back to {ts.isoformat()}")) for t, item in outliers]
 
     def _release_all(self, enough: int) -> list[tuple[datetime, T]]:
         """Release held items supported `enough` times, and those the moved watermark then covers, until none."""
         accepted: list[tuple[datetime, T]] = []
-        while released := self._release(enough):
+        while released := self._take(lambda t, n: n >= enough or (
+                self.watermark is not None and t - self.watermark <= self.max_ahead)):
             accepted += released
             newest = max(t for t, _ in released)
             self.watermark = newest if self.watermark is None else max(self.watermark, newest)
         return accepted
 
-    def _release(self, enough: int) -> list[tuple[datetime, T]]:
+    def _take(self, chosen: Callable[[datetime, int], bool]) -> list[tuple[datetime, T]]:
+        """Take out the held items `chosen(time, support)` picks, in arrival order; the rest stay with theirs."""
         if not self.held:
             return []  # the usual case, once per record: no list built
-        mark = self.watermark
         out: list[tuple[datetime, T]] = []
         kept: list[tuple[datetime, T]] = []
         support: list[int] = []
         for pair, n in zip(self.held, self.support, strict=True):
-            if n >= enough or (mark is not None and pair[0] - mark <= self.max_ahead):
+            if chosen(pair[0], n):
                 out.append(pair)
             else:
                 kept.append(pair)
@@ -206,9 +200,9 @@ class StreamGate(Generic[T]):
 
     def _reason(self, ts: datetime, why: str) -> str:
         mark = self.watermark
-        where = f"its stream (watermark {mark.isoformat()})" if mark is not None else "its stream's first records"
-        ahead = f" is {ts - mark} ahead of" if mark is not None else " is ahead of"
-        return (f"time: {ts.isoformat()}{ahead} {where}, more than detection.time_bounds.max_stream_ahead "
+        where = ("is ahead of its stream's first records" if mark is None
+                 else f"is {ts - mark} ahead of its stream (watermark {mark.isoformat()})")
+        return (f"time: {ts.isoformat()} {where}, more than detection.time_bounds.max_stream_ahead "
                 f"{self.max_ahead}; {why}")
 
 
