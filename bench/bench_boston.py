@@ -7,6 +7,10 @@ github.com/johnsliao/bostonservicemap at f19ec62, MIT). The whole year goes thro
 `forewarn detect` with the configured detector; the alarms are listed per topic by day
 and region so a person can check them against the storms and cold snaps the data's
 README names (printed first, with whether an alarm fell on that day).
+
+The city's staff open some requests themselves (`Source`: Employee Generated, City Worker App,
+Maximo Integration); a config naming them as `detection.internal_channels` leaves them uncounted
+(README, "Cases the company opened itself").
 """
 
 from __future__ import annotations
@@ -56,8 +60,10 @@ def main() -> None:
         result = run_detect(settings, [events], spikes_path)
         spikes = [orjson.loads(line) for line in spikes_path.read_bytes().splitlines()]
     alarms = fold_alarms(spikes, settings.detection.slide.total_seconds())
+    internal = sum(1 for r in records if r.get("channel") in settings.detection.internal_channels)
     print(f"Boston 311, 2015: {len(records)} requests in {len(KNOWN)} topics, {result['dead_letters']} of them dead "
-          f"letters (not counted); {len(alarms)} alarms (window {settings.detection.window}, slide "
+          f"letters and {internal} from internal channels (neither counted); {len(alarms)} alarms (window "
+          f"{settings.detection.window}, slide "
           f"{settings.detection.slide}, {_tail_setting(settings.detection)})")
     days: dict[str, dict[date, set[str]]] = defaultdict(lambda: defaultdict(set))
     for alarm in alarms:

@@ -1,14 +1,14 @@
 """The early-warning dataflow: wiring only; the logic lives in detectors/ and outreach/.
 
-read (one item per batch of a partition) → per input partition: decode (cases on a fast
-path; bad → dead letters), time bounds, topic discovery for cases that need it → per
-detection shard (topics spread over `detection.shards` keys): each case counted once,
-regions capped, counted into panes, judged as the newest pane fills (early firing) and
-when every partition has passed the pane (late → dead letters) → incidents → outreach
-(isolate, target, deliver through the ledger) → incident reports. Telemetry, customers
-and alerts leave the partition step as records for their own branches. `forewarn detect`
-stops after detect and writes spikes. Every stateful step turns an item it fails on into
-a dead letter naming step, key and exception; the flow goes on.
+read (one item per batch of a partition) → per input partition: decode (cases on a fast path; bad →
+dead letters; the company's own, by channel, not counted), time bounds, topic discovery for cases
+that need it → per detection shard (topics spread over `detection.shards` keys): each case counted
+once, regions capped, counted into panes, judged as the newest pane fills (early firing) and when
+every partition has passed the pane (late → dead letters) → incidents → outreach (isolate, target,
+deliver through the ledger) → incident reports. Telemetry, customers and alerts leave the partition
+step as records for their own branches. `forewarn detect` stops after detect and writes spikes.
+Every stateful step turns an item it fails on into a dead letter naming step, key and exception; the
+flow goes on.
 
 For `python -m bytewax.run`, point it at `forewarn.flows.live:get_flow('CONFIG.yaml')`.
 """
@@ -210,7 +210,7 @@ def _partition_rules(settings: Settings, io: FlowIO) -> PartitionRules:
     return PartitionRules(io.types, settings.max_record_bytes,
                           TimeBounds(b.max_ahead, b.max_age, b.max_stream_ahead, b.jump_after, b.not_before),
                           live=not io.replay, slide=s.slide, shards=s.shards, now=io.now,
-                          lateness=s.allowed_lateness)
+                          lateness=s.allowed_lateness, internal_channels=s.internal_channels)
 
 
 def _split(step: str, mapped: Stream[tuple[str, Any]]) -> tuple[Stream[tuple[str, Any]], Stream[DeadLetter]]:

@@ -36,7 +36,7 @@ from forewarn.detectors.topic import pane_index
 from forewarn.detectors.topic_assignment import AssignTopics, TopicState
 from forewarn.flows.steps import failure_letter
 from forewarn.parsing import fast_case, parse_record
-from forewarn.records import Case, DeadLetter, Origin, Telemetry
+from forewarn.records import Case, DeadLetter, Origin, Telemetry, channel_name
 from forewarn.sources import SourceKinds
 
 Routed = tuple[str, Any]
@@ -58,6 +58,8 @@ class PartitionRules:
     now: Callable[[], datetime]
     lateness: timedelta = timedelta(minutes=10)
     topics: AssignTopics = field(default_factory=AssignTopics)
+    internal_channels: frozenset[str] = frozenset()
+    """Cases from these channels are the company's own: read, not counted (`detection.internal_channels`)."""
 
     def shard_of(self, topic: str) -> str:
         return _shard_key(topic, self.shards)
@@ -128,12 +130,19 @@ class ReadPartition(StatefulLogic[RawBatch, Routed, PartitionState]):
             except orjson.JSONDecodeError:
                 data = None
             if type(data) is dict and data.get("type", kinds.default) == "case":
+                if self.rules.internal_channels and self._internal(data.get("channel")):
+                    return []  # the company's own case: read, not counted
                 fields = fast_case(data)
                 if fields is not None:
                     ts, topic, region, case_id, customer_id, text = fields
                     return [self._case(ts, topic, region, case_id, customer_id, text, position, raw)]
         return [self._from_record(item, position, raw) for item in parse(info.origin(position), raw, kinds,
-                                                                          self.rules.max_bytes)]
+                                                                          self.rules.max_bytes)
+                if not (isinstance(item, tuple) and isinstance(item[1], Case) and self._internal(item[1].channel))]
+
+    def _internal(self, channel: object) -> bool:
+        """Whether a case's channel is one of the company's own, compared as `Case` keeps it."""
+        return bool(self.rules.internal_channels) and channel_name(channel) in self.rules.internal_channels
 
     def _case(self, ts: datetime, topic: str | None, region: str, case_id: str | None, customer_id: str | None,
               text: str | None, position: int | None, raw: bytes) -> CountedCase:

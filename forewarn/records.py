@@ -64,6 +64,17 @@ class _Input(BaseModel):
         return utc(value)
 
 
+def channel_name(value: Any) -> str | None:
+    """A case's `channel` as `Case` keeps it: text as is, a number as its text, anything else none.
+
+    >>> channel_name("Employee Generated"), channel_name(311), channel_name(["phone"])
+    ('Employee Generated', '311', None)
+    """
+    if isinstance(value, str) or value is None:
+        return value
+    return str(value) if isinstance(value, int | float) else None
+
+
 class Case(_Input):
     """A support case. `topic` may be missing; topic discovery then assigns one.
 
@@ -85,9 +96,7 @@ class Case(_Input):
     @field_validator("channel", mode="before")
     @classmethod
     def _any_channel(cls, value: Any) -> str | None:
-        if isinstance(value, str) or value is None:
-            return value
-        return str(value) if isinstance(value, int | float) else None
+        return channel_name(value)
 
 
 class Telemetry(_Input):

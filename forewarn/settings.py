@@ -124,6 +124,10 @@ class DetectionSettings(_Section):
     """A topic's first this-many distinct regions count as themselves; a case from a further new region still
     counts, under the region "~overflow" (never targeted by outreach), and also becomes a dead letter
     ("region capped: ...") so the operator sees which regions were pooled. Bounds per-topic state."""
+    internal_channels: frozenset[str] = frozenset()
+    """Cases whose `channel` is one of these were opened by the company itself (staff logging what they saw on
+    a round, a work-order system syncing), not by a customer reaching out: they are read and then not counted,
+    and their customers are not reporters. Empty (the default): every case counts. Names match exactly."""
     shards: int = Field(32, ge=1, le=4096)
     """Detection state is spread over this many keys (by topic), so workers and processes share the work;
     results do not depend on it."""
@@ -140,6 +144,14 @@ class DetectionSettings(_Section):
         if length < timedelta(0):
             raise ValueError(f"must be positive, e.g. 1d, or 0 or null for no duplicate check (got {value!r})")
         return length or None
+
+    @field_validator("internal_channels")
+    @classmethod
+    def _named_channels(cls, channels: frozenset[str]) -> frozenset[str]:
+        if any(not name.strip() for name in channels):
+            raise ValueError("a channel name must not be empty: list the `channel` values of cases your own staff "
+                             "or systems open, e.g. [Employee Generated, City Worker App]")
+        return channels
 
     @field_validator("scales", mode="before")
     @classmethod

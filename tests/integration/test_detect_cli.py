@@ -95,3 +95,24 @@ def test_a_sparse_real_stream_loses_no_record_to_the_time_bounds(tmp_path: Path)
     refused = [orjson.loads(line) for line in letters.read_bytes().splitlines()] if letters.exists() else []
     assert len(records) > 200 and len(refused) <= 1
     assert all(letter["origin"]["line"] == len(records) for letter in refused), "only the last record"
+
+
+def test_cases_the_company_opened_itself_are_read_and_not_counted(tmp_path: Path) -> None:
+    """Boston's street-light outages logged by city staff (Employee Generated, the City Worker App, the
+    Maximo work-order sync) alarm on their own; named as `detection.internal_channels` they count nowhere,
+    and are no dead letters either."""
+    staff = ["Employee Generated", "City Worker App", "Maximo Integration"]
+    records = sorted((r for r in read_csv_cases(BOSTON / "Street Light Outages.csv", BOSTON_311)
+                      if r.get("channel") in staff), key=lambda r: r["ts"])
+    cases = tmp_path / "staff.jsonl"
+    cases.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    config = tmp_path / "internal.yaml"
+    config.write_text("detection:\n  internal_channels: [" + ", ".join(staff) + "]\n")
+
+    counted = _detect(["--input", str(cases), "--output", str(tmp_path / "counted.jsonl")])
+    ignored = _detect(["--input", str(cases), "--output", str(tmp_path / "ignored.jsonl"), "-c", str(config)])
+
+    assert len(records) > 2000 and counted, "the staff's own reports alarm when they count"
+    assert ignored == []
+    assert not (tmp_path / "ignored.dead_letters.jsonl").exists() or not (
+        tmp_path / "ignored.dead_letters.jsonl").read_bytes().strip()
