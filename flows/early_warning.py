@@ -151,6 +151,9 @@ def build_flow(settings: Settings, io: FlowIO, flow_id: str = "forewarn") -> Dat
     verdicts = op.merge("verdicts", case_verdicts, fleet_verdicts)
     if io.metrics is not None:
         op.inspect("observe_spikes", verdicts, _spike_observer(io.metrics, io.now))
+        metrics = io.metrics
+        op.inspect("count_internal", op.filter("internal", kinds, lambda r: r[0] == "internal"),
+                   lambda _step, r: metrics.internal_cases(*r[1]))
     letters = [read_letters, shard_letters, fleet_late]
     closed = op.filter("closed_verdicts", verdicts, lambda vs: not vs[0].early)
     if io.windows is not None:

@@ -40,7 +40,8 @@ from forewarn.records import Case, DeadLetter, Origin, Telemetry, channel_name
 from forewarn.sources import SourceKinds
 
 Routed = tuple[str, Any]
-"""("shard", (shard key, ShardBatch)), ("record", (origin, record)) or ("letter", DeadLetter)."""
+"""("shard", (shard key, ShardBatch)), ("record", (origin, record)), ("letter", DeadLetter), or ("internal",
+(source, n)): n cases of the company's own channels read and not counted."""
 Held = CountedCase | tuple[Origin, Any]
 """What a partition's gate may hold: a case, or a telemetry reading with its origin."""
 
@@ -90,6 +91,7 @@ class ReadPartition(StatefulLogic[RawBatch, Routed, PartitionState]):
         self.state = state
         self._info = PartitionInfo("?")
         self._late_before: int | None = None
+        self._uncounted = 0  # the company's own cases in the batch being read
 
     def on_item(self, value: RawBatch) -> tuple[list[Routed], bool]:
         out: list[Routed] = []
@@ -98,6 +100,7 @@ class ReadPartition(StatefulLogic[RawBatch, Routed, PartitionState]):
         kinds = self.rules.types.get(value.source)
         now = self.rules.now()
         self._late_before = self._boundary(now)
+        self._uncounted = 0
         for record in value.records:
             if isinstance(record, DeadLetter):
                 out.append(("letter", record))
@@ -108,6 +111,8 @@ class ReadPartition(StatefulLogic[RawBatch, Routed, PartitionState]):
                     self._check_time(item, now, out, cases)
             except Exception as exc:  # one record must not stop the flow (and again at every restart)
                 out.append(("letter", failure_letter("read_partitions", info.key, info.origin(position), exc)))
+        if self._uncounted:
+            out.append(("internal", (value.source, self._uncounted)))
         if value.end and not self.state.ended:
             self._end(out, cases, now)
         self.state.ended = value.end  # a partition that ended may go on (a file appended to, then resumed)
@@ -130,15 +135,22 @@ class ReadPartition(StatefulLogic[RawBatch, Routed, PartitionState]):
             except orjson.JSONDecodeError:
                 data = None
             if type(data) is dict and data.get("type", kinds.default) == "case":
-                if self.rules.internal_channels and self._internal(data.get("channel")):
-                    return []  # the company's own case: read, not counted
                 fields = fast_case(data)
                 if fields is not None:
+                    if self.rules.internal_channels and self._internal(data.get("channel")):
+                        self._uncounted += 1  # the company's own case, valid: read, not counted
+                        return []
                     ts, topic, region, case_id, customer_id, text = fields
                     return [self._case(ts, topic, region, case_id, customer_id, text, position, raw)]
-        return [self._from_record(item, position, raw) for item in parse(info.origin(position), raw, kinds,
-                                                                          self.rules.max_bytes)
-                if not (isinstance(item, tuple) and isinstance(item[1], Case) and self._internal(item[1].channel))]
+        parsed = parse(info.origin(position), raw, kinds, self.rules.max_bytes)
+        return [self._from_record(item, position, raw) for item in parsed if not self._own_case(item)]
+
+    def _own_case(self, item: Any) -> bool:
+        """Whether a parsed item is a valid case from one of the company's own channels (then counted as such)."""
+        if not (isinstance(item, tuple) and isinstance(item[1], Case) and self._internal(item[1].channel)):
+            return False
+        self._uncounted += 1
+        return True
 
     def _internal(self, channel: object) -> bool:
         """Whether a case's channel is one of the company's own, compared as `Case` keeps it."""

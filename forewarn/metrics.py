@@ -161,6 +161,8 @@ class EngineMetrics:
                                 ["step", "reason"], registry=registry)
         self._late = Counter("forewarn_late_records_total", "Records that arrived after their pane closed "
                              "(also counted as dead letters with reason late).", ["source"], registry=registry)
+        self._internal = Counter("forewarn_internal_cases_total", "Cases from detection.internal_channels: read "
+                                 "and not counted, per source.", ["source"], registry=registry)
         self._spikes = Counter("forewarn_spikes_total", "Spikes detected, per topic.", ["topic"], registry=registry)
         self._latency = Histogram("forewarn_event_to_decision_seconds", "Seconds from the newest event a spike "
                                   "counted to the moment it was decided.", buckets=LATENCY_BUCKETS, registry=registry)
@@ -204,6 +206,10 @@ class EngineMetrics:
     def dead_letters(self, letters: Iterable[DeadLetter]) -> None:
         for letter in letters:
             self.dead_letter(letter)
+
+    def internal_cases(self, source: str, n: int) -> None:
+        """`n` cases of the company's own channels read from `source` and not counted."""
+        self._internal.labels(source).inc(n)
 
     def spike(self, spike: Spike, decided_at: datetime, newest_event: datetime | None = None) -> None:
         """A spike decided at `decided_at` (wall clock); the latency runs from `newest_event`, the newest event

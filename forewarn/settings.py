@@ -20,7 +20,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from forewarn import config_rules as rules
 from forewarn.decisions import ReachLevel, SeverityLevel, Tier
 from forewarn.durations import parse_duration
-from forewarn.records import Channel, Customer, Product
+from forewarn.records import Channel, Customer, Product, channel_name
 
 
 class ConfigError(ValueError):
@@ -145,13 +145,19 @@ class DetectionSettings(_Section):
             raise ValueError(f"must be positive, e.g. 1d, or 0 or null for no duplicate check (got {value!r})")
         return length or None
 
-    @field_validator("internal_channels")
+    @field_validator("internal_channels", mode="before")
     @classmethod
-    def _named_channels(cls, channels: frozenset[str]) -> frozenset[str]:
-        if any(not name.strip() for name in channels):
-            raise ValueError("a channel name must not be empty: list the `channel` values of cases your own staff "
-                             "or systems open, e.g. [Employee Generated, City Worker App]")
-        return channels
+    def _named_channels(cls, value: Any) -> Any:
+        example = "list the `channel` values of cases your own staff or systems open, e.g. [Employee Generated, " \
+                  "City Worker App]"
+        if value is None:
+            return frozenset()
+        if isinstance(value, str) or not isinstance(value, list | tuple | set | frozenset):
+            raise ValueError(f"must be a list of channel names, not {type(value).__name__}: {example}")
+        names = [channel_name(v) for v in value]  # 311 is the channel "311", as a case's channel is read
+        if any(name is None or not name.strip() for name in names):
+            raise ValueError(f"a channel name must be a non-empty text or number: {example}")
+        return frozenset(names)
 
     @field_validator("scales", mode="before")
     @classmethod

@@ -34,7 +34,9 @@ def spawned_redis(workdir: Path | None = None) -> Iterator[str]:
         )
         url = f"redis://127.0.0.1:{port}/0"
         try:
-            wait_until(lambda: bool(redis.Redis.from_url(url).ping()), f"redis-server on port {port}")
+            # our process, not another's on the same port (xdist workers each start one): it must still be running
+            wait_until(lambda: proc.poll() is None and bool(redis.Redis.from_url(url).ping()),
+                       f"redis-server on port {port}")
             yield url
         finally:
             proc.terminate()

@@ -32,8 +32,8 @@ class Received:
 
     mail_from: str
     rcpt_tos: list[str]
-    content: bytes
-    login: str | None
+    content: bytes = field(repr=False)
+    login: str | None = None
 
     @cached_property
     def message(self) -> EmailMessage:
