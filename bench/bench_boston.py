@@ -63,8 +63,7 @@ def main() -> None:
     internal = sum(1 for r in records if r.get("channel") in settings.detection.internal_channels)
     print(f"Boston 311, 2015: {len(records)} requests in {len(KNOWN)} topics, {result['dead_letters']} of them dead "
           f"letters and {internal} from internal channels (neither counted); {len(alarms)} alarms (window "
-          f"{settings.detection.window}, slide "
-          f"{settings.detection.slide}, {_tail_setting(settings.detection)})")
+          f"{settings.detection.window}, slide {settings.detection.slide}, {_tail_setting(settings.detection)})")
     days: dict[str, dict[date, set[str]]] = defaultdict(lambda: defaultdict(set))
     for alarm in alarms:
         for day in {alarm.start.date(), alarm.end.date()}:

@@ -71,8 +71,8 @@ class TailScorer(Estimator):
     clustering: float = 1.0
     """How clustered reports are: a sparse window's variance over its mean (1: independent reports)."""
 
-    clustering_floor: float = 1.0
-    """The least `clustering` a scorer that learns it may use: what its caller learned elsewhere (batches)."""
+    learned_clustering: float = 1.0
+    """The clustering this scorer learned from its own windows (1 for a scorer with a fixed shape)."""
 
     outlier_p: float = 1e-3
     """A window above its expectation with a tail below this is already surprising: no noise to learn from."""
@@ -102,3 +102,8 @@ class TailScorer(Estimator):
     def learn_clustering(self, observed: int, expected: float) -> None:
         """Learn from a sparse key's window that did not fire how clustered its reports are; scorers with
         fixed shape ignore it."""
+
+    def take_clustering(self, learned: float, floor: float) -> None:
+        """Use the clustering its topic `learned`, at least `floor` (what the topic's batches showed,
+        `detectors/clustering.py`) where the scorer learns its shape; a fixed shape takes `learned` only."""
+        self.clustering = learned

@@ -14,6 +14,7 @@ an outage is one outlying block, a stream that batches every week moves the medi
 
 from __future__ import annotations
 
+import statistics
 from collections import deque
 from collections.abc import Iterable
 
@@ -90,8 +91,6 @@ class BlockClustering(Estimator):
         # (snow complaints) must not learn its storms as its texture
         ratio = max(self._excess / self._cases, 1.0) if self._cases >= self.min_cases else 1.0
         self._ratios.append(ratio)
-        padded = sorted([*self._ratios, *[1.0] * (self.blocks - len(self._ratios))])
-        middle = len(padded) // 2
-        self.estimate = padded[middle] if len(padded) % 2 else (padded[middle - 1] + padded[middle]) / 2
+        self.estimate = statistics.median([*self._ratios, *[1.0] * (self.blocks - len(self._ratios))])
         self._excess = self._cases = 0.0
         self._windows = 0

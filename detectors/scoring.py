@@ -128,6 +128,13 @@ class NegativeBinomialScorer(TailScorer):
         self.learned_clustering = learned
         self.clustering = max(learned, self.clustering_floor)
 
+    def take_clustering(self, learned: float, floor: float) -> None:
+        if not self.learn_dispersion:
+            self.clustering = learned
+            return
+        self.clustering_floor = floor
+        self.clustering = max(learned, floor)
+
     def dispersion(self, expected: float) -> float:
         """Variance over mean of a window with mean `expected`: phi + mu/size."""
         return self.clustering + expected / self.learned_size

@@ -518,17 +518,12 @@ class TopicDetector(LevelAdaptation, Estimator):
         and for the nation), raised to the batches' where it learns dispersion: the regions' for them, and for the
         nation also its own (a region's batch is its nation's too). A scorer that learns no dispersion (built
         with `learn_dispersion=False`, or a Poisson one) takes the main scorer's own only, as it did before."""
-        main = self._regional_scorers[self._panes]
-        own = getattr(main, "learned_clustering", main.clustering)
+        own = self._regional_scorers[self._panes].learned_clustering
         regional = self._batches.estimate
         national = max(regional, self._national_batches.estimate)
         for scorers, floor in ((self._regional_scorers, regional), (self._scorers, national)):
             for scorer in scorers.values():
-                if getattr(scorer, "learn_dispersion", False):
-                    scorer.clustering_floor = floor
-                    scorer.clustering = max(own, floor)
-                else:
-                    scorer.clustering = own
+                scorer.take_clustering(own, floor)
 
     def _window_score(self, observed: int, expected: float, p_value: float, scorer: TailScorer) -> WindowScore:
         # The band's top costs a search over the tail; only a report (score_regions) wants it.

@@ -137,24 +137,21 @@ class ReadPartition(StatefulLogic[RawBatch, Routed, PartitionState]):
             if type(data) is dict and data.get("type", kinds.default) == "case":
                 fields = fast_case(data)
                 if fields is not None:
-                    if self.rules.internal_channels and self._internal(data.get("channel")):
-                        self._uncounted += 1  # the company's own case, valid: read, not counted
+                    if self.rules.internal_channels and self._own_case(data.get("channel")):
                         return []
                     ts, topic, region, case_id, customer_id, text = fields
                     return [self._case(ts, topic, region, case_id, customer_id, text, position, raw)]
         parsed = parse(info.origin(position), raw, kinds, self.rules.max_bytes)
-        return [self._from_record(item, position, raw) for item in parsed if not self._own_case(item)]
+        return [self._from_record(item, position, raw) for item in parsed
+                if not (isinstance(item, tuple) and isinstance(item[1], Case) and self._own_case(item[1].channel))]
 
-    def _own_case(self, item: Any) -> bool:
-        """Whether a parsed item is a valid case from one of the company's own channels (then counted as such)."""
-        if not (isinstance(item, tuple) and isinstance(item[1], Case) and self._internal(item[1].channel)):
+    def _own_case(self, channel: object) -> bool:
+        """Whether a valid case's channel is one of the company's own (compared as `Case` keeps it): then it is
+        counted as read and left out."""
+        if channel_name(channel) not in self.rules.internal_channels:
             return False
         self._uncounted += 1
         return True
-
-    def _internal(self, channel: object) -> bool:
-        """Whether a case's channel is one of the company's own, compared as `Case` keeps it."""
-        return bool(self.rules.internal_channels) and channel_name(channel) in self.rules.internal_channels
 
     def _case(self, ts: datetime, topic: str | None, region: str, case_id: str | None, customer_id: str | None,
               text: str | None, position: int | None, raw: bytes) -> CountedCase:

@@ -148,11 +148,11 @@ class DetectionSettings(_Section):
     @field_validator("internal_channels", mode="before")
     @classmethod
     def _named_channels(cls, value: Any) -> Any:
-        example = "list the `channel` values of cases your own staff or systems open, e.g. [Employee Generated, " \
-                  "City Worker App]"
+        example = ("list the `channel` values of cases your own staff or systems open, e.g. [Employee Generated, "
+                   "City Worker App]")
         if value is None:
             return frozenset()
-        if isinstance(value, str) or not isinstance(value, list | tuple | set | frozenset):
+        if not isinstance(value, list | tuple | set | frozenset):
             raise ValueError(f"must be a list of channel names, not {type(value).__name__}: {example}")
         names = [channel_name(v) for v in value]  # 311 is the channel "311", as a case's channel is read
         if any(name is None or not name.strip() for name in names):
