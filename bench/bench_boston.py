@@ -6,7 +6,9 @@ Each file is one topic (`TYPE`), regions are neighbourhoods (City of Boston open
 github.com/johnsliao/bostonservicemap at f19ec62, MIT). The whole year goes through
 `forewarn detect` with the configured detector; the alarms are listed per topic by day
 and region so a person can check them against the storms and cold snaps the data's
-README names (printed first, with whether an alarm fell on that day).
+README names (printed first, with whether an alarm fell on that day or the next). An alarm
+falls on the days from the one it was raised on (its first window's end) to the one it ended
+on: a day-long window raised at noon did not alarm on the day its window began.
 
 The city's staff open some requests themselves (`Source`: Employee Generated, City Worker App,
 Maximo Integration); a config naming them as `detection.internal_channels` leaves them uncounted
@@ -25,7 +27,7 @@ import orjson
 
 from forewarn.connectors.csv_cases import BOSTON_311, read_csv_cases
 from forewarn.flows.offline import run_detect
-from forewarn.reports.backtest_report import fold_alarms
+from forewarn.reports.backtest_report import Alarm, fold_alarms
 from forewarn.settings import BUNDLED_CONFIG, DetectionSettings, load_settings
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "complaints" / "boston311_2015"
@@ -43,6 +45,13 @@ def _tail_setting(detection: DetectionSettings) -> str:
     if detection.false_alarm_target is None:
         return f"alpha {detection.alpha}"
     return f"alpha calibrated to {detection.false_alarm_target:g} false alarms per 1,000 key-days"
+
+
+def _days_alarmed(alarm: Alarm) -> list[date]:
+    """The days from the one it was raised on to the one it ended on: a day-long window raised at noon
+    did not alarm on the day before, where its window began."""
+    first, last = alarm.raised.date().toordinal(), alarm.end.date().toordinal()
+    return [date.fromordinal(day) for day in range(first, last + 1)]
 
 
 def main() -> None:
@@ -66,7 +75,7 @@ def main() -> None:
           f"{settings.detection.window}, slide {settings.detection.slide}, {_tail_setting(settings.detection)})")
     days: dict[str, dict[date, set[str]]] = defaultdict(lambda: defaultdict(set))
     for alarm in alarms:
-        for day in {alarm.start.date(), alarm.end.date()}:
+        for day in _days_alarmed(alarm):
             days[alarm.topic][day].add(alarm.region)
     print("\nknown events (data README) and whether an alarm fell on that day or the next:")
     event_days = set()

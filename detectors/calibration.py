@@ -40,6 +40,7 @@ import numpy as np
 from scipy import optimize
 
 from forewarn.detectors.base import TailScorer
+from forewarn.detectors.scales import excess_is_recent, recent_panes
 from forewarn.detectors.scoring import REGIONAL_MIN_EXPECTED, SpikeRule
 
 GRID = np.logspace(-10, -1, 91)
@@ -234,8 +235,9 @@ def _may_fire(key: NullKey, min_count: int, min_expected: float) -> bool:
 def adjusted_tails(counts: np.ndarray, expected: np.ndarray, scorers: Mapping[int, TailScorer], rule: SpikeRule,
                    main: int, min_expected: float) -> np.ndarray:
     """The tail each close would be judged by, as the detector judges it (`best_scale` under the rule's
-    cheap conditions, and the main window holding the ratio), 1 where nothing could fire; one column per close
-    once the longest window is full. `expected` holds a row per row of `counts`, or one row for all."""
+    cheap conditions, the main window holding the ratio and a long window's excess recent), 1 where nothing
+    could fire; one column per close once the longest window is full. `expected` holds a row per row of
+    `counts`, or one row for all."""
     lengths = sorted(scorers)
     longest = lengths[-1]
     expected = np.broadcast_to(expected, counts.shape)
@@ -253,6 +255,9 @@ def adjusted_tails(counts: np.ndarray, expected: np.ndarray, scorers: Mapping[in
     for length in lengths:
         observed, mean = window(length)
         eligible = current & (observed >= rule.min_count) & (observed >= rule.min_ratio * mean)
+        recent = recent_panes(length, main)
+        if recent > main:
+            eligible &= excess_is_recent(observed, mean, *window(recent), length, recent)
         if eligible.any():
             tails = scorers[length].p_values(observed[eligible].astype(np.int64), mean[eligible])
             best[eligible] = np.minimum(best[eligible], tails)

@@ -5,12 +5,18 @@ quarter of the surge), and a sparse key never gathers enough cases in an hour. S
 key is judged over several window lengths ending now; the most surprising one
 decides, its tail probability multiplied by the number of lengths tried (Bonferroni)
 so that looking more than once does not raise the false-alarm rate.
+
+A window fires only while its excess is current: its newest quarter (at least the main
+window, `recent_panes`) must hold at least half its even share of the window's excess
+(`excess_is_recent`). A day-long window otherwise keeps a surge for a day after it ended,
+and fires again whenever noise lifts the newest hour.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from forewarn.detectors.base import TailScorer
 
@@ -25,13 +31,55 @@ class ScaleChoice:
     p_value: float
 
 
+def recent_panes(length: int, main: int) -> int:
+    """How many of a window's newest panes must hold its excess: its newest quarter, at least the main window.
+
+    >>> recent_panes(96, 4), recent_panes(16, 4), recent_panes(8, 4)
+    (24, 4, 4)
+    """
+    return max(main, length // 4)
+
+
+def excess_is_recent(observed: Any, mean: Any, recent_observed: Any, recent_mean: Any, length: int, recent: int
+                     ) -> Any:
+    """Whether a window's newest `recent` panes (of `length`) hold at least half their even share of its excess:
+    a rise spread over the window puts `recent / length` of it there, a surge that has ended none. Numbers or
+    numpy arrays.
+
+    >>> excess_is_recent(55, 22.8, 3, 2.0, 96, 24)   # a surge ended 15 hours ago: 1 of the excess's 32
+    False
+    >>> excess_is_recent(6, 0.6, 2, 0.15, 96, 24)    # six cases over eight hours, two in the newest six
+    True
+    """
+    return (recent_observed - recent_mean) * length >= (observed - mean) * recent
+
+
+def firing_windows(large_enough: Callable[[int, float], bool], counts: Sequence[int], expected: Sequence[float],
+                   main: int) -> Callable[[int, int, float], bool]:
+    """Which of a key's windows (counts and expectations newest pane first) may fire: those `large_enough`, a
+    window longer than four `main` ones only with its excess recent (`excess_is_recent`; the main window's own
+    excess is the caller's check). The `eligible` of `best_scale`.
+
+    >>> may_fire = firing_windows(lambda observed, mean: observed >= 8, [0] * 24 + [2] * 72, [0.5] * 96, 4)
+    >>> may_fire(4, 0, 2.0), may_fire(96, 144, 48.0)   # too few; a day window's excess all older than 6 hours
+    (False, False)
+    """
+    def eligible(length: int, observed: int, mean: float) -> bool:
+        if not large_enough(observed, mean):
+            return False
+        recent = recent_panes(length, main)
+        return recent == main or bool(excess_is_recent(observed, mean, sum(counts[:recent]), sum(expected[:recent]),
+                                                       length, recent))
+    return eligible
+
+
 def best_scale(counts: Sequence[int], expected: Sequence[float], scorers: Mapping[int, TailScorer],
-               min_expected: float, eligible: Callable[[int, float], bool] | None = None) -> ScaleChoice:
+               min_expected: float, eligible: Callable[[int, int, float], bool] | None = None) -> ScaleChoice:
     """The most surprising window among the lengths of `scorers` (in panes), newest pane first.
 
     Each length has its own scorer: counts over a quarter hour vary more, relative to
     their mean, than counts over four hours, so each learns its own overdispersion.
-    With `eligible(observed, expected)`, only windows it accepts are weighed (a window
+    With `eligible(length, observed, expected)`, only windows it accepts are weighed (a window
     too small to fire whatever its tail costs no tail); when none is, the shortest
     window is returned with a tail of 1.
 
@@ -42,7 +90,7 @@ def best_scale(counts: Sequence[int], expected: Sequence[float], scorers: Mappin
     """
     best: ScaleChoice | None = None
     for length, observed, window_mean in _windows(counts, expected, scorers, min_expected):
-        if eligible is not None and not eligible(observed, window_mean):
+        if eligible is not None and not eligible(length, observed, window_mean):
             continue
         p_value = scorers[length].p_value(observed, window_mean)
         if best is None or p_value < best.p_value:
@@ -51,13 +99,13 @@ def best_scale(counts: Sequence[int], expected: Sequence[float], scorers: Mappin
 
 
 def best_scale_and_tail(counts: Sequence[int], expected: Sequence[float], scorers: Mapping[int, TailScorer],
-                        min_expected: float, eligible: Callable[[int, float], bool]) -> tuple[ScaleChoice, float]:
+                        min_expected: float, eligible: Callable[[int, int, float], bool]) -> tuple[ScaleChoice, float]:
     """`best_scale` with `eligible`, and the adjusted tail `best_scale` gives without it, each length's tail
     computed once (a report shows how unusual a key looked, whether or not it could fire).
 
     >>> from forewarn.detectors.scoring import PoissonScorer
     >>> choice, tail = best_scale_and_tail([12, 1, 1, 1], [1.0] * 4, {1: PoissonScorer(), 4: PoissonScorer()},
-    ...                                    0.05, lambda observed, mean: observed >= 15)
+    ...                                    0.05, lambda length, observed, mean: observed >= 15)
     >>> choice.panes, round(choice.p_value, 6) == round(min(1.0, 2 * PoissonScorer().p_value(15, 4.0)), 6), tail < 1e-6
     (4, True, True)
     """
@@ -66,7 +114,7 @@ def best_scale_and_tail(counts: Sequence[int], expected: Sequence[float], scorer
     for length, observed, window_mean in _windows(counts, expected, scorers, min_expected):
         p_value = scorers[length].p_value(observed, window_mean)
         least = min(least, p_value)
-        if eligible(observed, window_mean) and (best is None or p_value < best.p_value):
+        if eligible(length, observed, window_mean) and (best is None or p_value < best.p_value):
             best = ScaleChoice(length, observed, window_mean, p_value)
     return _adjusted(best, counts, expected, scorers, min_expected), min(1.0, least * len(scorers))
 

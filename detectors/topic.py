@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import zlib
 from collections import deque
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -28,7 +28,7 @@ from forewarn.detectors.baseline import RegionShares, SeasonalBaseline
 from forewarn.detectors.calibration import KeySpread, NullCalibrator, NullKey
 from forewarn.detectors.clustering import BlockClustering
 from forewarn.detectors.rarity import RarityGate
-from forewarn.detectors.scales import ScaleChoice, best_scale, best_scale_and_tail, window_sums
+from forewarn.detectors.scales import ScaleChoice, best_scale, best_scale_and_tail, firing_windows, window_sums
 from forewarn.detectors.scoring import REGIONAL_MIN_EXPECTED, NegativeBinomialScorer, SpikeRule
 from forewarn.records import NATIONAL, PaneCases, Spike, WindowScore, WindowVerdict
 from forewarn.stats import score
@@ -87,7 +87,7 @@ def _count(pane: _Pane, key: str) -> int:
     return found.count if found is not None else 0
 
 
-def _never(observed: int, expected: float) -> bool:
+def _never(length: int, observed: int, expected: float) -> bool:
     """No window is eligible to fire."""
     return False
 
@@ -545,7 +545,6 @@ class TopicDetector(LevelAdaptation, Estimator):
         flagged: dict[str, float] = {}
         scores: dict[str, WindowScore] = {}
         least = self._rule.min_count
-        eligible = self._rule.large_enough  # a window too small to fire costs no tail
         main_pred = sum(national_pred[: self._panes])
         main_sums = _totals(ring[: self._panes])
         for region, total in totals.items():
@@ -559,7 +558,7 @@ class TopicDetector(LevelAdaptation, Estimator):
                 continue
             counts = [p.cases[region].count if region in p.cases else 0 for p in ring]
             expected = [e * share for e in national_pred]
-            judged = eligible if current else _never
+            judged = self._eligible(counts, expected) if current else _never
             if self.score_regions:  # the report shows the tail of every window, large enough to fire or not
                 choice, tail = best_scale_and_tail(counts, expected, self._regional_scorers, self.min_expected, judged)
                 scores[region] = self._window_score(sum(counts[: self._panes]),
@@ -574,7 +573,7 @@ class TopicDetector(LevelAdaptation, Estimator):
         counts = [p.total for p in ring]
         choice, tail = best_scale_and_tail(  # the tail is reported always
             counts, national_pred, self._scorers, self.min_expected,
-            eligible if self._current(sum(counts[: self._panes]), main_pred) else _never)
+            self._eligible(counts, national_pred) if self._current(sum(counts[: self._panes]), main_pred) else _never)
         national = self._spike(index, NATIONAL, ring, choice, "national seasonal (hour of day, weekday, week)",
                                older)
         window = self._window_score(sum(counts[: self._panes]),
@@ -611,6 +610,10 @@ class TopicDetector(LevelAdaptation, Estimator):
         again as it slid through it.
         """
         return observed >= self._rule.min_ratio * max(expected, self.min_expected)
+
+    def _eligible(self, counts: Sequence[int], expected: Sequence[float]) -> Callable[[int, int, float], bool]:
+        """Which of a key's windows may fire (`firing_windows`); a window too small to fire costs no tail."""
+        return firing_windows(self._rule.large_enough, counts, expected, self._panes)
 
     def _concentrated(self, regional: list[Spike], national: Spike) -> bool:
         """True when a few regions explain the national surge: report them, not the nation.

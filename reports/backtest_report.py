@@ -18,11 +18,13 @@ ZOOM = timedelta(days=7)
 
 @dataclass
 class Alarm:
-    """Consecutive firing windows of one key, folded into one row."""
+    """Consecutive firing windows of one key, folded into one row: from the first window's start to the
+    last one's end; `raised` is when the alarm was raised (the first window's end)."""
 
     topic: str
     region: str
     start: datetime
+    raised: datetime
     end: datetime
     peak_observed: int
     peak_expected: float
@@ -49,7 +51,7 @@ def fold_alarms(spikes: list[dict[str, Any]], slide_seconds: float) -> list[Alar
                 alarm.peak_observed, alarm.peak_expected = spike["observed"], spike["expected"]
                 alarm.peak_score = spike["score"]
             continue
-        alarm = Alarm(*key, start, end, spike["observed"], spike["expected"], spike["score"],
+        alarm = Alarm(*key, start, end, end, spike["observed"], spike["expected"], spike["score"],
                       examples=list(spike.get("example_case_ids", []))[:3])
         open_by_key[key] = alarm
         alarms.append(alarm)

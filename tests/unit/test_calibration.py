@@ -23,7 +23,7 @@ from forewarn.detectors.calibration import (
     adjusted_tails,
     draw,
 )
-from forewarn.detectors.scales import best_scale
+from forewarn.detectors.scales import best_scale, firing_windows
 from forewarn.detectors.scoring import NegativeBinomialScorer, SpikeRule
 from forewarn.detectors.topic import TopicDetector, pane_index
 from forewarn.flows.steps import DetectorFactory
@@ -145,19 +145,29 @@ def test_tails_are_judged_by_the_rule_of_the_live_detector() -> None:
 def test_tails_match_the_live_detectors_judgement_close_by_close() -> None:
     rng = np.random.default_rng(11)
     rule = SpikeRule(alpha=1e-4, min_count=8, min_ratio=1.5)
-    scorers = {4: _scorer(20.0, 1.5), 8: _scorer(15.0, 1.5), 16: _scorer(10.0, 1.5)}
-    compared = 0
+    # a 32-pane window is longer than four main ones: it fires only with its excess in its newest 8 panes too
+    scorers = {4: _scorer(20.0, 1.5), 8: _scorer(15.0, 1.5), 32: _scorer(10.0, 1.5)}
+    compared = held_back = 0
     for _ in range(60):
-        expected = rng.choice([0.01, 0.3, 1.0, 4.0]) * rng.uniform(0.2, 2.0, 40)
-        counts = rng.poisson(expected * rng.choice([1, 2, 4]))
+        expected = rng.choice([0.01, 0.3, 1.0, 4.0]) * rng.uniform(0.2, 2.0, 56)
+        level = np.repeat(rng.choice([1, 2, 4], size=4), 14)  # the excess comes and goes within a long window
+        counts = rng.poisson(expected * level)
         tails = adjusted_tails(counts[None, :], expected[None, :], scorers, rule, main=4, min_expected=0.05)[0]
-        for column, end in enumerate(range(16, 41)):
-            ring, means = counts[end - 16:end][::-1].tolist(), expected[end - 16:end][::-1].tolist()  # newest first
+        for column, end in enumerate(range(32, 57)):
+            ring, means = counts[end - 32:end][::-1].tolist(), expected[end - 32:end][::-1].tolist()  # newest first
             current = sum(ring[:4]) >= rule.min_ratio * max(sum(means[:4]), 0.05)  # TopicDetector._current
-            choice = best_scale(ring, means, scorers, 0.05, rule.large_enough if current else lambda o, e: False)
+            eligible = firing_windows(rule.large_enough, ring, means, 4) if current else _never
+            choice = best_scale(ring, means, scorers, 0.05, eligible)
             assert tails[column] == pytest.approx(choice.p_value, rel=1e-9), (end, ring, means)
             compared += choice.p_value < 1.0
+            held_back += current and choice.panes != 32 and rule.large_enough(sum(ring), max(sum(means), 0.05)) \
+                and not eligible(32, sum(ring), max(sum(means), 0.05))
     assert compared > 100, "the draws must hold windows large enough to be judged"
+    assert held_back > 5, "the draws must hold long windows whose excess is not recent"
+
+
+def _never(length: int, observed: int, expected: float) -> bool:
+    return False
 
 
 def test_the_calibrated_alpha_gives_the_target_on_fresh_draws() -> None:

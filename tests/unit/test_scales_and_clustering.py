@@ -13,11 +13,11 @@ from datetime import timedelta
 import pytest
 
 from bench.synthetic import poisson
-from forewarn.detectors.scoring import NegativeBinomialScorer
+from forewarn.detectors.scoring import NegativeBinomialScorer, PoissonScorer
 from forewarn.detectors.topic import TopicDetector
 from forewarn.records import PaneCases
 from forewarn.settings import BUNDLED_CONFIG, load_settings
-from tests.unit.detector_helpers import DAY0, PER_DAY, REGIONS, SLIDE, feed, spikes_of, steady, with_
+from tests.unit.detector_helpers import DAY0, PER_DAY, REGIONS, SLIDE, feed, spikes_of, steady, warmed, with_
 
 SCALES = (timedelta(hours=2), timedelta(hours=4))
 
@@ -85,3 +85,39 @@ def test_the_default_configuration_judges_three_window_lengths() -> None:
     settings = load_settings(BUNDLED_CONFIG / "default.yaml").detection
     assert (settings.window, settings.scales) == (timedelta(hours=1), SCALES)
     assert settings.slide == SLIDE
+
+
+DAY_SCALES = (timedelta(hours=2), timedelta(hours=4), timedelta(days=1))
+
+
+def test_a_day_window_stops_firing_once_its_excess_has_left_its_newest_quarter() -> None:
+    """Ten hours after a four-hour burst, one busier hour: the day window still holds the burst, and the newest hour
+    holds the rule's ratio, but the newest six hours hold none of the excess: a surge that ended is not news. (Poisson
+    tails: the day window's 164 cases against 96 would fire; a negative binomial's day-long variance hides them.)"""
+    det = warmed(scales=DAY_SCALES, scorer=PoissonScorer(), regional_scorer=PoissonScorer())
+    start = DAY0 + 2 * PER_DAY
+    burst = spikes_of(feed(det, start, start + 16, lambda _: with_(R07=5)))
+    quiet = spikes_of(feed(det, start + 16, start + 56))
+    busier = spikes_of(feed(det, start + 56, start + 60, lambda _: with_(R07=2)))
+    assert {s.region for s in burst} == {"R07"}
+    assert not [s for s in quiet if s.window_end > det.pane_start(start + 16 + 24)], "fired long after the burst"
+    assert busier == [], [(s.window_end - s.window_start, s.observed, s.expected) for s in busier]
+
+
+def test_a_day_long_rise_on_a_sparse_key_is_found_by_the_day_window() -> None:
+    """A region with a case every four hours gets seven every four hours for sixteen hours: four hours never hold
+    the rule's 8 cases; the day holds 28 where 6 were expected, and its newest quarter holds its share."""
+    rise = range(DAY0 + 3 * PER_DAY + 32, DAY0 + 3 * PER_DAY + 96)
+
+    def pane(index: int) -> dict[str, PaneCases]:
+        counts = dict.fromkeys(REGIONS, 1)
+        counts["SPARSE"] = int(index % 16 in (0, 2, 5, 7, 10, 12, 14)) if index in rise else int(index % 16 == 0)
+        return steady(counts)
+
+    found = {}
+    for name, scales in [("up to 4 hours", SCALES), ("up to a day", DAY_SCALES)]:
+        det = TopicDetector("no_internet", scales=scales)
+        found[name] = [s for s in spikes_of(feed(det, DAY0, rise.stop, pane)) if s.region == "SPARSE"]
+    assert found["up to 4 hours"] == []
+    assert found["up to a day"], "the day window must find the rise"
+    assert all(s.window_end - s.window_start == timedelta(days=1) for s in found["up to a day"])
