@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-from collections import defaultdict
-from datetime import date
+from collections import Counter, defaultdict
+from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 from forewarn.connectors.csv_cases import BOSTON_311, read_csv_cases
 from forewarn.flows.offline import run_detect
+from forewarn.records import NATIONAL
 from forewarn.reports.backtest_report import Alarm, fold_alarms
 from forewarn.settings import BUNDLED_CONFIG, DetectionSettings, load_settings
 
@@ -39,6 +41,7 @@ KNOWN = {  # from the data README: real events visible as spikes
                                          (date(2015, 5, 12), "small peak")],
     "Street Light Outages": [],
 }
+MEMORY_DAYS = 28
 
 
 def _tail_setting(detection: DetectionSettings) -> str:
@@ -52,6 +55,22 @@ def _days_alarmed(alarm: Alarm) -> list[date]:
     did not alarm on the day before, where its window began."""
     first, last = alarm.raised.date().toordinal(), alarm.end.date().toordinal()
     return [date.fromordinal(day) for day in range(first, last + 1)]
+
+
+def _daily_counts(records: list[dict[str, Any]], internal: frozenset[str]) -> Counter[tuple[str, str, date]]:
+    """Counted requests per (topic, region, UTC day), and per (topic, "*", day) for all regions."""
+    counts: Counter[tuple[str, str, date]] = Counter()
+    for r in records:
+        if r.get("channel") not in internal:
+            day = datetime.fromisoformat(r["ts"]).date()
+            counts[(r["topic"], r["region"], day)] += 1
+            counts[(r["topic"], NATIONAL, day)] += 1
+    return counts
+
+
+def _before(counts: Counter[tuple[str, str, date]], topic: str, region: str, day: date) -> int:
+    """The most requests the key had on any of the `MEMORY_DAYS` days before `day`."""
+    return max(counts[(topic, region, date.fromordinal(day.toordinal() - back))] for back in range(1, MEMORY_DAYS + 1))
 
 
 def main() -> None:
@@ -87,13 +106,21 @@ def main() -> None:
             hit = [r for d in both for r in sorted(days[topic].get(d, ()))]
             found += bool(hit)
             print(f"  {topic:<34} {day}  {what:<30} {'ALARM ' + ', '.join(hit) if hit else 'no alarm'}")
-    other = sum(1 for topic in days for d in days[topic] if (topic, d) not in event_days)
-    print(f"\nnamed events found: {found} of {sum(len(e) for e in KNOWN.values())}; other alarm topic-days: {other}")
-    print("\nalarms per topic and day (regions; * = all regions):")
+    counts = _daily_counts(records, settings.detection.internal_channels)
+    other = [(topic, d) for topic in days for d in days[topic] if (topic, d) not in event_days]
+    rises = sum(1 for topic, d in other
+                if any(counts[(topic, r, d)] > _before(counts, topic, r, d) for r in days[topic][d]))
+    print(f"\nnamed events found: {found} of {sum(len(e) for e in KNOWN.values())}; other alarm topic-days: "
+          f"{len(other)}, {rises} of them on a day when an alarmed key had more requests than on any of the "
+          f"{MEMORY_DAYS} days before (rises the data shows, unnamed)")
+    print(f"\nalarms per topic and day (regions, with their requests that day and the most on a day of the "
+          f"{MEMORY_DAYS} before; * = all regions):")
     for topic in sorted(days):
         print(f"  {topic} ({sum(len(r) for r in days[topic].values())} day-regions on {len(days[topic])} days)")
         for day in sorted(days[topic]):
-            print(f"    {day}  {', '.join(sorted(days[topic][day]))}")
+            keys = ", ".join(f"{r} ({counts[(topic, r, day)]}; {_before(counts, topic, r, day)})"
+                             for r in sorted(days[topic][day]))
+            print(f"    {day}  {keys}")
 
 
 if __name__ == "__main__":
