@@ -58,7 +58,8 @@ def _days_alarmed(alarm: Alarm) -> list[date]:
 
 
 def _daily_counts(records: list[dict[str, Any]], internal: frozenset[str]) -> Counter[tuple[str, str, date]]:
-    """Counted requests per (topic, region, UTC day), and per (topic, "*", day) for all regions."""
+    """Requests per (topic, region, UTC day), and per (topic, "*", day) for all regions; internal channels' left
+    out (the year's one dead letter is in)."""
     counts: Counter[tuple[str, str, date]] = Counter()
     for r in records:
         if r.get("channel") not in internal:
@@ -68,9 +69,23 @@ def _daily_counts(records: list[dict[str, Any]], internal: frozenset[str]) -> Co
     return counts
 
 
-def _before(counts: Counter[tuple[str, str, date]], topic: str, region: str, day: date) -> int:
-    """The most requests the key had on any of the `MEMORY_DAYS` days before `day`."""
+def _before(counts: Counter[tuple[str, str, date]], topic: str, region: str, day: date, first: date) -> int | None:
+    """The most requests the key had on any of the `MEMORY_DAYS` days before `day`; None when the data, which
+    starts on `first`, does not hold them all."""
+    if day.toordinal() - MEMORY_DAYS < first.toordinal():
+        return None
     return max(counts[(topic, region, date.fromordinal(day.toordinal() - back))] for back in range(1, MEMORY_DAYS + 1))
+
+
+def _record_day(counts: Counter[tuple[str, str, date]], topic: str, region: str, day: date, first: date) -> bool:
+    """Whether the key had more requests on `day` than on any of the `MEMORY_DAYS` before (all in the data)."""
+    most = _before(counts, topic, region, day, first)
+    return most is not None and counts[(topic, region, day)] > most
+
+
+def _shown(most: int | None) -> str:
+    """A day count, or n/a when there is none."""
+    return "n/a" if most is None else str(most)
 
 
 def main() -> None:
@@ -107,18 +122,18 @@ def main() -> None:
             found += bool(hit)
             print(f"  {topic:<34} {day}  {what:<30} {'ALARM ' + ', '.join(hit) if hit else 'no alarm'}")
     counts = _daily_counts(records, settings.detection.internal_channels)
+    first = datetime.fromisoformat(records[0]["ts"]).date()
     other = [(topic, d) for topic in days for d in days[topic] if (topic, d) not in event_days]
-    rises = sum(1 for topic, d in other
-                if any(counts[(topic, r, d)] > _before(counts, topic, r, d) for r in days[topic][d]))
+    rises = sum(1 for topic, d in other if any(_record_day(counts, topic, r, d, first) for r in days[topic][d]))
     print(f"\nnamed events found: {found} of {sum(len(e) for e in KNOWN.values())}; other alarm topic-days: "
           f"{len(other)}, {rises} of them on a day when an alarmed key had more requests than on any of the "
           f"{MEMORY_DAYS} days before (rises the data shows, unnamed)")
     print(f"\nalarms per topic and day (regions, with their requests that day and the most on a day of the "
-          f"{MEMORY_DAYS} before; * = all regions):")
+          f"{MEMORY_DAYS} before, n/a before the data holds them; * = all regions):")
     for topic in sorted(days):
         print(f"  {topic} ({sum(len(r) for r in days[topic].values())} day-regions on {len(days[topic])} days)")
         for day in sorted(days[topic]):
-            keys = ", ".join(f"{r} ({counts[(topic, r, day)]}; {_before(counts, topic, r, day)})"
+            keys = ", ".join(f"{r} ({counts[(topic, r, day)]}; {_shown(_before(counts, topic, r, day, first))})"
                              for r in sorted(days[topic][day]))
             print(f"    {day}  {keys}")
 

@@ -246,9 +246,9 @@ def adjusted_tails(counts: np.ndarray, expected: np.ndarray, scorers: Mapping[in
     ends = counts.shape[1] + 1  # windows end (exclusive) at longest, ..., the last pane + 1
     best = np.ones((counts.shape[0], ends - longest))
 
-    def window(length: int) -> tuple[np.ndarray, np.ndarray]:
+    def window(length: int, floor: float = min_expected) -> tuple[np.ndarray, np.ndarray]:
         observed = cum[:, longest:ends] - cum[:, longest - length:ends - length]
-        return observed, np.maximum(cum_mu[:, longest:ends] - cum_mu[:, longest - length:ends - length], min_expected)
+        return observed, np.maximum(cum_mu[:, longest:ends] - cum_mu[:, longest - length:ends - length], floor)
 
     main_observed, main_mean = window(main)
     current = main_observed >= rule.min_ratio * main_mean
@@ -257,7 +257,8 @@ def adjusted_tails(counts: np.ndarray, expected: np.ndarray, scorers: Mapping[in
         eligible = current & (observed >= rule.min_count) & (observed >= rule.min_ratio * mean)
         recent = recent_panes(length, main)
         if recent > main:
-            eligible &= excess_is_recent(observed, mean, *window(recent), length, recent)
+            # the newest quarter's expectation unfloored, as `firing_windows` sums it
+            eligible &= excess_is_recent(observed, mean, *window(recent, floor=0.0), length, recent)
         if eligible.any():
             tails = scorers[length].p_values(observed[eligible].astype(np.int64), mean[eligible])
             best[eligible] = np.minimum(best[eligible], tails)

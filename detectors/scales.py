@@ -6,10 +6,10 @@ key is judged over several window lengths ending now; the most surprising one
 decides, its tail probability multiplied by the number of lengths tried (Bonferroni)
 so that looking more than once does not raise the false-alarm rate.
 
-A window fires only while its excess is current: its newest quarter (at least the main
-window, `recent_panes`) must hold at least half its even share of the window's excess
-(`excess_is_recent`). A day-long window otherwise keeps a surge for a day after it ended,
-and fires again whenever noise lifts the newest hour.
+A window longer than four main windows fires only while its excess is current: its newest
+quarter (`recent_panes`) must hold at least its even share of the window's excess, against
+that quarter's own expectation, unfloored (`excess_is_recent`). A day-long window otherwise
+keeps a surge for a day after it ended, and fires again whenever noise lifts the newest hour.
 """
 
 from __future__ import annotations
@@ -32,24 +32,27 @@ class ScaleChoice:
 
 
 def recent_panes(length: int, main: int) -> int:
-    """How many of a window's newest panes must hold its excess: its newest quarter, at least the main window.
+    """How many of a window's newest panes must hold its excess: its newest quarter (rounded up), at least the
+    main window; more than the main window exactly when the window is longer than four of them.
 
-    >>> recent_panes(96, 4), recent_panes(16, 4), recent_panes(8, 4)
-    (24, 4, 4)
+    >>> recent_panes(96, 4), recent_panes(17, 4), recent_panes(16, 4), recent_panes(8, 4)
+    (24, 5, 4, 4)
     """
-    return max(main, length // 4)
+    return max(main, -(-length // 4))
 
 
 def excess_is_recent(observed: Any, mean: Any, recent_observed: Any, recent_mean: Any, length: int, recent: int
                      ) -> Any:
-    """Whether a window's newest `recent` panes (of `length`) hold at least half their even share of its excess:
+    """Whether a window's newest `recent` panes (of `length`) hold at least their even share of its excess:
     a rise spread over the window puts `recent / length` of it there, a surge that has ended none. Numbers or
     numpy arrays.
 
-    >>> excess_is_recent(55, 22.8, 3, 2.0, 96, 24)   # a surge ended 15 hours ago: 1 of the excess's 32
+    >>> excess_is_recent(55, 22.8, 3, 2.0, 96, 24)   # a surge ended 15 hours ago: 1 of the excess's 32.2
     False
     >>> excess_is_recent(6, 0.6, 2, 0.15, 96, 24)    # six cases over eight hours, two in the newest six
     True
+    >>> excess_is_recent(20, 4.0, 5, 1.0, 96, 24), excess_is_recent(20, 4.0, 5, 1.01, 96, 24)  # a share of 4
+    (True, False)
     """
     return (recent_observed - recent_mean) * length >= (observed - mean) * recent
 
@@ -63,6 +66,8 @@ def firing_windows(large_enough: Callable[[int, float], bool], counts: Sequence[
     >>> may_fire = firing_windows(lambda observed, mean: observed >= 8, [0] * 24 + [2] * 72, [0.5] * 96, 4)
     >>> may_fire(4, 0, 2.0), may_fire(96, 144, 48.0)   # too few; a day window's excess all older than 6 hours
     (False, False)
+    >>> firing_windows(lambda observed, mean: True, [2] * 96, [0.5] * 96, 4)(96, 192, 48.0)  # a day-long rise
+    True
     """
     def eligible(length: int, observed: int, mean: float) -> bool:
         if not large_enough(observed, mean):

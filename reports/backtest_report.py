@@ -51,7 +51,8 @@ def fold_alarms(spikes: list[dict[str, Any]], slide_seconds: float) -> list[Alar
                 alarm.peak_observed, alarm.peak_expected = spike["observed"], spike["expected"]
                 alarm.peak_score = spike["score"]
             continue
-        alarm = Alarm(*key, start, end, end, spike["observed"], spike["expected"], spike["score"],
+        alarm = Alarm(*key, start=start, raised=end, end=end, peak_observed=spike["observed"],
+                      peak_expected=spike["expected"], peak_score=spike["score"],
                       examples=list(spike.get("example_case_ids", []))[:3])
         open_by_key[key] = alarm
         alarms.append(alarm)

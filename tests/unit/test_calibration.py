@@ -7,6 +7,7 @@ given a target must land near it on streams it has not seen, whatever alpha it w
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 from datetime import timedelta
 
 import numpy as np
@@ -23,7 +24,7 @@ from forewarn.detectors.calibration import (
     adjusted_tails,
     draw,
 )
-from forewarn.detectors.scales import best_scale, firing_windows
+from forewarn.detectors.scales import ScaleChoice, best_scale, firing_windows
 from forewarn.detectors.scoring import NegativeBinomialScorer, SpikeRule
 from forewarn.detectors.topic import TopicDetector, pane_index
 from forewarn.flows.steps import DetectorFactory
@@ -142,32 +143,47 @@ def test_tails_are_judged_by_the_rule_of_the_live_detector() -> None:
     assert (tails[2, -1:] == 1.0).all(), "a window whose newest hour does not hold the ratio must not fire"
 
 
+LONG_SCORERS = {4: _scorer(20.0, 1.5), 8: _scorer(15.0, 1.5), 32: _scorer(10.0, 1.5)}
+"""A 32-pane window is longer than four main ones: it fires only with its excess in its newest 8 panes too."""
+RULE = SpikeRule(alpha=1e-4, min_count=8, min_ratio=1.5)
+
+
+def _live_choice(ring: list[int], means: list[float]) -> tuple[ScaleChoice, Callable[[int, int, float], bool]]:
+    """What TopicDetector judges over a ring (newest pane first): its choice, and which windows could fire."""
+    current = sum(ring[:4]) >= RULE.min_ratio * max(sum(means[:4]), 0.05)  # TopicDetector._current
+    eligible = firing_windows(RULE.large_enough, ring, means, 4) if current else (lambda *_: False)
+    return best_scale(ring, means, LONG_SCORERS, 0.05, eligible), eligible
+
+
 def test_tails_match_the_live_detectors_judgement_close_by_close() -> None:
     rng = np.random.default_rng(11)
-    rule = SpikeRule(alpha=1e-4, min_count=8, min_ratio=1.5)
-    # a 32-pane window is longer than four main ones: it fires only with its excess in its newest 8 panes too
-    scorers = {4: _scorer(20.0, 1.5), 8: _scorer(15.0, 1.5), 32: _scorer(10.0, 1.5)}
     compared = held_back = 0
     for _ in range(60):
         expected = rng.choice([0.01, 0.3, 1.0, 4.0]) * rng.uniform(0.2, 2.0, 56)
         level = np.repeat(rng.choice([1, 2, 4], size=4), 14)  # the excess comes and goes within a long window
         counts = rng.poisson(expected * level)
-        tails = adjusted_tails(counts[None, :], expected[None, :], scorers, rule, main=4, min_expected=0.05)[0]
+        tails = adjusted_tails(counts[None, :], expected[None, :], LONG_SCORERS, RULE, main=4, min_expected=0.05)[0]
         for column, end in enumerate(range(32, 57)):
             ring, means = counts[end - 32:end][::-1].tolist(), expected[end - 32:end][::-1].tolist()  # newest first
-            current = sum(ring[:4]) >= rule.min_ratio * max(sum(means[:4]), 0.05)  # TopicDetector._current
-            eligible = firing_windows(rule.large_enough, ring, means, 4) if current else _never
-            choice = best_scale(ring, means, scorers, 0.05, eligible)
+            choice, eligible = _live_choice(ring, means)
             assert tails[column] == pytest.approx(choice.p_value, rel=1e-9), (end, ring, means)
             compared += choice.p_value < 1.0
-            held_back += current and choice.panes != 32 and rule.large_enough(sum(ring), max(sum(means), 0.05)) \
-                and not eligible(32, sum(ring), max(sum(means), 0.05))
+            whole = max(sum(means), 0.05)
+            held_back += RULE.large_enough(sum(ring), whole) and not eligible(32, sum(ring), whole)
     assert compared > 100, "the draws must hold windows large enough to be judged"
     assert held_back > 5, "the draws must hold long windows whose excess is not recent"
 
 
-def _never(length: int, observed: int, expected: float) -> bool:
-    return False
+def test_a_long_windows_newest_quarter_is_judged_against_its_unfloored_expectation() -> None:
+    """At 0.001 expected a pane the newest quarter expects 0.008 cases, below the windows' floor of 0.05: its
+    excess is 1.992, against the window's 7.95 over four quarters, so the day window may fire (floored, 1.95
+    would not)."""
+    ring = [1, 0, 0, 0, 1, 0, 0, 0] + [1] * 6 + [0] * 18  # newest pane first
+    means = [0.001] * 32
+    choice, _ = _live_choice(ring, means)
+    tails = adjusted_tails(np.array([ring[::-1]]), np.array([means]), LONG_SCORERS, RULE, main=4, min_expected=0.05)
+    assert choice.panes == 32 and choice.p_value < 1e-4
+    assert tails[0, 0] == pytest.approx(choice.p_value, rel=1e-9)
 
 
 def test_the_calibrated_alpha_gives_the_target_on_fresh_draws() -> None:
