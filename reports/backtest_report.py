@@ -103,16 +103,18 @@ def write_backtest_report(path: Path, spikes_path: Path, windows_path: Path, sli
                       f'{_plot(k, series[k], by_key[k])}">' for k in ranked if series[k])
     rows = "".join(
         "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in (
-            f"{a.topic} @ {a.region}", f"{a.start:%Y-%m-%d %H:%M}", f"{a.end:%Y-%m-%d %H:%M}", a.windows,
+            f"{a.topic} @ {a.region}", f"{a.start:%Y-%m-%d %H:%M}", f"{a.raised:%Y-%m-%d %H:%M}",
+            f"{a.end:%Y-%m-%d %H:%M}", a.windows,
             f"{a.peak_observed} / {a.peak_expected:.1f}", f"{a.peak_score:.1f}", ", ".join(a.examples))) + "</tr>"
-        for a in sorted(alarms, key=lambda a: a.start))
+        for a in sorted(alarms, key=lambda a: a.raised))
     path.write_text(f"""<!doctype html><meta charset="utf-8"><title>Forewarn backtest</title>
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{border:1px solid #ccc;padding:3px 6px}}
 table{{border-collapse:collapse;font-size:90%}}img{{display:block;margin:1em 0}}</style>
 <h1>Forewarn backtest</h1><p>{len(alarms)} alarms on {len(by_key)} keys; the {len(ranked)} keys with the
 strongest alarms are plotted: observed window counts, the expected count and the band up to the count that
 would fire, alarms in red.</p>{figures}
-<h2>Alarms</h2><table><tr><th>key</th><th>first window start (UTC)</th><th>last window end</th><th>windows</th>
-<th>peak observed / expected</th><th>peak score (-log10 p)</th><th>example cases</th></tr>{rows}</table>""",
+<h2>Alarms</h2><table><tr><th>key</th><th>first window start (UTC)</th><th>raised</th><th>last window end</th>
+<th>windows</th><th>peak observed / expected</th><th>peak score (-log10 p)</th><th>example cases</th></tr>
+{rows}</table>""",
                     encoding="utf-8")
     return len(alarms)

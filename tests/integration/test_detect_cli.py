@@ -80,6 +80,7 @@ def test_report_plots_the_top_keys_and_lists_the_alarms(boston_jsonl: Path, tmp_
     assert page.count("<img ") >= 2 and "data:image/png;base64," in page
     assert 'alt="Heat - Excessive  Insufficient @ *"' in page
     assert "2015-01-08" in page  # the cold snap's alarm is in the table
+    assert "<th>raised</th>" in page and page.count("<td>") == 8 * (page.count("<tr>") - 1)  # a cell per column
     assert page.count("<tr>") - 1 <= len(spikes)  # alarms fold consecutive spike windows
     assert not (tmp_path / "s.windows.jsonl").exists()
 
