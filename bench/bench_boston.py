@@ -77,15 +77,30 @@ def _before(counts: Counter[tuple[str, str, date]], topic: str, region: str, day
     return max(counts[(topic, region, date.fromordinal(day.toordinal() - back))] for back in range(1, MEMORY_DAYS + 1))
 
 
-def _record_day(counts: Counter[tuple[str, str, date]], topic: str, region: str, day: date, first: date) -> bool:
-    """Whether the key had more requests on `day` than on any of the `MEMORY_DAYS` before (all in the data)."""
-    most = _before(counts, topic, region, day, first)
-    return most is not None and counts[(topic, region, day)] > most
+def _history(days: dict[str, dict[date, set[str]]], counts: Counter[tuple[str, str, date]], first: date
+             ) -> dict[tuple[str, str, date], tuple[int, int | None]]:
+    """Each alarmed key and day: its requests that day, and its most on a day of the `MEMORY_DAYS` before."""
+    return {(topic, region, day): (counts[(topic, region, day)], _before(counts, topic, region, day, first))
+            for topic in days for day in days[topic] for region in days[topic][day]}
 
 
-def _shown(most: int | None) -> str:
-    """A day count, or n/a when there is none."""
-    return "n/a" if most is None else str(most)
+def _record(that_day: int, most: int | None) -> bool:
+    """More requests than on any of the days before (all of them in the data)."""
+    return most is not None and that_day > most
+
+
+def _print_alarm_days(days: dict[str, dict[date, set[str]]],
+                      history: dict[tuple[str, str, date], tuple[int, int | None]]) -> None:
+    print(f"\nalarms per topic and day (regions, with their requests that day and the most on a day of the "
+          f"{MEMORY_DAYS} before, n/a before the data holds them; * = all regions):")
+    for topic in sorted(days):
+        print(f"  {topic} ({sum(len(r) for r in days[topic].values())} day-regions on {len(days[topic])} days)")
+        for day in sorted(days[topic]):
+            keys = []
+            for region in sorted(days[topic][day]):
+                that_day, most = history[(topic, region, day)]
+                keys.append(f"{region} ({that_day}; {'n/a' if most is None else most})")
+            print(f"    {day}  {', '.join(keys)}")
 
 
 def main() -> None:
@@ -121,22 +136,14 @@ def main() -> None:
             hit = [r for d in both for r in sorted(days[topic].get(d, ()))]
             found += bool(hit)
             print(f"  {topic:<34} {day}  {what:<30} {'ALARM ' + ', '.join(hit) if hit else 'no alarm'}")
-    counts = _daily_counts(records, settings.detection.internal_channels)
-    first = datetime.fromisoformat(records[0]["ts"]).date()
+    history = _history(days, _daily_counts(records, settings.detection.internal_channels),
+                       datetime.fromisoformat(records[0]["ts"]).date())
     other = [(topic, d) for topic in days for d in days[topic] if (topic, d) not in event_days]
-    rises = sum(1 for topic, d in other if any(_record_day(counts, topic, r, d, first) for r in days[topic][d]))
+    rises = sum(1 for topic, d in other if any(_record(*history[(topic, r, d)]) for r in days[topic][d]))
     print(f"\nnamed events found: {found} of {sum(len(e) for e in KNOWN.values())}; other alarm topic-days: "
           f"{len(other)}, {rises} of them on a day when an alarmed key had more requests than on any of the "
           f"{MEMORY_DAYS} days before (rises the data shows, unnamed)")
-    print(f"\nalarms per topic and day (regions, with their requests that day and the most on a day of the "
-          f"{MEMORY_DAYS} before, n/a before the data holds them; * = all regions):")
-    for topic in sorted(days):
-        print(f"  {topic} ({sum(len(r) for r in days[topic].values())} day-regions on {len(days[topic])} days)")
-        for day in sorted(days[topic]):
-            keys = ", ".join(f"{r} ({counts[(topic, r, day)]}; {_shown(_before(counts, topic, r, day, first))})"
-                             for r in sorted(days[topic][day]))
-            print(f"    {day}  {keys}")
-
+    _print_alarm_days(days, history)
 
 if __name__ == "__main__":
     main()
