@@ -16,8 +16,10 @@ newest time it has accepted). It keeps each partition's clock:
 
 As a pane fills, each topic's detector judges the window ending at it (`TopicDetector.early`):
 a spike leaves in the same batch as the record that tipped it, not when the pane closes.
-Every case is counted once (`SeenIds`) and regions are capped (`RegionCap`) per topic, as
-before any windowing.
+Every case is counted once (`SeenIds`), a customer once per topic within a horizon (their further
+cases are read and not counted: one customer filing a dozen cases, or a script behind one account,
+is one affected customer, not a surge), and regions are capped (`RegionCap`) per topic, as before
+any windowing.
 
 >>> from datetime import UTC, datetime, timedelta
 >>> from forewarn.detectors.topic import TopicDetector
@@ -39,7 +41,7 @@ before any windowing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple, cast
@@ -90,10 +92,12 @@ class Failure(NamedTuple):
 
 
 class Judged(NamedTuple):
-    """What a shard decided: verdict lists (one list per topic and pane, or per early judgement) and dead letters."""
+    """What a shard decided: verdict lists (one list per topic and pane, or per early judgement), dead letters,
+    and how many cases per topic were a customer's repeats (read, not counted)."""
 
     verdicts: list[list[WindowVerdict]]
     letters: list[DeadLetter]
+    repeats: dict[str, int] | None = None
 
 
 @dataclass(slots=True)
@@ -119,6 +123,17 @@ class _Topic:
     seen: SeenIds | None
     cap: RegionCap
     filling: dict[int, Pane] = field(default_factory=dict)
+    customers: SeenIds | None = None
+    """The customers counted on this topic within `ShardRules.repeats`' horizon."""
+
+    def __getstate__(self) -> tuple[object, ...]:
+        return self.detector, self.seen, self.cap, self.filling, self.customers
+
+    def __setstate__(self, state: Sequence[object]) -> None:
+        # Recovery state from before customers were counted once holds four fields (a list, as dataclasses pickle
+        # slots): such a topic counts every case.
+        self.detector, self.seen, self.cap, self.filling = state[:4]  # type: ignore[assignment]
+        self.customers = state[4] if len(state) > 4 else None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -131,6 +146,9 @@ class ShardRules:
     dedup: tuple[timedelta, int] | None = None
     """(horizon, most ids remembered per topic), or None to count every case."""
     max_regions: int = 5000
+    repeats: tuple[timedelta, int] | None = None
+    """(horizon, most customers remembered per topic): a customer's cases on a topic count once within the
+    horizon; None: every case counts."""
 
 
 class DetectionShard:
@@ -148,11 +166,12 @@ class DetectionShard:
     def offer(self, batch: ShardBatch, now: datetime) -> Judged:
         """Count a partition's cases, judge the filling panes they touched, close what every partition passed."""
         letters: list[DeadLetter] = []
+        repeats: dict[str, int] = {}
         newest: dict[str, datetime] = {}
         touched: dict[str, set[str]] = {}
         count, partition = self._count, batch.partition
         for case in batch.cases:
-            region = count(case, partition, letters)
+            region = count(case, partition, letters, repeats)
             if region is None:
                 continue
             topic = case.topic
@@ -171,7 +190,7 @@ class DetectionShard:
         clock.ended = batch.end  # a partition that ended may speak again (a file appended to, then resumed)
         verdicts = [v for topic, at in newest.items() if (v := self._early(topic, at, touched[topic]))]
         verdicts.extend(self.advance(now))
-        return Judged(verdicts, letters)
+        return Judged(verdicts, letters, repeats or None)
 
     def advance(self, now: datetime) -> list[list[WindowVerdict]]:
         """Close every pane all partitions still going have passed by the allowed lateness.
@@ -213,9 +232,11 @@ class DetectionShard:
             return None
         return min((mark for mark in cast(list[datetime], marks) if mark != _NEVER), default=None)
 
-    def _count(self, case: CountedCase, partition: PartitionInfo, letters: list[DeadLetter]) -> str | None:
+    def _count(self, case: CountedCase, partition: PartitionInfo, letters: list[DeadLetter],
+               repeats: dict[str, int]) -> str | None:
         """Count one case (returning the region it counted under), or refuse it with a dead letter: a copy,
-        or late. A region over the cap counts under the overflow bucket, with a dead letter naming it."""
+        or late. A region over the cap counts under the overflow bucket, with a dead letter naming it. A
+        customer's repeat is not counted (tallied in `repeats`): it is valid, so not a dead letter."""
         topic = self._topics.get(case.topic) or self._new(case.topic)
         if topic.seen is not None and case.case_id:
             counted = topic.seen.first_count(case.case_id, case.ts)
@@ -238,6 +259,12 @@ class DetectionShard:
         acc = pane.get(region)
         if acc is None:
             acc = pane[region] = RegionAcc()
+        customers = topic.customers
+        if customers is not None and case.customer_id and customers.first_count(case.customer_id, case.ts) is not None:
+            # Not counted, but a reporter still: they called, so they are not warned of what they told us.
+            acc.reporters.append(case.customer_id)
+            repeats[case.topic] = repeats.get(case.topic, 0) + 1
+            return None
         acc.add(case.case_id, case.customer_id)
         return region
 
@@ -247,9 +274,10 @@ class DetectionShard:
                 f"(allowed lateness {r.lateness}); raise detection.allowed_lateness to count such records")
 
     def _new(self, name: str) -> _Topic:
-        dedup = self.rules.dedup
+        dedup, repeats = self.rules.dedup, self.rules.repeats
         topic = self._topics[name] = _Topic(self.build(name), SeenIds(*dedup) if dedup else None,
-                                            RegionCap(self.rules.max_regions))
+                                            RegionCap(self.rules.max_regions),
+                                            customers=SeenIds(*repeats) if repeats else None)
         return topic
 
     def _early(self, name: str, decided_at: datetime, touched: set[str]) -> list[WindowVerdict]:

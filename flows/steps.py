@@ -207,7 +207,7 @@ class DetectShard:
 
 
 ShardOut = tuple[str, Any]
-"""("verdicts", a topic's verdict list) or ("letter", DeadLetter)."""
+"""("verdicts", a topic's verdict list), ("letter", DeadLetter) or ("repeats", cases per topic not counted)."""
 
 
 class ShardLogic(StatefulLogic[ShardBatch, ShardOut, DetectionShard]):
@@ -226,7 +226,8 @@ class ShardLogic(StatefulLogic[ShardBatch, ShardOut, DetectionShard]):
         except Exception as exc:  # a failing batch must not stop the flow
             origin = Origin(f"cases of {value.partition.key} up to {value.watermark}")
             return [("letter", failure_letter("detect", value.partition.key, origin, exc))], StatefulLogic.RETAIN
-        return [*self._out(judged.verdicts), *(("letter", d) for d in judged.letters)], StatefulLogic.RETAIN
+        repeats = [("repeats", judged.repeats)] if judged.repeats else []
+        return [*self._out(judged.verdicts), *(("letter", d) for d in judged.letters), *repeats], StatefulLogic.RETAIN
 
     def on_notify(self) -> tuple[list[ShardOut], bool]:
         return self._out(self.shard.advance(self.now())), StatefulLogic.RETAIN

@@ -163,6 +163,9 @@ class EngineMetrics:
                              "(also counted as dead letters with reason late).", ["source"], registry=registry)
         self._internal = Counter("forewarn_internal_cases_total", "Cases from detection.internal_channels: read "
                                  "and not counted, per source.", ["source"], registry=registry)
+        self._repeats = Counter("forewarn_repeat_cases_total", "Cases of a customer already counted on their topic "
+                                "within detection.repeat_horizon: read and not counted, per topic.", ["topic"],
+                                registry=registry)
         self._spikes = Counter("forewarn_spikes_total", "Spikes detected, per topic.", ["topic"], registry=registry)
         self._latency = Histogram("forewarn_event_to_decision_seconds", "Seconds from the newest event a spike "
                                   "counted to the moment it was decided.", buckets=LATENCY_BUCKETS, registry=registry)
@@ -210,6 +213,11 @@ class EngineMetrics:
     def internal_cases(self, source: str, n: int) -> None:
         """`n` cases of the company's own channels read from `source` and not counted."""
         self._internal.labels(source).inc(n)
+
+    def repeat_cases(self, counts: dict[str, int]) -> None:
+        """Cases per topic of customers already counted on it within `detection.repeat_horizon`."""
+        for topic, n in counts.items():
+            self._repeats.labels(topic).inc(n)
 
     def spike(self, spike: Spike, decided_at: datetime, newest_event: datetime | None = None) -> None:
         """A spike decided at `decided_at` (wall clock); the latency runs from `newest_event`, the newest event

@@ -41,14 +41,15 @@ def sorted_docs(docs: list[dict[str, Any]]) -> list[bytes]:
     return sorted(orjson.dumps(d, option=orjson.OPT_SORT_KEYS) for d in docs)
 
 
-def replay(lines: list[bytes], out: Path) -> Run:
-    """The full flow (detection, incidents, outreach to outbox files) over `lines`."""
+def replay(lines: list[bytes], out: Path, settings: Settings | None = None) -> Run:
+    """The full flow (detection, incidents, outreach to outbox files) over `lines`, with the default settings
+    unless others are given."""
     out.mkdir(parents=True, exist_ok=True)
     events = out / "events.jsonl"
     events.write_bytes(b"".join(line + b"\n" for line in lines))
     index = InMemoryCustomerIndex()
     index.upsert(small_scenario().customers)
-    settings = Settings()
+    settings = settings or Settings()
     io = memory_io(settings, [events], out / "results", index)
     io.region_weights = {region: float(n) for region, n in index.attribute_counts("region").items()}
     io.now = lambda: WALL_CLOCK
