@@ -41,10 +41,10 @@ any windowing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
 from forewarn.batches import PartitionInfo
 from forewarn.detectors.dedup import SeenIds, duplicate_reason
@@ -124,16 +124,14 @@ class _Topic:
     cap: RegionCap
     filling: dict[int, Pane] = field(default_factory=dict)
     customers: SeenIds | None = None
-    """The customers counted on this topic within `ShardRules.repeats`' horizon."""
+    """The customers counted on this topic within the horizon of `ShardRules.repeats` (at most its number)."""
 
-    def __getstate__(self) -> tuple[object, ...]:
-        return self.detector, self.seen, self.cap, self.filling, self.customers
-
-    def __setstate__(self, state: Sequence[object]) -> None:
-        # Recovery state from before customers were counted once holds four fields (a list, as dataclasses pickle
-        # slots): such a topic counts every case.
-        self.detector, self.seen, self.cap, self.filling = state[:4]  # type: ignore[assignment]
-        self.customers = state[4] if len(state) > 4 else None  # type: ignore[assignment]
+    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
+        # Pickled as slots are, (None, {name: value}); state from before customers were counted once has no
+        # "customers": such a topic counts every case.
+        self.customers = None
+        for name, value in state[1].items():
+            setattr(self, name, value)
 
 
 @dataclass(frozen=True)
@@ -149,6 +147,17 @@ class ShardRules:
     repeats: tuple[timedelta, int] | None = None
     """(horizon, most customers remembered per topic): a customer's cases on a topic count once within the
     horizon; None: every case counts."""
+
+
+def _region_acc(filling: dict[int, Pane], pane: int, region: str) -> RegionAcc:
+    """The region's cases so far in a filling pane, made empty on first use."""
+    cases = filling.get(pane)
+    if cases is None:
+        cases = filling[pane] = {}
+    acc = cases.get(region)
+    if acc is None:
+        acc = cases[region] = RegionAcc()
+    return acc
 
 
 class DetectionShard:
@@ -235,8 +244,8 @@ class DetectionShard:
     def _count(self, case: CountedCase, partition: PartitionInfo, letters: list[DeadLetter],
                repeats: dict[str, int]) -> str | None:
         """Count one case (returning the region it counted under), or refuse it with a dead letter: a copy,
-        or late. A region over the cap counts under the overflow bucket, with a dead letter naming it. A
-        customer's repeat is not counted (tallied in `repeats`): it is valid, so not a dead letter."""
+        or late. A customer's repeat is valid, so no dead letter: it is tallied in `repeats`, not counted. A
+        region over the cap counts under the overflow bucket, with a dead letter naming it."""
         topic = self._topics.get(case.topic) or self._new(case.topic)
         if topic.seen is not None and case.case_id:
             counted = topic.seen.first_count(case.case_id, case.ts)
@@ -245,28 +254,33 @@ class DetectionShard:
                 letters.append(DeadLetter("dedup", duplicate_reason(counted, horizon),
                                           partition.origin(case.position), case.raw))
                 return None
-        region = topic.cap.region_for(case.region)
-        if region != case.region:
-            letters.append(DeadLetter("cap_regions", capped_reason(case.topic, case.region, self.rules.max_regions),
-                                      partition.origin(case.position), case.raw))
         if case.late or (self._open_from is not None and case.pane < self._open_from):
             letters.append(DeadLetter("count_panes", self._late_reason(case), partition.origin(case.position),
                                       case.raw))
             return None
-        pane = topic.filling.get(case.pane)
-        if pane is None:
-            pane = topic.filling[case.pane] = {}
-        acc = pane.get(region)
-        if acc is None:
-            acc = pane[region] = RegionAcc()
-        customers = topic.customers
-        if customers is not None and case.customer_id and customers.first_count(case.customer_id, case.ts) is not None:
-            # Not counted, but a reporter still: they called, so they are not warned of what they told us.
-            acc.reporters.append(case.customer_id)
+        if self._repeat(topic, case):
             repeats[case.topic] = repeats.get(case.topic, 0) + 1
             return None
-        acc.add(case.case_id, case.customer_id)
+        region = topic.cap.region_for(case.region)
+        if region != case.region:
+            letters.append(DeadLetter("cap_regions", capped_reason(case.topic, case.region, self.rules.max_regions),
+                                      partition.origin(case.position), case.raw))
+        _region_acc(topic.filling, case.pane, region).add(case.case_id, case.customer_id)
         return region
+
+    @staticmethod
+    def _repeat(topic: _Topic, case: CountedCase) -> bool:
+        """Whether the case's customer already counted on its topic within the horizon. A repeat stays a reporter
+        of its pane, so outreach does not warn them of what they told us, but only in a region the topic has
+        counted in: it must neither take a capped region's place nor bring a region its detector never counted."""
+        customers = topic.customers
+        if customers is None or not case.customer_id or customers.first_count(case.customer_id, case.ts) is None:
+            return False
+        if case.region in topic.cap.known:
+            reporters = _region_acc(topic.filling, case.pane, case.region).reporters
+            if not reporters or reporters[-1] != case.customer_id:  # a flood from one account is one entry
+                reporters.append(case.customer_id)
+        return True
 
     def _late_reason(self, case: CountedCase) -> str:
         r = self.rules

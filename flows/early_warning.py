@@ -229,7 +229,7 @@ def _detect(settings: Settings, batches: Stream[Any], io: FlowIO, factory: Detec
     rules = ShardRules(s.slide, s.allowed_lateness, not io.replay,
                        (s.dedup_horizon, s.dedup_max_ids) if s.dedup_horizon is not None else None,
                        s.max_regions_per_topic,
-                       (s.repeat_horizon, s.dedup_max_ids) if s.repeat_horizon is not None else None)
+                       (s.repeat_horizon, s.repeat_max_customers) if s.repeat_horizon is not None else None)
     observe = io.metrics.oldest_open_pane if io.metrics is not None else None
     judged = op.stateful("detect", batches, DetectShard(factory, rules, tuple(io.partitions or ()), io.now, observe))
     outputs = op.map("judged", judged, lambda kv: kv[1])
@@ -238,7 +238,7 @@ def _detect(settings: Settings, batches: Stream[Any], io: FlowIO, factory: Detec
     letters = op.map("shard_letters", op.filter("is_letter", outputs, lambda r: r[0] == "letter"), lambda r: r[1])
     if io.metrics is not None:
         metrics = io.metrics
-        op.inspect("count_repeats", op.filter("repeats", outputs, lambda r: r[0] == "repeats"),
+        op.inspect("count_repeats", op.filter("is_repeats", outputs, lambda r: r[0] == "repeats"),
                    lambda _step, r: metrics.repeat_cases(r[1]))
     return verdicts, letters
 

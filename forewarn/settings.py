@@ -118,14 +118,16 @@ class DetectionSettings(_Section):
     """A case whose id was already counted within this much event time of its own is not counted again: it
     is a dead letter ("duplicate: ..."). Cases without an id always count. null or 0: no check."""
     dedup_max_ids: int = Field(100_000, ge=1)
-    """At most this many case ids (and customer ids, for repeat_horizon) are remembered per topic (the oldest
-    counted are forgotten first), so memory stays bounded whatever the rate; a duplicate of a forgotten id
-    counts again."""
+    """At most this many case ids are remembered per topic for dedup_horizon (the oldest counted are forgotten
+    first), so memory stays bounded whatever the rate; a duplicate of a forgotten id counts again."""
     repeat_horizon: timedelta | None = timedelta(days=1)
     """A customer counts once per topic within this much event time: their further cases on it are read and
     not counted (one customer calling back, or a script filing under one account, is one affected customer,
     not a surge). Not dead letters: they are valid (a counter per topic, `forewarn_repeat_cases_total`). Cases
     without a customer id always count. null or 0: every case counts."""
+    repeat_max_customers: int = Field(100_000, ge=1)
+    """At most this many customers are remembered per topic for repeat_horizon (the oldest counted are forgotten
+    first); a forgotten customer's next case counts again."""
     max_regions_per_topic: int = Field(5_000, ge=1)
     """A topic's first this-many distinct regions count as themselves; a case from a further new region still
     counts, under the region "~overflow" (never targeted by outreach), and also becomes a dead letter

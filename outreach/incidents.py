@@ -152,14 +152,15 @@ class IncidentTracker:
             if region in settled or (changed.get(region) is not None and changed[region].status == "opened"):
                 continue
             panes = verdict.cases.values() if region == NATIONAL else [verdict.cases.get(region)]
-            new_cases = 0
+            new_cases, known = 0, len(entry.reporters)
             for pane in panes:
                 if pane is None:
                     continue
                 new_cases += pane.count
                 entry.reporters.update(pane.reporters)
-            if new_cases:
+            # A customer's repeat is a reporter in a pane that counted nothing: the incident must know them too.
+            if new_cases or len(entry.reporters) > known:
                 entry.incident = replace(entry.incident, linked_cases=entry.incident.linked_cases + new_cases,
                                          reporters=frozenset(entry.reporters))
-                if region in spiking:
+                if new_cases and region in spiking:
                     changed[region] = entry.incident

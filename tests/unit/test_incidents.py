@@ -151,6 +151,16 @@ def test_later_cases_of_the_key_are_linked() -> None:
     assert resolved.reporters == update.reporters
 
 
+def test_a_pane_that_counted_nothing_still_makes_its_reporters_the_incidents() -> None:
+    """A customer's repeat (`detection.repeat_horizon`) is not counted but is a reporter: outreach reads the
+    incident's reporters, so they must not be warned of what they told us."""
+    tracker = IncidentTracker(resolve_after=4)
+    tracker.observe(verdict(0, spike(0, observed=12, reporters=("CU-1",))))
+    assert tracker.observe(verdict(1, cases={"TX-453": PaneCases(0, (), ("CU-9",))})) == [], "nothing to report yet"
+    [current] = tracker.open_incidents()
+    assert (current.linked_cases, current.reporters) == (12, frozenset({"CU-1", "CU-9"}))
+
+
 def test_a_national_incident_links_cases_of_every_region() -> None:
     tracker = IncidentTracker(resolve_after=4)
     tracker.observe(verdict(0, spike(0, region=NATIONAL, observed=100, expected=30.0)))

@@ -14,13 +14,14 @@ from __future__ import annotations
 import copy
 import pickle
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from forewarn.batches import PartitionInfo
 from forewarn.detectors.shard import CountedCase, DetectionShard, Judged, ShardBatch, ShardRules
-from forewarn.detectors.topic import TopicDetector, pane_index
+from forewarn.detectors.topic import TopicDetector, pane_index, pane_time
 from forewarn.metrics import EngineMetrics
 from forewarn.settings import DetectionSettings
 
@@ -108,12 +109,43 @@ def test_a_topic_restored_from_state_written_before_the_rule_counts_every_case()
     shard = _shard()
     _offer(shard, _case(1, "CU-1"))
     topic = shard._topics["no_internet"]
+    _, slots = cast(tuple[None, dict[str, Any]], topic.__reduce_ex__(2)[2])  # as pickle writes slots: (None, {...})
+    assert set(slots) == {"detector", "seen", "cap", "filling", "customers"}
+    del slots["customers"]  # as the state was written before customers were counted once
     old = type(topic).__new__(type(topic))
-    old.__setstate__([topic.detector, topic.seen, topic.cap, topic.filling])  # four fields, as pickled before
+    old.__setstate__((None, slots))
     assert old.customers is None
     shard._topics["no_internet"] = old
     assert _offer(shard, _case(2, "CU-1")).repeats is None
     assert _counts(shard) == {("no_internet", "TX-453"): 2}
+
+
+def test_a_copy_of_a_case_is_a_duplicate_not_a_repeat() -> None:
+    shard = DetectionShard(_detector, ShardRules(SLIDE, LATENESS, live=False, dedup=(DAY, 100), repeats=(DAY, 100)),
+                           partitions=["cases#0"])
+    judged = _offer(shard, _case(1, "CU-1"), _case(1, "CU-1"), _case(2, "CU-1"))
+    assert [letter.step for letter in judged.letters] == ["dedup"] and judged.repeats == {"no_internet": 1}
+
+
+def test_a_repeat_takes_no_capped_regions_place_and_gets_no_letter() -> None:
+    """One account filing in region after region must not use up a topic's regions (`max_regions_per_topic`)."""
+    shard = DetectionShard(_detector, ShardRules(SLIDE, LATENESS, live=False, max_regions=2, repeats=(DAY, 100)),
+                           partitions=["cases#0"])
+    judged = _offer(shard, _case(1, "CU-1", region="A"), _case(2, "CU-1", region="B"), _case(3, "CU-1", region="C"),
+                    _case(4, "CU-2", region="D"), _case(5, "CU-3", region="E"))
+    assert [letter.raw for letter in judged.letters] == [b"case 5"], "only E, the third region counted, is capped"
+    [[verdict]] = shard.end()
+    assert {region: (c.count, c.reporters) for region, c in verdict.cases.items()} == {
+        "A": (1, ("CU-1",)), "D": (1, ("CU-2",)), "~overflow": (1, ("CU-3",))}
+
+
+def test_of_a_customers_cases_the_first_to_arrive_counts_whatever_its_time() -> None:
+    shard = _shard()
+    later = T + timedelta(minutes=20)
+    assert _offer(shard, _case(1, "CU-1", later), _case(2, "CU-1", T), watermark=later).repeats == {"no_internet": 1}
+    counted = {v.pane_start: v.cases["TX-453"] for verdicts in shard.end() for v in verdicts if v.cases}
+    assert {start: (c.count, c.reporters) for start, c in counted.items()} == {
+        pane_time(pane_index(later, SLIDE), SLIDE): (1, ("CU-1",)), T: (0, ("CU-1",))}
 
 
 def test_the_setting_defaults_to_a_day_turns_off_with_null_or_zero_and_refuses_a_negative_one() -> None:
