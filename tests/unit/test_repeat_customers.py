@@ -3,10 +3,11 @@
 Finding: every case counted, whoever filed it, so one customer calling back a dozen times, or a
 script filing under one account, was a surge at a sparse key (a record decided more than its
 source allows). Boston's 2015 street-light requests show the pattern without the ids to act on it:
-one app user's walk files two dozen reports within the hour. The shard now remembers, per topic,
-the customers it counted (`SeenIds`, as for case ids): a customer's further cases there within the
-horizon are read and not counted, and tallied per topic for the metric; they are valid, so they are
-not dead letters.
+24 app reports in one neighbourhood in two hours, at 23 addresses, as one user's walk would file them.
+The shard now remembers, per topic, the customers it counted (`SeenIds`, as for case ids): a
+customer's further cases there within the horizon are read and not counted, and tallied per topic for
+the metric; they are valid, so they are not dead letters. A repeat stays a reporter of its pane (in a
+region the topic counted in), and is judged before the region cap, so it takes no region's place.
 """
 
 from __future__ import annotations
